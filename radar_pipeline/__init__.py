@@ -1,0 +1,3 @@
+"""Radar supply-chain risk pipeline (Dagster + DuckDB)."""
+
+METHODOLOGY_VERSION = "radar-2023.1"

@@ -1,0 +1,29 @@
+"""Environment-driven settings. Every path a user can change is read here, once."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+SQL_DIR = REPO_DIR / "sql"
+RULES_DIR = PACKAGE_DIR / "rules"
+SAMPLE_MIRROR_DIR = PACKAGE_DIR / "sample_mirror"
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("RADAR_LANDING", "data/landing"))
+
+
+def sources_mirror() -> Path | None:
+    value = os.environ.get("RADAR_SOURCES_MIRROR")
+    return Path(value) if value else None
+
+
+def user_files_dir() -> Path:
+    """Folder of user-supplied files: ITUC curated CSV, licensed indicators (long format)."""
+    return Path(os.environ.get("RADAR_USER_FILES", "data/user"))

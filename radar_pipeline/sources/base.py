@@ -1,0 +1,109 @@
+"""The contract every publisher adapter follows.
+
+An adapter turns the files one publisher released (one folder per vintage)
+into long observation rows. It never maps country names itself and never
+decides which rows an edition uses: `countries.resolve` maps names/codes to
+ISO3 and `country_risk` applies the edition window. That keeps adapters
+small and makes every one of them testable on the publisher's own file.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+
+from radar_pipeline.settings import RULES_DIR
+
+# Columns (and dtypes) every parser returns.
+RAW_OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String,        # adapter name, e.g. "ti_cpi"
+    "indicator_id": pl.String,  # from rules/indicators.csv
+    "vintage": pl.String,       # folder the file came from, e.g. "2023", "2022-04"
+    "file": pl.String,          # file name as released
+    "row_ref": pl.String,       # where in the file: "sheet 'CPI 2023' row 7", "line 12"
+    "country": pl.String,       # country name exactly as in the file (may be null if only a code)
+    "code": pl.String,          # country code as in the file (ISO3/WB code), null when the file has none
+    "data_year": pl.Int32,      # the year the value describes
+    "value": pl.Float64,
+}
+
+
+class SourceError(Exception):
+    """A publisher file or response that cannot be used. Always names where and why."""
+
+    def __init__(self, source: str, reason: str, *, file: str | None = None,
+                 row: str | None = None, field: str | None = None):
+        self.source, self.file, self.row, self.field, self.reason = source, file, row, field, reason
+        where = ", ".join(p for p in (
+            f"file {file}" if file else None,
+            row,
+            f"field '{field}'" if field else None,
+        ) if p)
+        super().__init__(f"[{source}] {where + ': ' if where else ''}{reason}")
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    """One row of rules/indicators.csv: an indicator and where to read it."""
+
+    indicator_id: str
+    topic: str
+    source: str
+    direction: str          # "higher_is_riskier" | "lower_is_riskier"
+    unit: str
+    vintages: str           # "*" = every vintage, else ";"-separated vintage folders
+    series: str             # column / series / code in the publisher file for those vintages
+    note: str = ""
+
+    def applies_to(self, vintage: str) -> bool:
+        return self.vintages == "*" or vintage in self.vintages.split(";")
+
+    @property
+    def higher_is_riskier(self) -> bool:
+        return self.direction == "higher_is_riskier"
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A publisher file on local disk (landing folder or mirror)."""
+
+    source: str
+    vintage: str
+    path: Path
+    url: str | None = None
+    sha256: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@lru_cache(maxsize=1)
+def load_indicator_specs(path: Path | None = None) -> tuple[IndicatorSpec, ...]:
+    path = path or RULES_DIR / "indicators.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if not r["indicator_id"].startswith("#")]
+    return tuple(IndicatorSpec(**{k: (v or "").strip() for k, v in r.items()}) for r in rows)
+
+
+def specs_for(source: str, vintage: str | None = None) -> list[IndicatorSpec]:
+    return [s for s in load_indicator_specs()
+            if s.source == source and (vintage is None or s.applies_to(vintage))]
+
+
+def empty_observations() -> pl.DataFrame:
+    return pl.DataFrame(schema=RAW_OBSERVATION_SCHEMA)
+
+
+def conform(df: pl.DataFrame) -> pl.DataFrame:
+    """Cast/ordering to RAW_OBSERVATION_SCHEMA; drops rows with a null value."""
+    missing = [c for c in RAW_OBSERVATION_SCHEMA if c not in df.columns]
+    if missing:
+        raise ValueError(f"parser output lacks columns {missing}")
+    return (df.select([pl.col(c).cast(t, strict=False) if c != "value" else pl.col(c).cast(t)
+                       for c, t in RAW_OBSERVATION_SCHEMA.items()])
+              .filter(pl.col("value").is_not_null() & pl.col("value").is_finite()))
