@@ -107,3 +107,40 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     return (df.select([pl.col(c).cast(t, strict=False) if c != "value" else pl.col(c).cast(t)
                        for c, t in RAW_OBSERVATION_SCHEMA.items()])
               .filter(pl.col("value").is_not_null() & pl.col("value").is_finite()))
+
+
+_MAGIC = {
+    "xlsx": (b"PK\x03\x04",),
+    "json": (b"{", b"["),
+    "xml": (b"<?xml", b"<"),
+}
+
+
+def check_content(file: LandedFile, kind: str) -> bytes:
+    """Read a landed file and refuse what is plainly not the publisher's format.
+
+    Publishers' servers answer outages with HTTP 200 and an HTML page, an empty
+    body or a truncated zip; catching that here gives a message that names the
+    source and the file instead of a parser traceback further down.
+    kind: "xlsx" | "csv" | "json" | "xml".
+    """
+    data = file.path.read_bytes()
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not data.strip():
+        raise SourceError(file.source, "file is empty", file=file.name)
+    if head.startswith((b"<!doctype html", b"<html")) or (kind != "xml" and head.startswith(b"<")):
+        raise SourceError(file.source, f"expected {kind} but got an HTML/XML page "
+                          f"(starts {data[:60]!r}) — the publisher probably served an error page",
+                          file=file.name)
+    if kind in _MAGIC and not head.startswith(tuple(m.lower() for m in _MAGIC[kind])):
+        raise SourceError(file.source, f"expected {kind} content but file starts {data[:16]!r}",
+                          file=file.name)
+    if kind == "xlsx" and b"PK\x05\x06" not in data[-66000:]:
+        raise SourceError(file.source, "xlsx workbook is truncated (no zip end record)", file=file.name)
+    if kind == "csv":
+        try:
+            data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SourceError(file.source, f"not UTF-8 text at byte {exc.start}: wrong encoding "
+                              "or a binary file", file=file.name) from exc
+    return data
