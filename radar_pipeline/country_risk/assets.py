@@ -1,0 +1,252 @@
+"""Country risk per edition (METHODOLOGY §1-2) as Dagster assets.
+
+sources (one asset per publisher) -> indicator_scores -> country_topic_risk.
+Each source asset validates what it parsed *before* writing: a failing
+source reports a failed blocking check and raises, so its previous rows and
+everything downstream stay as they were.
+"""
+
+import csv
+
+import dagster as dg
+import polars as pl
+
+from radar_pipeline import schemas, settings
+from radar_pipeline.methodology import TOPICS
+from radar_pipeline.partitions import editions
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.base import SourceError
+from radar_pipeline.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
+
+POOL = "duckdb_write"
+GROUP = "country_risk"
+
+
+class CountryRiskConfig(dg.Config):
+    allow_missing_topics: list[str] = []
+
+
+# --- reference -------------------------------------------------------------------
+
+@dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"},
+          description="UN M49 countries/areas with a region: the country universe and gap-fill groups.",
+          metadata={"dagster/table_name": "countries"})
+def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    from radar_pipeline.sources import un_m49
+
+    files = registry.collect_files("un_m49", mirror=settings.sources_mirror(),
+                                   landing=settings.landing_dir(), user_dir=settings.user_files_dir(),
+                                   log=context.log.info)
+    if not files:
+        raise dg.Failure(f"no UN M49 file found (looked for un_m49/<vintage>/*.csv in "
+                         f"{settings.sources_mirror() or settings.landing_dir()})")
+    latest = list(files.values())[-1][0]
+    df = un_m49.parse_countries(latest.path)
+    problems = schemas.validate(schemas.countries, df)
+    if problems:
+        raise dg.Failure(f"un_m49 {latest.name}: " + "; ".join(problems[:5]))
+    with warehouse.get_connection() as con:
+        con.execute("begin transaction")
+        con.execute("delete from countries")
+        con.execute("insert into countries select * from df")
+        con.execute("commit")
+        schema = table_schema_metadata(con, "countries")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": df.height, "dagster/column_schema": schema,
+        "file": latest.name, "sha256": latest.sha256, "vintage": latest.vintage})
+
+
+@dg.asset(group_name="reference", pool=POOL, kinds={"duckdb"},
+          description="Indicator registry (rules/indicators.csv): topic, source and direction of each indicator.",
+          metadata={"dagster/table_name": "indicator_registry"})
+def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    with open(settings.RULES_DIR / "indicators.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    df = (pl.DataFrame(rows).select("indicator_id", "topic", "source", "direction", "unit", "note")
+            .unique("indicator_id", keep="first", maintain_order=True))
+    conflicts = (pl.DataFrame(rows).group_by("indicator_id")
+                   .agg(pl.col("topic").n_unique().alias("t"), pl.col("direction").n_unique().alias("d"))
+                   .filter((pl.col("t") > 1) | (pl.col("d") > 1)))
+    problems = schemas.validate(schemas.indicator_registry, df)
+    if conflicts.height:
+        problems.append(f"indicators with conflicting topic/direction across rows: "
+                        f"{conflicts['indicator_id'].to_list()}")
+    if problems:
+        raise dg.Failure("rules/indicators.csv: " + "; ".join(problems[:5]))
+    with warehouse.get_connection() as con:
+        con.execute("begin transaction")
+        con.execute("delete from indicator_registry")
+        con.execute("insert into indicator_registry select * from df")
+        con.execute("commit")
+    return dg.MaterializeResult(metadata={"dagster/row_count": df.height,
+                                          "topics_covered": len(set(df["topic"]))})
+
+
+# --- sources ---------------------------------------------------------------------
+
+def build_source_asset(source: str) -> dg.AssetsDefinition:
+    check_name = "parsed_and_valid"
+
+    @dg.asset(
+        name=f"{source}_observations", group_name="sources", pool=POOL,
+        partitions_def=editions, deps=[countries], kinds={"duckdb", "polars"},
+        description=(f"Observations from the `{source}` adapter inside the edition window "
+                     "(Y-5..Y), written to indicator_observations (slice edition x source)."),
+        metadata={"dagster/table_name": "indicator_observations", "source": source},
+        check_specs=[dg.AssetCheckSpec(check_name, asset=f"{source}_observations", blocking=True,
+                                       description="Publisher files parse, countries map, schema holds")],
+        retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+        edition = int(context.partition_key)
+        with warehouse.get_connection() as con:
+            universe = {r[0] for r in con.sql("select iso3 from countries").fetchall()}
+        if not universe:
+            raise dg.Failure("countries table is empty: materialize `countries` first")
+        try:
+            load = registry.load_source(source, edition, universe, log=context.log.info)
+            problems = schemas.validate(schemas.indicator_observations, load.observations)
+            if problems:
+                raise SourceError(source, "; ".join(problems[:10]))
+        except SourceError as exc:
+            # Report, then fail: the check shows why in the UI, the raise stops
+            # downstream, and the previous slice of this source is kept.
+            yield dg.AssetCheckResult(check_name=check_name, passed=False,
+                                      severity=dg.AssetCheckSeverity.ERROR,
+                                      metadata={"error": str(exc), "file": exc.file or "",
+                                                "row": exc.row or "", "field": exc.field or ""})
+            raise dg.Failure(str(exc)) from exc
+
+        obs, notes = load.observations, load.notes
+        context.log.info(f"[{source}] {len(load.files)} file(s) in vintages {load.vintages}: "
+                         f"{obs.height} observations for edition {edition}, {notes.height} rows left out")
+        files_df = pl.DataFrame(
+            [{"edition": edition, "source": source, "vintage": f.vintage, "file": f.name,
+              "url": f.url, "sha256": f.sha256, "bytes": f.path.stat().st_size,
+              "fetched_at": f.extra.get("fetched_at")} for f in load.files],
+            schema={"edition": pl.Int32, "source": pl.String, "vintage": pl.String, "file": pl.String,
+                    "url": pl.String, "sha256": pl.String, "bytes": pl.Int64, "fetched_at": pl.String})
+        notes_df = notes.with_columns(edition=pl.lit(edition, pl.Int32))
+        with warehouse.get_connection() as con:
+            where = {"edition": edition, "source": source}
+            n = replace_slice(con, "indicator_observations", obs, where)
+            replace_slice(con, "source_files", files_df, where)
+            replace_slice(con, "source_notes", notes_df, where)
+            schema = table_schema_metadata(con, "indicator_observations")
+        yield dg.AssetCheckResult(check_name=check_name, passed=True,
+                                  metadata={"rows": n, "left_out": notes.height})
+        per_indicator = obs.group_by("indicator_id").agg(pl.col("iso3").n_unique()).sort("indicator_id")
+        yield dg.MaterializeResult(metadata={
+            "dagster/row_count": n,
+            "dagster/column_schema": schema,
+            "countries": obs["iso3"].n_unique(),
+            "coverage": dg.MetadataValue.md(
+                "| indicator | countries |\n|---|---|\n" + "\n".join(
+                    f"| {r[0]} | {r[1]} |" for r in per_indicator.iter_rows())) if n else "no data in window",
+            "vintages": ", ".join(load.vintages),
+            "files": dg.MetadataValue.json({f.name: {"sha256": f.sha256, "url": f.url, "vintage": f.vintage}
+                                            for f in load.files}),
+            "left_out_rows": notes.height,
+        })
+
+    return _asset
+
+
+source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
+
+
+# --- scores ----------------------------------------------------------------------
+
+@dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "sql"},
+          deps=[indicator_registry, countries, *source_assets],
+          description="Indicator values normalised to 1-6 (min-max by direction) for the latest observation "
+                      "in Y-5..Y; gaps filled with M49 sub-region/region means and flagged (sql/country_risk/indicator_scores.sql).",
+          metadata={"dagster/table_name": "indicator_scores"})
+def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    edition = int(context.partition_key)
+    with warehouse.get_connection() as con:
+        rows = con.sql(read_sql("country_risk/indicator_scores"), params={"edition": edition}).pl()
+        problems = schemas.validate(schemas.indicator_scores, rows)
+        if problems:
+            raise dg.Failure("indicator_scores: " + "; ".join(problems[:5]))
+        flat = con.sql("select indicator_id from indicator_observations where edition = $e "
+                       "group by 1 having min(value) = max(value)", params={"e": edition}).fetchall()
+        for (ind,) in flat:
+            context.log.warning(f"indicator {ind}: every country has the same value in edition "
+                                f"{edition}; all get 3.5 (METHODOLOGY §2.2)")
+        n = replace_slice(con, "indicator_scores", rows, {"edition": edition})
+        schema = table_schema_metadata(con, "indicator_scores")
+    by_method = rows.group_by("method").len().sort("method")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "dagster/column_schema": schema,
+        "indicators": rows["indicator_id"].n_unique(),
+        "by_method": dg.MetadataValue.json(dict(by_method.iter_rows())),
+        "flat_indicators": ", ".join(i for (i,) in flat) or "none",
+    })
+
+
+def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
+    """Countries per topic with all-direct data vs some imputation."""
+    return (rows.group_by("topic")
+                .agg(direct=(pl.col("n_imputed") == 0).sum(), imputed=(pl.col("n_imputed") > 0).sum())
+                .sort("topic"))
+
+
+@dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "sql"},
+          deps=[indicator_scores],
+          description="Topic score 1-6 per country: mean of the topic's indicator scores "
+                      "(sql/country_risk/country_topic_risk.sql). A topic with no data fails the run "
+                      "unless listed in allow_missing_topics.",
+          metadata={"dagster/table_name": "country_topic_risk"})
+def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskConfig,
+                       warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    edition = int(context.partition_key)
+    unknown = sorted(set(config.allow_missing_topics) - set(TOPICS))
+    if unknown:
+        raise dg.Failure(f"allow_missing_topics names unknown topics {unknown}; topics are {list(TOPICS)}")
+    with warehouse.get_connection() as con:
+        present = {r[0] for r in con.sql(
+            "select distinct r.topic from indicator_scores s join indicator_registry r using (indicator_id) "
+            "where s.edition = $e", params={"e": edition}).fetchall()}
+        missing = [t for t in TOPICS if t not in present]
+        not_allowed = [t for t in missing if t not in config.allow_missing_topics]
+        if not_allowed:
+            raise dg.Failure(
+                f"edition {edition}: no indicator data for topic(s) {', '.join(not_allowed)}. "
+                "Supply a source (user file, mirror) or allow them: "
+                f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)}")
+        rows = con.sql(read_sql("country_risk/country_topic_risk"),
+                       params={"edition": edition, "missing_topics": ",".join(missing)}).pl()
+        problems = schemas.validate(schemas.country_topic_risk, rows)
+        if problems:
+            raise dg.Failure("country_topic_risk: " + "; ".join(problems[:5]))
+        n = replace_slice(con, "country_topic_risk", rows, {"edition": edition})
+        schema = table_schema_metadata(con, "country_topic_risk")
+    if missing:
+        context.log.warning(f"edition {edition}: topics left out of every mean: {', '.join(missing)}")
+    cov = topic_coverage(rows)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "dagster/column_schema": schema,
+        "countries": rows["iso3"].n_unique(),
+        "missing_topics": ", ".join(missing) or "none",
+        "coverage": dg.MetadataValue.md(
+            "| topic | countries direct | countries imputed |\n|---|---|---|\n"
+            + "\n".join(f"| {t} | {d} | {i} |" for t, d, i in cov.iter_rows())),
+    })
+
+
+@dg.asset_check(asset=country_topic_risk, blocking=True,
+                description="Every universe country has every present topic; scores within 1-6.")
+def country_topic_risk_complete(context: dg.AssetCheckExecutionContext,
+                                warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    edition = int(context.partition_key) if context.has_partition_key else None
+    with warehouse.get_connection(read_only=False) as con:
+        e = edition or con.sql("select max(edition) from country_topic_risk").fetchall()[0][0]
+        stats = con.sql("""
+            select (select count(*) from countries) * count(distinct topic) as expected,
+                   count(*) as actual, min(score) as lo, max(score) as hi
+            from country_topic_risk where edition = $e""", params={"e": e}).fetchall()[0]
+    expected, actual, lo, hi = stats
+    passed = bool(actual) and expected == actual and lo >= 1.0 and hi <= 6.0
+    return dg.AssetCheckResult(passed=passed, metadata={
+        "edition": e, "expected_rows": expected, "rows": actual, "min_score": lo, "max_score": hi})

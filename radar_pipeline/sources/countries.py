@@ -1,0 +1,107 @@
+"""Country names and codes from publisher files → ISO3, in one place.
+
+Codes (ISO3 / World Bank codes) are taken as they are; names go through
+`country_converter`, with the small `rules/country_overrides.csv` consulted
+first for the few values the library cannot map. The universe is the UN M49
+list (METHODOLOGY §1): rows whose country maps but lies outside it (Kosovo,
+Channel Islands, regional aggregates with codes) are dropped and reported as
+notes, never silently. A *name* that maps to nothing is an error naming the
+source, file, row and value — a renamed country must not vanish.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+
+from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.sources.base import SourceError
+
+NOTE_SCHEMA = {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,
+               "country": pl.String, "code": pl.String, "reason": pl.String}
+
+
+@lru_cache(maxsize=1)
+def _converter():
+    # country_converter logs a warning per unmatched name; we report them ourselves.
+    logging.getLogger("country_converter").setLevel(logging.ERROR)
+    import country_converter as coco
+
+    return coco.CountryConverter()
+
+
+@lru_cache(maxsize=1)
+def load_overrides(path: Path | None = None) -> pl.DataFrame:
+    with open(path or RULES_DIR / "country_overrides.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return pl.DataFrame(rows, schema={"source": pl.String, "value": pl.String, "iso3": pl.String,
+                                      "action": pl.String, "reason": pl.String})
+
+
+def names_to_iso3(names: list[str]) -> dict[str, str | None]:
+    """Map distinct names with country_converter; None where it finds nothing."""
+    if not names:
+        return {}
+    result = _converter().convert(names=names, to="ISO3", not_found=None)
+    if isinstance(result, str):
+        result = [result]
+    return {n: (r if isinstance(r, str) and len(r) == 3 else None) for n, r in zip(names, result)}
+
+
+def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Add `iso3` to parsed observations; return (rows in universe, notes for dropped rows).
+
+    Raises SourceError listing every name that does not map to a country.
+    """
+    overrides = load_overrides().filter(pl.col("source").is_in(["*", source]))
+    ov_map = overrides.filter(pl.col("action") == "map").select("value", ov_iso3="iso3")
+    ov_drop = overrides.filter(pl.col("action") == "drop").select("value", drop_reason="reason")
+
+    df = raw.with_columns(
+        _key=pl.coalesce(pl.col("code").str.strip_chars().str.to_uppercase(),
+                         pl.col("country").str.strip_chars()),
+    ).join(ov_map, left_on="_key", right_on="value", how="left") \
+     .join(ov_drop, left_on="_key", right_on="value", how="left")
+
+    by_code = pl.col("code").is_not_null() & pl.col("code").str.contains(r"^[A-Za-z]{3}$")
+    names = (df.filter(~by_code & pl.col("ov_iso3").is_null() & pl.col("drop_reason").is_null())
+               .get_column("_key").unique().drop_nulls().to_list())
+    mapped = names_to_iso3(sorted(names))
+    name_map = pl.DataFrame({"_key": list(mapped), "_coco": list(mapped.values())},
+                            schema={"_key": pl.String, "_coco": pl.String})
+    df = df.join(name_map, on="_key", how="left").with_columns(
+        iso3=pl.when(pl.col("drop_reason").is_not_null()).then(None)
+               .when(pl.col("ov_iso3").is_not_null()).then(pl.col("ov_iso3"))
+               .when(by_code).then(pl.col("code").str.to_uppercase())
+               .otherwise(pl.col("_coco")))
+
+    unmapped = df.filter(pl.col("iso3").is_null() & pl.col("drop_reason").is_null())
+    if unmapped.height:
+        first = unmapped.group_by("_key", maintain_order=True).agg(pl.first("file"), pl.first("row_ref"))
+        listing = "; ".join(f"'{r['_key']}' ({r['file']}, {r['row_ref']})" for r in first.head(20).iter_rows(named=True))
+        raise SourceError(source, f"{first.height} country name(s) do not map to ISO3: {listing}. "
+                          "Add them to rules/country_overrides.csv (action map or drop) if they are legitimate",
+                          field="country")
+
+    # Two different source entities landing on one country (e.g. "India" and
+    # "Indian Kashmir" both -> IND) would make the kept value arbitrary.
+    clash = (df.filter(pl.col("iso3").is_not_null())
+               .group_by("iso3").agg(pl.col("_key").unique().sort(), pl.first("file"))
+               .filter(pl.col("_key").list.len() > 1))
+    if clash.height:
+        listing = "; ".join(f"{r['iso3']} <- {r['_key']}" for r in clash.head(20).iter_rows(named=True))
+        raise SourceError(source, f"several entries map to the same country: {listing}. Decide which one "
+                          "counts in rules/country_overrides.csv (map one, drop the others)",
+                          file=clash["file"][0], field="country")
+
+    notes = df.filter(pl.col("drop_reason").is_not_null() | ~pl.col("iso3").is_in(list(universe)))
+    notes = notes.select(
+        "source", "vintage", "file", "row_ref", "country", "code",
+        reason=pl.coalesce(pl.col("drop_reason"),
+                           pl.format("outside the M49 universe (maps to {})", pl.col("iso3"))),
+    ).cast(NOTE_SCHEMA)
+    kept = df.filter(pl.col("iso3").is_in(list(universe))).drop("_key", "ov_iso3", "drop_reason", "_coco")
+    return kept, notes

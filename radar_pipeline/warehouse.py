@@ -1,0 +1,100 @@
+"""The DuckDB warehouse: a Dagster resource plus the few write patterns we allow.
+
+DuckDB takes one writer *or* many readers per file. Every asset that writes
+declares `pool="duckdb_write"` (dagster.yaml limits pools to 1 slot) so runs
+never fight for the file; BI tools read the separately published copy.
+Writes are delete-then-insert of one partition slice inside a transaction:
+rerunning an edition replaces exactly its rows, and a failure rolls back to
+the last good state.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from radar_pipeline import settings
+
+DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
+
+
+def read_sql(name: str) -> str:
+    """Text of sql/<name>.sql (one SELECT per file, `$param` placeholders)."""
+    return (settings.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL_FILE.read_text(encoding="utf-8"))
+
+
+def connect(path: Path | str, *, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; waits briefly if another process holds the write lock."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(retries):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:  # lock held by another process
+            if "lock" not in str(exc).lower() or attempt == retries - 1:
+                raise
+            time.sleep(0.25 * (attempt + 1))
+    if not read_only:
+        ensure_schema(con)
+    return con
+
+
+def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame | str,
+                  where: dict[str, object], params: dict[str, object] | None = None) -> int:
+    """Delete rows matching `where` then insert `rows` (a DataFrame or a SELECT), atomically.
+
+    Column order follows the target table; `rows` must carry every column.
+    Returns the number of rows inserted.
+    """
+    cond = " and ".join(f"{k} = ${k}" for k in where)
+    cols = [r[0] for r in con.sql(f"select column_name from information_schema.columns "
+                                   f"where table_name = '{table}' order by ordinal_position").fetchall()]
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {table} where {cond}", where)
+        if isinstance(rows, pl.DataFrame):
+            missing = [c for c in cols if c not in rows.columns]
+            if missing:
+                raise ValueError(f"rows for {table} lack columns {missing}")
+            staged = rows.select(cols)  # noqa: F841 — referenced by name in the SQL below
+            con.execute(f"insert into {table} select * from staged")
+        else:
+            con.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from ({rows})",
+                        {**(params or {})})
+        n = con.sql(f"select count(*) from {table} where {cond}", params=where).fetchall()[0][0]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return n
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The pipeline's embedded warehouse file (RADAR_WAREHOUSE, default data/radar.duckdb)."""
+
+    path: str = str(settings.warehouse_path())
+
+    @contextmanager
+    def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def table_schema_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
+    cols = con.sql("select column_name, data_type from information_schema.columns "
+                   "where table_name = $t order by ordinal_position", params={"t": table}).fetchall()
+    return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in cols])
