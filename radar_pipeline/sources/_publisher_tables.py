@@ -1,0 +1,172 @@
+"""Shared table reading for the publisher adapters that read spreadsheets and CSV tables
+(ti_cpi, yale_epi, freedom_house_fiw, fund_for_peace_fsi, undp_gii, nd_gain).
+
+Publisher files put a title, notes or an embargo line above the header, so the
+header row is always *located by content* (the row holding the expected column
+names), never hard-coded. Every frame these helpers return carries a `__row`
+column: the 1-based row number a spreadsheet user sees (xlsx) or the 1-based
+line number in a text editor (csv), used to build `row_ref`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import fastexcel
+import polars as pl
+
+from radar_pipeline.sources.base import LandedFile, SourceError
+
+ROW = "__row"
+# Cell texts that mean "no value" in these publishers' files.
+MISSING_TOKENS = ("", "na", "n/a", "..")
+# How far down a sheet/CSV the header row may sit.
+HEADER_SCAN_ROWS = 40
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def sheet_names(file: LandedFile) -> list[str]:
+    try:
+        return list(fastexcel.read_excel(file.path).sheet_names)
+    except Exception as exc:  # fastexcel raises its own error types for broken workbooks
+        raise SourceError(file.source, f"cannot open workbook: {exc}", file=file.name) from exc
+
+
+def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
+    """Every cell of a sheet as text, no header; `__row` = spreadsheet row number."""
+    try:
+        reader = fastexcel.read_excel(file.path)
+        loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
+        df = pl.DataFrame(loaded.to_arrow())
+    except Exception as exc:
+        raise SourceError(file.source, f"cannot read sheet '{sheet}': {exc}", file=file.name) from exc
+    df = df.rename({c: f"c{i}" for i, c in enumerate(df.columns)})
+    # skip_rows=0 keeps leading empty rows, so frame index 0 is spreadsheet row 1.
+    return df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def read_csv_raw(file: LandedFile, data: bytes, header_names: list[str]) -> pl.DataFrame:
+    """A CSV whose header is located by content (the first record, within the first
+    HEADER_SCAN_ROWS records, holding one of `header_names`), returned with the
+    header applied and `__row` = line number of each record (one line per record
+    assumed below the header, as in every file these adapters read)."""
+    text = data.decode("utf-8-sig")
+    wanted = {_norm(h) for h in header_names}
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header_record, header_line = None, None
+    try:
+        for i, record in enumerate(reader):
+            if i >= HEADER_SCAN_ROWS:
+                break
+            if any(_norm(cell) in wanted for cell in record):
+                header_record, header_line = i, reader.line_num
+                break
+    except csv.Error as exc:
+        raise SourceError(file.source, f"malformed CSV: {exc}", file=file.name,
+                          row=f"line {reader.line_num}") from exc
+    if header_record is None:
+        raise SourceError(file.source, f"no header row holding any of {sorted(header_names)} "
+                          f"in the first {HEADER_SCAN_ROWS} lines", file=file.name)
+    try:
+        raw = pl.read_csv(io.BytesIO(text.encode("utf-8")), has_header=False, infer_schema=False,
+                          skip_rows=header_record, raise_if_empty=False)
+    except Exception as exc:  # ragged rows, bad quoting
+        raise SourceError(file.source, f"cannot parse CSV below the header: {exc}",
+                          file=file.name) from exc
+    raw = raw.rename({c: f"c{i}" for i, c in enumerate(raw.columns)})
+    raw = raw.with_row_index(ROW).with_columns((pl.col(ROW).cast(pl.Int64) + header_line))
+    return apply_header(raw, 0)
+
+
+def locate_header(raw: pl.DataFrame, expected: list[str], *, source: str, file: str,
+                  where: str, min_hits: int = 2) -> int:
+    """Frame index of the first row holding at least `min_hits` of the expected
+    column names (case/whitespace-insensitive). Tolerates one renamed column so
+    that the later column check can name it."""
+    wanted = [_norm(e) for e in expected]
+    need = min(min_hits, len(wanted))
+    cells = [c for c in raw.columns if c != ROW]
+    head = raw.head(HEADER_SCAN_ROWS)
+    if not cells or head.height == 0:
+        raise SourceError(source, f"{where} has no rows", file=file)
+    hits = head.select(pl.sum_horizontal(
+        [pl.col(c).str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+         .is_in(wanted).fill_null(False).cast(pl.Int32) for c in cells]).alias("hits"))["hits"]
+    if hits.max() is None or hits.max() < need:
+        raise SourceError(source, f"no header row in {where}: expected a row holding columns "
+                          f"{expected} within the first {HEADER_SCAN_ROWS} rows", file=file)
+    return int((hits >= need).arg_true()[0])
+
+
+def apply_header(raw: pl.DataFrame, header_idx: int) -> pl.DataFrame:
+    """Use frame row `header_idx` as column names (stripped; empty -> `__colN`;
+    duplicates suffixed `__N`) and return the rows below it, with `__row`."""
+    cells = [c for c in raw.columns if c != ROW]
+    header = raw.row(header_idx, named=True)
+    names: list[str] = []
+    for i, c in enumerate(cells):
+        name = re.sub(r"\s+", " ", str(header[c] or "")).strip() or f"__col{i}"
+        while name in names:
+            name = f"{name}__{i}"
+        names.append(name)
+    return raw.slice(header_idx + 1).rename(dict(zip(cells, names)))
+
+
+def find_column(df: pl.DataFrame, name: str) -> str | None:
+    """Actual column name matching `name` case/whitespace-insensitively."""
+    target = _norm(name)
+    return next((c for c in df.columns if _norm(c) == target), None)
+
+
+def require_columns(df: pl.DataFrame, names: list[str], *, source: str, file: str,
+                    where: str) -> dict[str, str]:
+    """Map each expected name to the file's column; SourceError naming the expected
+    column(s) and the columns found when one is missing."""
+    mapping = {n: find_column(df, n) for n in names}
+    missing = [n for n, c in mapping.items() if c is None]
+    if missing:
+        found = [c for c in df.columns if c != ROW and not c.startswith("__col")]
+        raise SourceError(source, f"expected column(s) {missing} not found in {where}; "
+                          f"columns found: {found}", file=file,
+                          field=missing[0])
+    return mapping  # type: ignore[return-value]
+
+
+def parse_values(df: pl.DataFrame, value_col: str, *, source: str, file: str,
+                 ref_col: str = "row_ref", field_col: str | None = None) -> pl.DataFrame:
+    """Turn the text column `value_col` into Float64 `value`: missing tokens
+    (empty, NA, N/A, ..) become null and are dropped; any other non-number is a
+    SourceError naming the row and the field."""
+    txt = pl.col(value_col).cast(pl.String).str.strip_chars()
+    df = df.with_columns(
+        txt.alias("__txt"),
+        txt.str.replace_all(",", "").cast(pl.Float64, strict=False).alias("value"),
+    )
+    bad = df.filter(pl.col("value").is_null() & pl.col("__txt").is_not_null()
+                    & ~pl.col("__txt").str.to_lowercase().is_in(list(MISSING_TOKENS)))
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise SourceError(source, f"value {first['__txt']!r} is not a number "
+                          f"({bad.height} such cell(s))", file=file, row=first[ref_col],
+                          field=first[field_col] if field_col else value_col)
+    return df.drop("__txt").filter(pl.col("value").is_not_null())
+
+
+def year_from_text(col: str) -> pl.Expr:
+    """Four-digit year at the start of a cell's text: '2023', '2023.0' or a
+    datetime rendered as '2023-06-01 00:00:00' all give 2023."""
+    return pl.col(col).cast(pl.String).str.strip_chars().str.extract(r"^(\d{4})", 1).cast(pl.Int32)
+
+
+def check_years(df: pl.DataFrame, year_src: str, *, source: str, file: str,
+                ref_col: str = "row_ref") -> None:
+    """SourceError for rows holding a value whose year cell is not a year."""
+    bad = df.filter(pl.col("data_year").is_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise SourceError(source, f"year {first.get(year_src)!r} is not a four-digit year",
+                          file=file, row=first[ref_col], field=year_src)

@@ -1,0 +1,90 @@
+"""Transparency International — Corruption Perceptions Index results workbook.
+
+Reads the time-series sheet (name starts "CPI Timeseries"), which holds one
+"CPI score YYYY" column per year (TI writes "CPI Score" for some older years,
+so matching is case-insensitive). Without it, falls back to the main
+"CPI YYYY" sheet and its "CPI score YYYY" column. The header row sits below a
+title and an embargo line: it is located as the row holding "ISO3".
+Country codes are TI's ISO3 as written (TI uses KSV for Kosovo).
+"""
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from radar_pipeline.sources import _publisher_tables as t
+from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
+                                         conform, empty_observations)
+
+SOURCE = "ti_cpi"
+FILE_PATTERNS = ("*.xlsx",)
+
+_HEADER_MARKERS = ["ISO3", "Country / Territory", "Country", "Region"]
+
+
+def _series_regex(template: str) -> re.Pattern[str]:
+    """'CPI score {year}' -> case-insensitive regex capturing the year."""
+    parts = [r"\s+".join(re.escape(w) for w in p.split(" ")) for p in template.strip().split("{year}")]
+    return re.compile(r"^" + r"(\d{4})".join(parts) + r"$", re.IGNORECASE)
+
+
+def _pick_sheet(sheets: list[str]) -> str | None:
+    timeseries = [s for s in sheets if s.strip().lower().startswith("cpi timeseries")]
+    if timeseries:
+        return timeseries[0]
+    main = [s for s in sheets if re.fullmatch(r"\s*CPI \d{4}\s*", s, re.IGNORECASE)]
+    return main[0] if main else None
+
+
+def _parse_file(file: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
+    check_content(file, "xlsx")
+    sheets = t.sheet_names(file)
+    sheet = _pick_sheet(sheets)
+    if sheet is None:
+        raise SourceError(SOURCE, "no CPI sheet: expected one named 'CPI Timeseries …' or "
+                          f"'CPI <year>'; sheets found: {sheets}", file=file.name)
+    where = f"sheet '{sheet}'"
+    raw = t.read_sheet_raw(file, sheet)
+    hdr = t.locate_header(raw, _HEADER_MARKERS, source=SOURCE, file=file.name, where=where)
+    df = t.apply_header(raw, hdr)
+    cols = t.require_columns(df, ["ISO3"], source=SOURCE, file=file.name, where=where)
+    country_col = next((c for c in df.columns if c.lower().startswith("country")), None)
+    if country_col is None:
+        raise SourceError(SOURCE, f"no country column (name starting 'Country') in {where}; "
+                          f"columns found: {[c for c in df.columns if not c.startswith('__')]}",
+                          file=file.name, field="Country / Territory")
+    out = []
+    for spec in specs:
+        rx = _series_regex(spec.series)
+        year_cols = {c: int(m.group(1)) for c in df.columns if (m := rx.match(c))}
+        if not year_cols:
+            raise SourceError(
+                SOURCE, f"no '{spec.series}' column in {where} (sheets found: {sheets}; "
+                f"columns found: {[c for c in df.columns if not c.startswith('__')]})",
+                file=file.name, field=spec.series)
+        long = (df.select(pl.col(country_col).str.strip_chars().alias("country"),
+                          pl.col(cols["ISO3"]).str.strip_chars().alias("code"),
+                          pl.col(t.ROW), *year_cols)
+                  .filter(pl.col("country").is_not_null() | pl.col("code").is_not_null())
+                  .unpivot(on=list(year_cols), index=["country", "code", t.ROW],
+                           variable_name="column", value_name="raw_value")
+                  .with_columns(
+                      pl.format("sheet '{}' row {}, column '{}'", pl.lit(sheet), pl.col(t.ROW),
+                                pl.col("column")).alias("row_ref"),
+                      pl.col("column").replace_strict(year_cols, return_dtype=pl.Int32)
+                      .alias("data_year")))
+        long = t.parse_values(long, "raw_value", source=SOURCE, file=file.name,
+                              field_col="column")
+        out.append(long.with_columns(pl.lit(spec.indicator_id).alias("indicator_id")))
+    return pl.concat(out).with_columns(pl.lit(SOURCE).alias("source"),
+                                       pl.lit(file.vintage).alias("vintage"),
+                                       pl.lit(file.name).alias("file"))
+
+
+def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
+    if not specs:
+        return empty_observations()
+    if not files:
+        raise SourceError(SOURCE, f"no file matching {FILE_PATTERNS} in the vintage folder")
+    return conform(pl.concat([_parse_file(f, specs) for f in files], how="diagonal_relaxed"))
