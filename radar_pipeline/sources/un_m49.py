@@ -1,0 +1,91 @@
+"""UN M49 country/area reference (UNSD "Standard country or area codes" overview export).
+
+`UNSD_Methodology.csv`: semicolon separated, UTF-8 with BOM, header
+`Global Code;Global Name;Region Code;Region Name;Sub-region Code;Sub-region Name;
+Intermediate Region Code;Intermediate Region Name;Country or Area;M49 Code;
+ISO-alpha2 Code;ISO-alpha3 Code;Least Developed Countries (LDC);
+Land Locked Developing Countries (LLDC);Small Island Developing States (SIDS)`;
+codes are zero-padded strings, the three group columns hold "x" or nothing.
+
+The country universe (METHODOLOGY §1) = areas with an M49 region and an ISO3
+code: Antarctica (no region) and Sark (no ISO3) are left out.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+from radar_pipeline.sources._csv_text import LINE, read_csv_text, require_columns
+from radar_pipeline.sources.base import LandedFile, SourceError
+
+SOURCE = "un_m49"
+FILE_PATTERNS = ("UNSD_Methodology*.csv",)
+
+_COLUMNS = {
+    "ISO-alpha3 Code": "iso3",
+    "ISO-alpha2 Code": "iso2",
+    "M49 Code": "m49",
+    "Country or Area": "name",
+    "Region Name": "region",
+    "Sub-region Name": "subregion",
+    "Intermediate Region Name": "intermediate_region",
+}
+_FLAGS = {
+    "Least Developed Countries (LDC)": "ldc",
+    "Land Locked Developing Countries (LLDC)": "lldc",
+    "Small Island Developing States (SIDS)": "sids",
+}
+
+COUNTRY_SCHEMA = pa.DataFrameSchema(
+    {
+        "iso3": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{3}$"), unique=True, nullable=False),
+        # Namibia's ISO2 is "NA": read as text, never as a missing-value token.
+        "iso2": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{2}$"), nullable=True),
+        "m49": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), unique=True, nullable=False),
+        "name": pa.Column(pl.String, nullable=False),
+        "region": pa.Column(pl.String, nullable=False),
+        "subregion": pa.Column(pl.String, nullable=True),
+        "intermediate_region": pa.Column(pl.String, nullable=True),
+        "ldc": pa.Column(pl.Boolean, nullable=False),
+        "lldc": pa.Column(pl.Boolean, nullable=False),
+        "sids": pa.Column(pl.Boolean, nullable=False),
+    },
+    strict=True, ordered=True,
+)
+
+
+def read_m49_file(path: Path) -> pl.DataFrame:
+    """Every row of the export as text (empty -> null), publisher's column names, plus `__line`."""
+    file = LandedFile(SOURCE, path.parent.name, Path(path))
+    try:
+        text = file.path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(SOURCE, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
+    df = read_csv_text(file, text, separator=";")
+    require_columns(file, df, [*_COLUMNS, *_FLAGS])
+    return df
+
+
+def parse_countries(path: Path) -> pl.DataFrame:
+    """iso3, iso2, m49, name, region, subregion, intermediate_region, ldc, lldc, sids —
+    one row per ISO3 country/area that has an M49 region."""
+    raw = read_m49_file(Path(path))
+    df = raw.select(
+        *[pl.col(src).str.strip_chars().replace("", None).alias(dst) for src, dst in _COLUMNS.items()],
+        *[(pl.col(src).str.strip_chars().str.to_lowercase().fill_null("") == "x").alias(dst)
+          for src, dst in _FLAGS.items()],
+        pl.col(LINE),
+    ).filter(pl.col("region").is_not_null() & pl.col("iso3").is_not_null())
+    dup = (df.with_columns(pl.col(LINE).min().over("iso3").alias("__first"))
+             .filter(pl.col(LINE) != pl.col("__first")).head(1))
+    if dup.height:
+        raise SourceError(SOURCE, f"ISO3 {dup['iso3'].item()!r} appears twice (first on line "
+                          f"{dup['__first'].item()})", file=Path(path).name,
+                          row=f"line {dup[LINE].item()}", field="ISO-alpha3 Code")
+    df = df.drop(LINE).sort("iso3")
+    try:
+        return COUNTRY_SCHEMA.validate(df)
+    except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
+        raise SourceError(SOURCE, f"M49 table fails validation: {exc}", file=Path(path).name) from exc

@@ -1,0 +1,101 @@
+"""ISIC Rev.4 structure (UNSD `ISIC_Rev_4_english_structure.txt`).
+
+Comma CSV, all fields double-quoted, header `"Code","Description"`, CRLF line
+ends, codes in hierarchical order: a section letter (A-U), then its divisions
+(2 digits), groups (3) and classes (4). The section of a division is the
+nearest section row above it (the file order), not derivable from the digits.
+
+`is_primary_producer` (METHODOLOGY §9): true for groups 011-016 and divisions
+02, 03, 05, 06, 07, 08 and every code below them; false otherwise (sections and
+division 01 included, since 017 hunting is not primary production here).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+from radar_pipeline.sources._csv_text import LINE, read_csv_text, require_columns
+from radar_pipeline.sources.base import LandedFile, SourceError
+
+SOURCE = "unsd_isic"
+FILE_PATTERNS = ("ISIC_Rev_4_english_structure*.txt", "ISIC_Rev_4_english_structure*.Txt")
+
+PRIMARY_GROUPS = ("011", "012", "013", "014", "015", "016")
+PRIMARY_DIVISIONS = ("02", "03", "05", "06", "07", "08")
+
+ISIC_SCHEMA = pa.DataFrameSchema(
+    {
+        "code": pa.Column(pl.String, pa.Check.str_matches(r"^([A-U]|\d{2,4})$"), unique=True,
+                          nullable=False),
+        "level": pa.Column(pl.String, pa.Check.isin(["section", "division", "group", "class"]),
+                           nullable=False),
+        "title": pa.Column(pl.String, nullable=False),
+        "section": pa.Column(pl.String, pa.Check.str_matches(r"^[A-U]$"), nullable=False),
+        "division": pa.Column(pl.String, pa.Check.str_matches(r"^\d{2}$"), nullable=True),
+        "grp": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), nullable=True),
+        "is_primary_producer": pa.Column(pl.Boolean, nullable=False),
+    },
+    strict=True, ordered=True,
+)
+
+
+def parse_isic(path: Path) -> pl.DataFrame:
+    """code, level, title, section, division, grp, is_primary_producer — one row per code."""
+    path = Path(path)
+    file = LandedFile(SOURCE, path.parent.name, path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(SOURCE, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
+    raw = read_csv_text(file, text)
+    require_columns(file, raw, ["Code", "Description"])
+    code = pl.col("code")
+    df = raw.select(pl.col("Code").str.strip_chars().alias("code"),
+                    pl.col("Description").str.strip_chars().alias("title"), LINE).with_columns(
+        pl.when(code.str.contains(r"^[A-Z]$")).then(pl.lit("section"))
+          .when(code.str.contains(r"^\d{2}$")).then(pl.lit("division"))
+          .when(code.str.contains(r"^\d{3}$")).then(pl.lit("group"))
+          .when(code.str.contains(r"^\d{4}$")).then(pl.lit("class"))
+          .alias("level"))
+    bad = df.filter(pl.col("level").is_null() | pl.col("title").is_null()).head(1)
+    if bad.height:
+        raise SourceError(SOURCE, f"not an ISIC code with a title: {bad['code'].item()!r}",
+                          file=file.name, row=f"line {bad[LINE].item()}", field="Code")
+    df = df.with_columns(
+        pl.when(pl.col("level") == "section").then(code).forward_fill().alias("section"),
+        pl.when(pl.col("level") != "section").then(code.str.slice(0, 2)).alias("division"),
+        pl.when(pl.col("level").is_in(["group", "class"])).then(code.str.slice(0, 3)).alias("grp"),
+    )
+    orphan = df.filter(pl.col("section").is_null()).head(1)
+    if orphan.height:
+        raise SourceError(SOURCE, f"code {orphan['code'].item()!r} comes before any section row",
+                          file=file.name, row=f"line {orphan[LINE].item()}", field="Code")
+    # Every group/class must sit below its own division/group in the file (hierarchical order).
+    parent = (pl.when(pl.col("level") == "group").then(pl.col("division"))
+                .when(pl.col("level") == "class").then(pl.col("grp")))
+    last_parent = (pl.when(pl.col("level") == "division").then(code)
+                     .forward_fill())
+    last_group = pl.when(pl.col("level") == "group").then(code).forward_fill()
+    df = df.with_columns(parent.alias("__parent"), last_parent.alias("__div"), last_group.alias("__grp"))
+    misplaced = df.filter(
+        ((pl.col("level") == "group") & (pl.col("__parent") != pl.col("__div")).fill_null(True))
+        | ((pl.col("level") == "class") & (pl.col("__parent") != pl.col("__grp")).fill_null(True))
+    ).head(1)
+    if misplaced.height:
+        raise SourceError(SOURCE, f"code {misplaced['code'].item()!r} is not below its parent "
+                          f"{misplaced['__parent'].item()!r} in the file order",
+                          file=file.name, row=f"line {misplaced[LINE].item()}", field="Code")
+    dup = df.filter(code.is_duplicated()).head(1)
+    if dup.height:
+        raise SourceError(SOURCE, f"code {dup['code'].item()!r} appears twice", file=file.name,
+                          row=f"line {dup[LINE].item()}", field="Code")
+    df = df.with_columns(
+        (pl.col("grp").is_in(PRIMARY_GROUPS).fill_null(False)
+         | pl.col("division").is_in(PRIMARY_DIVISIONS).fill_null(False)).alias("is_primary_producer"))
+    out = df.select("code", "level", "title", "section", "division", "grp", "is_primary_producer")
+    try:
+        return ISIC_SCHEMA.validate(out)
+    except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
+        raise SourceError(SOURCE, f"ISIC table fails validation: {exc}", file=file.name) from exc
