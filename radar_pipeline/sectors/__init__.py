@@ -1,0 +1,1 @@
+"""ISIC Rev.4 sector reference data and the sector weight rule table."""
