@@ -38,36 +38,24 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     _dagster_home()
     import dagster as dg
 
-    from radar_pipeline.definitions import defs
+    from radar_pipeline.runner import refresh_edition
 
-    job = defs.get_job_def("refresh_edition")
     allowed = [t.strip() for t in (args.allow_missing_topics or "").split(",") if t.strip()]
-    run_config = {"ops": {"country_topic_risk": {"config": {"allow_missing_topics": allowed}}}}
     mirror = os.environ.get("RADAR_SOURCES_MIRROR")
     print(f"Refreshing edition {args.edition} from {'mirror ' + mirror if mirror else 'the live publishers'} "
           f"into {settings.warehouse_path()}")
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=str(args.edition), instance=instance,
-                                        run_config=run_config, raise_on_error=False)
+        outcome = refresh_edition(args.edition, allow_missing_topics=allowed, instance=instance)
     elapsed = time.perf_counter() - started
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"FAILED {event.step_key}: {_root_message(event.step_failure_data.error)}",
-                      file=sys.stderr)
+    if not outcome.success:
+        for step, message in outcome.failures.items():
+            print(f"FAILED {step}: {message}", file=sys.stderr)
         print(f"Refresh of edition {args.edition} failed after {elapsed:.1f}s; the warehouse keeps its "
               "previous tables.", file=sys.stderr)
         return 1
     print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
     return 0
-
-
-def _root_message(err) -> str:
-    """The innermost cause: Dagster wraps the user's exception in its own."""
-    while err is not None and err.cause is not None:
-        err = err.cause
-    return err.message.strip() if err is not None else "unknown error"
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
