@@ -48,7 +48,10 @@ def names_to_iso3(names: list[str]) -> dict[str, str | None]:
     result = _converter().convert(names=names, to="ISO3", not_found=None)
     if isinstance(result, str):
         result = [result]
-    return {n: (r if isinstance(r, str) and len(r) == 3 else None) for n, r in zip(names, result)}
+    # When nothing matches, country_converter may hand the input back; a
+    # 3-letter name echoed back is not a mapping.
+    return {n: (r if isinstance(r, str) and len(r) == 3 and r != n else None)
+            for n, r in zip(names, result)}
 
 
 def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:

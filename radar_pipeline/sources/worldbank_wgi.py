@@ -18,7 +18,8 @@ from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, check_conten
 from radar_pipeline.sources.worldbank_wdi import read_wide_csv
 
 SOURCE = "worldbank_wgi"
-FILE_PATTERNS = ("WGIData*.csv",)
+# Bulk CSV from the WGI download, or API v2 pages (source=3) in live mode.
+FILE_PATTERNS = ("WGIData*.csv", "*.json")
 
 
 def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
@@ -26,7 +27,12 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
         return empty_observations()
     spec_df = spec_table(specs)
     frames = []
-    for f in files:
+    json_files = [f for f in files if f.name.endswith(".json")]
+    if json_files:
+        # Same page format as WDI (live mode downloads WGI through the API v2).
+        from radar_pipeline.sources import worldbank_wdi
+        frames.append(worldbank_wdi.parse(json_files, specs).with_columns(source=pl.lit(SOURCE)))
+    for f in (f for f in files if not f.name.endswith(".json")):
         rows = read_wide_csv(f, decode_text(f, check_content(f, "csv")))
         frames.append(rows.join(spec_df, on="series", how="inner").select(
             pl.lit(SOURCE).alias("source"), "indicator_id", pl.lit(f.vintage).alias("vintage"),
