@@ -1,0 +1,114 @@
+"""Site scoring (METHODOLOGY §6–§9) over DuckDB tables; the SQL lives in sql/sites/.
+
+Tables read: sites, site_saq, site_controls, site_nonconformities (latest state),
+inherent_risk_overall, isic, and the rule tables saq_factors / controls_catalogue
+that `load_rules` creates from the CSVs in radar_pipeline/rules/.
+
+`score_sites` and `factor_rows` only read: they fill the temp table score_scope and
+materialise the per-site parts as temp tables (site_factor_points,
+site_control_points, site_scores) on the caller's connection.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from radar_pipeline.settings import RULES_DIR, SQL_DIR
+
+SITES_SQL = SQL_DIR / "sites"
+LEVEL_POINTS = {1: 1, 2: 2, 3: 3, 4: 7}  # §7 control level -> points
+FACTOR_KINDS = {"number", "boolean", "enum", "ratio", "ratio_zero_denominator"}
+
+
+def _sql(name: str) -> str:
+    return (SITES_SQL / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def read_saq_factors(factors_path: Path | None = None, levels_path: Path | None = None) -> pl.DataFrame:
+    """saq_factors.csv joined to saq_levels.csv (level -> points), checked for typos."""
+    factors = pl.read_csv(
+        factors_path or RULES_DIR / "saq_factors.csv",
+        schema_overrides={"band_min": pl.Float64, "band_max": pl.Float64, "match_value": pl.Utf8,
+                          "denominator_field": pl.Utf8, "min_inclusive": pl.Boolean,
+                          "max_inclusive": pl.Boolean, "note": pl.Utf8},
+    )
+    levels = pl.read_csv(levels_path or RULES_DIR / "saq_levels.csv",
+                         schema_overrides={"points": pl.Float64})
+    unknown_levels = factors.join(levels, on="level", how="anti")["level"].unique().to_list()
+    if unknown_levels:
+        raise ValueError(f"saq_factors: levels not in saq_levels: {unknown_levels}")
+    bad_kinds = set(factors["kind"].unique().to_list()) - FACTOR_KINDS
+    if bad_kinds:
+        raise ValueError(f"saq_factors: unknown kind(s) {sorted(bad_kinds)}")
+    # a numeric band needs its inclusivity flag wherever it has a bound
+    banded = factors.filter(pl.col("kind").is_in(["number", "ratio", "ratio_zero_denominator"]))
+    missing_flag = banded.filter(
+        (pl.col("band_min").is_not_null() & pl.col("min_inclusive").is_null())
+        | (pl.col("band_max").is_not_null() & pl.col("max_inclusive").is_null()))
+    if missing_flag.height:
+        raise ValueError(f"saq_factors: bound without inclusive flag in factors "
+                         f"{missing_flag['factor'].unique().to_list()}")
+    return factors.join(levels.select("level", "points"), on="level", how="left")
+
+
+def read_controls(path: Path | None = None) -> pl.DataFrame:
+    controls = pl.read_csv(path or RULES_DIR / "controls.csv",
+                           schema_overrides={"applies_when": pl.Utf8, "points": pl.Float64})
+    wrong = controls.filter(pl.col("points") != pl.col("level").replace_strict(LEVEL_POINTS, default=None))
+    if wrong.height:
+        raise ValueError(f"controls: points do not match level for {wrong['control_id'].to_list()}")
+    if controls["control_id"].is_duplicated().any():
+        raise ValueError("controls: duplicate control_id")
+    return controls
+
+
+def total_available(factors: pl.DataFrame) -> float:
+    """Sum over factors of their highest points (the §6 denominator)."""
+    return float(factors.group_by("factor").agg(pl.col("points").max())["points"].sum())
+
+
+def load_rules(con: duckdb.DuckDBPyConnection, *, factors_path: Path | None = None,
+               levels_path: Path | None = None, controls_path: Path | None = None) -> None:
+    """(Re)create saq_factors and controls_catalogue from the rule CSVs."""
+    _create_from(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=False)
+    _create_from(con, "controls_catalogue", read_controls(controls_path), temp=False)
+
+
+def _create_from(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, temp: bool) -> None:
+    """Create `table` (a constant name) from a polars frame handed over as Arrow."""
+    view = f"_radar_load_{table}"
+    con.register(view, frame)
+    try:
+        con.execute(f"create or replace {'temp ' if temp else ''}table {table} as select * from {view}")
+    finally:
+        con.unregister(view)
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
+             methodology_version: str) -> None:
+    if site_ids is None:
+        con.execute("create or replace temp table score_scope as select distinct site_id from sites")
+    else:
+        scope = pl.DataFrame({"site_id": list(site_ids)}, schema={"site_id": pl.Utf8}).unique()
+        _create_from(con, "score_scope", scope, temp=True)
+    # table names below are constants; values only ever travel as bound parameters
+    con.execute("create or replace temp table site_factor_points as " + _sql("site_factor_points"))
+    con.execute("create or replace temp table site_control_points as " + _sql("site_control_points"))
+    con.execute("create or replace temp table site_scores as " + _sql("site_scores"),
+                {"edition": edition, "methodology_version": methodology_version})
+
+
+def score_sites(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
+                methodology_version: str) -> pl.DataFrame:
+    """site_scores rows for the given sites (all sites when None). Writes no permanent table."""
+    _prepare(con, edition, site_ids, methodology_version)
+    return con.sql("select * from site_scores order by site_id").pl()
+
+
+def factor_rows(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
+                methodology_version: str) -> pl.DataFrame:
+    """site_score_factors rows (the explanation of each score) for the given sites."""
+    _prepare(con, edition, site_ids, methodology_version)
+    return con.sql(_sql("site_score_factors"), params={"edition": edition}).pl()
