@@ -27,3 +27,13 @@ def sources_mirror() -> Path | None:
 def user_files_dir() -> Path:
     """Folder of user-supplied files: ITUC curated CSV, licensed indicators (long format)."""
     return Path(os.environ.get("RADAR_USER_FILES", "data/user"))
+
+
+def sources_catalogue() -> Path:
+    """Download catalogue (source, vintage, file, url). Override to point at a test server."""
+    value = os.environ.get("RADAR_SOURCES_CATALOGUE")
+    return Path(value) if value else RULES_DIR / "sources.csv"
+
+
+def worldbank_api_base() -> str:
+    return os.environ.get("RADAR_WORLDBANK_API", "https://api.worldbank.org/v2")

@@ -30,7 +30,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from radar_pipeline.settings import RULES_DIR
 from radar_pipeline.sources.base import LandedFile, SourceError
 
 # Several publishers (Cloudflare-fronted CDNs, the CAHRA API) refuse the
@@ -52,7 +51,9 @@ class CatalogueEntry:
 
 
 def load_catalogue(path: Path | None = None) -> list[CatalogueEntry]:
-    with open(path or RULES_DIR / "sources.csv", newline="", encoding="utf-8") as fh:
+    from radar_pipeline.settings import sources_catalogue
+
+    with open(path or sources_catalogue(), newline="", encoding="utf-8") as fh:
         return [CatalogueEntry(**{k: (v or "").strip() for k, v in row.items()})
                 for row in csv.DictReader(fh)]
 

@@ -77,10 +77,11 @@ def _download(source: str, landing: Path, log: Callable[[str], None]) -> None:
         params = {"source": API_SOURCES[source]} if API_SOURCES[source] else {}
         get = lambda url, p=None: client.get(url, {**params, **(p or {})})  # noqa: E731
         dest = landing / source / vintage
-        mod.download_countries(client.get, dest)
+        base = settings.worldbank_api_base()
+        mod.download_countries(client.get, dest, base)
         for code in sorted({s.series for s in specs_for(source)}):
             log(f"[{source}] downloading {code} from the World Bank API v2")
-            mod.download_api(get, code, dest)
+            mod.download_api(get, code, dest, base)
         return
     entries = [e for e in load_catalogue() if e.source == source]
     if not entries:
