@@ -6,10 +6,13 @@ import dagster as dg
 from radar_pipeline import settings
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.partitions import editions
+from radar_pipeline.sectors import assets as sectors
 from radar_pipeline.warehouse import DuckDBWarehouse
 
-reference_assets = [country_risk.countries, country_risk.indicator_registry]
-edition_assets = [*country_risk.source_assets, country_risk.indicator_scores, country_risk.country_topic_risk]
+reference_assets = [country_risk.countries, country_risk.indicator_registry, *sectors.reference_assets]
+edition_assets = [*country_risk.source_assets, country_risk.indicator_scores, country_risk.country_topic_risk,
+                  *sectors.edition_assets]
+asset_checks = [country_risk.country_topic_risk_complete, *sectors.checks]
 
 # The main job: everything an edition needs, in one run. In-process: the
 # steps share one machine and one DuckDB file, so separate processes would only
@@ -19,7 +22,8 @@ refresh_edition_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*reference_assets, *edition_assets),
     partitions_def=editions,
     executor_def=dg.in_process_executor,
-    description="Fetch (or read the mirror), parse, validate and score one methodology edition.",
+    description="Fetch (or read the mirror), parse, validate and score one methodology edition: "
+                "country risk -> sector weights, high-risk goods -> inherent risk.",
 )
 
 annual_refresh_schedule = dg.build_schedule_from_partitioned_job(
@@ -30,7 +34,7 @@ annual_refresh_schedule = dg.build_schedule_from_partitioned_job(
 
 defs = dg.Definitions(
     assets=[*reference_assets, *edition_assets],
-    asset_checks=[country_risk.country_topic_risk_complete],
+    asset_checks=asset_checks,
     jobs=[refresh_edition_job],
     schedules=[annual_refresh_schedule],
     resources={"warehouse": DuckDBWarehouse(path=str(settings.warehouse_path()))},

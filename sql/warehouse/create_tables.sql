@@ -88,3 +88,92 @@ create table if not exists country_topic_risk (
     missing_topics varchar not null,
     primary key (edition, iso3, topic)
 );
+
+-- Reference: ISIC Rev.4 (sections, divisions, groups, classes) with parents.
+create table if not exists isic (
+    code varchar primary key,
+    level varchar not null,
+    title varchar not null,
+    section varchar not null,
+    division varchar,
+    grp varchar,
+    is_primary_producer boolean not null
+);
+
+-- Rule table: sector weight 0-4 per (section | division, topic) — rules/sector_weights.csv.
+create table if not exists sector_weights (
+    isic_code varchar not null,
+    level varchar not null,
+    topic varchar not null,
+    weight tinyint not null,
+    rationale varchar,
+    evidence varchar,
+    primary key (isic_code, topic)
+);
+
+-- Rule table: ISIC codes covered by the Forced Labour Index (uplift 1 on forced_labour).
+create table if not exists fli_covered (
+    isic_code varchar not null,
+    level varchar not null,
+    note varchar
+);
+
+-- High-risk goods hits per country x ISIC class (ILAB, CAHRA, deforestation).
+create table if not exists high_risk_goods (
+    edition integer not null,
+    iso3 varchar not null,
+    isic_class varchar not null,
+    good varchar not null,
+    risk_type varchar not null,
+    source varchar not null
+);
+
+-- Goods that could not be placed on an ISIC class (reported, never dropped silently).
+create table if not exists hrg_unmapped (
+    edition integer not null,
+    good varchar not null,
+    reason varchar not null
+);
+
+create table if not exists hrg_uplift (
+    edition integer not null,
+    iso3 varchar not null,
+    isic_class varchar not null,
+    topic varchar not null,
+    uplift double not null
+);
+
+create table if not exists sector_weighted_country_risk (
+    edition integer not null,
+    iso3 varchar not null,
+    isic_code varchar not null,
+    level varchar not null,
+    topic varchar not null,
+    country_score double not null,
+    sector_weight double not null
+);
+
+create table if not exists inherent_risk (
+    edition integer not null,
+    iso3 varchar not null,
+    isic_class varchar not null,
+    topic varchar not null,
+    country_score double not null,
+    sector_weight double not null,
+    hrg_uplift double not null,
+    score double not null
+);
+
+create table if not exists inherent_risk_overall (
+    edition integer not null,
+    iso3 varchar not null,
+    isic_class varchar not null,
+    score double not null,
+    labour_standards double,
+    health_safety double,
+    business_ethics double,
+    environment double,
+    is_primary_producer boolean not null,
+    missing_topics varchar not null,
+    primary key (edition, iso3, isic_class)
+);
