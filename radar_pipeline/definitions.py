@@ -20,7 +20,6 @@ asset_checks = [country_risk.country_topic_risk_complete, *sectors.checks]
 refresh_edition_job = dg.define_asset_job(
     "refresh_edition",
     selection=dg.AssetSelection.assets(*reference_assets, *edition_assets),
-    partitions_def=editions,
     executor_def=dg.in_process_executor,
     description="Fetch (or read the mirror), parse, validate and score one methodology edition: "
                 "country risk -> sector weights, high-risk goods -> inherent risk.",

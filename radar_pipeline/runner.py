@@ -29,7 +29,7 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
                     instance: dg.DagsterInstance | None = None) -> RunOutcome:
     from radar_pipeline.definitions import defs
 
-    job = defs.get_job_def("refresh_edition")
+    job = defs.resolve_job_def("refresh_edition")
     run_config = {"ops": {"country_topic_risk": {"config": {
         "allow_missing_topics": list(allow_missing_topics or [])}}}}
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}

@@ -1,0 +1,131 @@
+"""The refresh job end to end through Dagster, on the real files and on the sample mirror."""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import pytest
+
+from radar_pipeline import settings
+from radar_pipeline.methodology import TOPICS
+from radar_pipeline.runner import refresh_edition
+
+# Topics with no publisher file in ../shared/data/sources (see README).
+SHARED_MISSING = ["children", "freedom_of_association", "working_hours", "water"]
+
+
+@pytest.fixture(scope="module")
+def shared_warehouse(shared_sources, tmp_path_factory):
+    """Editions 2022, 2023, 2024 refreshed from the real publisher files."""
+    tmp = tmp_path_factory.mktemp("shared")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    mp.setenv("RADAR_LANDING", str(tmp / "landing"))
+    path = tmp / "radar.duckdb"
+    for edition in (2022, 2023, 2024):
+        outcome = refresh_edition(edition, allow_missing_topics=SHARED_MISSING, warehouse=path)
+        assert outcome.success, outcome.failures
+    yield path
+    mp.undo()
+
+
+def q(path, sql, **params) -> pl.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.sql(sql, params=params or None).pl()
+    finally:
+        con.close()
+
+
+def test_every_country_has_every_topic_with_data(shared_warehouse):
+    for edition in (2022, 2023, 2024):
+        counts = q(shared_warehouse, """
+            select topic, count(*) as n from country_topic_risk where edition = $e group by topic""", e=edition)
+        n_countries = q(shared_warehouse, "select count(*) as n from countries")["n"][0]
+        assert n_countries == 247  # M49 areas with a region
+        assert set(counts["topic"]) == set(TOPICS) - set(SHARED_MISSING)
+        assert counts["n"].to_list() == [n_countries] * counts.height
+
+
+def test_cpi_worked_example_2023(shared_warehouse):
+    rows = q(shared_warehouse, """
+        select iso3, score from country_topic_risk
+        where edition = 2023 and topic = 'business_ethics' and iso3 in ('DNK', 'SOM') order by iso3""")
+    assert rows.rows() == [("DNK", 1.0), ("SOM", 6.0)]
+    # and a middle value follows 1 + 5 * (90 - x) / 79 exactly
+    cpi = q(shared_warehouse, """select value, score from indicator_scores
+                                 where edition = 2023 and indicator_id = 'ti_cpi_score' and not imputed""")
+    assert cpi["value"].min() == 11 and cpi["value"].max() == 90
+    expected = 1 + 5 * (90 - cpi["value"]) / 79
+    assert ((cpi["score"] - expected).abs() < 1e-9).all()
+
+
+def test_scores_in_range_and_imputation_flagged(shared_warehouse):
+    s = q(shared_warehouse, "select * from indicator_scores")
+    assert s["score"].min() >= 1.0 and s["score"].max() <= 6.0
+    imputed = s.filter(pl.col("imputed"))
+    assert imputed.height > 0
+    assert set(imputed["method"]) <= {"subregion_mean", "region_mean"}
+    assert imputed["imputed_from"].null_count() == 0 and imputed["value"].null_count() == imputed.height
+    assert set(s.filter(~pl.col("imputed"))["method"]) == {"direct"}
+    t = q(shared_warehouse, "select * from country_topic_risk")
+    assert t["score"].min() >= 1.0 and t["score"].max() <= 6.0
+    assert (t["missing_topics"] == ",".join(SHARED_MISSING)).all()
+
+
+def test_edition_window_uses_latest_value_in_y_minus_5(shared_warehouse):
+    obs = q(shared_warehouse, "select edition, min(data_year) lo, max(data_year) hi from indicator_observations group by 1")
+    for edition, lo, hi in obs.iter_rows():
+        assert edition - 5 <= lo and hi <= edition
+    # FSI has only 2023: edition 2022 has no FSI, 2023 and 2024 use it
+    fsi = q(shared_warehouse, "select edition, count(*) n from indicator_scores "
+                              "where indicator_id = 'fsi_c3' and not imputed group by 1 order by 1")
+    assert fsi["edition"].to_list() == [2023, 2024]
+
+
+def test_provenance_recorded(shared_warehouse):
+    files = q(shared_warehouse, "select * from source_files where edition = 2023 and source = 'ti_cpi'")
+    assert files["sha256"].to_list() == ["3e85ec1a576e994d271cfc7e3a61660231cf3fa0e7b0ea3515d1ec17f52e1c6e"]
+    notes = q(shared_warehouse, "select * from source_notes where edition = 2023")
+    assert notes.filter(pl.col("reason").str.contains("XKX")).height > 0  # Kosovo reported, not silently lost
+
+
+def test_inherent_risk_complete_and_hrg(shared_warehouse):
+    n = q(shared_warehouse, "select count(*) n from inherent_risk_overall where edition = 2023")["n"][0]
+    assert n == 247 * 419
+    civ = q(shared_warehouse, "select uplift from hrg_uplift where edition = 2023 and iso3 = 'CIV' "
+                              "and isic_class = '0127' and topic = 'children'")
+    assert civ["uplift"].to_list() == [2.0]
+    # Burundi is a whole-country CAHRA entry: gold ore mining gets the conflict-minerals uplift
+    bdi = q(shared_warehouse, "select topic, uplift from hrg_uplift where edition = 2023 and iso3 = 'BDI' "
+                              "and isic_class = '0729' order by topic")
+    assert bdi.rows() == [("business_ethics", 2.0), ("forced_labour", 2.0)]
+    r = q(shared_warehouse, "select min(score) lo, max(score) hi from inherent_risk where edition = 2023")
+    assert r["lo"][0] >= 1.0 and r["hi"][0] <= 10.0
+
+
+def test_missing_topic_fails_unless_allowed(shared_sources, tmp_path, monkeypatch):
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
+    monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
+    outcome = refresh_edition(2023, allow_missing_topics=["children"], warehouse=tmp_path / "w.duckdb")
+    assert not outcome.success
+    message = outcome.failures["country_topic_risk"]
+    for topic in ("freedom_of_association", "working_hours", "water"):
+        assert topic in message
+    assert "--allow-missing-topics" in message
+
+
+def test_sample_mirror_covers_every_topic_and_rerun_replaces_only_its_edition(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
+    path = tmp_path / "s.duckdb"
+    for edition in (2023, 2024):
+        outcome = refresh_edition(edition, warehouse=path)
+        assert outcome.success, outcome.failures
+    topics = q(path, "select distinct topic from country_topic_risk where edition = 2024")["topic"]
+    assert set(topics) == set(TOPICS)
+    before_2023 = q(path, "select * from country_topic_risk where edition = 2023 order by iso3, topic")
+    before_counts = q(path, "select edition, count(*) n from inherent_risk_overall group by 1 order by 1")
+    assert refresh_edition(2024, warehouse=path).success
+    assert q(path, "select * from country_topic_risk where edition = 2023 order by iso3, topic").equals(before_2023)
+    assert q(path, "select edition, count(*) n from inherent_risk_overall group by 1 order by 1").equals(before_counts)
