@@ -7,6 +7,7 @@ from radar_pipeline import settings
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import assets as sectors
+from radar_pipeline.sites import assets as sites
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 reference_assets = [country_risk.countries, country_risk.indicator_registry, *sectors.reference_assets]
@@ -32,9 +33,10 @@ annual_refresh_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 defs = dg.Definitions(
-    assets=[*reference_assets, *edition_assets],
+    assets=[*reference_assets, *edition_assets, sites.site_register, sites.site_scores],
     asset_checks=asset_checks,
-    jobs=[refresh_edition_job],
+    jobs=[refresh_edition_job, sites.score_sites_job],
     schedules=[annual_refresh_schedule],
+    sensors=[sites.site_inbox_sensor, sites.rescore_after_refresh],
     resources={"warehouse": DuckDBWarehouse(path=str(settings.warehouse_path()))},
 )

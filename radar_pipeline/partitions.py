@@ -6,3 +6,7 @@ import dagster as dg
 editions = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 0 1 1 *", start="2018", fmt="%Y", end_offset=1,
 )
+
+# One partition per supplier site: each site's score has its own history and
+# re-run button. Keys are site_ids (validated: 1-64 chars of A-Za-z0-9._-).
+sites = dg.DynamicPartitionsDefinition(name="sites")

@@ -10,6 +10,11 @@ from radar_pipeline import settings
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 
+# Dagster's console logger prints one DEBUG line per partition event; INFO keeps
+# the per-source progress lines and drops the per-site noise.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 @dataclass
 class RunOutcome:
     success: bool
@@ -30,12 +35,37 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     from radar_pipeline.definitions import defs
 
     job = defs.resolve_job_def("refresh_edition")
-    run_config = {"ops": {"country_topic_risk": {"config": {
+    run_config = {**QUIET, "ops": {"country_topic_risk": {"config": {
         "allow_missing_topics": list(allow_missing_topics or [])}}}}
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
     result = job.execute_in_process(partition_key=str(edition), run_config=run_config,
                                     instance=instance or dg.DagsterInstance.ephemeral(),
                                     resources=resources, raise_on_error=False)
+    failures = {e.step_key: root_message(e.step_failure_data.error)
+                for e in result.all_events if e.is_step_failure}
+    return RunOutcome(result.success, failures, result)
+
+
+def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | None = None,
+                instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """Register `keys` as site partitions and score them in ONE run over their range."""
+    from radar_pipeline.definitions import defs
+    from radar_pipeline.partitions import sites
+    from radar_pipeline.sites.assets import RANGE_END, RANGE_START, range_request
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    known = instance.get_dynamic_partitions(sites.name)
+    new = [k for k in dict.fromkeys(keys) if k not in set(known)]
+    if new:
+        instance.add_dynamic_partitions(sites.name, new)
+    request = range_request([*known, *new], set(keys), edition=edition)
+    job = defs.resolve_job_def("score_sites")
+    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    result = job.execute_in_process(run_config={**QUIET, **request.run_config}, instance=instance,
+                                    resources=resources,
+                                    tags={RANGE_START: request.tags[RANGE_START],
+                                          RANGE_END: request.tags[RANGE_END]},
+                                    raise_on_error=False)
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
     return RunOutcome(result.success, failures, result)

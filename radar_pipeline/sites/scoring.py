@@ -6,7 +6,8 @@ that `load_rules` creates from the CSVs in radar_pipeline/rules/.
 
 `score_sites` and `factor_rows` only read: they fill the temp table score_scope and
 materialise the per-site parts as temp tables (site_factor_points,
-site_control_points, site_scores) on the caller's connection.
+site_control_points, scored_sites — not site_scores, the warehouse table the
+scores are published to) on the caller's connection.
 """
 from __future__ import annotations
 
@@ -70,10 +71,11 @@ def total_available(factors: pl.DataFrame) -> float:
 
 
 def load_rules(con: duckdb.DuckDBPyConnection, *, factors_path: Path | None = None,
-               levels_path: Path | None = None, controls_path: Path | None = None) -> None:
+               levels_path: Path | None = None, controls_path: Path | None = None,
+               temp: bool = False) -> None:
     """(Re)create saq_factors and controls_catalogue from the rule CSVs."""
-    _create_from(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=False)
-    _create_from(con, "controls_catalogue", read_controls(controls_path), temp=False)
+    _create_from(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=temp)
+    _create_from(con, "controls_catalogue", read_controls(controls_path), temp=temp)
 
 
 def _create_from(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, temp: bool) -> None:
@@ -96,7 +98,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
     # table names below are constants; values only ever travel as bound parameters
     con.execute("create or replace temp table site_factor_points as " + _sql("site_factor_points"))
     con.execute("create or replace temp table site_control_points as " + _sql("site_control_points"))
-    con.execute("create or replace temp table site_scores as " + _sql("site_scores"),
+    con.execute("create or replace temp table scored_sites as " + _sql("site_scores"),
                 {"edition": edition, "methodology_version": methodology_version})
 
 
@@ -104,7 +106,7 @@ def score_sites(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str
                 methodology_version: str) -> pl.DataFrame:
     """site_scores rows for the given sites (all sites when None). Writes no permanent table."""
     _prepare(con, edition, site_ids, methodology_version)
-    return con.sql("select * from site_scores order by site_id").pl()
+    return con.sql("select * from scored_sites order by site_id").pl()
 
 
 def factor_rows(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,

@@ -7,7 +7,7 @@
 with
 
 scores as (
-    select * from site_scores
+    select * from scored_sites
 ),
 
 factor_points as (

@@ -177,3 +177,114 @@ create table if not exists inherent_risk_overall (
     missing_topics varchar not null,
     primary key (edition, iso3, isic_class)
 );
+
+-- Sites: latest accepted state of every site (SITE_INPUT.md), one row per site.
+create table if not exists sites (
+    site_id varchar primary key,
+    site_name varchar,
+    iso3 varchar not null,
+    isic_code varchar not null,
+    isic_level varchar not null,
+    isic_class varchar,
+    source_file varchar not null,
+    source_line bigint not null,
+    content_hash varchar not null,
+    updated_at timestamp not null
+);
+
+create table if not exists site_saq (
+    site_id varchar not null,
+    field varchar not null,
+    value_num double,
+    value_bool boolean,
+    value_text varchar
+);
+
+create table if not exists site_controls (
+    site_id varchar not null,
+    control_id varchar not null
+);
+
+create table if not exists site_nonconformities (
+    site_id varchar not null,
+    nc_id varchar not null,
+    severity varchar not null,
+    status varchar not null,
+    raised_on date,
+    closed_on date
+);
+
+-- Every accepted version of a site (new or changed), so earlier answers stay traceable.
+create table if not exists site_history (
+    site_id varchar not null,
+    content_hash varchar not null,
+    change varchar not null,            -- 'new' | 'changed'
+    source_file varchar not null,
+    source_line bigint not null,
+    received_at timestamp not null
+);
+
+-- Rejected lines with the reason; replaced per file content (a re-send does not duplicate).
+create table if not exists site_rejects (
+    file varchar not null,
+    file_sha256 varchar not null,
+    line bigint,
+    site_id varchar,
+    field varchar,
+    reason varchar not null,
+    received_at timestamp not null
+);
+
+-- Intake log: which file contents were processed (the sensor's memory survives restarts here too).
+create table if not exists site_intake_files (
+    file varchar not null,
+    file_sha256 varchar not null,
+    processed_at timestamp not null,
+    n_valid integer not null,
+    n_rejected integer not null,
+    n_new integer not null,
+    n_changed integer not null,
+    n_unchanged integer not null
+);
+
+-- One score per site and edition with every intermediate (METHODOLOGY §6-§9).
+create table if not exists site_scores (
+    edition integer not null,
+    site_id varchar not null,
+    iso3 varchar,
+    isic_code varchar,
+    isic_class varchar,
+    inherent double,
+    labour_standards double,
+    health_safety double,
+    business_ethics double,
+    environment double,
+    site_characteristics double,
+    raw_points double,
+    total_available double,
+    n_unanswered bigint,
+    management_controls double,
+    mc_rounded double,
+    open_critical bigint,
+    open_major bigint,
+    base double,
+    adjustment varchar,
+    final_score double,
+    category varchar,
+    is_primary_producer boolean,
+    inherent_only boolean,
+    missing_topics varchar,
+    methodology_version varchar,
+    scored_at timestamp,
+    primary key (edition, site_id)
+);
+
+-- The explanation: one row per site x factor / control / inherent part / adjustment.
+create table if not exists site_score_factors (
+    edition integer not null,
+    site_id varchar not null,
+    kind varchar not null,
+    item varchar not null,
+    detail varchar,
+    points double
+);
