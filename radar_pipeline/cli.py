@@ -16,7 +16,7 @@ from pathlib import Path
 from radar_pipeline import settings
 
 
-def _dagster_home() -> Path:
+def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or Path("data/dagster_home").resolve())
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
@@ -35,7 +35,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         os.environ["RADAR_SOURCES_MIRROR"] = str(Path(args.mirror).resolve())
     if args.warehouse:
         os.environ["RADAR_WAREHOUSE"] = args.warehouse
-    _dagster_home()
+    dagster_home()
     import dagster as dg
 
     from radar_pipeline.runner import refresh_edition
@@ -59,7 +59,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    _dagster_home()
+    dagster_home()
     os.execvp("dagster", ["dagster", "dev", "-w", str(settings.REPO_DIR / "workspace.yaml"),
                           "-h", args.host, "-p", str(args.port)])
 
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
 
+    from radar_pipeline.sites.cli import register
+
+    register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
