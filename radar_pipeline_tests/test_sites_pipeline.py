@@ -1,0 +1,153 @@
+"""Sites through Dagster: the inbox sensor, one-run range scoring, CLI parity, explain."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from radar_pipeline import settings
+from radar_pipeline.partitions import sites as sites_partitions
+from radar_pipeline.runner import refresh_edition, score_sites
+from radar_pipeline.sites import store
+from radar_pipeline.sites.assets import RANGE_END, RANGE_START, site_inbox_sensor
+from radar_pipeline.sites.cli import explain_text, score_file
+from radar_pipeline.sites.generate import generate_sites, write_sites
+from radar_pipeline.warehouse import DuckDBWarehouse, connect
+
+
+@pytest.fixture(scope="module")
+def sample_warehouse(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sites")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    path = tmp / "radar.duckdb"
+    outcome = refresh_edition(2024, warehouse=path)
+    assert outcome.success, outcome.failures
+    yield path
+    mp.undo()
+
+
+@pytest.fixture
+def warehouse(sample_warehouse, tmp_path):
+    """A private copy per test, so tests do not see each other's sites."""
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(sample_warehouse.read_bytes())
+    return path
+
+
+def reference(path):
+    con = connect(path, read_only=True)
+    try:
+        return ([r[0] for r in con.sql("select iso3 from countries").fetchall()],
+                [r[0] for r in con.sql("select code from isic where level = 'class'").fetchall()])
+    finally:
+        con.close()
+
+
+def test_cli_score_equals_dagster_path(warehouse, tmp_path):
+    countries, classes = reference(warehouse)
+    sites_file = tmp_path / "sites.jsonl"
+    write_sites(generate_sites(1000, 11, countries, classes), sites_file)
+
+    cli_scores, rejects = score_file(sites_file, 2024, warehouse)
+    assert rejects.is_empty() and cli_scores.height == 1000
+
+    con = connect(warehouse)
+    summary = store.ingest(con, sites_file)
+    con.close()
+    assert len(summary.new) == 1000
+    outcome = score_sites(summary.to_score, edition=2024, warehouse=warehouse)
+    assert outcome.success, outcome.failures
+    # one run materialised all 1000 partitions
+    mats = [e for e in outcome.result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert len(mats) == 1000
+
+    con = connect(warehouse, read_only=True)
+    dagster_scores = con.sql("select * exclude (scored_at) from site_scores where edition = 2024").pl()
+    con.close()
+    cols = ["site_id", "inherent", "site_characteristics", "management_controls", "base", "adjustment",
+            "final_score", "category", "inherent_only"]
+    assert cli_scores.select(cols).sort("site_id").equals(dagster_scores.select(cols).sort("site_id"))
+    assert set(cli_scores["category"]) <= {"Low", "Medium", "High"}
+
+
+def _write(path: Path, rows: list[dict | str]):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, monkeypatch):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("RADAR_SITES_INBOX", str(inbox))
+    sites = [{"site_id": f"S-{i}", "country": "BGD", "isic": "1410",
+              "saq": {"workers_total": 100 * (i + 1)}} for i in range(5)]
+    _write(inbox / "batch1.jsonl", [*sites, "{not json", {"site_id": "'; drop table sites; --",
+                                                          "country": "BGD", "isic": "1410"}])
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse))}
+
+    ctx = dg.build_sensor_context(instance=instance, resources=resources)
+    result = site_inbox_sensor(ctx)
+    assert isinstance(result, dg.SensorResult)
+    assert len(result.run_requests) == 1
+    req = result.run_requests[0]
+    assert (req.tags[RANGE_START], req.tags[RANGE_END]) == ("S-0", "S-4")
+    added = result.dynamic_partitions_requests[0]
+    assert list(added.partition_keys) == [f"S-{i}" for i in range(5)]
+
+    con = connect(warehouse, read_only=True)
+    assert con.sql("select count(*) from sites").fetchall()[0][0] == 5
+    rejects = con.sql("select line, field, reason from site_rejects order by line").fetchall()
+    con.close()
+    assert [r[0] for r in rejects] == [6, 7]  # bad JSON and hostile id quarantined, good lines kept
+
+    # unchanged file on the next tick: nothing to do
+    instance.add_dynamic_partitions(sites_partitions.name, list(added.partition_keys))
+    again = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                      cursor=result.cursor))
+    assert isinstance(again, dg.SkipReason)
+
+    # the same content re-sent under a new name changes nothing and requests nothing
+    _write(inbox / "batch1-copy.jsonl", sites)
+    resent = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                       cursor=result.cursor))
+    assert resent.run_requests == [] and resent.dynamic_partitions_requests == []
+
+    # one site changes its answers: only that site is requested
+    sites[2]["saq"]["workers_total"] = 5000
+    _write(inbox / "batch2.jsonl", [sites[2]])
+    changed = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
+                                                        cursor=resent.cursor))
+    req = changed.run_requests[0]
+    assert (req.tags[RANGE_START], req.tags[RANGE_END]) == ("S-2", "S-2")
+    con = connect(warehouse, read_only=True)
+    hist = con.sql("select change from site_history where site_id = 'S-2' order by received_at").fetchall()
+    con.close()
+    assert [h[0] for h in hist] == ["new", "changed"]
+
+
+def test_rescoring_one_site_replaces_only_its_rows(warehouse, tmp_path):
+    f = tmp_path / "a.jsonl"
+    _write(f, [{"site_id": "A", "country": "DNK", "isic": "6419"},
+               {"site_id": "B", "country": "BGD", "isic": "1410", "saq": {"workers_total": 3000}}])
+    con = connect(warehouse)
+    store.ingest(con, f)
+    store.score_and_store(con, 2024, ["A", "B"])
+    before_b = con.sql("select * exclude (scored_at) from site_scores where site_id = 'B'").pl()
+    _write(f, [{"site_id": "A", "country": "DNK", "isic": "6419", "audits": [
+        {"nc_id": "N1", "severity": "critical", "status": "open", "raised_on": "2024-01-01"}]}])
+    store.ingest(con, f)
+    store.score_and_store(con, 2024, ["A"])
+    a = con.sql("select final_score, adjustment, category from site_scores where site_id = 'A'").fetchall()
+    after_b = con.sql("select * exclude (scored_at) from site_scores where site_id = 'B'").pl()
+    n = con.sql("select count(*) from site_scores").fetchall()[0][0]
+    text = explain_text(con, "A", None)
+    con.close()
+    assert a == [(6.0, "floor_6.0", "High")]  # open critical on a low-risk bank -> floor (§8.4)
+    assert before_b.equals(after_b) and n == 2
+    assert "FINAL SCORE 6.0" in text and "1 critical" in text
