@@ -1,18 +1,12 @@
-"""Read the dbt-style SQL files under `<repo>/sql/` and run them on DuckDB."""
+"""Run one of the dbt-style SQL files under `<repo>/sql/` and get a polars frame."""
 from __future__ import annotations
 
 import duckdb
 import polars as pl
 
-from radar_pipeline.settings import SQL_DIR
+from radar_pipeline.warehouse import read_sql
 
-
-def read_sql(name: str) -> str:
-    """Text of `sql/<name>.sql`, e.g. read_sql("sectors/inherent_risk")."""
-    path = SQL_DIR / f"{name}.sql"
-    if not path.is_file():
-        raise FileNotFoundError(f"no SQL file {path}")
-    return path.read_text(encoding="utf-8")
+__all__ = ["read_sql", "run_sql"]
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, name: str, **params) -> pl.DataFrame:
