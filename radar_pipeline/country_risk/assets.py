@@ -11,7 +11,7 @@ import csv
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import schemas, settings
+from radar_pipeline import integrity, schemas, settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
@@ -78,7 +78,8 @@ def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         con.execute("delete from indicator_registry")
         con.execute("insert into indicator_registry select * from df")
         con.execute("commit")
-    return dg.MaterializeResult(metadata={"dagster/row_count": df.height,
+        schema = table_schema_metadata(con, "indicator_registry")
+    return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "dagster/column_schema": schema,
                                           "topics_covered": len(set(df["topic"]))})
 
 
@@ -239,14 +240,8 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
                 description="Every universe country has every present topic; scores within 1-6.")
 def country_topic_risk_complete(context: dg.AssetCheckExecutionContext,
                                 warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
-    edition = int(context.partition_key) if context.has_partition_key else None
-    with warehouse.get_connection(read_only=False) as con:
-        e = edition or con.sql("select max(edition) from country_topic_risk").fetchall()[0][0]
-        stats = con.sql("""
-            select (select count(*) from countries) * count(distinct topic) as expected,
-                   count(*) as actual, min(score) as lo, max(score) as hi
-            from country_topic_risk where edition = $e""", params={"e": e}).fetchall()[0]
-    expected, actual, lo, hi = stats
-    passed = bool(actual) and expected == actual and lo >= 1.0 and hi <= 6.0
-    return dg.AssetCheckResult(passed=passed, metadata={
-        "edition": e, "expected_rows": expected, "rows": actual, "min_score": lo, "max_score": hi})
+    with warehouse.get_connection() as con:
+        edition = (int(context.partition_key) if context.has_partition_key
+                   else integrity.latest_edition(con, "country_topic_risk"))
+        passed, metadata = integrity.country_topic_risk_complete(con, edition)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)

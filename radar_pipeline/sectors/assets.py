@@ -7,7 +7,7 @@ written as delete-then-insert of the edition's slice from one SQL file each.
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import settings
+from radar_pipeline import integrity, settings
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
@@ -66,8 +66,9 @@ def sector_weights(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         _replace_all(con, "sector_weights", df)
         fli = hrg.load_rule("fli_covered_divisions").select("isic_code", "level", "note")
         _replace_all(con, "fli_covered", fli)
+        schema = table_schema_metadata(con, "sector_weights")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": df.height,
+        "dagster/row_count": df.height, "dagster/column_schema": schema,
         "sections": df.filter(pl.col("level") == "section")["isic_code"].n_unique(),
         "divisions": df.filter(pl.col("level") == "division")["isic_code"].n_unique(),
         "fli_covered_codes": fli.height})
@@ -157,20 +158,10 @@ inherent_risk_overall = edition_sql_asset(
 def inherent_risk_overall_complete(context: dg.AssetCheckExecutionContext,
                                    warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
-        e = (int(context.partition_key) if context.has_partition_key
-             else con.sql("select max(edition) from inherent_risk_overall").fetchall()[0][0])
-        expected, actual, lo, hi, topic_lo, topic_hi = con.sql("""
-            select (select count(*) from countries) * (select count(*) from isic where level = 'class'),
-                   (select count(*) from inherent_risk_overall where edition = $e),
-                   (select min(score) from inherent_risk_overall where edition = $e),
-                   (select max(score) from inherent_risk_overall where edition = $e),
-                   (select min(score) from inherent_risk where edition = $e),
-                   (select max(score) from inherent_risk where edition = $e)""",
-                                                               params={"e": e}).fetchall()[0]
-    passed = bool(actual) and expected == actual and 1.0 <= lo and hi <= 10.0 and 1.0 <= topic_lo and topic_hi <= 10.0
-    return dg.AssetCheckResult(passed=passed, metadata={
-        "edition": e, "expected_rows": expected, "rows": actual,
-        "min_score": lo, "max_score": hi, "min_topic_score": topic_lo, "max_topic_score": topic_hi})
+        edition = (int(context.partition_key) if context.has_partition_key
+                   else integrity.latest_edition(con, "inherent_risk_overall"))
+        passed, metadata = integrity.inherent_risk_overall_complete(con, edition)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
 
 
 reference_assets = [isic, sector_weights]

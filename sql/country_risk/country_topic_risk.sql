@@ -18,7 +18,7 @@ topic_scores as (
     select
         s.iso3,
         i.topic,
-        avg(s.score) as score,
+        avg(s.score order by s.indicator_id) as score,
         count(*) as n_indicators,
         count(*) filter (where s.imputed) as n_imputed
     from scores as s

@@ -1,6 +1,8 @@
 -- Normalised indicator scores for one edition (METHODOLOGY §2.2-2.3).
 -- Latest observation in the edition window -> min-max to 1..6 by direction
 -- -> countries without a value get the mean of their M49 group, most local first.
+-- Means are ordered aggregates: a parallel float sum depends on thread timing in
+-- the last bit, and reruns must reproduce the marts byte for byte.
 -- Params: $edition
 
 with
@@ -66,17 +68,17 @@ direct_geo as (
 ),
 
 local_means as (
-    select indicator_id, local_group, avg(score) as score
+    select indicator_id, local_group, avg(score order by iso3) as score
     from direct_geo group by all
 ),
 
 subregion_means as (
-    select indicator_id, subregion, avg(score) as score
+    select indicator_id, subregion, avg(score order by iso3) as score
     from direct_geo group by all
 ),
 
 region_means as (
-    select indicator_id, region, avg(score) as score
+    select indicator_id, region, avg(score order by iso3) as score
     from direct_geo group by all
 ),
 

@@ -54,11 +54,11 @@ aggregated as (
         edition,
         iso3,
         isic_class,
-        avg(score) as score,
-        avg(score) filter (where pillar = 'labour_standards') as labour_standards,
-        avg(score) filter (where pillar = 'health_safety')    as health_safety,
-        avg(score) filter (where pillar = 'business_ethics')  as business_ethics,
-        avg(score) filter (where pillar = 'environment')      as environment,
+        avg(score order by topic) as score,
+        avg(score order by topic) filter (where pillar = 'labour_standards') as labour_standards,
+        avg(score order by topic) filter (where pillar = 'health_safety')    as health_safety,
+        avg(score order by topic) filter (where pillar = 'business_ethics')  as business_ethics,
+        avg(score order by topic) filter (where pillar = 'environment')      as environment,
         list(topic) as present_topics
     from scored
     group by edition, iso3, isic_class

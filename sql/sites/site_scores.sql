@@ -44,11 +44,11 @@ classes as (
 site_inherent as (
     select
         s.site_id,
-        avg(i.score) as inherent,
-        avg(i.labour_standards) as labour_standards,
-        avg(i.health_safety) as health_safety,
-        avg(i.business_ethics) as business_ethics,
-        avg(i.environment) as environment,
+        avg(i.score order by i.isic_class) as inherent,
+        avg(i.labour_standards order by i.isic_class) as labour_standards,
+        avg(i.health_safety order by i.isic_class) as health_safety,
+        avg(i.business_ethics order by i.isic_class) as business_ethics,
+        avg(i.environment order by i.isic_class) as environment,
         any_value(i.missing_topics) as missing_topics,
         count(i.score) as n_inherent_classes
     from sites_in_scope as s
