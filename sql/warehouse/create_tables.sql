@@ -288,3 +288,22 @@ create table if not exists site_score_factors (
     detail varchar,
     points double
 );
+
+-- Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl
+-- with buyer_id, site_id). Replaced as a whole from the folder at every publish.
+create table if not exists buyer_sites (
+    buyer_id varchar not null,
+    site_id varchar not null,
+    source_file varchar not null,
+    source_line bigint not null,
+    primary key (buyer_id, site_id)
+);
+
+-- Buyer file rows left out, with the reason (bad id, missing column, unreadable line).
+create table if not exists buyer_site_rejects (
+    file varchar not null,
+    line bigint,
+    buyer_id varchar,
+    site_id varchar,
+    reason varchar not null
+);

@@ -1,0 +1,47 @@
+-- What changed since the last edition? Country topic risk: each country x topic in the latest
+-- edition next to the previous edition, with the change. Biggest moves first.
+-- Against the PUBLISHED file.
+
+with
+
+country_risk as (
+    select * from country_risk
+),
+
+editions as (
+    select
+        max(edition) as latest_edition,
+        max(edition) filter (where edition < (select max(edition) from country_risk)) as previous_edition
+    from country_risk
+),
+
+latest as (
+    select r.*
+    from country_risk as r
+    join editions as e on r.edition = e.latest_edition
+),
+
+previous as (
+    select r.*
+    from country_risk as r
+    join editions as e on r.edition = e.previous_edition
+),
+
+final as (
+    select
+        l.iso3,
+        l.country_name,
+        l.topic,
+        l.pillar,
+        p.edition as previous_edition,
+        l.edition,
+        p.score as previous_score,
+        l.score,
+        l.score - p.score as score_change
+    from latest as l
+    join previous as p using (iso3, topic)
+)
+
+select * from final
+where score_change <> 0
+order by abs(score_change) desc, iso3, topic

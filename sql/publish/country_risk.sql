@@ -1,0 +1,46 @@
+-- country_risk: topic score 1-6 per edition x country x topic (long form) with country
+-- names/regions and the topic's pillar.
+-- Inputs: country_topic_risk, countries. Output: one row per (edition, iso3, topic).
+
+with
+
+country_topic_risk as (
+    select * from country_topic_risk
+),
+
+countries as (
+    select iso3, name, region, subregion from countries
+),
+
+pillars as (
+    select * from (values
+        ('wages', 'labour_standards'), ('children', 'labour_standards'),
+        ('forced_labour', 'labour_standards'), ('regular_employment', 'labour_standards'),
+        ('gender', 'labour_standards'), ('discrimination', 'labour_standards'),
+        ('freedom_of_association', 'labour_standards'), ('working_hours', 'labour_standards'),
+        ('health_safety', 'health_safety'), ('business_ethics', 'business_ethics'),
+        ('energy_emissions', 'environment'), ('biodiversity', 'environment'),
+        ('waste_pollution', 'environment'), ('water', 'environment')
+    ) as t(topic, pillar)
+),
+
+final as (
+    select
+        r.edition,
+        r.iso3,
+        c.name as country_name,
+        c.region,
+        c.subregion,
+        r.topic,
+        p.pillar,
+        r.score,
+        r.n_indicators,
+        r.n_imputed,
+        r.missing_topics
+    from country_topic_risk as r
+    left join countries as c using (iso3)
+    left join pillars as p using (topic)
+)
+
+select * from final
+order by edition, iso3, topic
