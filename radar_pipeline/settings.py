@@ -15,6 +15,16 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
 
 
+def published_path() -> Path:
+    """The BI-facing snapshot file (read-only for BI tools; replaced atomically by `publish`)."""
+    return Path(os.environ.get("RADAR_PUBLISHED", "data/published/radar.duckdb"))
+
+
+def buyers_inbox() -> Path:
+    """Folder of buyer -> site lists (*.csv / *.jsonl with buyer_id, site_id)."""
+    return Path(os.environ.get("RADAR_BUYERS_INBOX", "data/buyers"))
+
+
 def landing_dir() -> Path:
     return Path(os.environ.get("RADAR_LANDING", "data/landing"))
 

@@ -1,0 +1,104 @@
+"""Dagster side of publishing: buyer lists, the published snapshot, its job and sensors.
+
+`publish` only *reads* the warehouse and writes a separate file that is swapped
+in atomically (see build.py); it is in pool duckdb_write all the same so it
+never opens the warehouse while a run is writing it (a DuckDB reader cannot
+open a file another process holds for writing).
+"""
+
+import json
+
+import dagster as dg
+
+from radar_pipeline import settings
+from radar_pipeline.country_risk.assets import POOL, country_topic_risk
+from radar_pipeline.publish import build, buyers
+from radar_pipeline.sectors.assets import inherent_risk_overall
+from radar_pipeline.sites.assets import site_register, site_scores
+from radar_pipeline.warehouse import DuckDBWarehouse
+
+GROUP = "publish"
+UPDATE_JOBS = ("refresh_edition", "score_sites")
+
+
+@dg.asset(group_name=GROUP, pool=POOL, kinds={"duckdb"}, deps=[site_register],
+          description="Which sites each buyer sees: every *.csv / *.jsonl (buyer_id, site_id) in "
+                      "RADAR_BUYERS_INBOX (default data/buyers), validated (ids ^[A-Za-z0-9._-]{1,64}$). "
+                      "Replaces tables buyer_sites and buyer_site_rejects as a whole.",
+          metadata={"dagster/table_name": "buyer_sites"},
+          check_specs=[dg.AssetCheckSpec("buyer_sites_known", asset="buyer_sites",
+                                         description="Every listed site_id is a known site (WARN: unknown "
+                                                     "ones are kept, they may arrive later)")])
+def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    folder = settings.buyers_inbox()
+    with warehouse.get_connection() as con:
+        load = buyers.load(con, folder)
+    context.log.info(f"{len(load.files)} buyer file(s) in {folder}: {load.rows.height} buyer-site rows for "
+                     f"{len(load.buyers)} buyer(s), {load.rejects.height} rejected, "
+                     f"{len(load.unknown_sites)} unknown site id(s)")
+    yield dg.AssetCheckResult(
+        check_name="buyer_sites_known", passed=not load.unknown_sites, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unknown": ", ".join(f"{b}/{s}" for b, s in load.unknown_sites[:50]) or "none",
+                  "n_unknown": len(load.unknown_sites)})
+    yield dg.MaterializeResult(metadata={
+        "dagster/row_count": load.rows.height, "files": ", ".join(load.files) or "none",
+        "buyers": len(load.buyers), "rejected": load.rejects.height,
+        "reject_reasons": dg.MetadataValue.md("\n".join(
+            f"- {r['file']}:{r['line']} {r['reason']}" for r in load.rejects.head(20).iter_rows(named=True))
+            or "none")})
+
+
+@dg.asset(
+    group_name=GROUP, pool=POOL, kinds={"duckdb", "parquet", "sql"},
+    deps=[dg.AssetDep(country_topic_risk, partition_mapping=dg.AllPartitionMapping()),
+          dg.AssetDep(inherent_risk_overall, partition_mapping=dg.AllPartitionMapping()),
+          dg.AssetDep(site_scores, partition_mapping=dg.AllPartitionMapping()),
+          buyer_sites],
+    description="BI-facing snapshot in a SEPARATE DuckDB file (RADAR_PUBLISHED, default "
+                "data/published/radar.duckdb) + Parquet beside it, + one file per buyer with only its sites. "
+                "Built under a temp name and renamed over the old file: readers (read-only) see one whole "
+                "snapshot and never block the pipeline. Tables: sql/publish/*.sql, data_dictionary, "
+                "publish_info; documented in docs/data_dictionary.md.",
+)
+def publish(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    target = settings.published_path()
+    result = build.publish(warehouse.path, target, log=context.log.info)
+    return dg.MaterializeResult(metadata={
+        "snapshot_id": result.snapshot_id, "path": str(result.path),
+        "row_counts": dg.MetadataValue.json(result.row_counts),
+        "buyers": dg.MetadataValue.json({b: c.get("site_scores_latest", 0) for b, c in result.buyers.items()}),
+        "removed_buyer_files": ", ".join(result.removed_buyers) or "none",
+    })
+
+
+publish_job = dg.define_asset_job(
+    "publish_warehouse", selection=[buyer_sites, publish], executor_def=dg.in_process_executor,
+    description="Reload the buyer lists and publish the BI snapshot (main file, Parquet, buyer files).")
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=publish_job,
+                      default_status=dg.DefaultSensorStatus.RUNNING, name="publish_after_update",
+                      description="After every successful refresh_edition or score_sites run, publish a new "
+                                  "BI snapshot.")
+def publish_after_update(context: dg.RunStatusSensorContext):
+    if context.dagster_run.job_name not in UPDATE_JOBS:
+        return dg.SkipReason(f"{context.dagster_run.job_name} does not change published data")
+    return dg.RunRequest(run_key=f"publish-{context.dagster_run.run_id}")
+
+
+@dg.sensor(job=publish_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Republishes when a buyer list in RADAR_BUYERS_INBOX is added, changed or removed.")
+def buyers_inbox_sensor(context: dg.SensorEvaluationContext):
+    folder = settings.buyers_inbox()
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".jsonl")) \
+        if folder.is_dir() else []
+    state = {p.name: f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files}
+    previous = json.loads(context.cursor) if context.cursor else None
+    if previous == state or (previous is None and not state):
+        return dg.SensorResult(skip_reason=f"no change in {folder}", cursor=json.dumps(state))
+    return dg.SensorResult(run_requests=[dg.RunRequest()], cursor=json.dumps(state))
+
+
+assets = [buyer_sites, publish]
+jobs = [publish_job]
+sensors = [publish_after_update, buyers_inbox_sensor]

@@ -1,0 +1,315 @@
+"""Build the BI-facing snapshot: a separate DuckDB file plus Parquet, replaced atomically.
+
+Layout (RADAR_PUBLISHED = data/published/radar.duckdb):
+
+    data/published/radar.duckdb                 the snapshot BI tools open read-only
+    data/published/parquet/<table>.parquet      symlink `parquet` -> .snapshots/all/<id>/parquet
+    data/published/buyers/<buyer_id>.duckdb     only that buyer's sites (+ the public country tables)
+    data/published/buyers/<buyer_id>/parquet/   symlink -> ../../.snapshots/buyer-<id>/<snapshot>/parquet
+
+How a snapshot is swapped in: every file is built under a temporary name in
+the same folder, closed (checkpointed), and then `os.replace`d over the old
+one — an atomic rename on POSIX. The pipeline never opens the published file
+for writing, so a BI reader holding it never blocks a run, and a reader never
+sees a half-written file:
+
+* a connection opened before the swap keeps the old inode, and answers from
+  the old snapshot until it is closed (checked in radar_pipeline_tests/test_publish.py);
+* a connection opened after the swap (by another process) sees the new one.
+  Within ONE process DuckDB caches open databases by path: as long as any
+  connection of that process to the old file is open, new connections of the
+  same process get the old snapshot too. BI servers should therefore not keep
+  connections forever (SQLAlchemy `pool_recycle` / NullPool).
+
+The Parquet folder is swapped the same way, through a symlink replaced with
+`os.replace`; the previous snapshot's folder is kept until the next publish so
+a reader in the middle of a query can finish.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from radar_pipeline import settings
+from radar_pipeline.publish import schemas
+from radar_pipeline.warehouse import ensure_schema
+
+PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
+# Built from sql/publish/<name>.sql, in this order.
+SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
+              "site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
+              "site_rejects")
+# Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
+SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
+               "site_rejects")
+PUBLIC_TABLES = tuple(t for t in SQL_TABLES if t not in SITE_TABLES)
+ALL_TABLES = (*SQL_TABLES, "data_dictionary", "publish_info")
+VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
+KEEP_SNAPSHOTS = 2
+
+DICTIONARY_DDL = """create table {db}.main.data_dictionary (
+    table_name varchar not null, table_description varchar, ordinal_position integer not null,
+    column_name varchar not null, data_type varchar not null, nullable boolean not null,
+    description varchar not null)"""
+PUBLISH_INFO_DDL = """create table {db}.main.publish_info (
+    snapshot_id varchar not null, scope varchar not null, published_at timestamp not null,
+    source_warehouse varchar not null, table_name varchar not null, row_count bigint not null)"""
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+@dataclass
+class PublishResult:
+    snapshot_id: str
+    path: Path
+    row_counts: dict[str, int]
+    buyers: dict[str, dict[str, int]] = field(default_factory=dict)  # buyer_id -> table -> rows
+    removed_buyers: list[str] = field(default_factory=list)
+
+
+def publish_sql(name: str) -> str:
+    return (PUBLISH_SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _q(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def new_snapshot_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
+    """Create every sql/publish table in database `db`, reading the warehouse tables of the
+    current default database (the caller runs `use <warehouse>` first)."""
+    for name in SQL_TABLES:
+        con.execute(f"create table {db}.main.{name} as {publish_sql(name)}")
+
+
+def dictionary_rows(con: duckdb.DuckDBPyConnection, db: str) -> pl.DataFrame:
+    """One row per table x column of database `db`: types from information_schema,
+    descriptions from the pandera schemas. Fails on an undocumented or missing column."""
+    types = con.sql("select table_name, column_name, ordinal_position, data_type "
+                    "from information_schema.columns where table_catalog = $db and table_schema = 'main' "
+                    "order by table_name, ordinal_position", params={"db": db}).pl()
+    rows, problems = [], []
+    for table, schema in schemas.SCHEMAS.items():
+        cols = types.filter(pl.col("table_name") == table)
+        if cols.is_empty():
+            problems.append(f"{table}: not built")
+            continue
+        actual = cols["column_name"].to_list()
+        if actual != list(schema.columns):
+            problems.append(f"{table}: columns {actual} differ from radar_pipeline/publish/schemas.py "
+                            f"{list(schema.columns)}")
+        for r in cols.iter_rows(named=True):
+            col = schema.columns.get(r["column_name"])
+            rows.append({"table_name": table, "table_description": schema.description,
+                         "ordinal_position": int(r["ordinal_position"]), "column_name": r["column_name"],
+                         "data_type": r["data_type"], "nullable": bool(col.nullable) if col else True,
+                         "description": (col.description if col else None) or ""})
+    if problems:
+        raise PublishError("published tables do not match their schemas: " + "; ".join(problems))
+    return pl.DataFrame(rows, schema={"table_name": pl.Utf8, "table_description": pl.Utf8,
+                                      "ordinal_position": pl.Int32, "column_name": pl.Utf8,
+                                      "data_type": pl.Utf8, "nullable": pl.Boolean, "description": pl.Utf8})
+
+
+def _finish(con: duckdb.DuckDBPyConnection, db: str, *, dictionary: pl.DataFrame | None, snapshot_id: str,
+            scope: str, published_at: datetime, source: str) -> dict[str, int]:
+    """Write data_dictionary (built from `db` when None) and publish_info into `db`;
+    returns row counts per table."""
+    con.execute(DICTIONARY_DDL.format(db=db))
+    con.execute(PUBLISH_INFO_DDL.format(db=db))
+    if dictionary is None:
+        dictionary = dictionary_rows(con, db)
+    con.register("_dictionary", dictionary)
+    con.execute(f"insert into {db}.main.data_dictionary by name select * from _dictionary")
+    con.unregister("_dictionary")
+    counts = {t: con.sql(f"select count(*) from {db}.main.{t}").fetchall()[0][0] for t in ALL_TABLES
+              if t != "publish_info"}
+    counts["publish_info"] = len(counts) + 1
+    info = pl.DataFrame({"snapshot_id": snapshot_id, "scope": scope, "published_at": published_at,
+                         "source_warehouse": source, "table_name": list(counts),
+                         "row_count": list(counts.values())},
+                        schema={"snapshot_id": pl.Utf8, "scope": pl.Utf8, "published_at": pl.Datetime("us"),
+                                "source_warehouse": pl.Utf8, "table_name": pl.Utf8, "row_count": pl.Int64})
+    con.register("_info", info)
+    con.execute(f"insert into {db}.main.publish_info by name select * from _info")
+    con.unregister("_info")
+    return counts
+
+
+def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) -> None:
+    """pandera-validate every published table (tables over VALIDATE_MAX_ROWS on a block
+    sample: uniqueness is then checked on the sample only)."""
+    problems = []
+    for table, schema in schemas.SCHEMAS.items():
+        n = counts.get(table, 0)
+        sample = (f" using sample {100 * VALIDATE_MAX_ROWS / n:.4f}% (system, 42)"
+                  if n > VALIDATE_MAX_ROWS else "")
+        df = con.sql(f"select * from {db}.main.{table}{sample}").pl()
+        try:
+            schema.validate(df, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases.head(5)
+            problems.append(f"{table}: " + "; ".join(
+                f"{r.get('column')} {r.get('check')} failed for {r.get('failure_case')}"
+                for r in cases.iter_rows(named=True)))
+    if problems:
+        raise PublishError("published tables failed validation: " + " | ".join(problems))
+
+
+def _export_parquet(con: duckdb.DuckDBPyConnection, db: str, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in ALL_TABLES:
+        con.execute(f"copy {db}.main.{table} to {_q(folder / f'{table}.parquet')} (format parquet)")
+
+
+def _swap_symlink(link: Path, target: Path) -> None:
+    """Point `link` at `target` atomically (a new symlink renamed over the old one)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists() and not link.is_symlink():  # a real folder from a manual copy: move it aside
+        os.replace(link, link.with_name(link.name + f".replaced-{secrets.token_hex(3)}"))
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(4)}.lnk")
+    os.symlink(os.path.relpath(target, link.parent), tmp)
+    os.replace(tmp, link)
+
+
+def _prune(snapshots: Path, keep: str) -> None:
+    """Keep the newest KEEP_SNAPSHOTS snapshot folders (ids sort by time), always `keep`."""
+    if not snapshots.is_dir():
+        return
+    dirs = sorted(p for p in snapshots.iterdir() if p.is_dir())
+    for old in dirs[:-KEEP_SNAPSHOTS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, alias: str, fill) -> Path:
+    """Create a temp DuckDB file next to `target`, attach it as `alias`, run fill(alias),
+    detach (checkpoint). Returns the temp path; the caller renames it over `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{snapshot_id}.tmp")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con.execute(f"attach {_q(tmp)} as {alias}")
+    try:
+        fill(alias)
+        con.execute(f"detach {alias}")
+    except BaseException:
+        try:
+            con.execute(f"detach {alias}")
+        except duckdb.Error:
+            pass
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print) -> PublishResult:
+    """Build a new snapshot of the published file (+ Parquet, + one file per buyer) from the
+    warehouse and swap it in atomically. The warehouse is only read."""
+    warehouse = Path(warehouse).resolve()
+    published = Path(published or settings.published_path()).absolute()
+    out = published.parent
+    snapshot_id = new_snapshot_id()
+    published_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    snapshots = out / ".snapshots"
+    con = duckdb.connect()
+    staged: list[tuple[Path, Path]] = []  # (temp file, target) renamed at the end
+    parquet_links: list[tuple[Path, Path]] = []
+    try:
+        con.execute(f"attach {_q(warehouse)} as wh (read_only)")
+        con.execute("use wh")
+        result = PublishResult(snapshot_id, published, {})
+
+        def fill_main(db: str) -> None:
+            build_sql_tables(con, db)
+            result.row_counts = _finish(con, db, dictionary=None, snapshot_id=snapshot_id,
+                                        scope="all", published_at=published_at, source=str(warehouse))
+            validate(con, db, result.row_counts)
+            _export_parquet(con, db, snapshots / "all" / snapshot_id / "parquet")
+
+        main_tmp = _build_file(con, published, snapshot_id, "pub", fill_main)
+        staged.append((main_tmp, published))
+        parquet_links.append((out / "parquet", snapshots / "all" / snapshot_id / "parquet"))
+        log(f"published snapshot {snapshot_id}: " + ", ".join(f"{t}={n}" for t, n in result.row_counts.items()))
+
+        # Buyers: built from the new snapshot (attached read-only from its temp file) + buyer_sites.
+        has_buyers = con.sql("select count(*) from information_schema.tables where table_catalog = 'wh' "
+                             "and table_name = 'buyer_sites'").fetchall()[0][0]
+        buyers = [r[0] for r in con.sql("select distinct buyer_id from wh.main.buyer_sites order by 1")
+                  .fetchall()] if has_buyers else []
+        if buyers:
+            con.execute(f"attach {_q(main_tmp)} as pubsrc (read_only)")
+            dictionary = con.sql("select * from pubsrc.main.data_dictionary").pl()
+        for buyer_id in buyers:
+            def fill_buyer(db: str, buyer_id: str = buyer_id) -> None:
+                for table in PUBLIC_TABLES:
+                    con.execute(f"create table {db}.main.{table} as select * from pubsrc.main.{table}")
+                for table in SITE_TABLES:
+                    con.execute(f"create table {db}.main.{table} as select * from pubsrc.main.{table} "
+                                f"where site_id in (select site_id from wh.main.buyer_sites "
+                                f"where buyer_id = $b)", {"b": buyer_id})
+                counts = _finish(con, db, dictionary=dictionary, snapshot_id=snapshot_id,
+                                 scope=f"buyer:{buyer_id}", published_at=published_at, source=str(warehouse))
+                result.buyers[buyer_id] = counts
+                _export_parquet(con, db, snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet")
+
+            target = out / "buyers" / f"{buyer_id}.duckdb"
+            staged.append((_build_file(con, target, snapshot_id, "buyer", fill_buyer), target))
+            parquet_links.append((out / "buyers" / buyer_id / "parquet",
+                                  snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet"))
+        if buyers:
+            con.execute("detach pubsrc")
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(snapshots / "all" / snapshot_id, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+
+    # Swap: each file is one atomic rename; readers see the old or the new file, never a mix.
+    for tmp, target in staged:
+        os.replace(tmp, target)
+    for link, target in parquet_links:
+        _swap_symlink(link, target)
+        _prune(target.parent, keep=snapshot_id)
+    # Buyers no longer listed lose their file (the folder of lists is the source of truth).
+    buyers_dir = out / "buyers"
+    if buyers_dir.is_dir():
+        for f in buyers_dir.glob("*.duckdb"):
+            if f.stem not in result.buyers:
+                f.unlink(missing_ok=True)
+                link = buyers_dir / f.stem / "parquet"
+                if link.is_symlink():
+                    link.unlink()
+                shutil.rmtree(snapshots / f"buyer-{f.stem}", ignore_errors=True)
+                result.removed_buyers.append(f.stem)
+    return result
+
+
+def empty_dictionary() -> pl.DataFrame:
+    """The data dictionary built on an empty warehouse (types do not depend on the data)."""
+    con = duckdb.connect()
+    try:
+        ensure_schema(con)
+        con.execute("attach ':memory:' as pub")
+        build_sql_tables(con, "pub")
+        con.execute(DICTIONARY_DDL.format(db="pub"))
+        con.execute(PUBLISH_INFO_DDL.format(db="pub"))
+        return dictionary_rows(con, "pub")
+    finally:
+        con.close()

@@ -1,0 +1,132 @@
+"""Buyer -> site lists: which sites each buyer sees in its own published file.
+
+Files in RADAR_BUYERS_INBOX (default data/buyers): `*.csv` with a header
+`buyer_id,site_id` or `*.jsonl` with one `{"buyer_id": ..., "site_id": ...}`
+per line. The folder is the source of truth: every load replaces the
+warehouse tables `buyer_sites` and `buyer_site_rejects` as a whole, so removing
+a line (or a file) takes the site away from the buyer at the next publish.
+
+Rows with an id outside `^[A-Za-z0-9._-]{1,64}$` (or missing, or unreadable)
+are rejected with a reason. Site ids the warehouse does not know are kept
+(the buyer's list may arrive before the site data) and reported.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_LINE_BYTES = 1 << 16
+ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
+REJECT_SCHEMA = {"file": pl.Utf8, "line": pl.Int64, "buyer_id": pl.Utf8, "site_id": pl.Utf8, "reason": pl.Utf8}
+
+
+@dataclass
+class BuyerLoad:
+    files: list[str]
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+    unknown_sites: list[tuple[str, str]] = field(default_factory=list)  # (buyer_id, site_id)
+
+    @property
+    def buyers(self) -> list[str]:
+        return sorted(set(self.rows["buyer_id"].to_list()))
+
+
+def _shown(value: object) -> str | None:
+    return None if value is None else str(value)[:80]
+
+
+def _check(file: str, line: int, buyer_id: object, site_id: object, rows: list, rejects: list) -> None:
+    problems = []
+    for name, value in (("buyer_id", buyer_id), ("site_id", site_id)):
+        if value is None or value == "":
+            problems.append(f"{name} is missing")
+        elif not isinstance(value, str):
+            problems.append(f"{name} must be a string, got {type(value).__name__}")
+        elif not ID_PATTERN.match(value):
+            problems.append(f"{name} {_shown(value)!r} does not match {ID_PATTERN.pattern}")
+    if problems:
+        rejects.append({"file": file, "line": line, "buyer_id": _shown(buyer_id), "site_id": _shown(site_id),
+                        "reason": "; ".join(problems)})
+    else:
+        rows.append({"buyer_id": buyer_id, "site_id": site_id, "source_file": file, "source_line": line})
+
+
+def read_file(path: Path, rows: list, rejects: list) -> None:
+    name = path.name
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if "buyer_id" not in header or "site_id" not in header:
+                rejects.append({"file": name, "line": 1, "buyer_id": None, "site_id": None,
+                                "reason": f"header must have buyer_id and site_id, got {header}"})
+                return
+            reader.fieldnames = header
+            for rec in reader:
+                _check(name, reader.line_num, (rec.get("buyer_id") or "").strip() or None,
+                       (rec.get("site_id") or "").strip() or None, rows, rejects)
+        return
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            if len(raw) > MAX_LINE_BYTES:
+                rejects.append({"file": name, "line": n, "buyer_id": None, "site_id": None,
+                                "reason": f"line longer than {MAX_LINE_BYTES} bytes"})
+                continue
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                rejects.append({"file": name, "line": n, "buyer_id": None, "site_id": None,
+                                "reason": f"not valid JSON: {exc}"[:200]})
+                continue
+            if not isinstance(rec, dict):
+                rejects.append({"file": name, "line": n, "buyer_id": None, "site_id": None,
+                                "reason": "line is not a JSON object"})
+                continue
+            _check(name, n, rec.get("buyer_id"), rec.get("site_id"), rows, rejects)
+
+
+def read_folder(folder: Path) -> BuyerLoad:
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".jsonl")) \
+        if folder.is_dir() else []
+    rows: list[dict] = []
+    rejects: list[dict] = []
+    for path in files:
+        read_file(path, rows, rejects)
+    frame = pl.DataFrame(rows, schema=ROW_SCHEMA).unique(["buyer_id", "site_id"], keep="first",
+                                                         maintain_order=True)
+    return BuyerLoad([p.name for p in files], frame, pl.DataFrame(rejects, schema=REJECT_SCHEMA))
+
+
+def load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
+    """Read the folder and replace buyer_sites / buyer_site_rejects in one transaction."""
+    result = read_folder(folder)
+    con.register("_buyer_rows", result.rows)
+    con.register("_buyer_rejects", result.rejects)
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from buyer_sites")
+        con.execute("insert into buyer_sites by name select * from _buyer_rows")
+        con.execute("delete from buyer_site_rejects")
+        con.execute("insert into buyer_site_rejects by name select * from _buyer_rejects")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_buyer_rows")
+        con.unregister("_buyer_rejects")
+    result.unknown_sites = con.sql(
+        "select buyer_id, site_id from buyer_sites anti join sites using (site_id) "
+        "order by buyer_id, site_id").fetchall()
+    return result

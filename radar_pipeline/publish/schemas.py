@@ -1,0 +1,232 @@
+"""pandera (polars) schemas of the published, BI-facing tables.
+
+Every column carries a description: together with DuckDB's information_schema
+(for the column types) they generate the `data_dictionary` table and
+docs/data_dictionary.md. The schemas are strict, so a column added to a
+sql/publish/*.sql file without a description here fails the publish (and the
+tests) instead of reaching BI tools undocumented.
+"""
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from radar_pipeline.methodology import TOPICS
+
+ISO3 = r"^[A-Z]{3}$"
+ID = r"^[A-Za-z0-9._-]{1,64}$"
+CATEGORIES = ("Low", "Medium", "High")
+PILLAR_NAMES = ("labour_standards", "health_safety", "business_ethics", "environment")
+
+
+def c(dtype, description: str, *checks: pa.Check, nullable: bool = True, unique: bool = False) -> pa.Column:
+    return pa.Column(dtype, list(checks), nullable=nullable, unique=unique, description=description)
+
+
+def score16(description: str, nullable: bool = False) -> pa.Column:
+    return c(float, description, pa.Check.in_range(1.0, 6.0), nullable=nullable)
+
+
+EDITION = lambda: c(pl.Int32, "Methodology edition (refresh year)", pa.Check.in_range(1990, 2100),  # noqa: E731
+                    nullable=False)
+ISO3_COL = lambda: c(pl.Utf8, "ISO 3166-1 alpha-3 country code", pa.Check.str_matches(ISO3),  # noqa: E731
+                     nullable=False)
+COUNTRY_NAME = lambda: c(pl.Utf8, "Country or area name (UN M49)")  # noqa: E731
+REGION = lambda: c(pl.Utf8, "UN M49 region")  # noqa: E731
+SUBREGION = lambda: c(pl.Utf8, "UN M49 sub-region")  # noqa: E731
+ISIC_CLASS = lambda: c(pl.Utf8, "ISIC Rev.4 class (4 digits)")  # noqa: E731
+ISIC_TITLE = lambda: c(pl.Utf8, "ISIC Rev.4 class title")  # noqa: E731
+ISIC_SECTION = lambda: c(pl.Utf8, "ISIC Rev.4 section letter (A-U)")  # noqa: E731
+SITE_ID = lambda: c(pl.Utf8, "Supplier site id as sent by the buyer", pa.Check.str_matches(ID),  # noqa: E731
+                    nullable=False)
+MISSING = lambda: c(pl.Utf8, "Comma-separated topics that had no data in this edition "  # noqa: E731
+                             "(left out of every mean); empty when all 14 are present")
+
+countries = pa.DataFrameSchema({
+    "iso3": c(pl.Utf8, "ISO 3166-1 alpha-3 country code", pa.Check.str_matches(ISO3), nullable=False, unique=True),
+    "iso2": c(pl.Utf8, "ISO 3166-1 alpha-2 country code"),
+    "m49": c(pl.Utf8, "UN M49 numeric code"),
+    "country_name": COUNTRY_NAME(),
+    "region": REGION(),
+    "subregion": SUBREGION(),
+    "intermediate_region": c(pl.Utf8, "UN M49 intermediate region"),
+    "ldc": c(pl.Boolean, "Least developed country (UN M49)"),
+    "lldc": c(pl.Boolean, "Land-locked developing country (UN M49)"),
+    "sids": c(pl.Boolean, "Small island developing state (UN M49)"),
+}, name="countries", strict=True,
+    description="Country dimension: every UN M49 country/area with a region. One row per iso3.")
+
+country_risk = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "iso3": ISO3_COL(),
+    "country_name": COUNTRY_NAME(),
+    "region": REGION(),
+    "subregion": SUBREGION(),
+    "topic": c(pl.Utf8, "Topic id (one of the 14 topics of METHODOLOGY §1)", pa.Check.isin(TOPICS), nullable=False),
+    "pillar": c(pl.Utf8, "Pillar of the topic", pa.Check.isin(PILLAR_NAMES)),
+    "score": score16("Country topic risk, 1 (low) - 6 (high): mean of the topic's indicator scores"),
+    "n_indicators": c(pl.Int32, "Indicators averaged into the score", nullable=False),
+    "n_imputed": c(pl.Int32, "Of those, indicators gap-filled from a regional mean", nullable=False),
+    "missing_topics": MISSING(),
+}, name="country_risk", strict=True, unique=["edition", "iso3", "topic"],
+    description="Country risk in long form: one row per edition x country x topic.")
+
+country_risk_wide = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "iso3": ISO3_COL(),
+    "country_name": COUNTRY_NAME(),
+    "region": REGION(),
+    "subregion": SUBREGION(),
+    **{t: score16(f"Country risk 1-6 on topic {t} (null when the topic had no data in this edition)",
+                  nullable=True) for t in TOPICS},
+    "mean_score": score16("Mean over the topics present"),
+    "n_topics": c(pl.Int32, "Number of topics present", nullable=False),
+    "missing_topics": MISSING(),
+}, name="country_risk_wide", strict=True, unique=["edition", "iso3"],
+    description="Country risk in wide form: one row per edition x country, one column per topic.")
+
+inherent_risk = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "iso3": ISO3_COL(),
+    "country_name": COUNTRY_NAME(),
+    "isic_class": ISIC_CLASS(),
+    "isic_title": ISIC_TITLE(),
+    "isic_section": ISIC_SECTION(),
+    "topic": c(pl.Utf8, "Topic id", pa.Check.isin(TOPICS), nullable=False),
+    "country_score": score16("Country topic risk 1-6 (country_risk.score)"),
+    "sector_weight": c(float, "Sector weight 0-4 of the class's division/section on this topic (METHODOLOGY §3)",
+                       nullable=False),
+    "hrg_uplift": c(float, "High-risk-goods uplift for this country x class x topic (METHODOLOGY §4)",
+                    nullable=False),
+    "score": c(float, "Inherent risk of the topic for this country x class (METHODOLOGY §5)", nullable=False),
+}, name="inherent_risk", strict=True,
+    description="Inherent risk per edition x country x ISIC class x topic, with its three ingredients.")
+
+inherent_risk_overall = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "iso3": ISO3_COL(),
+    "country_name": COUNTRY_NAME(),
+    "region": REGION(),
+    "isic_class": ISIC_CLASS(),
+    "isic_title": ISIC_TITLE(),
+    "isic_section": ISIC_SECTION(),
+    "score": c(float, "Inherent risk: mean over the topics present", nullable=False),
+    "labour_standards": c(float, "Mean inherent risk over the labour-standards topics"),
+    "health_safety": c(float, "Inherent risk on health and safety"),
+    "business_ethics": c(float, "Inherent risk on business ethics"),
+    "environment": c(float, "Mean inherent risk over the environment topics"),
+    "is_primary_producer": c(pl.Boolean, "The class is a primary producer (agriculture, mining...)",
+                             nullable=False),
+    "missing_topics": MISSING(),
+}, name="inherent_risk_overall", strict=True, unique=["edition", "iso3", "isic_class"],
+    description="Inherent risk per edition x country x ISIC class (one score, pillar means for display).")
+
+_site_score_columns = {
+    "edition": EDITION(),
+    "site_id": SITE_ID(),
+    "site_name": c(pl.Utf8, "Site name as sent by the buyer"),
+    "iso3": c(pl.Utf8, "Country of the site (ISO3)"),
+    "country_name": COUNTRY_NAME(),
+    "region": REGION(),
+    "subregion": SUBREGION(),
+    "isic_code": c(pl.Utf8, "ISIC code as sent (section, division, group or class)"),
+    "isic_class": c(pl.Utf8, "ISIC class used for inherent risk"),
+    "isic_title": ISIC_TITLE(),
+    "isic_section": ISIC_SECTION(),
+    "is_primary_producer": c(pl.Boolean, "The site's class is a primary producer"),
+    "inherent": c(float, "Inherent risk of the site's country x class (METHODOLOGY §6)"),
+    "labour_standards": c(float, "Inherent risk, labour-standards pillar"),
+    "health_safety": c(float, "Inherent risk, health-and-safety pillar"),
+    "business_ethics": c(float, "Inherent risk, business-ethics pillar"),
+    "environment": c(float, "Inherent risk, environment pillar"),
+    "site_characteristics": c(float, "Site-characteristics score from the SAQ (METHODOLOGY §7)"),
+    "raw_points": c(float, "SAQ risk points before scaling"),
+    "total_available": c(float, "SAQ points available"),
+    "n_unanswered": c(pl.Int64, "SAQ questions left unanswered"),
+    "management_controls": c(float, "Management-controls score (METHODOLOGY §8)"),
+    "mc_rounded": c(float, "Management-controls score rounded as the adjustment rule uses it"),
+    "open_critical": c(pl.Int64, "Open business-critical/critical audit findings"),
+    "open_major": c(pl.Int64, "Open major audit findings"),
+    "base": c(float, "Score before the adjustment"),
+    "adjustment": c(pl.Utf8, "Adjustment applied: none, reduction_0.75, reduction_0.90 or floor_6.0"),
+    "final_score": c(float, "Final site score 0-10 (rounded to 1 decimal)", pa.Check.in_range(0.0, 10.0)),
+    "category": c(pl.Utf8, "Risk category of the final score: Low (< 4), Medium (< 6), High",
+                  pa.Check.isin(CATEGORIES)),
+    "inherent_only": c(pl.Boolean, "No questionnaire: the score is the inherent risk only"),
+    "missing_topics": MISSING(),
+    "previous_edition": c(pl.Int32, "The site's previous scored edition (null for its first)"),
+    "previous_final_score": c(float, "final_score in previous_edition"),
+    "previous_category": c(pl.Utf8, "category in previous_edition"),
+    "score_change": c(float, "final_score - previous_final_score"),
+    "methodology_version": c(pl.Utf8, "Version of the scoring methodology"),
+    "scored_at": c(pl.Datetime("us"), "When the score was computed (UTC)"),
+}
+
+site_scores_history = pa.DataFrameSchema(
+    _site_score_columns, name="site_scores_history", strict=True, unique=["edition", "site_id"],
+    description="Every site score per edition, with names and the change since the site's previous edition.")
+
+site_scores_latest = pa.DataFrameSchema(
+    _site_score_columns, name="site_scores_latest", strict=True, unique=["site_id"],
+    description="Each site's score in the latest edition it was scored for (same columns as "
+                "site_scores_history).")
+
+site_score_factors = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "site_id": SITE_ID(),
+    "kind": c(pl.Utf8, "inherent_topic, saq_factor, control or adjustment", nullable=False),
+    "item": c(pl.Utf8, "Factor, control id, inherent part or adjustment name", nullable=False),
+    "detail": c(pl.Utf8, "Answer, level or rule that produced the points"),
+    "points": c(float, "Points contributed"),
+}, name="site_score_factors", strict=True,
+    description="Explanation of every site score: one row per site x edition x factor (METHODOLOGY §8.6).")
+
+site_nonconformities = pa.DataFrameSchema({
+    "site_id": SITE_ID(),
+    "site_name": c(pl.Utf8, "Site name"),
+    "iso3": c(pl.Utf8, "Country of the site (ISO3)"),
+    "nc_id": c(pl.Utf8, "Finding id as sent", nullable=False),
+    "severity": c(pl.Utf8, "business_critical, critical, major, minor or observation", nullable=False),
+    "status": c(pl.Utf8, "open or closed", pa.Check.isin(("open", "closed")), nullable=False),
+    "raised_on": c(pl.Date, "Date the finding was raised"),
+    "closed_on": c(pl.Date, "Date the finding was closed"),
+}, name="site_nonconformities", strict=True,
+    description="Audit findings (non-conformities) of each site's latest accepted record.")
+
+site_rejects = pa.DataFrameSchema({
+    "file": c(pl.Utf8, "Site file name", nullable=False),
+    "file_sha256": c(pl.Utf8, "SHA-256 of the file content", nullable=False),
+    "line": c(pl.Int64, "Line number in the file"),
+    "site_id": c(pl.Utf8, "Site id on the line, when readable"),
+    "field": c(pl.Utf8, "Field that failed validation"),
+    "reason": c(pl.Utf8, "Why the line was rejected", nullable=False),
+    "received_at": c(pl.Datetime("us"), "When the file was processed (UTC)", nullable=False),
+}, name="site_rejects", strict=True,
+    description="Site file lines rejected at intake, with the reason.")
+
+data_dictionary = pa.DataFrameSchema({
+    "table_name": c(pl.Utf8, "Published table", nullable=False),
+    "table_description": c(pl.Utf8, "What one row of the table is"),
+    "ordinal_position": c(pl.Int32, "Column position (1-based)", nullable=False),
+    "column_name": c(pl.Utf8, "Column", nullable=False),
+    "data_type": c(pl.Utf8, "DuckDB type", nullable=False),
+    "nullable": c(pl.Boolean, "Whether the column may be null", nullable=False),
+    "description": c(pl.Utf8, "What the column means", nullable=False),
+}, name="data_dictionary", strict=True, unique=["table_name", "column_name"],
+    description="This dictionary: one row per published table x column.")
+
+publish_info = pa.DataFrameSchema({
+    "snapshot_id": c(pl.Utf8, "Id of this published snapshot (UTC time + random suffix)", nullable=False),
+    "scope": c(pl.Utf8, "'all' for the main file, 'buyer:<buyer_id>' for a buyer's file", nullable=False),
+    "published_at": c(pl.Datetime("us"), "When the snapshot was built (UTC)", nullable=False),
+    "source_warehouse": c(pl.Utf8, "Path of the pipeline warehouse it was built from", nullable=False),
+    "table_name": c(pl.Utf8, "Published table", nullable=False),
+    "row_count": c(pl.Int64, "Rows in that table in this snapshot", nullable=False),
+}, name="publish_info", strict=True, unique=["table_name"],
+    description="Provenance of the snapshot: one row per published table with its row count.")
+
+# Order = publish order = order in the data dictionary.
+SCHEMAS: dict[str, pa.DataFrameSchema] = {s.name: s for s in (
+    countries, country_risk, country_risk_wide, inherent_risk, inherent_risk_overall,
+    site_scores_latest, site_scores_history, site_score_factors, site_nonconformities, site_rejects,
+    data_dictionary, publish_info)}

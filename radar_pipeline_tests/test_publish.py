@@ -1,0 +1,456 @@
+"""The BI-facing published snapshot: tables, atomic replacement under readers, buyer files,
+example queries, data dictionary."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from radar_pipeline import settings
+from radar_pipeline.methodology import TOPICS
+from radar_pipeline.publish import build, buyers, dictionary, schemas
+from radar_pipeline.publish.runner import publish_warehouse
+from radar_pipeline.runner import refresh_edition, score_sites
+from radar_pipeline.sites import generate, store
+from radar_pipeline.warehouse import connect
+
+try:
+    import duckdb_engine  # noqa: F401 — the SQLAlchemy dialect BI tools use
+    HAS_DUCKDB_ENGINE = True
+except ImportError:
+    HAS_DUCKDB_ENGINE = False
+CONSISTENCY_SQL = ("select any_value(snapshot_id), "
+                   "(select row_count from publish_info where table_name = 'site_scores_history'), "
+                   "(select count(*) from site_scores_history) from publish_info")
+EXAMPLES = sorted((settings.SQL_DIR / "examples").glob("*.sql"))
+N_SITES = 200
+
+
+def q(path, sql: str, **params) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.sql(sql, params=params or None).fetchall()
+    finally:
+        con.close()
+
+
+def one(path, sql: str, **params):
+    return q(path, sql, **params)[0][0]
+
+
+def snapshot_in_subprocess(path: Path) -> str:
+    """What a NEW connection from another process (a BI server) sees."""
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(c.sql('select any_value(snapshot_id) from publish_info').fetchall()[0][0])")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+    path, stop, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[4])
+    # a BI server opening a fresh read-only connection for each query
+    engine = sa.create_engine(f"duckdb:///{path}", connect_args={"read_only": True}, poolclass=NullPool)
+    seen, errors, n = [], [], 0
+    while not stop.exists():
+        try:
+            with engine.connect() as c:
+                snap, info, actual = c.execute(sa.text(sys.argv[3])).one()
+            if info != actual:
+                errors.append(f"mixed snapshot: {info} != {actual}")
+            if not seen or seen[-1] != snap:
+                seen.append(snap)
+            n += 1
+            ready.touch()
+        except Exception as exc:
+            errors.append(repr(exc)[:300])
+        time.sleep(0.05)
+    print(json.dumps({"seen": seen, "errors": errors, "n": n}))
+""")
+
+
+class Readers:
+    """BI readers of the published file while the pipeline runs:
+    * in this process, ONE SQLAlchemy (duckdb-engine) connection held throughout, polled every 50 ms;
+    * in another process, a NEW SQLAlchemy connection per query every 50 ms (a BI server with NullPool).
+    Each query checks that publish_info's row count matches the table (one snapshot, never a mix)."""
+
+    def __init__(self, target: Path, tmp: Path):
+        import sqlalchemy as sa
+
+        self.sa, self.stop, self.stop_file = sa, threading.Event(), tmp / "stop_readers"
+        self.engine = sa.create_engine(f"duckdb:///{target}", connect_args={"read_only": True})
+        self.held = self.engine.connect()
+        self.results = {"n": 0, "errors": [], "seen": set()}
+        ready = tmp / "reader_ready"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", READER, str(target), str(self.stop_file), CONSISTENCY_SQL, str(ready)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+        self.other: dict = {}
+        deadline = time.monotonic() + 60
+        while not ready.exists() and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the other process has answered once from snapshot 1
+
+    def poll(self):
+        while not self.stop.is_set():
+            try:
+                snap, info, actual = self.held.execute(self.sa.text(CONSISTENCY_SQL)).one()
+                self.results["seen"].add(snap)
+                if info != actual:
+                    self.results["errors"].append(f"mixed snapshot: {info} != {actual}")
+                self.results["n"] += 1
+            except Exception as exc:  # noqa: BLE001 — any failure is what the test looks for
+                self.results["errors"].append(repr(exc)[:300])
+            time.sleep(0.05)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.stop_file.touch()
+        out, err = self.proc.communicate(timeout=60)
+        self.held.close()
+        self.engine.dispose()
+        lines = out.strip().splitlines()
+        self.other = json.loads(lines[-1]) if lines else {"errors": [err[-2000:]], "n": 0, "seen": []}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Edition 2024 from the sample mirror, 200 synthetic sites scored, two buyers, published
+    (snapshot 1) through the Dagster job; then, while BI readers hold the published file,
+    edition 2023 is refreshed, scored and published again (snapshot 2)."""
+    tmp = tmp_path_factory.mktemp("publish")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    published = tmp / "published" / "radar.duckdb"
+    mp.setenv("RADAR_PUBLISHED", str(published))
+    mp.setenv("RADAR_BUYERS_INBOX", str(tmp / "buyers"))
+    wh = tmp / "radar.duckdb"
+    outcome = refresh_edition(2024, warehouse=wh)
+    assert outcome.success, outcome.failures
+    con = connect(wh)
+    countries = [r[0] for r in con.sql("select iso3 from countries").fetchall()]
+    classes = [r[0] for r in con.sql("select code from isic where level = 'class'").fetchall()]
+    con.close()
+    generate.write_sites(generate.generate_sites(N_SITES, 7, countries, classes), tmp / "sites.jsonl")
+    with connect(wh) as con:
+        keys = store.ingest(con, tmp / "sites.jsonl").to_score
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = score_sites(keys, edition=2024, warehouse=wh, instance=instance)
+    assert outcome.success, outcome.failures
+    (tmp / "buyers").mkdir()
+    acme = keys[:5]
+    (tmp / "buyers" / "acme.csv").write_text(
+        "buyer_id,site_id\n" + "".join(f"acme,{k}\n" for k in acme) + "acme,NOT-A-SITE\nbad buyer!,x\n")
+    (tmp / "buyers" / "zeta.jsonl").write_text(
+        "".join(json.dumps({"buyer_id": "zeta", "site_id": k}) + "\n" for k in keys[5:8]) + "{not json\n")
+    first = publish_warehouse(warehouse=wh, instance=instance)
+    assert first.success, first.failures
+    s1 = one(published, "select any_value(snapshot_id) from publish_info")
+
+    readers = Readers(published, tmp) if HAS_DUCKDB_ENGINE else None
+    try:
+        refreshed = refresh_edition(2023, warehouse=wh)
+        with connect(wh) as con:
+            store.score_and_store(con, 2023, keys)  # what the site_scores asset runs
+        second = publish_warehouse(warehouse=wh, instance=instance)
+        time.sleep(0.3)
+    finally:
+        if readers:
+            readers.close()
+    assert refreshed.success, refreshed.failures
+    assert second.success, second.failures
+    yield {"tmp": tmp, "wh": wh, "published": published, "keys": keys, "acme": acme, "zeta": keys[5:8],
+           "outcome": second, "refreshed": refreshed, "s1": s1, "readers": readers}
+    mp.undo()
+
+
+# --- the published tables ------------------------------------------------------------
+
+WAREHOUSE_COUNTS = {
+    "countries": "select count(*) from countries",
+    "country_risk": "select count(*) from country_topic_risk",
+    "country_risk_wide": "select count(*) from (select distinct edition, iso3 from country_topic_risk)",
+    "inherent_risk": "select count(*) from inherent_risk",
+    "inherent_risk_overall": "select count(*) from inherent_risk_overall",
+    "site_scores_latest": "select count(distinct site_id) from site_scores",
+    "site_scores_history": "select count(*) from site_scores",
+    "site_score_factors": "select count(*) from site_score_factors",
+    "site_nonconformities": "select count(*) from site_nonconformities",
+    "site_rejects": "select count(*) from site_rejects",
+}
+
+
+def test_published_tables_have_documented_columns_and_warehouse_row_counts(env):
+    pub, wh = env["published"], env["wh"]
+    for table, schema in schemas.SCHEMAS.items():
+        cols = [r[0] for r in q(pub, "select column_name from information_schema.columns "
+                                     "where table_name = $t order by ordinal_position", t=table)]
+        assert cols == list(schema.columns), table
+    for table, sql in WAREHOUSE_COUNTS.items():
+        expected = one(wh, sql)
+        assert one(pub, f"select count(*) from {table}") == expected, table
+        assert expected > 0 or table == "site_rejects", table
+    assert one(pub, "select count(*) from site_scores_latest") == N_SITES
+    assert one(pub, "select count(distinct edition) from site_scores_history") == 2
+    assert q(pub, "select distinct edition from site_scores_latest") == [(2024,)]
+    # values carried over, not just counts
+    assert one(pub, "select sum(final_score) from site_scores_history") == pytest.approx(
+        one(wh, "select sum(final_score) from site_scores"))
+    changes = q(pub, "select count(*), count(score_change) from site_scores_history where edition = 2024")[0]
+    assert changes == (N_SITES, N_SITES)
+    # publish_info tells the truth about every table
+    info = dict(q(pub, "select table_name, row_count from publish_info"))
+    assert set(info) == set(schemas.SCHEMAS)
+    for table, n in info.items():
+        assert one(pub, f"select count(*) from {table}") == n, table
+    assert {r[0] for r in q(pub, "select distinct scope from publish_info")} == {"all"}
+
+
+def test_wide_country_risk_has_one_column_per_topic_matching_long_form(env):
+    pub = env["published"]
+    wide = duckdb.connect(str(pub), read_only=True)
+    try:
+        long = wide.sql("select edition, iso3, topic, score from country_risk").pl()
+        w = wide.sql("select * from country_risk_wide").pl()
+    finally:
+        wide.close()
+    assert all(t in w.columns for t in TOPICS)
+    melted = (w.unpivot(index=["edition", "iso3"], on=list(TOPICS), variable_name="topic", value_name="score")
+               .drop_nulls("score"))
+    assert melted.sort("edition", "iso3", "topic").equals(long.sort("edition", "iso3", "topic"))
+
+
+def test_parquet_beside_the_file_matches_the_snapshot(env):
+    pub = env["published"]
+    folder = pub.parent / "parquet"
+    assert folder.is_symlink()
+    snap = one(pub, "select any_value(snapshot_id) from publish_info")
+    assert snap in str(folder.resolve())
+    con = duckdb.connect()
+    try:
+        for table, n in q(pub, "select table_name, row_count from publish_info"):
+            path = folder / f"{table}.parquet"
+            assert con.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0] == n, table
+    finally:
+        con.close()
+
+
+# --- atomic replacement ---------------------------------------------------------------
+
+def copy_without_buyers(src: Path, dst: Path) -> Path:
+    shutil.copy(src, dst)
+    with duckdb.connect(str(dst)) as con:
+        con.execute("delete from buyer_sites")
+    return dst
+
+
+def test_open_reader_keeps_its_snapshot_while_a_new_one_is_published(env, tmp_path):
+    wh1 = copy_without_buyers(env["wh"], tmp_path / "w1.duckdb")
+    wh2 = copy_without_buyers(env["wh"], tmp_path / "w2.duckdb")
+    with duckdb.connect(str(wh2)) as con:  # snapshot 2 differs: edition 2023 site scores gone
+        con.execute("delete from site_scores where edition = 2023")
+    target = tmp_path / "out" / "radar.duckdb"
+    s1 = build.publish(wh1, target, log=lambda *_: None)
+
+    # what snapshot 1 must answer, computed from its warehouse (not through the reader, so the
+    # reader's first read of these tables happens AFTER snapshot 2 is swapped in)
+    expected = q(wh1, "select (select count(*) from site_scores), (select sum(final_score) from site_scores), "
+                      "(select count(*) from inherent_risk), (select sum(score) from inherent_risk)")[0]
+    check = ("select (select count(*) from site_scores_history), (select sum(final_score) from site_scores_history), "
+             "(select count(*) from inherent_risk), (select sum(score) from inherent_risk)")
+    inode = target.stat().st_ino
+    reader = duckdb.connect(str(target), read_only=True)
+    try:
+        assert reader.sql("select any_value(snapshot_id) from publish_info").fetchall()[0][0] == s1.snapshot_id
+        s2 = build.publish(wh2, target, log=lambda *_: None)
+        assert s2.snapshot_id != s1.snapshot_id and s2.row_counts["site_scores_history"] == N_SITES
+        assert target.stat().st_ino != inode  # a new file renamed in, the reader's file never written
+        # the open connection still answers snapshot 1, consistently, table after table
+        for _ in range(2):
+            got = reader.sql(check).fetchall()[0]
+            assert got[0] == expected[0] and got[2] == expected[2]
+            assert got[1] == pytest.approx(expected[1]) and got[3] == pytest.approx(expected[3])
+            assert reader.sql("select any_value(snapshot_id), count(*) from publish_info").fetchall()[0] == \
+                (s1.snapshot_id, len(schemas.SCHEMAS))
+        # a new connection from another process sees snapshot 2 while the old one is still open
+        assert snapshot_in_subprocess(target) == s2.snapshot_id
+    finally:
+        reader.close()
+    # ... and so does this process once its old connections are closed
+    assert q(target, "select any_value(snapshot_id), (select count(*) from site_scores_history) "
+                     "from publish_info")[0] == (s2.snapshot_id, N_SITES)
+    # no temp files left, Parquet swapped too, previous Parquet kept for readers mid-query
+    assert sorted(p.name for p in target.parent.iterdir()) == [".snapshots", "parquet", "radar.duckdb"]
+    assert s2.snapshot_id in str((target.parent / "parquet").resolve())
+    assert (target.parent / ".snapshots" / "all" / s1.snapshot_id / "parquet").is_dir()
+
+
+def test_failed_validation_leaves_the_published_snapshot_untouched(env, monkeypatch):
+    target = env["published"]
+    before = sorted(p.name for p in target.parent.iterdir())
+    snapshot = one(target, "select any_value(snapshot_id) from publish_info")
+    broken = schemas.SCHEMAS["site_scores_latest"].remove_columns(["score_change"])
+    monkeypatch.setitem(schemas.SCHEMAS, "site_scores_latest", broken)
+    with pytest.raises(build.PublishError, match="score_change"):
+        build.publish(env["wh"], target, log=lambda *_: None)
+    assert one(target, "select any_value(snapshot_id) from publish_info") == snapshot
+    assert sorted(p.name for p in target.parent.iterdir()) == before  # no temp file left
+    assert snapshot in str((target.parent / "parquet").resolve())
+    assert not list((target.parent / "buyers").glob(".*"))
+
+
+def test_bi_readers_through_sqlalchemy_never_fail_during_refresh_and_publish(env):
+    """duckdb-engine/SQLAlchemy readers (as Superset/Metabase) on the published file for the
+    whole of a refresh + scoring + publish: the run succeeded (fixture) and no query failed."""
+    if not HAS_DUCKDB_ENGINE:
+        pytest.skip("duckdb-engine not installed (test extra)")
+    readers, s1 = env["readers"], env["s1"]
+    s2 = one(env["published"], "select any_value(snapshot_id) from publish_info")
+    assert s2 != s1
+    assert readers.results["errors"] == [] and readers.results["n"] >= 20
+    assert readers.results["seen"] == {s1}  # the held connection stays on its snapshot
+    assert readers.other["errors"] == [] and readers.other["n"] >= 20
+    assert readers.other["seen"] == [s1, s2]  # fresh connections move to the new snapshot
+
+
+# --- buyers -----------------------------------------------------------------------------
+
+def test_buyer_files_contain_only_their_sites(env):
+    out = env["published"].parent / "buyers"
+    assert sorted(p.name for p in out.glob("*.duckdb")) == ["acme.duckdb", "zeta.duckdb"]
+    for buyer in ("acme", "zeta"):
+        path = out / f"{buyer}.duckdb"
+        mine = set(env[buyer])
+        for table in build.SITE_TABLES:
+            ids = {r[0] for r in q(path, f"select distinct site_id from {table}")}
+            assert ids <= mine, (buyer, table, ids - mine)
+        assert {r[0] for r in q(path, "select site_id from site_scores_latest")} == mine
+        assert one(path, "select count(*) from site_score_factors") == one(
+            env["wh"], "select count(*) from site_score_factors where site_id in (select unnest($s))",
+            s=sorted(mine))
+        for table in build.PUBLIC_TABLES:  # public tables are complete
+            assert one(path, f"select count(*) from {table}") == one(env["published"], f"select count(*) from {table}")
+        assert q(path, "select distinct scope from publish_info") == [(f"buyer:{buyer}",)]
+        parquet = out / buyer / "parquet" / "site_scores_latest.parquet"
+        with duckdb.connect() as con:
+            assert con.sql(f"select count(*) from read_parquet('{parquet}')").fetchall()[0][0] == len(mine)
+
+
+def test_buyer_lists_validated_and_unknown_sites_reported(env):
+    rejects = q(env["wh"], "select file, line, reason from buyer_site_rejects order by file, line")
+    assert [(f, n) for f, n, _ in rejects] == [("acme.csv", 8), ("zeta.jsonl", 4)]
+    assert "buyer_id 'bad buyer!' does not match" in rejects[0][2]
+    assert "not valid JSON" in rejects[1][2]
+    checks = {c.check_name: c for c in env["outcome"].result.get_asset_check_evaluations()}
+    assert not checks["buyer_sites_known"].passed
+    assert "acme/NOT-A-SITE" in checks["buyer_sites_known"].metadata["unknown"].value
+
+
+def test_buyer_reader_rules(tmp_path):
+    (tmp_path / "a.csv").write_text("site_id,buyer_id\nS1,B1\n,B1\nS2,\nS" + "x" * 64 + ",B1\nS1,B1\n")
+    (tmp_path / "b.jsonl").write_text('{"buyer_id": "B2", "site_id": 5}\n[1]\n{"buyer_id": "B2", "site_id": "S.3"}\n')
+    (tmp_path / "c.csv").write_text("buyer,site\nB3,S1\n")
+    (tmp_path / "ignored.txt").write_text("buyer_id,site_id\nB4,S1\n")
+    load = buyers.read_folder(tmp_path)
+    assert load.rows.select("buyer_id", "site_id").rows() == [("B1", "S1"), ("B2", "S.3")]
+    reasons = [(r["file"], r["line"], r["reason"]) for r in load.rejects.iter_rows(named=True)]
+    assert [(f, n) for f, n, _ in reasons] == [("a.csv", 3), ("a.csv", 4), ("a.csv", 5),
+                                                ("b.jsonl", 1), ("b.jsonl", 2), ("c.csv", 1)]
+    assert "site_id is missing" in reasons[0][2] and "buyer_id is missing" in reasons[1][2]
+    assert "must be a string" in reasons[3][2] and "header must have" in reasons[5][2]
+
+
+# --- examples and dictionary ------------------------------------------------------------------
+
+EXPECTED_EXAMPLES = {"high_risk_sites_by_country_sector", "primary_producers", "site_score_changes",
+                     "country_topic_changes", "open_critical_findings"}
+
+
+def test_example_queries_answer_on_the_published_snapshot(env):
+    assert {p.stem for p in EXAMPLES} == EXPECTED_EXAMPLES
+    con = duckdb.connect(str(env["published"]), read_only=True)
+    try:
+        for path in EXAMPLES:
+            df = con.sql(path.read_text(encoding="utf-8")).pl()
+            assert df.height > 0, path.name
+        changes = con.sql((settings.SQL_DIR / "examples" / "site_score_changes.sql").read_text()).pl()
+        assert changes.height == N_SITES and set(changes["edition"]) == {2024}
+        assert (changes["score_change"] == changes["final_score"] - changes["previous_final_score"]).all()
+        expected_open = con.sql("select count(distinct site_id) from site_nonconformities where status = 'open' "
+                                "and severity in ('critical', 'business_critical')").fetchall()[0][0]
+        crit = con.sql((settings.SQL_DIR / "examples" / "open_critical_findings.sql").read_text()).pl()
+        assert crit.height == expected_open
+        producers = con.sql((settings.SQL_DIR / "examples" / "primary_producers.sql").read_text()).pl()
+        assert producers.height == con.sql("select count(*) from site_scores_latest "
+                                           "where is_primary_producer").fetchall()[0][0]
+    finally:
+        con.close()
+    # and on a buyer's file, limited to its sites
+    acme = duckdb.connect(str(env["published"].parent / "buyers" / "acme.duckdb"), read_only=True)
+    try:
+        df = acme.sql((settings.SQL_DIR / "examples" / "site_score_changes.sql").read_text()).pl()
+        assert set(df["site_id"]) == set(env["acme"])
+    finally:
+        acme.close()
+
+
+def test_data_dictionary_markdown_is_up_to_date(env):
+    assert dictionary.DOC_PATH.read_text(encoding="utf-8") == dictionary.render_markdown(), \
+        "docs/data_dictionary.md is stale: run `python -m radar_pipeline.publish.dictionary`"
+    con = duckdb.connect(str(env["published"]), read_only=True)
+    try:
+        published = con.sql("select * from data_dictionary").pl()
+    finally:
+        con.close()
+    assert published.equals(build.empty_dictionary())
+    assert published.filter(pl.col("description") == "").is_empty()
+
+
+# --- triggers ------------------------------------------------------------------------------------
+
+def test_publish_follows_every_successful_refresh_or_scoring_run(env):
+    from radar_pipeline.publish.assets import publish_after_update
+
+    def evaluate(outcome):
+        result = outcome.result
+        context = dg.build_run_status_sensor_context(
+            sensor_name="publish_after_update", dagster_event=result.get_run_success_event(),
+            dagster_instance=dg.DagsterInstance.ephemeral(), dagster_run=result.dagster_run)
+        return publish_after_update(context)
+
+    request = evaluate(env["refreshed"])
+    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("publish-")
+    assert isinstance(evaluate(env["outcome"]), dg.SkipReason)  # a publish run does not publish again
+
+
+def test_buyers_inbox_sensor_requests_a_publish_on_change(tmp_path, monkeypatch):
+    from radar_pipeline.publish.assets import buyers_inbox_sensor
+
+    monkeypatch.setenv("RADAR_BUYERS_INBOX", str(tmp_path))
+    first = buyers_inbox_sensor(dg.build_sensor_context(cursor=None))
+    assert not first.run_requests  # empty folder, nothing to do
+    (tmp_path / "b.csv").write_text("buyer_id,site_id\nB1,S1\n")
+    changed = buyers_inbox_sensor(dg.build_sensor_context(cursor=first.cursor))
+    assert len(changed.run_requests) == 1
+    same = buyers_inbox_sensor(dg.build_sensor_context(cursor=changed.cursor))
+    assert not same.run_requests
+    (tmp_path / "b.csv").unlink()  # a removed list must be published too (the buyer loses access)
+    assert len(buyers_inbox_sensor(dg.build_sensor_context(cursor=same.cursor)).run_requests) == 1
