@@ -23,8 +23,11 @@ class RunOutcome:
 
 
 def root_message(err) -> str:
-    """The innermost cause: Dagster wraps the user's exception in its own."""
-    while err is not None and err.cause is not None:
+    """The user's error: Dagster wraps the user's exception in its own. Unwrap only
+    Dagster's wrappers, so a SourceError/Failure keeps its "[source] file: reason"
+    instead of being replaced by its low-level cause (UnicodeDecodeError, ConnectTimeout)."""
+    while err is not None and err.cause is not None and (
+            err.cls_name.startswith(("Dagster", "RetryRequested"))):
         err = err.cause
     return err.message.strip() if err is not None else "unknown error"
 
@@ -55,7 +58,8 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
 
     instance = instance or dg.DagsterInstance.ephemeral()
     known = instance.get_dynamic_partitions(sites.name)
-    new = [k for k in dict.fromkeys(keys) if k not in set(known)]
+    known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
+    new = [k for k in dict.fromkeys(keys) if k not in known_set]
     if new:
         instance.add_dynamic_partitions(sites.name, new)
     request = range_request([*known, *new], set(keys), edition=edition)

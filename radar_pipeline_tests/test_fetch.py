@@ -77,12 +77,20 @@ def test_landing_records_provenance_and_atomic_replace(tmp_path, server):
     assert (tmp_path / "ti_cpi/2023/CPI.xlsx").read_bytes() == b"first"
 
 
-def test_html_error_page_instead_of_workbook_fails_in_parser(tmp_path, server):
+def test_html_error_page_instead_of_workbook_is_refused_before_landing(tmp_path, server):
     url = server.route("/CPI.xlsx", (200, {"Content-Type": "text/html"},
                                      b"<!DOCTYPE html><html><body>Access denied</body></html>"))
-    landed = fetch_entry(CatalogueEntry("ti_cpi", "2023", "CPI.xlsx", url), tmp_path, fast_client())
+    with pytest.raises(SourceError, match=r"\[ti_cpi\] file CPI.xlsx: .*HTML page"):
+        fetch_entry(CatalogueEntry("ti_cpi", "2023", "CPI.xlsx", url), tmp_path, fast_client())
+    assert not (tmp_path / "ti_cpi/2023/CPI.xlsx").exists()
+
+
+def test_html_page_saved_as_workbook_fails_in_parser(tmp_path):
+    # a mirror folder can still hold one (saved by hand from a browser)
+    page = tmp_path / "CPI.xlsx"
+    page.write_bytes(b"<!DOCTYPE html><html><body>Access denied</body></html>")
     with pytest.raises(SourceError, match=r"\[ti_cpi\] file CPI.xlsx: expected xlsx but got an HTML"):
-        ti_cpi.parse([landed], specs_for("ti_cpi", "2023"))
+        ti_cpi.parse([LandedFile("ti_cpi", "2023", page)], specs_for("ti_cpi", "2023"))
 
 
 def test_zip_member_extracted(tmp_path, server):

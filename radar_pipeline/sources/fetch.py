@@ -96,6 +96,11 @@ class HttpClient:
                     continue
                 raise SourceError(self.source, f"{url}: response body truncated or corrupt "
                                   f"after {attempt + 1} attempts ({exc})") from exc
+            except requests.exceptions.ConnectTimeout as exc:
+                # no connection at all: the publisher is unreachable, not slow
+                raise SourceError(self.source, f"{url}: publisher unreachable (connection timed out "
+                                  f"after retries: ConnectTimeout). Offline? Run with --sample or "
+                                  "set RADAR_SOURCES_MIRROR=<dir>") from exc
             except requests.exceptions.Timeout as exc:
                 raise SourceError(self.source, f"{url}: timed out after retries ({exc.__class__.__name__})") from exc
             except requests.exceptions.ConnectionError as exc:
@@ -145,9 +150,24 @@ def fetch_entry(entry: CatalogueEntry, landing: Path,
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 data = zf.read(entry.member)
         except (zipfile.BadZipFile, KeyError) as exc:
-            raise SourceError(entry.source, f"{entry.url}: expected a zip holding {entry.member} ({exc})",
-                              file=entry.file) from exc
+            raise SourceError(entry.source, f"{entry.url}: expected a zip holding {entry.member} ({exc})"
+                              + body_hint(data), file=entry.file) from exc
+    # An outage answered with 200 (error page, empty body) must not replace the
+    # good copy landed by an earlier fetch: refuse it before it touches landing.
+    hint = body_hint(data)
+    if hint and not entry.file.lower().endswith((".html", ".htm")):
+        raise SourceError(entry.source, f"{entry.url}: unusable response{hint}", file=entry.file)
     return land_bytes(landing, entry.source, entry.vintage, entry.file, data, entry.url)
+
+
+def body_hint(data: bytes) -> str:
+    """Why a 200 body is unusable, when it is plainly an outage answer ('' otherwise)."""
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not data.strip():
+        return ": the response body is empty"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return ": got an HTML page — the publisher probably served an error page"
+    return ""
 
 
 def _parse_headers(text: str) -> dict[str, str]:

@@ -122,6 +122,21 @@ def edition_cut(resolved: pl.DataFrame, edition: int) -> pl.DataFrame:
 def load_source(source: str, edition: int, universe: set[str], *, mirror: Path | None = None,
                 landing: Path | None = None, user_dir: Path | None = None,
                 log: Callable[[str], None] = print) -> SourceLoad:
+    try:
+        return _load_source(source, edition, universe, mirror=mirror, landing=landing,
+                            user_dir=user_dir, log=log)
+    except SourceError as exc:
+        if exc.source == source:
+            raise
+        # worldbank_wgi downloads/parses API pages with the WDI adapter's code: name the
+        # source being loaded, not the module that noticed the problem.
+        raise SourceError(source, f"{exc.reason} (reported by the {exc.source} adapter)",
+                          file=exc.file, row=exc.row, field=exc.field) from exc
+
+
+def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path | None,
+                 landing: Path | None, user_dir: Path | None,
+                 log: Callable[[str], None]) -> SourceLoad:
     mirror = mirror if mirror is not None else settings.sources_mirror()
     by_vintage = collect_files(source, mirror=mirror, landing=landing or settings.landing_dir(),
                                user_dir=user_dir or settings.user_files_dir(), log=log)

@@ -43,6 +43,9 @@ def _parse_file(f: LandedFile, known_ids: list[str]) -> pl.DataFrame:
     df = df.with_columns(pl.col("year").cast(pl.Int32, strict=False).alias("data_year"))
     first_bad(f, df, pl.col("data_year").is_null(), "year", "year", "year is not an integer")
     df = parse_float(f, df, "value", "value_f", "value")
+    # conform() drops non-finite values; a user typing inf/nan must hear about it, not lose the row
+    first_bad(f, df, pl.col("value_f").is_not_null() & ~pl.col("value_f").is_finite(), "value", "value",
+              "value is not a finite number")
     dup = (df.with_columns(pl.col(LINE).min().over("iso3", "indicator_id", "data_year").alias("__first"))
              .filter(pl.col(LINE) != pl.col("__first")).head(1))
     if dup.height:

@@ -37,6 +37,7 @@ from radar_pipeline.sources._csv_text import (LINE, decode_text, first_bad, pars
                                                require_columns, spec_table)
 from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
                                          conform, empty_observations)
+from radar_pipeline.sources.fetch import body_hint
 
 SOURCE = "worldbank_wdi"
 FILE_PATTERNS = ("*.csv", "*.json")
@@ -296,7 +297,7 @@ def _fetch_pages(get: Getter, url: str, params: dict, stem: str, dest: Path) -> 
             parsed = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SourceError(SOURCE, f"response for {url} page {page} is not JSON "
-                              f"(starts {body[:60]!r})", file=name) from exc
+                              f"(starts {body[:60]!r}){body_hint(body)}", file=name) from exc
         _raise_api_message(SOURCE, name, parsed)
         if not (isinstance(parsed, list) and parsed and isinstance(parsed[0], dict)
                 and "pages" in parsed[0]):

@@ -1,0 +1,241 @@
+"""Bad input, kind by kind: each gives a clear error (file, row/field, reason) or a
+quarantined reject row, and the valid input next to it is still processed.
+
+Publisher and user files are SYNTHETIC copies of the packaged sample mirror,
+edited in tmp_path and read through `registry.load_source` (mirror mode), the
+path the source assets take. Site files go through `read_sites_jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+import pytest
+
+from radar_pipeline import schemas, settings
+from radar_pipeline.sites.intake import read_sites_jsonl
+from radar_pipeline.sources import registry, un_m49
+from radar_pipeline.sources.base import SourceError
+
+SAMPLE = settings.SAMPLE_MIRROR_DIR
+EDITION = 2023
+
+
+@pytest.fixture(scope="module")
+def universe() -> set[str]:
+    return set(un_m49.parse_countries(next((SAMPLE / "un_m49").glob("*/*.csv")))["iso3"])
+
+
+def _one_file(source: str) -> Path:
+    return sorted(p for p in (SAMPLE / source).glob("*/*") if p.is_file())[-1]
+
+
+def _edit_text(path: Path, fn: Callable[[str], str]) -> None:
+    path.write_text(fn(path.read_text(encoding="utf-8-sig")), encoding="utf-8")
+
+
+def _replace_line(line_no: int, fn: Callable[[str], str]) -> Callable[[str], str]:
+    """Edit one physical line (1-based)."""
+    def edit(text: str) -> str:
+        lines = text.split("\n")
+        lines[line_no - 1] = fn(lines[line_no - 1])
+        return "\n".join(lines)
+    return edit
+
+
+def _append(extra: str) -> Callable[[str], str]:
+    return lambda text: text.rstrip("\n") + "\n" + extra + "\n"
+
+
+# (id, source, edit of the source's newest sample file, substrings the error must contain)
+PUBLISHER_CASES = [
+    ("renamed_column", "nd_gain", lambda t: t.replace('"ISO3"', '"ISO_3"', 1), ["gain.csv", "ISO3"]),
+    ("missing_column", "ituc", lambda t: t.replace("country,rating", "country,score", 1),
+     ["ituc_ratings.csv", "rating"]),
+    ("renamed_column_user", "user", lambda t: t.replace("iso3,indicator_id,year,value", "iso3,indicator_id,yr,value", 1),
+     ["ilo_weekly_hours.csv", "year"]),
+    ("non_numeric_value", "nd_gain", _replace_line(3, lambda l: l.replace('"BGD","Bangladesh",41.6738467837868',
+                                                                           '"BGD","Bangladesh",forty-one')),
+     ["gain.csv", "line 3", "forty-one"]),
+    ("non_numeric_value_user", "user", _replace_line(3, lambda l: "DNK,ilo_weekly_hours,2020,about 36"),
+     ["ilo_weekly_hours.csv", "line 3", "about 36"]),
+    ("non_integer_year_user", "user", _replace_line(3, lambda l: "DNK,ilo_weekly_hours,twenty,35.9"),
+     ["ilo_weekly_hours.csv", "line 3", "twenty"]),
+    ("duplicate_key_user", "user", _append("DNK,ilo_weekly_hours,2019,40.0"),
+     ["ilo_weekly_hours.csv", "DNK", "ilo_weekly_hours", "2019"]),
+    ("unknown_indicator_user", "user", _append("DNK,no_such_indicator,2020,1.0"),
+     ["ilo_weekly_hours.csv", "no_such_indicator"]),
+    ("duplicate_country_ituc", "ituc", _append("Australia,2"), ["ituc_ratings.csv", "Australia"]),
+    ("bad_rating_ituc", "ituc", _append("Namibia,7"), ["ituc_ratings.csv", "7"]),
+    ("bad_rating_text_ituc", "ituc", _append("Namibia,very bad"), ["ituc_ratings.csv", "very bad"]),
+    ("unknown_country_name", "ituc", _append("Atlantis,3"), ["Atlantis"]),
+    ("two_names_one_country", "ituc", _append("Commonwealth of Australia,2"),
+     ["Australia", "Commonwealth of Australia", "same country"]),
+    ("ragged_row", "user", _append("DNK,ilo_weekly_hours,2018,35.0,extra,cells"), ["ilo_weekly_hours.csv"]),
+    ("latin1_text", "undp_gii", None, ["Gender_Inequality_Index_GII_2019.csv", "UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("case_id,source,edit,expect", PUBLISHER_CASES, ids=[c[0] for c in PUBLISHER_CASES])
+def test_bad_publisher_or_user_file_names_file_row_and_reason(case_id, source, edit, expect, tmp_path, universe):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SAMPLE / source, mirror / source)
+    target = mirror / source / _one_file(source).relative_to(SAMPLE / source)
+    # the untouched copy loads: the failure below is caused by the edit alone
+    good = registry.load_source(source, EDITION, universe, mirror=mirror, landing=tmp_path / "l",
+                                user_dir=tmp_path / "nouser", log=lambda m: None)
+    assert good.observations.height > 0
+    if edit is None:  # re-encode as latin-1 (the sample file has non-ASCII text)
+        target.write_bytes(target.read_text(encoding="utf-8-sig").encode("latin-1", errors="replace"))
+    else:
+        _edit_text(target, edit)
+    with pytest.raises(SourceError) as err:
+        registry.load_source(source, EDITION, universe, mirror=mirror, landing=tmp_path / "l",
+                             user_dir=tmp_path / "nouser", log=lambda m: None)
+    msg = str(err.value)
+    assert msg.startswith(f"[{source}]"), msg
+    for part in expect:
+        assert part in msg, f"{part!r} not in {msg!r}"
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "nan"])
+def test_non_finite_value_in_user_file_is_an_error_not_a_silent_drop(raw, tmp_path, universe):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SAMPLE / "user", mirror / "user")
+    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda l: f"DNK,ilo_weekly_hours,2020,{raw}"))
+    with pytest.raises(SourceError) as err:
+        registry.load_source("user", EDITION, universe, mirror=mirror, landing=tmp_path / "l",
+                             user_dir=tmp_path / "nouser", log=lambda m: None)
+    assert err.value.row == "line 3" and err.value.field == "value" and raw in str(err.value)
+
+
+@pytest.mark.parametrize("column,bad,expect", [
+    ("value", math.inf, "value"),
+    ("value", math.nan, "value"),
+    ("iso3", "xx", "iso3"),
+    ("data_year", 1800, "data_year"),
+], ids=["inf", "nan", "bad_iso3", "year_out_of_range"])
+def test_observation_checks_reject_out_of_range_values(column, bad, expect):
+    row = {"edition": 2023, "source": "user", "indicator_id": "ilo_weekly_hours", "iso3": "DNK",
+           "data_year": 2020, "value": 36.0, "vintage": "2024", "file": "f.csv", "row_ref": "line 2"}
+    good = pl.DataFrame([row, {**row, "iso3": "BGD"}], schema_overrides={"edition": pl.Int32, "data_year": pl.Int32})
+    assert schemas.validate(schemas.indicator_observations, good) == []
+    bad_df = good.with_columns(pl.when(pl.col("iso3") == "BGD").then(pl.lit(bad)).otherwise(pl.col(column))
+                               .cast(good.schema[column]).alias(column))
+    problems = schemas.validate(schemas.indicator_observations, bad_df)
+    assert problems and any(expect in p for p in problems), problems
+
+
+def test_duplicate_observation_key_fails_the_check():
+    row = {"edition": 2023, "source": "user", "indicator_id": "ilo_weekly_hours", "iso3": "DNK",
+           "data_year": 2020, "value": 36.0, "vintage": "2024", "file": "f.csv", "row_ref": "line 2"}
+    df = pl.DataFrame([row, {**row, "value": 40.0, "row_ref": "line 9"}],
+                      schema_overrides={"edition": pl.Int32, "data_year": pl.Int32})
+    assert schemas.validate(schemas.indicator_observations, df)
+
+
+# --------------------------------------------------------------------------- sites (JSON Lines)
+
+ISIC = pl.DataFrame({
+    "code": ["C", "14", "141", "1410", "A", "01", "011", "0111"],
+    "level": ["section", "division", "group", "class", "section", "division", "group", "class"],
+    "section": ["C"] * 4 + ["A"] * 4,
+    "division": [None, "14", "14", "14", None, "01", "01", "01"],
+    "grp": [None, None, "141", "141", None, None, "011", "011"],
+    "is_primary_producer": [False] * 4 + [True] * 4,
+})
+COUNTRIES = {"BGD", "CIV", "VNM"}
+CONTROLS = {"ppe_enforced", "written_policy"}
+GOOD = {"site_id": "OK-1", "site_name": "Plant", "country": "BGD", "isic": "1410",
+        "saq": {"workers_total": 120, "migrant_pct": 12.5, "worker_representation": "committee"},
+        "controls": ["ppe_enforced"],
+        "audits": [{"nc_id": "NC-1", "severity": "major", "status": "open", "raised_on": "2024-03-02"}]}
+
+
+def _site(**over) -> str:
+    return json.dumps({**GOOD, **over})
+
+
+def _saq(**over) -> str:
+    return json.dumps({**GOOD, "site_id": "BAD-1", "saq": {**GOOD["saq"], **over}})
+
+
+HOSTILE_SQL = "'; drop table sites; --"
+LONG_ID = "A" * 10_000
+
+# (id, bad line(s) as text or bytes, field the reject names, substrings of the reason)
+SITE_CASES = [
+    ("malformed_json", '{"site_id": "BAD-1", "country": "BGD",', None, ["JSON"]),
+    ("huge_line", '{"site_id": "BAD-1", "site_name": "' + "x" * (1 << 20) + '"}', None, ["MiB"]),
+    ("not_an_object", '["BAD-1", "BGD", "1410"]', None, ["object"]),
+    ("invalid_utf8", b'{"site_id": "BAD-1", "site_name": "\xff\xfe"}', None, ["UTF-8"]),
+    ("sql_injection_id", _site(site_id=HOSTILE_SQL), "site_id", ["site_id"]),
+    ("path_traversal_id", _site(site_id="../../etc/passwd"), "site_id", ["site_id"]),
+    ("10kB_id", _site(site_id=LONG_ID), "site_id", ["site_id"]),
+    ("missing_site_id", json.dumps({k: v for k, v in GOOD.items() if k != "site_id"}), "site_id", []),
+    ("unknown_country", _site(site_id="BAD-1", country="Atlantis"), "country", ["Atlantis"]),
+    ("unknown_isic", _site(site_id="BAD-1", isic="9999"), "isic", ["9999"]),
+    ("unknown_saq_key", _saq(favourite_colour="blue"), "favourite_colour", []),
+    ("percentage_over_100", _saq(migrant_pct=150), "migrant_pct", ["150"]),
+    ("percentage_negative", _saq(migrant_pct=-1), "migrant_pct", ["-1"]),
+    ("saq_wrong_type", _saq(workers_total="many"), "workers_total", []),
+    ("saq_bad_enum", _saq(worker_representation="guild"), "worker_representation", ["guild"]),
+    ("unknown_control", _site(site_id="BAD-1", controls=["ppe_enforced", "free_lunch"]), "controls", ["free_lunch"]),
+    ("bad_severity", _site(site_id="BAD-1", audits=[{**GOOD["audits"][0], "severity": "catastrophic"}]),
+     "severity", ["catastrophic"]),
+    ("bad_status", _site(site_id="BAD-1", audits=[{**GOOD["audits"][0], "status": "pending"}]),
+     "status", ["pending"]),
+    ("bad_date", _site(site_id="BAD-1", audits=[{**GOOD["audits"][0], "raised_on": "02/03/2024"}]),
+     "raised_on", ["02/03/2024"]),
+    ("unknown_top_level_key", json.dumps({**GOOD, "site_id": "BAD-1", "owner": "x"}), "owner", []),
+    ("duplicate_json_key", '{"site_id": "BAD-1", "site_id": "BAD-2", "country": "BGD", "isic": "1410"}',
+     "site_id", []),
+]
+
+
+def _write(tmp_path: Path, bad: str | bytes) -> tuple[Path, int]:
+    """Valid site, the bad line, valid site: returns the file and the bad line's number."""
+    parts = [_site(site_id="OK-1").encode(), bad if isinstance(bad, bytes) else bad.encode(),
+             _site(site_id="OK-2", country="Viet Nam", isic="C1410").encode()]
+    path = tmp_path / "sites.jsonl"
+    path.write_bytes(b"\n".join(parts) + b"\n")
+    return path, 2
+
+
+@pytest.mark.parametrize("case_id,bad,field,expect", SITE_CASES, ids=[c[0] for c in SITE_CASES])
+def test_bad_site_line_is_quarantined_and_valid_sites_are_kept(case_id, bad, field, expect, tmp_path):
+    path, line = _write(tmp_path, bad)
+    r = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
+    assert sorted(r.sites["site_id"].to_list()) == ["OK-1", "OK-2"], r.rejects.to_dicts()
+    assert dict(zip(r.sites["site_id"], r.sites["iso3"])) == {"OK-1": "BGD", "OK-2": "VNM"}
+    rej = r.rejects.filter(pl.col("line") == line)
+    assert rej.height >= 1, f"line {line} not rejected: {r.rejects.to_dicts()}"
+    assert r.rejects.filter(pl.col("line") != line).height == 0, r.rejects.to_dicts()
+    assert all(f in (str(path), path.name) for f in rej["file"]), rej.to_dicts()
+    text = " | ".join(f"{f or ''}: {reason}" for f, reason in zip(rej["field"], rej["reason"]))
+    if field is not None:
+        assert any(field in (f or "") or field in reason for f, reason in zip(rej["field"], rej["reason"])), text
+    for part in expect:
+        assert part in text, f"{part!r} not in {text!r}"
+    # nothing of the rejected site leaks into the result tables
+    for table in (r.saq, r.controls, r.nonconformities):
+        assert set(table["site_id"]) <= {"OK-1", "OK-2"}
+    # hostile/huge values are truncated in the reject, never echoed whole
+    assert all(len(reason) < 2000 for reason in rej["reason"]) and all(
+        s is None or len(s) <= 200 for s in rej["site_id"])
+
+
+def test_duplicate_site_id_rejects_the_repeat_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "sites.jsonl"
+    path.write_text("\n".join([_site(site_id="OK-1"), _site(site_id="OK-2"),
+                               _site(site_id="OK-1", site_name="again")]) + "\n", encoding="utf-8")
+    r = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
+    rej = r.rejects.to_dicts()
+    assert rej and all(x["site_id"] == "OK-1" and x["file"] in (str(path), path.name) and x["line"] == 3
+                       for x in rej), rej
+    assert any(x["field"] == "site_id" and "duplicate" in x["reason"].lower() for x in rej), rej
+    assert "OK-2" in r.sites["site_id"].to_list()
