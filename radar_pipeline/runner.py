@@ -1,6 +1,8 @@
 """Run the project's jobs from Python (the CLI and the tests share this)."""
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,48 @@ def root_message(err) -> str:
     return err.message.strip() if err is not None else "unknown error"
 
 
+PID_TAG, HOST_TAG = "radar/pid", "radar/host"
+LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _own_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a recycled pid running something else is not our run
+    try:
+        return b"radar" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs whose `radar` process died (SIGKILL, OOM, power loss) as failed.
+
+    An in-process run holds its `duckdb_write` pool slot until it finishes; if
+    the process is killed, the run stays STARTED and the slot stays claimed, so
+    every later run would wait for it forever. Without a daemon nothing frees
+    it, so each `radar` command does: same host, process gone -> run failed,
+    slots freed. (Daemon-launched runs are covered by run_monitoring.)
+    """
+    reaped = []
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=LIVE_STATUSES, tags={HOST_TAG: host})):
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid and pid != os.getpid() and not _alive(pid):
+            instance.report_run_failed(run, message=f"radar process {pid} on {host} died mid-run")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
 def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = None,
                     warehouse: Path | str | None = None,
                     instance: dg.DagsterInstance | None = None) -> RunOutcome:
@@ -41,9 +85,10 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     run_config = {**QUIET, "ops": {"country_topic_risk": {"config": {
         "allow_missing_topics": list(allow_missing_topics or [])}}}}
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
-    result = job.execute_in_process(partition_key=str(edition), run_config=run_config,
-                                    instance=instance or dg.DagsterInstance.ephemeral(),
-                                    resources=resources, raise_on_error=False)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
+    result = job.execute_in_process(partition_key=str(edition), run_config=run_config, instance=instance,
+                                    resources=resources, raise_on_error=False, tags=_own_tags())
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
     return RunOutcome(result.success, failures, result)
@@ -57,6 +102,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
     from radar_pipeline.sites.assets import RANGE_END, RANGE_START, range_request
 
     instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
     known = instance.get_dynamic_partitions(sites.name)
     known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
     new = [k for k in dict.fromkeys(keys) if k not in known_set]
@@ -68,7 +114,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
     result = job.execute_in_process(run_config={**QUIET, **request.run_config}, instance=instance,
                                     resources=resources,
                                     tags={RANGE_START: request.tags[RANGE_START],
-                                          RANGE_END: request.tags[RANGE_END]},
+                                          RANGE_END: request.tags[RANGE_END], **_own_tags()},
                                     raise_on_error=False)
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
