@@ -1,0 +1,108 @@
+"""Shared helpers for the bench scripts (not part of the package, not tests).
+
+Each measurement that reports a peak RSS runs in its own child process
+(`python bench/<script>.py --worker ...`), so the figure is that process's own
+`ru_maxrss` and not the high-water mark of an earlier step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("RADAR_BENCH_CACHE", "/tmp/radar-bench"))
+PYTHON = sys.executable
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux: ru_maxrss is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+@contextmanager
+def timer(out: dict, key: str):
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        out[key] = time.perf_counter() - t
+
+
+def machine() -> str:
+    mem = ""
+    try:
+        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except Exception:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def sample_warehouse(edition: int = 2024) -> Path:
+    """A warehouse refreshed for `edition` from the packaged SYNTHETIC sample mirror
+    (built once into the cache dir, in a child process; ~15-20 s)."""
+    path = CACHE / f"sample_{edition}.duckdb"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".building.duckdb")
+    tmp.unlink(missing_ok=True)
+    env = {**os.environ, "RADAR_SOURCES_MIRROR": str(REPO / "radar_pipeline/sample_mirror")}
+    code = ("import sys; from radar_pipeline.runner import refresh_edition; "
+            f"o = refresh_edition({edition}, warehouse={str(tmp)!r}); "
+            "sys.exit(0 if o.success else f'refresh failed: {o.failures}')")
+    print(f"[setup] building sample warehouse {path} ...", file=sys.stderr, flush=True)
+    subprocess.run([PYTHON, "-c", code], check=True, env=env, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp.rename(path)
+    return path
+
+
+def copy_warehouse(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def reference_lists(con) -> tuple[list[str], list[str]]:
+    countries = [r[0] for r in con.sql("select iso3 from countries").fetchall()]
+    classes = [r[0] for r in con.sql("select code from isic where level = 'class'").fetchall()]
+    return countries, classes
+
+
+def run_worker(script: Path, args: list[str], env: dict | None = None, timeout: float | None = None,
+               retries: int = 1) -> dict:
+    """Run `python script --worker args...` and return the JSON object it prints last
+    (one retry by default: a worker that fails at import time is retried after 20 s)."""
+    for attempt in range(retries + 1):
+        proc = subprocess.run([PYTHON, str(script), "--worker", *args], cwd=REPO, env={**os.environ, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode == 0 or attempt == retries:
+            break
+        print(f"[worker {script.name} {args} failed, retrying: {proc.stderr.strip().splitlines()[-1:]}]",
+              file=sys.stderr, flush=True)
+        time.sleep(20)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"worker {script.name} {args} failed (exit {proc.returncode})")
+    last = [l for l in proc.stdout.splitlines() if l.startswith("{")][-1]
+    return json.loads(last)
+
+
+def emit(obj: dict) -> None:
+    """Worker output: one JSON line on stdout."""
+    print(json.dumps(obj), flush=True)
