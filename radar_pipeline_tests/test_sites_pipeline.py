@@ -151,3 +151,18 @@ def test_rescoring_one_site_replaces_only_its_rows(warehouse, tmp_path):
     assert a == [(6.0, "floor_6.0", "High")]  # open critical on a low-risk bank -> floor (§8.4)
     assert before_b.equals(after_b) and n == 2
     assert "FINAL SCORE 6.0" in text and "1 critical" in text
+
+
+def test_failed_scoring_run_is_recorded(warehouse, tmp_path):
+    f = tmp_path / "a.jsonl"
+    _write(f, [{"site_id": "A", "country": "DNK", "isic": "6419"}])
+    con = connect(warehouse)
+    summary = store.ingest(con, f)
+    con.execute("delete from inherent_risk_overall")  # nothing to score against
+    con.close()
+    outcome = score_sites(summary.to_score, warehouse=warehouse)
+    assert not outcome.success
+    con = connect(warehouse, read_only=True)
+    runs = con.sql("select status, n_sites, first_site, error from site_scoring_runs").fetchall()
+    con.close()
+    assert len(runs) == 1 and runs[0][:3] == ("failure", 1, "A") and "no inherent risk" in runs[0][3]

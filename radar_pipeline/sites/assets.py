@@ -8,6 +8,7 @@ request ranges, never one run per site.
 """
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -41,11 +42,20 @@ class SiteScoringConfig(dg.Config):
 )
 def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, warehouse: DuckDBWarehouse):
     keys = context.partition_keys
-    with warehouse.get_connection() as con:
-        edition = config.edition or store.latest_edition(con)
-        context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
-        scores = store.score_and_store(con, edition, keys)
-        schema = table_schema_metadata(con, "site_scores")
+    started = _now()
+    edition = None
+    try:
+        with warehouse.get_connection() as con:
+            edition = config.edition or store.latest_edition(con)
+            context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
+            scores = store.score_and_store(con, edition, keys)
+            schema = table_schema_metadata(con, "site_scores")
+            _record_run(con, context.run_id, edition, keys, "success", None, started)
+    except Exception as exc:
+        with warehouse.get_connection() as con:
+            _record_run(con, context.run_id, edition, keys, "failure", f"{type(exc).__name__}: {exc}"[:2000],
+                        started)
+        raise
     unscored = scores.filter(scores["final_score"].is_null())["site_id"].to_list()
     missing = sorted(set(keys) - set(scores["site_id"].to_list()))
     yield dg.AssetCheckResult(
@@ -59,6 +69,16 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
         "inherent_only": int(scores["inherent_only"].sum() or 0)})
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _record_run(con, run_id: str, edition, keys: list[str], status: str, error, started) -> None:
+    con.execute("insert into site_scoring_runs values ($r, $e, $a, $b, $n, $s, $err, $t0, $t1)",
+                {"r": run_id, "e": edition, "a": keys[0] if keys else None, "b": keys[-1] if keys else None,
+                 "n": len(keys), "s": status, "err": error, "t0": started, "t1": _now()})
+
+
 score_sites_job = dg.define_asset_job(
     "score_sites", selection=[site_scores], executor_def=dg.in_process_executor,
     description="Score a range of site partitions in one run (the UI's backfill uses the same policy).")
@@ -66,6 +86,11 @@ score_sites_job = dg.define_asset_job(
 
 def inbox_dir() -> Path:
     return Path(os.environ.get("RADAR_SITES_INBOX", "data/inbox"))
+
+
+# Rescoring everything is split into runs of this many sites: each run is cheap
+# to re-execute if it fails, and Dagster's per-partition event rows stay bounded per run.
+RESCORE_CHUNK = int(os.environ.get("RADAR_RESCORE_CHUNK", "50000"))
 
 
 def range_request(keys_in_order: list[str], wanted: set[str], edition: int = 0,
@@ -135,5 +160,9 @@ def rescore_after_refresh(context: dg.RunStatusSensorContext):
         return dg.SkipReason("not an edition refresh")
     edition = int(context.dagster_run.tags.get("dagster/partition", 0) or 0)
     keys = context.instance.get_dynamic_partitions(sites_partitions.name)
-    request = range_request(keys, set(keys), edition=edition, run_key=f"rescore-{context.dagster_run.run_id}")
-    return request or dg.SkipReason("no sites registered yet")
+    if not keys:
+        return dg.SkipReason("no sites registered yet")
+    chunks = [keys[i:i + RESCORE_CHUNK] for i in range(0, len(keys), RESCORE_CHUNK)]
+    return [range_request(chunk, set(chunk), edition=edition,
+                          run_key=f"rescore-{context.dagster_run.run_id}-{n}")
+            for n, chunk in enumerate(chunks)]

@@ -307,3 +307,19 @@ create table if not exists buyer_site_rejects (
     site_id varchar,
     reason varchar not null
 );
+
+-- Every scoring run over a site partition range, with its outcome. With
+-- DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (the PostgreSQL setting for
+-- large site counts) Dagster no longer marks a failed run's partitions failed,
+-- so the pipeline records it here itself.
+create table if not exists site_scoring_runs (
+    run_id varchar not null,
+    edition integer,
+    first_site varchar,
+    last_site varchar,
+    n_sites integer not null,
+    status varchar not null,            -- 'success' | 'failure'
+    error varchar,
+    started_at timestamp not null,
+    finished_at timestamp not null
+);
