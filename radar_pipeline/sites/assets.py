@@ -50,10 +50,10 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
             schema = table_schema_metadata(con, "site_scores")
-            _record_run(con, context.run_id, edition, keys, "success", None, started)
+            _record_run(con, context.run.run_id, edition, keys, "success", None, started)
     except Exception as exc:
         with warehouse.get_connection() as con:
-            _record_run(con, context.run_id, edition, keys, "failure", f"{type(exc).__name__}: {exc}"[:2000],
+            _record_run(con, context.run.run_id, edition, keys, "failure", f"{type(exc).__name__}: {exc}"[:2000],
                         started)
         raise
     unscored = scores.filter(scores["final_score"].is_null())["site_id"].to_list()
