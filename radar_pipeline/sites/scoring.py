@@ -4,10 +4,12 @@ Tables read: sites, site_saq, site_controls, site_nonconformities (latest state)
 inherent_risk_overall, isic, and the rule tables saq_factors / controls_catalogue
 that `load_rules` creates from the CSVs in radar_pipeline/rules/.
 
-`score_sites` and `factor_rows` only read: they fill the temp table score_scope and
-materialise the per-site parts as temp tables (site_factor_points,
-site_control_points, scored_sites — not site_scores, the warehouse table the
-scores are published to) on the caller's connection.
+`score_sites` and `factor_rows` only read: they fill the temp table score_scope,
+create the per-site parts as temp views (site_factor_answers: one row per answered
+site/factor; site_factor_points / site_control_points: the site x factor / site x
+control grids, computed only when read) and materialise the scores as the temp table
+scored_sites (not site_scores, the warehouse table the scores are published to) on
+the caller's connection.
 """
 from __future__ import annotations
 
@@ -90,14 +92,20 @@ def _create_from(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 
 def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
              methodology_version: str) -> None:
+    # score_scope(site_key, site_id): the SQL joins and groups on the integer site_key
     if site_ids is None:
-        con.execute("create or replace temp table score_scope as select distinct site_id from sites")
+        # sites.site_id is the primary key: already distinct
+        con.execute("create or replace temp table score_scope as "
+                    "select (row_number() over ())::integer as site_key, site_id from sites")
     else:
-        scope = pl.DataFrame({"site_id": list(site_ids)}, schema={"site_id": pl.Utf8}).unique()
+        scope = (pl.DataFrame({"site_id": list(site_ids)}, schema={"site_id": pl.Utf8}).unique()
+                 .with_row_index("site_key", offset=1).with_columns(pl.col("site_key").cast(pl.Int32)))
         _create_from(con, "score_scope", scope, temp=True)
-    # table names below are constants; values only ever travel as bound parameters
-    con.execute("create or replace temp table site_factor_points as " + _sql("site_factor_points"))
-    con.execute("create or replace temp table site_control_points as " + _sql("site_control_points"))
+    # The per-site parts are views: the scores read only the sparse answered factors, and the
+    # site x factor / site x control grids are computed only when the explanation rows (or a
+    # caller) read them. Table names are constants; values only travel as bound parameters.
+    for view in ("site_factor_answers", "site_factor_points", "site_control_points"):
+        con.execute(f"create or replace temp view {view} as " + _sql(view))
     con.execute("create or replace temp table scored_sites as " + _sql("site_scores"),
                 {"edition": edition, "methodology_version": methodology_version})
 
@@ -113,4 +121,5 @@ def factor_rows(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str
                 methodology_version: str) -> pl.DataFrame:
     """site_score_factors rows (the explanation of each score) for the given sites."""
     _prepare(con, edition, site_ids, methodology_version)
-    return con.sql(_sql("site_score_factors"), params={"edition": edition}).pl()
+    return con.sql(f"select * from ({_sql('site_score_factors')}) order by site_id, kind, item",
+                   params={"edition": edition}).pl()

@@ -1,14 +1,16 @@
--- One row per site in scope x catalogue control (METHODOLOGY §7).
+-- One row per site in scope x catalogue control (METHODOLOGY §7). The explanation grid
+-- only (site_score_factors): site_scores sums the same rule without building the grid.
 -- A control whose applies_when names a SAQ yes/no question applies only when the site
 -- answered that question "yes" (e.g. accommodation controls need provides_accommodation);
 -- unanswered counts as not applicable, so a thin questionnaire cannot inflate the
 -- denominator with controls the site may not need. A control the site claims but that
 -- does not apply earns nothing and costs nothing.
--- Tables: score_scope, site_saq, site_controls, controls_catalogue. No parameters.
+-- Tables: score_scope, site_saq, site_controls (one row per claimed site/control: the
+-- intake de-duplicates), controls_catalogue. No parameters.
 with
 
 scope as (
-    select distinct site_id from score_scope
+    select site_key, site_id from score_scope
 ),
 
 catalogue as (
@@ -19,14 +21,14 @@ catalogue as (
 yes_answers as (
     select q.site_id, q.field
     from site_saq as q
-    inner join scope using (site_id)
-    where q.value_bool
+    semi join scope using (site_id)
+    where q.value_bool and q.field in (select applies_when from catalogue)
 ),
 
 claimed as (
-    select distinct c.site_id, c.control_id
+    select c.site_id, c.control_id
     from site_controls as c
-    inner join scope using (site_id)
+    semi join scope using (site_id)
 ),
 
 site_control as (
@@ -56,4 +58,3 @@ final as (
 )
 
 select * from final
-order by site_id, control_id

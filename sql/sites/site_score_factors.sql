@@ -2,8 +2,8 @@
 -- (METHODOLOGY §8.6). kind: 'inherent_topic' (inherent risk overall and per pillar),
 -- 'saq_factor' (points per SAQ factor), 'control' (points achieved per control),
 -- 'adjustment' (the §8 step that fired, points = final score).
--- Parameters: $edition. Tables: site_factor_points, site_control_points, site_scores
--- (materialised for the same scope).
+-- Parameters: $edition. Tables: scored_sites (materialised) and the views
+-- site_factor_points / site_control_points, all for the same scope (scoring._prepare).
 with
 
 scores as (
@@ -88,4 +88,5 @@ select
     detail,
     points::double as points
 from unioned
-order by site_id, kind, item
+-- no ORDER BY: store.score_and_store inserts these rows straight into site_score_factors
+-- (79 per site: sorting 79M rows at 1M sites buys nothing); factor_rows orders its frame

@@ -1,31 +1,37 @@
 -- One row per site in scope: combined overall site risk (METHODOLOGY §6, §7, §8, §9).
 -- Parameters: $edition (inherent-risk edition), $methodology_version (stamped on rows).
--- Tables: score_scope, sites, site_saq, site_nonconformities, saq_factors, isic,
--- inherent_risk_overall, and the per-site parts site_factor_points / site_control_points
--- (materialised from the SQL files of the same names for the same scope).
+-- Tables: score_scope (site_key: an integer per distinct site_id, carried through every
+-- join and group by below instead of the text id), sites, site_saq, site_controls (one row per
+-- claimed site/control: the intake de-duplicates), site_nonconformities, saq_factors,
+-- controls_catalogue, isic, inherent_risk_overall, and the view site_factor_answers (sparse
+-- answered factors for the same scope). Per-site sums come straight from the sparse inputs:
+-- the site x factor / site x control grids are built only for the explanation rows.
 with
 
 scope as (
-    select distinct site_id from score_scope
+    select site_key, site_id from score_scope
 ),
 
 sites_in_scope as (
-    select s.site_id, s.iso3, s.isic_code, s.isic_level, s.isic_class
+    select sc.site_key, s.site_id, s.iso3, s.isic_code, s.isic_level, s.isic_class
     from sites as s
-    inner join scope using (site_id)
+    inner join scope as sc using (site_id)
 ),
 
-factor_points as (
-    select * from site_factor_points
+factor_answers as (
+    select site_key, points from site_factor_answers
 ),
 
-control_points as (
-    select * from site_control_points
+catalogue as (
+    select control_id, points, nullif(trim(applies_when), '') as applies_when
+    from controls_catalogue
 ),
 
 -- the denominator is the same for every site: the sum of each factor's highest points
 total_available as (
-    select sum(max_points)::double as total_available
+    select
+        sum(max_points)::double as total_available,
+        count(*) as n_factors
     from (select factor, max(points) as max_points from saq_factors group by factor)
 ),
 
@@ -40,10 +46,27 @@ classes as (
 -- Inherent risk is published per ISIC class. A site given at section, division or
 -- group level gets the mean over every class under its code in its country (the
 -- unweighted mean: we know nothing about which class it really is). A class site
--- reads its own row.
-site_inherent as (
+-- reads its own row. The mean is taken once per (country, level, code) that occurs in
+-- scope — a few thousand — and joined to the sites on equal keys, not once per site.
+class_codes as (
+    select 'class' as isic_level, code as isic_code, code as isic_class from classes
+    union all
+    select 'group', grp, code from classes where grp is not null
+    union all
+    select 'division', division, code from classes where division is not null
+    union all
+    select 'section', section, code from classes where section is not null
+),
+
+codes_in_scope as (
+    select distinct iso3, isic_level, isic_code from sites_in_scope
+),
+
+code_inherent as (
     select
-        s.site_id,
+        s.iso3,
+        s.isic_level,
+        s.isic_code,
         avg(i.score order by i.isic_class) as inherent,
         avg(i.labour_standards order by i.isic_class) as labour_standards,
         avg(i.health_safety order by i.isic_class) as health_safety,
@@ -51,59 +74,91 @@ site_inherent as (
         avg(i.environment order by i.isic_class) as environment,
         any_value(i.missing_topics) as missing_topics,
         count(i.score) as n_inherent_classes
+    from codes_in_scope as s
+    inner join class_codes as c on c.isic_level = s.isic_level and c.isic_code = s.isic_code
+    inner join inherent as i on i.iso3 = s.iso3 and i.isic_class = c.isic_class
+    group by s.iso3, s.isic_level, s.isic_code
+),
+
+site_inherent as (
+    select s.site_key, ci.* exclude (iso3, isic_level, isic_code)
     from sites_in_scope as s
-    inner join classes as c
-        on case s.isic_level
-            when 'class' then c.code = s.isic_code
-            when 'group' then c.grp = s.isic_code
-            when 'division' then c.division = s.isic_code
-            when 'section' then c.section = s.isic_code
-        end
-    inner join inherent as i on i.iso3 = s.iso3 and i.isic_class = c.code
-    group by s.site_id
+    inner join code_inherent as ci using (iso3, isic_level, isic_code)
 ),
 
 -- §9: primary producer flag of the site's own code (a division like 01 is one too)
 site_sector as (
-    select s.site_id, coalesce(x.is_primary_producer, false) as is_primary_producer
+    select s.site_key, coalesce(x.is_primary_producer, false) as is_primary_producer
     from sites_in_scope as s
     left join isic as x on x.code = s.isic_code
 ),
 
+-- raw points = sum over answered factors of their band's points; unanswered = factors - answered
 characteristics as (
-    select
-        site_id,
-        sum(points) as raw_points,
-        count(*) filter (where not answered) as n_unanswered,
-        count(*) filter (where answered) as n_answered
-    from factor_points
-    group by site_id
+    select site_key, sum(points) as raw_points, count(*) as n_answered
+    from factor_answers
+    group by site_key
 ),
 
 -- "no self-assessment" = not one SAQ answer stored for the site
 has_saq as (
-    select distinct q.site_id from site_saq as q inner join scope using (site_id)
+    select sc.site_key from scope as sc semi join site_saq using (site_id)
+),
+
+-- §7, as in site_control_points: a control applies when it has no applies_when, or the site
+-- answered that yes/no question "yes"; available = always-applicable points (the same for
+-- every site) + the points of the conditional controls the site's "yes" answers switch on
+always_available as (
+    select coalesce(sum(points), 0)::double as points from catalogue where applies_when is null
+),
+
+yes_answers as (
+    select sc.site_key, q.field
+    from site_saq as q
+    inner join scope as sc using (site_id)
+    where q.value_bool and q.field in (select applies_when from catalogue)
+),
+
+conditional_available as (
+    select y.site_key, sum(k.points) as points
+    from yes_answers as y
+    inner join catalogue as k on k.applies_when = y.field
+    group by y.site_key
+),
+
+-- achieved: claimed controls that apply (a claimed control outside the catalogue, or one
+-- that does not apply, earns nothing)
+achieved as (
+    select sc.site_key, sum(k.points) as points
+    from site_controls as c
+    inner join scope as sc using (site_id)
+    inner join catalogue as k using (control_id)
+    left join yes_answers as y on y.site_key = sc.site_key and y.field = k.applies_when
+    where k.applies_when is null or y.field is not null
+    group by sc.site_key
 ),
 
 controls as (
     select
-        site_id,
-        sum(points_achieved) as achieved_points,
-        sum(points_available) as available_points
-    from control_points
-    group by site_id
+        s.site_key,
+        coalesce(ac.points, 0)::double as achieved_points,
+        (al.points + coalesce(ca.points, 0))::double as available_points
+    from scope as s
+    cross join always_available as al
+    left join conditional_available as ca using (site_key)
+    left join achieved as ac using (site_key)
 ),
 
 -- §8.2 audit state: open findings only (site_nonconformities holds the latest state)
 audit_state as (
     select
-        n.site_id,
+        sc.site_key,
         count(*) filter (where n.severity in ('business_critical', 'critical')) as open_critical,
         count(*) filter (where n.severity = 'major') as open_major
     from site_nonconformities as n
-    inner join scope using (site_id)
+    inner join scope as sc using (site_id)
     where n.status = 'open'
-    group by n.site_id
+    group by sc.site_key
 ),
 
 assembled as (
@@ -118,12 +173,12 @@ assembled as (
         i.business_ethics,
         i.environment,
         i.missing_topics,
-        h.site_id is null as inherent_only,
+        h.site_key is null as inherent_only,
         coalesce(ch.raw_points, 0) as raw_points,
         t.total_available,
-        coalesce(ch.n_unanswered, 0) as n_unanswered,
+        t.n_factors - coalesce(ch.n_answered, 0) as n_unanswered,
         -- §6: 1 + 9 * min(1, raw / (0.45 * total)); not used (null) when there is no SAQ
-        case when h.site_id is not null
+        case when h.site_key is not null
             then 1 + 9 * least(1.0, coalesce(ch.raw_points, 0) / (0.45 * t.total_available))
         end as site_characteristics,
         -- §7: 5 * achieved / available; null when no control applies (nothing to reduce on)
@@ -135,12 +190,12 @@ assembled as (
         sec.is_primary_producer
     from sites_in_scope as s
     cross join total_available as t
-    left join site_inherent as i using (site_id)
-    left join has_saq as h using (site_id)
-    left join characteristics as ch using (site_id)
-    left join controls as ct using (site_id)
-    left join audit_state as a using (site_id)
-    left join site_sector as sec using (site_id)
+    left join site_inherent as i using (site_key)
+    left join has_saq as h using (site_key)
+    left join characteristics as ch using (site_key)
+    left join controls as ct using (site_key)
+    left join audit_state as a using (site_key)
+    left join site_sector as sec using (site_key)
 ),
 
 with_base as (
@@ -220,4 +275,3 @@ final as (
 )
 
 select * from final
-order by site_id
