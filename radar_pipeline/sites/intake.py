@@ -1,31 +1,43 @@
 """Intake of buyer site files (JSON Lines, see /work/shared/SITE_INPUT.md).
 
-Flow:
+Flow (`iter_sites_jsonl`: one result per chunk of CHUNK_LINES lines, so memory is
+bounded by the chunk, not the file; `read_sites_jsonl` concatenates the chunks):
 1. Each physical line is read with a hard size cap (lines over 1 MiB are rejected
-   without being parsed), decoded as UTF-8 and parsed with `json`. A line that
-   fails here becomes a reject row and the next line is read.
-2. The parsed objects are flattened into small typed frames (one per level of
-   the record: site, SAQ answer, control, audit finding, key) that carry the
-   JSON type of each value next to it.
-3. pandera polars schemas check those frames (types, required fields, regex,
-   enums, ranges, known keys, duplicates). Every failure case becomes a reject
-   row naming the file, line, site id (when it is a string), field and reason.
-4. A line with any failure is rejected as a whole; the others make up the
-   result tables.
+   without being parsed).
+2. Fast path, for the lines that are valid (nearly all of a real file): orjson parses
+   the line; the top level, SAQ keys and audit keys are checked in Python, and the values
+   are gathered column-wise (one list per SAQ field / control / audit key) and checked as
+   polars columns (types, ranges, enums, catalogue, dates, site_id regex, country and
+   ISIC). The content hash is sha256 of orjson's sorted-keys bytes, which equal
+   `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` for the lines
+   the fast path keeps (no backslash escapes; floats printed alike).
+3. Exact path: every line the fast path cannot prove valid — malformed, over the cap, any
+   rule broken, a duplicate site_id, escapes, a possible repeated key, floats outside the
+   range where both printers agree — is re-read by the original reader: `json` with
+   duplicate-key and constant checks, flattened into small typed frames (site, SAQ answer,
+   control, audit finding, key) validated by pandera polars schemas. Every failure becomes
+   a reject row naming the file, line, site id (when it is a string), field and reason. So
+   all rejects, and their wording, come from the exact path.
+4. Duplicate site_ids are tracked across chunks (a dict of the ids seen so far): a
+   second occurrence is rejected with the first line's number.
 
 Values are never interpolated into SQL: the result is polars frames, which
-callers hand to DuckDB as Arrow.
+callers hand to DuckDB as Arrow/Parquet.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+import numpy as np
+import orjson
 import pandera.polars as pa
 import polars as pl
 
@@ -317,94 +329,480 @@ def _failures(frame: pl.DataFrame, schema: pa.DataFrameSchema) -> pl.DataFrame:
 
 # --------------------------------------------------------------------------- main
 
+CHUNK_LINES = 50_000  # lines validated together; bounds memory whatever the file size
+_BOM = b"\xef\xbb\xbf"
+_NONE = type(None)
+
+
+@dataclass
+class _SlowRows:
+    """Row dicts of the exact (stdlib json, row-by-row) path, as the original reader built them."""
+    parse_rejects: list[dict]
+    site_rows: list[dict]
+    key_rows: list[dict]
+    saq_rows: list[dict]
+    ctl_rows: list[dict]
+    audit_rows: list[dict]
+
+    @classmethod
+    def empty(cls) -> "_SlowRows":
+        return cls([], [], [], [], [], [])
+
+    def extend(self, other: "_SlowRows") -> None:
+        for name in ("parse_rejects", "site_rows", "key_rows", "saq_rows", "ctl_rows", "audit_rows"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def sort(self) -> None:
+        for name in ("parse_rejects", "site_rows", "key_rows", "saq_rows", "ctl_rows", "audit_rows"):
+            getattr(self, name).sort(key=lambda r: r["line"])  # stable: keeps the order within a line
+
+
+def _parse_slow(lines: list[tuple[int, bytes | None, int]]) -> _SlowRows:
+    """The exact path: stdlib json with duplicate-key and constant checks, one dict per field."""
+    out = _SlowRows.empty()
+    parse_rejects, site_rows, key_rows = out.parse_rejects, out.site_rows, out.key_rows
+    saq_rows, ctl_rows, audit_rows = out.saq_rows, out.ctl_rows, out.audit_rows
+    for lineno, body, size in lines:
+        if body is None:
+            parse_rejects.append({"line": lineno, "field": None,
+                                  "reason": f"line is {size} bytes, over the 1 MiB limit; not parsed"})
+            continue
+        if not body.strip():
+            continue  # blank lines (e.g. a trailing newline) are not records
+        try:
+            text = body.decode("utf-8")
+            if text.startswith("\ufeff") and lineno == 1:
+                text = text[1:]
+            obj = json.loads(text, parse_constant=_reject_constant,
+                             object_pairs_hook=_no_duplicate_keys)
+        except UnicodeDecodeError:
+            parse_rejects.append({"line": lineno, "field": None, "reason": "not valid UTF-8"})
+            continue
+        except (ValueError, RecursionError) as exc:
+            parse_rejects.append({"line": lineno, "field": None,
+                                  "reason": f"malformed JSON: {str(exc)[:200]}"})
+            continue
+        if not isinstance(obj, dict):
+            parse_rejects.append({"line": lineno, "field": None,
+                                  "reason": f"a site must be a JSON object, got {_jtype(obj)}"})
+            continue
+        canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        row = {"line": lineno, "content_hash": hashlib.sha256(canonical.encode("utf-8")).hexdigest()}
+        for key in ("site_id", "site_name", "country", "isic", "saq", "controls", "audits"):
+            row[f"{key}__type"] = _jtype(obj.get(key))
+        for key in ("site_id", "site_name", "country", "isic"):
+            row[key] = _str_or_none(obj.get(key))
+        site_rows.append(row)
+        key_rows.extend({"line": lineno, "scope": "site", "key": k, "_field": k} for k in obj)
+
+        saq = obj.get("saq")
+        if isinstance(saq, dict):
+            for field, value in saq.items():
+                if value is None:
+                    continue  # an explicit null is an unanswered question
+                jt = _jtype(value)
+                saq_rows.append({
+                    "line": lineno, "field": field, "json_type": jt,
+                    "value_num": float(value) if jt == "number" else None,
+                    "value_bool": value if jt == "boolean" else None,
+                    "value_text": value if jt == "string" else None,
+                    "_shown": f"{jt} {json.dumps(value, ensure_ascii=False)[:SHOWN_CHARS]}",
+                })
+        ctl = obj.get("controls")
+        if isinstance(ctl, list):
+            for pos, value in enumerate(ctl):
+                ctl_rows.append({"line": lineno, "pos": pos, "json_type": _jtype(value) or "null",
+                                 "control_id": _str_or_none(value), "_field": f"controls[{pos}]"})
+        audits = obj.get("audits")
+        if isinstance(audits, list):
+            for pos, value in enumerate(audits):
+                item = value if isinstance(value, dict) else {}
+                arow = {"line": lineno, "pos": pos, "json_type": _jtype(value) or "null",
+                        "_field": f"audits[{pos}]"}
+                for key in AUDIT_KEYS:
+                    arow[f"{key}__type"] = _jtype(item.get(key))
+                    arow[key] = _str_or_none(item.get(key))
+                audit_rows.append(arow)
+                key_rows.extend({"line": lineno, "scope": "audit", "key": k,
+                                 "_field": f"audits[{pos}].{k}"} for k in item)
+    return out
+
+
+def _empty_result() -> IntakeResult:
+    return IntakeResult(sites=pl.DataFrame(schema=SITES_SCHEMA), saq=pl.DataFrame(schema=SAQ_SCHEMA),
+                        controls=pl.DataFrame(schema=CONTROLS_SCHEMA),
+                        nonconformities=pl.DataFrame(schema=NC_SCHEMA), rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
+
+
+class _Reader:
+    """Validates one file chunk by chunk. Every line goes through a fast path (orjson,
+    column-wise checks); a line the fast path cannot prove valid — malformed, any rule
+    broken, a duplicate, escapes/odd numbers it does not reproduce byte for byte — is
+    re-read by the exact path (the original row-by-row reader and pandera schemas), which
+    alone writes reject rows. So rejects are the exact path's, and accepted rows are equal."""
+
+    def __init__(self, file_name: str, countries: set[str], isic: pl.DataFrame, controls: set[str],
+                 saq_fields: pl.DataFrame):
+        self.file_name = file_name
+        self.countries = countries
+        self.isic = isic
+        self.controls = controls
+        self.saq_fields = saq_fields
+        self.iso3_cache: dict[str, str | None] = {}
+        self.seen: dict[str, int] = {}  # site_id (or a digest of a long one) -> first line
+        self._schemas: dict[str, pa.DataFrameSchema] | None = None
+        self.specs = [(r["field"], r["type"], r["min"], r["max"],
+                       None if r["allowed_values"] is None else r["allowed_values"].split("|"))
+                      for r in saq_fields.iter_rows(named=True)]
+        self.saq_keys = frozenset(s[0] for s in self.specs)
+
+    @property
+    def schemas(self) -> dict[str, pa.DataFrameSchema]:
+        if self._schemas is None:
+            self._schemas = _schemas(self.countries, self.isic["code"].to_list(), self.controls, self.saq_fields)
+        return self._schemas
+
+    # ------------------------------------------------------------------ chunk
+
+    def chunk(self, lines: list[tuple[int, bytes | None, int]]) -> IntakeResult:
+        # the cyclic GC would re-scan every container parsed so far, over and over; nothing
+        # here makes cycles, so it is paused for the chunk and restored after
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._chunk(lines)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _chunk(self, lines: list[tuple[int, bytes | None, int]]) -> IntakeResult:
+        fast, slow_lines = self._fast_parse(lines)
+        slow = _parse_slow(slow_lines)
+
+        # duplicate site ids, across chunks: every parsed object with a string site_id
+        # counts, in line order; later occurrences name the first line
+        pairs = zip(fast["line"], fast["site_id"])
+        if slow.site_rows:
+            pairs = sorted([*pairs, *((r["line"], r["site_id"]) for r in slow.site_rows
+                                      if r["site_id"] is not None)])
+        dup: dict[int, int] = {}
+        setdefault = self.seen.setdefault
+        for line, sid in pairs:
+            if len(sid) > 128:
+                sid = "\x00" + hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()
+            first = setdefault(sid, line)
+            if first != line:
+                dup[line] = first
+
+        frames, bad = self._fast_frames(fast)
+        bad.update(dup.keys() & set(fast["line"]) if dup else ())
+        if bad:
+            by_line = {item[0]: item for item in lines}
+            slow.extend(_parse_slow([by_line[line] for line in sorted(bad)]))
+            slow.sort()
+        exact = self._exact(slow, dup)
+
+        good = frames["sites"].filter(~pl.col("line").is_in(list(bad))) if bad else frames["sites"]
+        line_to_site = good.select("line", "site_id")
+        sites = good.select(
+            "site_id", "site_name", "iso3", "isic_code", "isic_level",
+            pl.when(pl.col("isic_level") == "class").then(pl.col("isic_code")).alias("isic_class"),
+            pl.lit(self.file_name).alias("source_file"), pl.col("line").alias("source_line"), "content_hash",
+        ).cast(SITES_SCHEMA)
+        saq = frames["saq"].join(line_to_site, on="line", how="inner", maintain_order="left")
+        ctl = frames["controls"].join(line_to_site, on="line", how="inner", maintain_order="left")
+        ncs = frames["audits"].join(line_to_site, on="line", how="inner", maintain_order="left")
+        if exact is None:
+            return IntakeResult(
+                sites=sites, saq=saq.select(list(SAQ_SCHEMA)).cast(SAQ_SCHEMA),
+                controls=ctl.select("site_id", "control_id").unique(maintain_order=True).cast(CONTROLS_SCHEMA),
+                nonconformities=ncs.select(list(NC_SCHEMA)).cast(NC_SCHEMA),
+                rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
+        ex, ex_lines = exact
+        order = {"maintain_order": True}
+        return IntakeResult(
+            sites=pl.concat([sites.with_columns(_l=pl.col("source_line")),
+                             ex.sites.with_columns(_l=pl.col("source_line"))]).sort("_l", **order).drop("_l"),
+            saq=pl.concat([saq.select("line", *SAQ_SCHEMA).cast(SAQ_SCHEMA),
+                           ex.saq.join(ex_lines, on="site_id", how="left", maintain_order="left")
+                           .select("line", *SAQ_SCHEMA)]).sort("line", **order).drop("line"),
+            controls=pl.concat([ctl.select("line", "site_id", "control_id").cast(CONTROLS_SCHEMA),
+                                ex.controls.join(ex_lines, on="site_id", how="left", maintain_order="left")
+                                .select("line", "site_id", "control_id")])
+            .sort("line", **order).drop("line").unique(maintain_order=True),
+            nonconformities=pl.concat([ncs.select("line", *NC_SCHEMA).cast(NC_SCHEMA),
+                                       ex.nonconformities.join(ex_lines, on="site_id", how="left",
+                                                               maintain_order="left")
+                                       .select("line", *NC_SCHEMA)]).sort("line", **order).drop("line"),
+            rejects=ex.rejects)
+
+    def _exact(self, slow: _SlowRows, dup: dict[int, int]):
+        if not (slow.parse_rejects or slow.site_rows):
+            return None
+        res = _validate_rows(slow, dup, file_name=self.file_name, isic=self.isic,
+                             saq_fields=self.saq_fields, schemas=self.schemas, iso3_cache=self.iso3_cache)
+        ex_lines = res.sites.select("site_id", pl.col("source_line").alias("line"))
+        return res, ex_lines
+
+    # ------------------------------------------------------------------ fast path
+
+    def _fast_parse(self, lines):
+        """orjson per line; a line leaves the fast path (to `slow`) unless it is a JSON object
+        whose top level has only known keys of the right JSON types, has no backslash escape
+        (so strings are raw UTF-8 and orjson's canonical bytes equal json.dumps'), and has as
+        many strings as it has quote pairs (so no key was given twice: orjson keeps the last)."""
+        loads, dumps, sort_keys = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+        sha256 = hashlib.sha256
+        top_keys = frozenset(TOP_LEVEL_KEYS)
+        saq_keys = self.saq_keys
+        audit_keys = frozenset(AUDIT_KEYS)
+        f_line, f_id, f_name, f_country, f_isic, f_hash = [], [], [], [], [], []
+        saq_line, saq_vals, ctl_line, ctls, aud_line, auds = [], [], [], [], [], []
+        saq_fields = [spec[0] for spec in self.specs]
+        enum_fields = [spec[0] for spec in self.specs if spec[1] == "enum"]
+        slow = []
+        for item in lines:
+            lineno, body, _ = item
+            if body is None:
+                slow.append(item)
+                continue
+            if not body or body.isspace():
+                continue  # blank lines are not records (same as the exact path)
+            if b"\\" in body or body.startswith(_BOM):
+                slow.append(item)
+                continue
+            try:
+                obj = loads(body)
+            except orjson.JSONDecodeError:
+                slow.append(item)
+                continue
+            if type(obj) is not dict or not top_keys.issuperset(obj):
+                slow.append(item)
+                continue
+            get = obj.get
+            sid, country, isic, name = get("site_id"), get("country"), get("isic"), get("site_name")
+            saq, ctl, aud = get("saq"), get("controls"), get("audits")
+            if (type(sid) is not str or type(country) is not str or type(isic) is not str
+                    or (name is not None and type(name) is not str)):
+                slow.append(item)
+                continue
+            n_str = len(obj) + 3 + (name is not None)
+            if saq is not None:
+                if type(saq) is not dict or not saq_keys.issuperset(saq):
+                    slow.append(item)
+                    continue
+                # strings in the SAQ: only enum answers may be strings (any other string
+                # breaks a rule and the line goes to the exact path anyway), so counting
+                # those undercounts at worst, which still fails the quote check below
+                n_str += len(saq)
+                for f in enum_fields:
+                    if type(saq.get(f)) is str:
+                        n_str += 1
+            if ctl is not None:
+                if type(ctl) is not list:
+                    slow.append(item)
+                    continue
+                n_str += list(map(type, ctl)).count(str)
+            if aud is not None:
+                if type(aud) is not list:
+                    slow.append(item)
+                    continue
+                ok = True
+                for a in aud:
+                    if type(a) is not dict or not audit_keys.issuperset(a):
+                        ok = False
+                        break
+                    n_str += len(a) + list(map(type, a.values())).count(str)
+                if not ok:
+                    slow.append(item)
+                    continue
+            if body.count(b'"') != 2 * n_str:
+                slow.append(item)
+                continue
+            f_line.append(lineno)
+            f_id.append(sid)
+            f_name.append(name)
+            f_country.append(country)
+            f_isic.append(isic)
+            f_hash.append(sha256(dumps(obj, option=sort_keys)).hexdigest())
+            if saq:
+                saq_line.append(lineno)
+                saq_vals.extend(map(saq.get, saq_fields))  # row-wise while the dict is hot
+            if ctl:
+                ctl_line.append(lineno)
+                ctls.append(ctl)
+            if aud:
+                aud_line.append(lineno)
+                auds.append(aud)
+        fast = {"line": f_line, "site_id": f_id, "site_name": f_name, "country": f_country, "isic": f_isic,
+                "content_hash": f_hash, "saq_line": saq_line, "saq_vals": saq_vals, "ctl_line": ctl_line,
+                "ctls": ctls, "aud_line": aud_line, "auds": auds}
+        return fast, slow
+
+    def _fast_frames(self, fast) -> tuple[dict[str, pl.DataFrame], set[int]]:
+        """Column-wise frames of the fast lines and the set of lines that break (or may
+        break) a rule — those go to the exact path."""
+        bad: set[int] = set()
+        sites = pl.DataFrame({k: fast[k] for k in ("line", "site_id", "site_name", "country", "isic",
+                                                   "content_hash")},
+                             schema={"line": pl.Int64, "site_id": pl.Utf8, "site_name": pl.Utf8,
+                                     "country": pl.Utf8, "isic": pl.Utf8, "content_hash": pl.Utf8})
+        sites = _resolve_sites(sites, self.isic, self.iso3_cache)
+        bad.update(sites.filter(
+            ~pl.col("site_id").str.contains(SITE_ID_PATTERN)
+            | ~pl.col("iso3").is_in(sorted(self.countries))
+            | ~pl.col("isic_code").is_in(self.isic["code"].to_list())
+            | pl.col("isic_level").is_null()
+        )["line"].to_list())
+
+        # SAQ: one column per questionnaire field, typed as a whole, checked in one pass,
+        # then unpivoted to long rows (line order, questionnaire order within a line)
+        saq_line, saq_vals = fast["saq_line"], fast["saq_vals"]
+        n_fields = len(self.specs)
+        cols: dict[str, pl.Series] = {}
+        wrong: list[pl.Expr] = []
+        kinds: dict[str, list[str]] = {"value_num": [], "value_bool": [], "value_text": []}
+        for k, (field, ftype, lo, hi, allowed) in enumerate(self.specs):
+            col = saq_vals[k::n_fields]
+            types = set(map(type, col))
+            types.discard(_NONE)
+            if not types:
+                continue
+            ok_types = {bool} if ftype == "boolean" else {str} if ftype == "enum" else {int, float}
+            if not types <= ok_types:
+                for i, v in enumerate(col):
+                    if v is not None and type(v) not in ok_types:
+                        bad.add(saq_line[i])
+                        col[i] = None
+            v = pl.col(field)
+            if ftype == "boolean":
+                cols[field] = pl.Series(field, col, dtype=pl.Boolean)
+                kinds["value_bool"].append(field)
+            elif ftype == "enum":
+                cols[field] = pl.Series(field, col, dtype=pl.Utf8)
+                kinds["value_text"].append(field)
+                wrong.append(~v.is_in(allowed or []))
+            else:
+                cols[field] = pl.Series(field, col, dtype=pl.Float64, strict=False)
+                kinds["value_num"].append(field)
+                # finite, and in the range where orjson and json.dumps print a float alike
+                w = ~v.is_finite() | ~((v == 0) | ((v.abs() >= 1e-4) & (v.abs() < 1e15)))
+                if lo is not None:
+                    w = w | (v < lo)
+                if hi is not None:
+                    w = w | (v > hi)
+                if ftype == "integer":
+                    w = w | (v != v.floor())
+                wrong.append(w)
+        wide = pl.DataFrame([pl.Series("line", saq_line, dtype=pl.Int64), *cols.values()])
+        if wrong:
+            bad.update(wide.filter(pl.any_horizontal([w.fill_null(False) for w in wrong]))["line"].to_list())
+        # long rows in line order: stack the fields (field-major), then gather row-major
+        # (an index computed with numpy, cheaper than sorting the million-row result)
+        value_cols = {"value_num": pl.Float64, "value_bool": pl.Boolean, "value_text": pl.Utf8}
+        per_field = [wide.select("line", pl.lit(field, pl.Utf8).alias("field"),
+                                 *((pl.col(field) if field in kinds[name] else pl.lit(None, dtype)).alias(name)
+                                   for name, dtype in value_cols.items()))
+                     for field in cols]
+        if per_field:
+            n, m = wide.height, len(per_field)
+            row_major = (np.arange(m)[None, :] * n + np.arange(n)[:, None]).ravel()
+            saq = (pl.concat(per_field, rechunk=True)[row_major]
+                   .filter(pl.any_horizontal(pl.col(name).is_not_null() for name in value_cols)))
+        else:
+            saq = pl.DataFrame(schema={"line": pl.Int64, "field": pl.Utf8, **value_cols})
+
+        # controls: strings from the catalogue
+        ctls = fast["ctls"]
+        flat = list(chain.from_iterable(ctls))
+        lines = np.repeat(np.asarray(fast["ctl_line"], dtype=np.int64), list(map(len, ctls)))
+        if not set(map(type, flat)) <= {str}:
+            for line, v in zip(lines.tolist(), flat):
+                if type(v) is not str:
+                    bad.add(line)
+            flat = [v if type(v) is str else None for v in flat]
+        ctl = pl.DataFrame({"line": lines, "control_id": flat},
+                           schema={"line": pl.Int64, "control_id": pl.Utf8})
+        bad.update(ctl.filter(~pl.col("control_id").is_in(sorted(self.controls)).fill_null(False)
+                              | pl.col("control_id").is_null())["line"].to_list())
+
+        # audits: required strings, enums, dates, order, one nc_id per site
+        auds = fast["auds"]
+        items = list(chain.from_iterable(auds))
+        a_lines = np.repeat(np.asarray(fast["aud_line"], dtype=np.int64), list(map(len, auds)))
+        cols = {}
+        for key in AUDIT_KEYS:
+            col = list(map(dict.get, items, repeat(key)))
+            required = key in ("nc_id", "severity", "status")
+            ok = {str} if required else {str, _NONE}
+            if not set(map(type, col)) <= ok:
+                for line, v in zip(a_lines.tolist(), col):
+                    if type(v) not in ok:
+                        bad.add(line)
+                col = [v if type(v) is str else None for v in col]
+            cols[key] = col
+        audits = pl.DataFrame({"line": a_lines, **cols},
+                              schema={"line": pl.Int64, **{k: pl.Utf8 for k in AUDIT_KEYS}}).with_columns(
+            pl.col("raised_on").str.to_date("%Y-%m-%d", strict=False).alias("raised_on_date"),
+            pl.col("closed_on").str.to_date("%Y-%m-%d", strict=False).alias("closed_on_date"))
+        bad.update(audits.filter(
+            pl.col("nc_id").is_null() | pl.col("severity").is_null() | pl.col("status").is_null()
+            | ~pl.col("severity").is_in(list(SEVERITIES)) | ~pl.col("status").is_in(list(STATUSES))
+            | (pl.col("raised_on").is_not_null() & pl.col("raised_on_date").is_null())
+            | (pl.col("closed_on").is_not_null() & pl.col("closed_on_date").is_null())
+            | (pl.col("closed_on_date") < pl.col("raised_on_date")).fill_null(False)
+            | pl.struct("line", "nc_id").is_duplicated()
+        )["line"].to_list())
+        audits = audits.select("line", "nc_id", "severity", "status",
+                               pl.col("raised_on_date").alias("raised_on"),
+                               pl.col("closed_on_date").alias("closed_on"))
+        return {"sites": sites, "saq": saq, "controls": ctl, "audits": audits}, bad
+
+
+def iter_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, controls: set[str],
+                     saq_fields: pl.DataFrame | None = None,
+                     chunk_lines: int = CHUNK_LINES) -> Iterator[IntakeResult]:
+    """Read a JSON Lines site file in chunks of `chunk_lines` lines, one IntakeResult per
+    chunk (valid sites of those lines, their rejects). Duplicate site ids are detected
+    across chunks. Memory is bounded by the chunk, not the file."""
+    path = Path(path)
+    saq_fields = saq_fields if saq_fields is not None else load_saq_fields()
+    reader = _Reader(str(path), countries, isic, controls, saq_fields)
+    with open(path, "rb") as fh:
+        batch: list[tuple[int, bytes | None, int]] = []
+        for item in _iter_lines(fh):
+            batch.append(item)
+            if len(batch) >= chunk_lines:
+                yield reader.chunk(batch)
+                batch = []
+        if batch:
+            yield reader.chunk(batch)
+
+
 def read_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, controls: set[str],
-                     saq_fields: pl.DataFrame | None = None) -> IntakeResult:
+                     saq_fields: pl.DataFrame | None = None, chunk_lines: int = CHUNK_LINES) -> IntakeResult:
     """Read one JSON Lines site file; valid sites in tables, everything else in `rejects`.
 
     countries: the ISO3 universe; isic: (code, level, section, division, grp,
     is_primary_producer); controls: catalogue control ids; saq_fields: the questionnaire
-    definition (default rules/saq_fields.csv)."""
-    path = Path(path)
-    saq_fields = saq_fields if saq_fields is not None else load_saq_fields()
-    file_name = str(path)
+    definition (default rules/saq_fields.csv). Holds the whole result in memory: for big
+    files use `iter_sites_jsonl` (store.ingest does)."""
+    parts = list(iter_sites_jsonl(path, countries=countries, isic=isic, controls=controls,
+                                  saq_fields=saq_fields, chunk_lines=chunk_lines)) or [_empty_result()]
+    if len(parts) == 1:
+        return parts[0]
+    return IntakeResult(*(pl.concat([getattr(p, name) for p in parts])
+                          for name in ("sites", "saq", "controls", "nonconformities", "rejects")))
 
-    parse_rejects: list[dict] = []
-    site_rows: list[dict] = []
-    key_rows: list[dict] = []
-    saq_rows: list[dict] = []
-    ctl_rows: list[dict] = []
-    audit_rows: list[dict] = []
 
-    with open(path, "rb") as fh:
-        for lineno, body, size in _iter_lines(fh):
-            if body is None:
-                parse_rejects.append({"line": lineno, "field": None,
-                                      "reason": f"line is {size} bytes, over the 1 MiB limit; not parsed"})
-                continue
-            if not body.strip():
-                continue  # blank lines (e.g. a trailing newline) are not records
-            try:
-                text = body.decode("utf-8")
-                if text.startswith("\ufeff") and lineno == 1:
-                    text = text[1:]
-                obj = json.loads(text, parse_constant=_reject_constant,
-                                 object_pairs_hook=_no_duplicate_keys)
-            except UnicodeDecodeError:
-                parse_rejects.append({"line": lineno, "field": None, "reason": "not valid UTF-8"})
-                continue
-            except (ValueError, RecursionError) as exc:
-                parse_rejects.append({"line": lineno, "field": None,
-                                      "reason": f"malformed JSON: {str(exc)[:200]}"})
-                continue
-            if not isinstance(obj, dict):
-                parse_rejects.append({"line": lineno, "field": None,
-                                      "reason": f"a site must be a JSON object, got {_jtype(obj)}"})
-                continue
-            canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            row = {"line": lineno, "content_hash": hashlib.sha256(canonical.encode("utf-8")).hexdigest()}
-            for key in ("site_id", "site_name", "country", "isic", "saq", "controls", "audits"):
-                row[f"{key}__type"] = _jtype(obj.get(key))
-            for key in ("site_id", "site_name", "country", "isic"):
-                row[key] = _str_or_none(obj.get(key))
-            site_rows.append(row)
-            key_rows.extend({"line": lineno, "scope": "site", "key": k, "_field": k} for k in obj)
-
-            saq = obj.get("saq")
-            if isinstance(saq, dict):
-                for field, value in saq.items():
-                    if value is None:
-                        continue  # an explicit null is an unanswered question
-                    jt = _jtype(value)
-                    saq_rows.append({
-                        "line": lineno, "field": field, "json_type": jt,
-                        "value_num": float(value) if jt == "number" else None,
-                        "value_bool": value if jt == "boolean" else None,
-                        "value_text": value if jt == "string" else None,
-                        "_shown": f"{jt} {json.dumps(value, ensure_ascii=False)[:SHOWN_CHARS]}",
-                    })
-            ctl = obj.get("controls")
-            if isinstance(ctl, list):
-                for pos, value in enumerate(ctl):
-                    ctl_rows.append({"line": lineno, "pos": pos, "json_type": _jtype(value) or "null",
-                                     "control_id": _str_or_none(value), "_field": f"controls[{pos}]"})
-            audits = obj.get("audits")
-            if isinstance(audits, list):
-                for pos, value in enumerate(audits):
-                    item = value if isinstance(value, dict) else {}
-                    arow = {"line": lineno, "pos": pos, "json_type": _jtype(value) or "null",
-                            "_field": f"audits[{pos}]"}
-                    for key in AUDIT_KEYS:
-                        arow[f"{key}__type"] = _jtype(item.get(key))
-                        arow[key] = _str_or_none(item.get(key))
-                    audit_rows.append(arow)
-                    key_rows.extend({"line": lineno, "scope": "audit", "key": k,
-                                     "_field": f"audits[{pos}].{k}"} for k in item)
-
-    frames = _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows,
-                           isic=isic, saq_fields=saq_fields)
-    schemas = _schemas(countries, isic["code"].to_list(), controls, saq_fields)
+def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic: pl.DataFrame,
+                   saq_fields: pl.DataFrame, schemas: dict[str, pa.DataFrameSchema],
+                   iso3_cache: dict[str, str | None]) -> IntakeResult:
+    """The exact path's validation (pandera), on the rows of some lines of a file."""
+    frames = _build_frames(rows.site_rows, rows.key_rows, rows.saq_rows, rows.ctl_rows, rows.audit_rows,
+                           isic=isic, saq_fields=saq_fields, dup=dup, iso3_cache=iso3_cache)
     failures = pl.concat(
-        [pl.DataFrame(parse_rejects, schema={"line": pl.Int64, "field": pl.Utf8, "reason": pl.Utf8})]
+        [pl.DataFrame(rows.parse_rejects, schema={"line": pl.Int64, "field": pl.Utf8, "reason": pl.Utf8})]
         + [_failures(frames[name], schemas[name]) for name in ("sites", "keys", "saq", "controls", "audits")]
     )
     sites_raw = frames["sites"]
@@ -438,26 +836,16 @@ def read_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, con
                         rejects=rejects)
 
 
-def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: pl.DataFrame,
-                  saq_fields: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    str_cols = ("site_id", "site_name", "country", "isic")
-    sites = pl.DataFrame(site_rows, schema={
-        "line": pl.Int64, "content_hash": pl.Utf8,
-        **{f"{k}__type": pl.Utf8 for k in TOP_LEVEL_KEYS}, **{k: pl.Utf8 for k in str_cols}})
-
-    # duplicate site ids: every occurrence after the first names the first line
-    first_line = pl.col("line").min().over("site_id")
-    sites = sites.with_columns(
-        pl.when(pl.col("site_id").is_not_null() & (pl.col("line") != first_line))
-        .then(first_line).alias("duplicate_of_line"))
-
-    # country: map distinct strings once; an unmapped value keeps its raw text so the
-    # universe check reports it
+def _resolve_sites(sites: pl.DataFrame, isic: pl.DataFrame, iso3_cache: dict[str, str | None]) -> pl.DataFrame:
+    """Add iso3 (country mapped; an unmapped value keeps its raw text so the universe check
+    reports it), isic_code and isic_level. Shared by the fast and the exact path."""
     distinct = sites["country"].drop_nulls().unique().to_list()
-    mapping = to_iso3(distinct)
-    cmap = pl.DataFrame({"country": list(mapping), "_mapped": list(mapping.values())},
+    missing = [c for c in distinct if c not in iso3_cache]
+    if missing:
+        iso3_cache.update(to_iso3(missing))
+    cmap = pl.DataFrame({"country": distinct, "_mapped": [iso3_cache[c] for c in distinct]},
                         schema={"country": pl.Utf8, "_mapped": pl.Utf8})
-    sites = sites.join(cmap, on="country", how="left").with_columns(
+    sites = sites.join(cmap, on="country", how="left", maintain_order="left").with_columns(
         pl.coalesce("_mapped", pl.col("country")).alias("iso3")).drop("_mapped")
 
     # ISIC: 'C1410' -> '1410' when the letter is the code's own section; bare section
@@ -466,7 +854,7 @@ def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: 
     sites = sites.with_columns(
         parts.struct.field("1").alias("_letter"), parts.struct.field("2").alias("_digits"))
     sections = isic.select(pl.col("code").alias("_digits"), pl.col("section").alias("_own_section"))
-    sites = sites.join(sections, on="_digits", how="left").with_columns(
+    sites = sites.join(sections, on="_digits", how="left", maintain_order="left").with_columns(
         pl.when(pl.col("_digits").is_null() & (pl.col("_letter") != ""))
         .then(pl.col("_letter"))
         .when(pl.col("_digits").is_not_null()
@@ -475,8 +863,30 @@ def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: 
         .otherwise(pl.col("isic"))
         .alias("isic_code")
     ).drop("_letter", "_digits", "_own_section")
-    sites = sites.join(isic.select(pl.col("code").alias("isic_code"), pl.col("level").alias("isic_level")),
-                       on="isic_code", how="left")
+    return sites.join(isic.select(pl.col("code").alias("isic_code"), pl.col("level").alias("isic_level")),
+                      on="isic_code", how="left", maintain_order="left")
+
+
+def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: pl.DataFrame,
+                  saq_fields: pl.DataFrame, dup: dict[int, int] | None = None,
+                  iso3_cache: dict[str, str | None] | None = None) -> dict[str, pl.DataFrame]:
+    str_cols = ("site_id", "site_name", "country", "isic")
+    sites = pl.DataFrame(site_rows, schema={
+        "line": pl.Int64, "content_hash": pl.Utf8,
+        **{f"{k}__type": pl.Utf8 for k in TOP_LEVEL_KEYS}, **{k: pl.Utf8 for k in str_cols}})
+
+    # duplicate site ids: every occurrence after the first names the first line (`dup`
+    # comes from the caller, which sees the whole file)
+    if dup is None:
+        first_line = pl.col("line").min().over("site_id")
+        sites = sites.with_columns(
+            pl.when(pl.col("site_id").is_not_null() & (pl.col("line") != first_line))
+            .then(first_line).alias("duplicate_of_line"))
+    else:
+        sites = sites.with_columns(pl.col("line").replace_strict(
+            list(dup), list(dup.values()), default=None, return_dtype=pl.Int64).alias("duplicate_of_line"))
+
+    sites = _resolve_sites(sites, isic, iso3_cache if iso3_cache is not None else {})
 
     keys = pl.DataFrame(key_rows, schema={"line": pl.Int64, "scope": pl.Utf8, "key": pl.Utf8,
                                           "_field": pl.Utf8}).with_columns(pl.col("key").alias("_shown"))

@@ -4,6 +4,8 @@ Dagster sensor/asset and the CLI, so both paths give identical results.
 from __future__ import annotations
 
 import hashlib
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +15,7 @@ import polars as pl
 
 from radar_pipeline import METHODOLOGY_VERSION
 from radar_pipeline.sites import scoring
-from radar_pipeline.sites.intake import IntakeResult, read_sites_jsonl
+from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
 
 
 @dataclass
@@ -46,58 +48,128 @@ def read_file(con: duckdb.DuckDBPyConnection, path: Path) -> IntakeResult:
     return read_sites_jsonl(path, countries=countries, isic=isic, controls=controls)
 
 
-def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | None = None) -> IngestSummary:
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+_STAGED = ("sites", "saq", "controls", "nonconformities", "rejects")
+
+
+def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | None = None,
+           *, chunk_lines: int = CHUNK_LINES) -> IngestSummary:
     """Validate a JSON Lines file and store it: new/changed sites replace their
     current state, unchanged ones are left alone, rejects are (re)recorded for
-    this file content. One transaction: a crash leaves the previous state."""
+    this file content. One transaction: a crash leaves the previous state.
+
+    Without `result` the file is streamed in chunks of `chunk_lines` lines. Each chunk's
+    result is staged as Parquet files in a temporary folder and applied inside the one
+    transaction by a worker thread while the main thread validates the next chunk.
+    Memory does not grow with the file: neither the parsed file nor a transaction's worth
+    of appended rows (DuckDB keeps rows appended from Python frames inside an open
+    transaction in memory; rows inserted from Parquet are written out as it goes)."""
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    result = result or read_file(con, path)
+    digest = _file_sha256(path)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    incoming = result.sites  # noqa: F841 — used by name in SQL
-    known = con.sql("select site_id, content_hash from sites").pl()
-    diff = result.sites.join(known, on="site_id", how="left", suffix="_old")
-    new = diff.filter(pl.col("content_hash_old").is_null())["site_id"].to_list()
-    changed = diff.filter(pl.col("content_hash_old").is_not_null()
-                          & (pl.col("content_hash_old") != pl.col("content_hash")))["site_id"].to_list()
-    summary = IngestSummary(path.name, digest, new, changed,
-                            unchanged=result.sites.height - len(new) - len(changed),
-                            rejected=result.rejects.height)
-    touched = pl.DataFrame({"site_id": summary.to_score}, schema={"site_id": pl.String})
-    upd = result.sites.join(touched, on="site_id", how="semi").with_columns(updated_at=pl.lit(now))
-    saq = result.saq.join(touched, on="site_id", how="semi")
-    ctl = result.controls.join(touched, on="site_id", how="semi")
-    ncs = result.nonconformities.join(touched, on="site_id", how="semi")
-    hist = upd.select("site_id", "content_hash",
-                      change=pl.when(pl.col("site_id").is_in(new)).then(pl.lit("new")).otherwise(pl.lit("changed")),
-                      source_file="source_file", source_line="source_line", received_at="updated_at")
-    rejects = result.rejects.with_columns(file_sha256=pl.lit(digest), received_at=pl.lit(now))
-    log = pl.DataFrame([{"file": path.name, "file_sha256": digest, "processed_at": now,
-                         "n_valid": result.sites.height, "n_rejected": result.rejects.height,
-                         "n_new": len(new), "n_changed": len(changed), "n_unchanged": summary.unchanged}])
-    for name, frame in {"touched": touched, "upd": upd, "saq": saq, "ctl": ctl, "ncs": ncs,
-                        "hist": hist, "rejects": rejects, "log": log}.items():
-        con.register(f"_in_{name}", frame)
+    if result is None:
+        countries, isic, controls = reference(con)
+        parts = iter_sites_jsonl(path, countries=countries, isic=isic, controls=controls,
+                                 chunk_lines=chunk_lines)
+    else:
+        parts = iter([result])
+    summary = IngestSummary(path.name, digest)
+    n_valid = 0
     con.execute("begin transaction")
     try:
-        for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
-            con.execute(f"delete from {table} where site_id in (select site_id from _in_touched)")
-        con.execute("insert into sites by name select * from _in_upd")
-        con.execute("insert into site_saq by name select * from _in_saq")
-        con.execute("insert into site_controls by name select * from _in_ctl")
-        con.execute("insert into site_nonconformities by name select * from _in_ncs")
-        con.execute("insert into site_history by name select * from _in_hist")
         con.execute("delete from site_rejects where file_sha256 = $d", {"d": digest})
-        con.execute("insert into site_rejects by name select * from _in_rejects")
-        con.execute("insert into site_intake_files by name select * from _in_log")
+        with tempfile.TemporaryDirectory(prefix="radar-ingest-") as tmp, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-ingest") as pool:
+            # only the worker uses `con` while chunks are applied; the main thread parses
+            pending = None
+            for k, part in enumerate(parts):
+                n_valid += part.sites.height
+                summary.rejected += part.rejects.height
+                if pending is not None:
+                    _collect(summary, pending.result())
+                pending = pool.submit(_apply_chunk, con, part, Path(tmp) / f"{k:06d}", digest, now)
+            if pending is not None:
+                _collect(summary, pending.result())
+        summary.unchanged = n_valid - len(summary.new) - len(summary.changed)
+        con.execute("""insert into site_intake_files (file, file_sha256, processed_at, n_valid, n_rejected,
+                                                      n_new, n_changed, n_unchanged)
+                       values ($f, $d, $now, $v, $r, $n, $c, $u)""",
+                    {"f": path.name, "d": digest, "now": now, "v": n_valid, "r": summary.rejected,
+                     "n": len(summary.new), "c": len(summary.changed), "u": summary.unchanged})
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        for name in ("touched", "upd", "saq", "ctl", "ncs", "hist", "rejects", "log"):
-            con.unregister(f"_in_{name}")
     return summary
+
+
+def _collect(summary: IngestSummary, new_changed: tuple[list[str], list[str]]) -> None:
+    summary.new.extend(new_changed[0])
+    summary.changed.extend(new_changed[1])
+
+
+def _apply_chunk(con: duckdb.DuckDBPyConnection, part: IntakeResult, stem: Path, digest: str,
+                 now: datetime) -> tuple[list[str], list[str]]:
+    """Inside the caller's transaction: diff one chunk's valid sites against the stored
+    hashes, replace the state of its new/changed sites, append their history, record its
+    rejects. Site ids are unique across the file (a repeat is rejected), so chunk-wise
+    is file-wise. The rows go through Parquet files (see `ingest`), deleted after."""
+    files = {name: f"{stem}_{name}.parquet" for name in _STAGED}
+    try:
+        for name in _STAGED:
+            getattr(part, name).write_parquet(files[name], compression="lz4")
+        return _apply_staged(con, files, digest, now, part.sites.height)
+    finally:
+        for f in files.values():
+            Path(f).unlink(missing_ok=True)
+
+
+def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest: str, now: datetime,
+                  n_valid: int) -> tuple[list[str], list[str]]:
+    staged = {name: f"read_parquet(${name})" for name in _STAGED}
+
+    def run(sql: str, **extra) -> None:
+        params = {**files, **extra}
+        con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+    run(f"""create or replace temp table _ingest_touched as
+            select s.site_id, s.source_line,
+                   case when k.site_id is null then 'new' else 'changed' end as change
+            from {staged['sites']} s left join sites k on k.site_id = s.site_id
+            where k.site_id is null or k.content_hash <> s.content_hash""")
+    rows = con.sql("select site_id, change from _ingest_touched order by source_line").fetchall()
+    new = [r[0] for r in rows if r[1] == "new"]
+    changed = [r[0] for r in rows if r[1] == "changed"]
+    if changed:
+        # only a changed site has stored rows (a new id is not in `sites`, and its answers
+        # are only ever written together with its `sites` row)
+        for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
+            con.execute(f"delete from {table} where site_id in "
+                        f"(select site_id from _ingest_touched where change = 'changed')")
+    if rows:
+        # every staged site new or changed (e.g. a first load): no filter on the copies
+        touched = "true" if len(rows) == n_valid else "site_id in (select site_id from _ingest_touched)"
+        run(f"insert into sites by name select s.*, $now as updated_at from {staged['sites']} s "
+            f"where {touched}", now=now)
+        run(f"insert into site_saq by name select * from {staged['saq']} where {touched}")
+        run(f"insert into site_controls by name select * from {staged['controls']} where {touched}")
+        run(f"insert into site_nonconformities by name select * from {staged['nonconformities']} "
+            f"where {touched}")
+        run(f"""insert into site_history by name
+                select s.site_id, s.content_hash, t.change, s.source_file, s.source_line,
+                       $now as received_at
+                from {staged['sites']} s join _ingest_touched t on t.site_id = s.site_id""", now=now)
+    run(f"insert into site_rejects by name select r.*, $d as file_sha256, $now as received_at "
+        f"from {staged['rejects']} r", d=digest, now=now)
+    con.execute("drop table _ingest_touched")
+    return new, changed
 
 
 def latest_edition(con: duckdb.DuckDBPyConnection) -> int:
@@ -113,23 +185,22 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
     in site_scores / site_score_factors for that edition only. Returns the scores."""
     scoring.load_rules(con, temp=True)
     scores = scoring.score_sites(con, edition, site_ids, methodology_version)
-    factors = con.sql(scoring._sql("site_score_factors"), params={"edition": edition}).pl()
-    scores = scores.with_columns(scored_at=pl.lit(datetime.now(timezone.utc).replace(tzinfo=None)))
-    con.register("_scored", scores)
-    con.register("_factors", factors)
+    scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    scores = scores.with_columns(scored_at=pl.lit(scored_at))
     con.execute("begin transaction")
     try:
         con.execute("delete from site_scores where edition = $e and site_id in (select site_id from score_scope)",
                     {"e": edition})
-        con.execute("insert into site_scores by name select * from _scored")
+        # straight from the temp table score_sites left behind: no round trip through polars
+        con.execute("insert into site_scores by name select *, $t::timestamp as scored_at from scored_sites",
+                    {"t": scored_at})
         con.execute("delete from site_score_factors where edition = $e "
                     "and site_id in (select site_id from score_scope)", {"e": edition})
-        con.execute("insert into site_score_factors by name select * from _factors")
+        # the explanation rows (79 per site) are computed and written inside DuckDB
+        con.execute("insert into site_score_factors by name " + scoring._sql("site_score_factors"),
+                    {"edition": edition})
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        con.unregister("_scored")
-        con.unregister("_factors")
     return scores
