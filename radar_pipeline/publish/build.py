@@ -45,7 +45,7 @@ from radar_pipeline.warehouse import ensure_schema
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
-              "site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
+              "site_scores_history", "site_scores_latest", "site_score_factors", "site_nonconformities",
               "site_rejects")
 # Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
 SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
@@ -94,6 +94,12 @@ def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
     current default database (the caller runs `use <warehouse>` first)."""
     for name in SQL_TABLES:
         con.execute(f"create table {db}.main.{name} as {publish_sql(name)}")
+        if name == "site_scores_history":
+            # site_scores_latest.sql picks each site's latest row of the history just built
+            # (the warehouse has no table of that name, so the view shadows nothing).
+            con.execute(f"create or replace temp view site_scores_history as "
+                        f"select * from {db}.main.site_scores_history")
+    con.execute("drop view if exists temp.site_scores_history")
 
 
 def dictionary_rows(con: duckdb.DuckDBPyConnection, db: str) -> pl.DataFrame:

@@ -1,82 +1,15 @@
 -- site_scores_latest: each site's score in the latest edition it was scored for, with the
 -- same columns as site_scores_history (previous edition and change included).
--- Inputs: site_scores, sites, countries, isic. One row per site_id.
+-- Input: site_scores_history as just published (build.py builds it first).
+-- One row per site_id.
 
 with
 
-site_scores as (
-    select * from site_scores
-),
-
-sites as (
-    select site_id, site_name from sites
-),
-
-countries as (
-    select iso3, name, region, subregion from countries
-),
-
-isic_classes as (
-    select code as isic_class, title as isic_title, section as isic_section
-    from isic
-    where level = 'class'
-),
-
-with_previous as (
-    select
-        *,
-        lag(edition) over w as previous_edition,
-        lag(final_score) over w as previous_final_score,
-        lag(category) over w as previous_category
-    from site_scores
-    window w as (partition by site_id order by edition)
-),
-
-final as (
-    select
-        s.edition,
-        s.site_id,
-        t.site_name,
-        s.iso3,
-        c.name as country_name,
-        c.region,
-        c.subregion,
-        s.isic_code,
-        s.isic_class,
-        i.isic_title,
-        i.isic_section,
-        s.is_primary_producer,
-        s.inherent,
-        s.labour_standards,
-        s.health_safety,
-        s.business_ethics,
-        s.environment,
-        s.site_characteristics,
-        s.raw_points,
-        s.total_available,
-        s.n_unanswered,
-        s.management_controls,
-        s.mc_rounded,
-        s.open_critical,
-        s.open_major,
-        s.base,
-        s.adjustment,
-        s.final_score,
-        s.category,
-        s.inherent_only,
-        s.missing_topics,
-        s.previous_edition,
-        s.previous_final_score,
-        s.previous_category,
-        s.final_score - s.previous_final_score as score_change,
-        s.methodology_version,
-        s.scored_at
-    from with_previous as s
-    left join sites as t using (site_id)
-    left join countries as c using (iso3)
-    left join isic_classes as i using (isic_class)
+history as (
+    select * from site_scores_history
 )
 
-select * from final
+select *
+from history
 qualify row_number() over (partition by site_id order by edition desc) = 1
 order by site_id
