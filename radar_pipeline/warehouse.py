@@ -98,3 +98,17 @@ def table_schema_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dg.Tabl
     cols = con.sql("select column_name, data_type from information_schema.columns "
                    "where table_name = $t order by ordinal_position", params={"t": table}).fetchall()
     return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in cols])
+
+
+def declared_table_schema(table: str) -> dg.TableSchema:
+    """Column schema of a warehouse table as declared in sql/warehouse/create_tables.sql.
+
+    For definition-level metadata: assets with many partitions must not repeat a
+    schema in every partition's materialization event (100k copies of it).
+    """
+    con = duckdb.connect()
+    try:
+        ensure_schema(con)
+        return table_schema_metadata(con, table)
+    finally:
+        con.close()

@@ -17,7 +17,7 @@ from radar_pipeline.country_risk.assets import POOL
 from radar_pipeline.partitions import sites as sites_partitions
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
-from radar_pipeline.warehouse import DuckDBWarehouse, table_schema_metadata
+from radar_pipeline.warehouse import DuckDBWarehouse, declared_table_schema
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -35,7 +35,8 @@ class SiteScoringConfig(dg.Config):
                 "site characteristics from the SAQ, management controls, open audit findings -> final "
                 "score 0-10 and category. Writes site_scores and the explanation rows site_score_factors "
                 "for the run's whole partition range in one SQL pass (sql/sites/*.sql).",
-    metadata={"dagster/table_name": "site_scores"},
+    metadata={"dagster/table_name": "site_scores",
+              "dagster/column_schema": declared_table_schema("site_scores")},
     check_specs=[dg.AssetCheckSpec("every_site_scored", asset="site_scores",
                                    description="Every site in the run got a final score (inherent risk found "
                                                "for its country x ISIC class)")],
@@ -49,7 +50,6 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
             edition = config.edition or store.latest_edition(con)
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
-            schema = table_schema_metadata(con, "site_scores")
             _record_run(con, context.run.run_id, edition, keys, "success", None, started)
     except Exception as exc:
         with warehouse.get_connection() as con:
@@ -62,11 +62,13 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
         check_name="every_site_scored", passed=not unscored and not missing,
         metadata={"unscored": ", ".join(unscored[:50]) or "none",
                   "partitions_without_site_row": ", ".join(missing[:50]) or "none"})
+    # Dagster copies this metadata into every partition's materialization event:
+    # keep it to a few small values (the column schema is on the definition), or
+    # a 100k-site run writes 100k copies of it. Run-level figures go to the log.
     by_category = dict(scores.group_by("category").len().iter_rows())
-    yield dg.MaterializeResult(metadata={
-        "dagster/row_count": scores.height, "dagster/column_schema": schema, "edition": edition,
-        "by_category": dg.MetadataValue.json({str(k): v for k, v in by_category.items()}),
-        "inherent_only": int(scores["inherent_only"].sum() or 0)})
+    context.log.info(f"edition {edition}: {scores.height} sites scored; by category {by_category}; "
+                     f"{int(scores['inherent_only'].sum() or 0)} inherent-only")
+    yield dg.MaterializeResult(metadata={"edition": edition, "sites_in_run": scores.height})
 
 
 def _now() -> datetime:
