@@ -170,3 +170,27 @@ def check_years(df: pl.DataFrame, year_src: str, *, source: str, file: str,
         first = bad.row(0, named=True)
         raise SourceError(source, f"year {first.get(year_src)!r} is not a four-digit year",
                           file=file, row=first[ref_col], field=year_src)
+
+
+def series_columns_to_long(df: pl.DataFrame, cols: dict[str, str], specs, *, source: str,
+                           file: LandedFile, sheet: str, country: str, year: str) -> pl.DataFrame:
+    """A name-keyed sheet with a year column and one column per registry series
+    (Freedom House, FSI) -> observation rows; values parsed, years checked."""
+    series = list(dict.fromkeys(s.series for s in specs))
+    by_series = {s.series: s.indicator_id for s in specs}
+    long = (df.select(pl.col(cols[country]).str.strip_chars().alias("country"),
+                      pl.col(cols[year]).alias(year), pl.col(ROW),
+                      *[pl.col(cols[s]).alias(s) for s in series])
+              .filter(pl.col("country").is_not_null())
+              .unpivot(on=series, index=["country", year, ROW], variable_name="series",
+                       value_name="raw_value")
+              .with_columns(
+                  pl.format("sheet '{}' row {}, column '{}'", pl.lit(sheet), pl.col(ROW),
+                            pl.col("series")).alias("row_ref"),
+                  pl.col("series").replace_strict(by_series, return_dtype=pl.String)
+                  .alias("indicator_id"),
+                  year_from_text(year).alias("data_year")))
+    long = parse_values(long, "raw_value", source=source, file=file.name, field_col="series")
+    check_years(long, year, source=source, file=file.name)
+    return long.with_columns(pl.lit(source).alias("source"), pl.lit(file.vintage).alias("vintage"),
+                             pl.lit(file.name).alias("file"), pl.lit(None, pl.String).alias("code"))

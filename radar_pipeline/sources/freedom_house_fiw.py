@@ -33,23 +33,8 @@ def _parse_file(file: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
     df = t.apply_header(raw, t.locate_header(raw, expected, source=SOURCE, file=file.name,
                                              where=where))
     cols = t.require_columns(df, expected, source=SOURCE, file=file.name, where=where)
-    by_series = {s.series: s.indicator_id for s in specs}
-    long = (df.select(pl.col(cols[COUNTRY]).str.strip_chars().alias("country"),
-                      pl.col(cols[EDITION]).alias(EDITION), pl.col(t.ROW),
-                      *[pl.col(cols[s]).alias(s) for s in series])
-              .filter(pl.col("country").is_not_null())
-              .unpivot(on=series, index=["country", EDITION, t.ROW], variable_name="series",
-                       value_name="raw_value")
-              .with_columns(
-                  pl.format("sheet '{}' row {}, column '{}'", pl.lit(sheet), pl.col(t.ROW),
-                            pl.col("series")).alias("row_ref"),
-                  pl.col("series").replace_strict(by_series, return_dtype=pl.String)
-                  .alias("indicator_id"),
-                  t.year_from_text(EDITION).alias("data_year")))
-    long = t.parse_values(long, "raw_value", source=SOURCE, file=file.name, field_col="series")
-    t.check_years(long, EDITION, source=SOURCE, file=file.name)
-    return long.with_columns(pl.lit(SOURCE).alias("source"), pl.lit(file.vintage).alias("vintage"),
-                             pl.lit(file.name).alias("file"), pl.lit(None, pl.String).alias("code"))
+    return t.series_columns_to_long(df, cols, specs, source=SOURCE, file=file, sheet=sheet,
+                                    country=COUNTRY, year=EDITION)
 
 
 def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
