@@ -16,7 +16,7 @@ import re
 import fastexcel
 import polars as pl
 
-from radar_pipeline.sources.base import LandedFile, SourceError
+from radar_pipeline.sources.base import LandedFile, SourceError, conform, empty_observations
 
 ROW = "__row"
 # Cell texts that mean "no value" in these publishers' files.
@@ -194,3 +194,13 @@ def series_columns_to_long(df: pl.DataFrame, cols: dict[str, str], specs, *, sou
     check_years(long, year, source=source, file=file.name)
     return long.with_columns(pl.lit(source).alias("source"), pl.lit(file.vintage).alias("vintage"),
                              pl.lit(file.name).alias("file"), pl.lit(None, pl.String).alias("code"))
+
+
+def parse_each(source: str, patterns: tuple[str, ...], parse_file, files: list[LandedFile],
+               specs) -> pl.DataFrame:
+    """The `parse` of an adapter that reads every file of a vintage folder the same way."""
+    if not specs:
+        return empty_observations()
+    if not files:
+        raise SourceError(source, f"no file matching {patterns} in the vintage folder")
+    return conform(pl.concat([parse_file(f, specs) for f in files], how="diagonal_relaxed"))

@@ -14,8 +14,7 @@ import re
 import polars as pl
 
 from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError, check_content
 
 SOURCE = "ti_cpi"
 FILE_PATTERNS = ("*.xlsx",)
@@ -83,8 +82,4 @@ def _parse_file(file: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
 
 
 def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
-    if not specs:
-        return empty_observations()
-    if not files:
-        raise SourceError(SOURCE, f"no file matching {FILE_PATTERNS} in the vintage folder")
-    return conform(pl.concat([_parse_file(f, specs) for f in files], how="diagonal_relaxed"))
+    return t.parse_each(SOURCE, FILE_PATTERNS, _parse_file, files, specs)
