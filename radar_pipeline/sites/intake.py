@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -42,6 +41,7 @@ import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.sources.countries import converter
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 SITE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -85,29 +85,12 @@ def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
     )
 
 
-@lru_cache(maxsize=1)
-def _country_converter():
-    """country_converter 1.3.2 cannot build its table under pandas 3 (Namibia's ISO2 "NA"
-    is read as missing, then compiled as a regex). Load the library's own data file
-    with pandas' NA parsing off and hand it over as a DataFrame; the data is unchanged."""
-    import country_converter as coco
-    import pandas as pd
-
-    data_file = Path(coco.__file__).with_name("country_data.tsv")
-    df = pd.read_csv(data_file, sep="\t", encoding="utf-8", dtype=str, keep_default_na=False)
-    for col in ("ISOnumeric", "UNcode", "FAOcode", "GBDcode", "EURO", "UN", "UNmember",
-                "obsolete", "GEOnumeric"):
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col].replace("", None), errors="coerce").astype("Int64")
-    return coco.CountryConverter(country_data=df)
-
-
 _NOT_FOUND = "\x00not found"
 
 
 def to_iso3(values: list[str]) -> dict[str, str | None]:
     """Map distinct country strings (ISO3, ISO2 or name) to ISO3 with country_converter."""
-    cc = _country_converter()
+    cc = converter()  # shared with the publisher adapters; pandas is pinned below 3 for it
     out: dict[str, str | None] = {}
     log = logging.getLogger("country_converter")
     level = log.level
