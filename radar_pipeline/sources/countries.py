@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.settings import rules_dir
 from radar_pipeline.sources.base import SourceError
 
 NOTE_SCHEMA = {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,
@@ -36,7 +36,7 @@ def converter():
 
 @lru_cache(maxsize=1)
 def load_overrides(path: Path | None = None) -> pl.DataFrame:
-    with open(path or RULES_DIR / "country_overrides.csv", newline="", encoding="utf-8") as fh:
+    with open(path or rules_dir() / "country_overrides.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return pl.DataFrame(rows, schema={"source": pl.String, "value": pl.String, "iso3": pl.String,
                                       "action": pl.String, "reason": pl.String})
@@ -91,9 +91,11 @@ def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.Data
                           field="country")
 
     # Two different source entities landing on one country (e.g. "India" and
-    # "Indian Kashmir" both -> IND) would make the kept value arbitrary.
+    # "Indian Kashmir" both -> IND) would make the kept value arbitrary. Checked
+    # per file: across vintages a publisher may rename or recode the same economy
+    # (WGI's ADO in 2024 is AND in 2023), which is not a clash.
     clash = (df.filter(pl.col("iso3").is_not_null())
-               .group_by("iso3").agg(pl.col("_key").unique().sort(), pl.first("file"))
+               .group_by("iso3", "vintage", "file").agg(pl.col("_key").unique().sort())
                .filter(pl.col("_key").list.len() > 1))
     if clash.height:
         listing = "; ".join(f"{r['iso3']} <- {r['_key']}" for r in clash.head(20).iter_rows(named=True))
