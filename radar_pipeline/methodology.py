@@ -10,4 +10,4 @@ PILLARS: dict[str, tuple[str, ...]] = {
 TOPICS: tuple[str, ...] = tuple(t for topics in PILLARS.values() for t in topics)
 TOPIC_PILLAR: dict[str, str] = {t: p for p, topics in PILLARS.items() for t in topics}
 DIRECTIONS = ("higher_is_riskier", "lower_is_riskier")
-IMPUTATION_METHODS = ("direct", "subregion_mean", "region_mean")
+IMPUTATION_METHODS = ("direct", "intermediate_region_mean", "subregion_mean", "region_mean", "world_mean")

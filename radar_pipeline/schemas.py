@@ -82,6 +82,9 @@ country_topic_risk = pa.DataFrameSchema(
         "score": pa.Column(float, pa.Check.in_range(1.0, 6.0)),
         "n_indicators": pa.Column(pl.Int32, pa.Check.ge(1)),
         "n_imputed": pa.Column(pl.Int32, pa.Check.ge(0)),
+        "confidence": pa.Column(float, pa.Check.in_range(0.0, 1.0),
+                                description="Mean over the topic's indicators of 1 (observed), 0.5 (imputed "
+                                            "from a region), 0 (world mean) — METHODOLOGY §8a"),
         "missing_topics": pa.Column(str, description="Topics allowed missing in this edition"),
     },
     name="country_topic_risk",

@@ -99,3 +99,23 @@ def test_topic_is_mean_of_indicators():
     assert aaa["score"] == pytest.approx((1.0 + 6.0) / 2) and aaa["n_indicators"] == 2
     ccc = t.filter(pl.col("iso3") == "CCC").row(0, named=True)
     assert ccc["n_imputed"] == 2
+
+
+def test_topic_confidence_counts_observed_one_region_half():
+    # AAA observed on both, CCC imputed on both (Western Africa has AAA/BBB? no: CCC is Eastern Africa,
+    # filled from Sub-Saharan Africa), BBB observed on one indicator and imputed on the other.
+    con = make_db([("a", "gender", "higher_is_riskier"), ("b", "gender", "lower_is_riskier")],
+                  [("a", "AAA", 2023, 0), ("a", "BBB", 2023, 10), ("b", "AAA", 2023, 0), ("b", "EEE", 2023, 10)])
+    rows = pl.DataFrame(list(scores(con).values()))
+    con.execute("insert into indicator_scores by name select * from rows")
+    t = con.sql(read_sql("country_risk/country_topic_risk"),
+                params={"edition": 2023, "missing_topics": ""}).pl()
+    conf = dict(zip(t["iso3"], t["confidence"]))
+    assert conf["AAA"] == 1.0
+    assert conf["BBB"] == 0.75      # one observed (1) + one from Western Africa (0.5)
+    assert conf["CCC"] == 0.5       # both from regional means
+    # a world-mean fill counts 0 (METHODOLOGY §8a)
+    con.execute("update indicator_scores set method = 'world_mean' where iso3 = 'CCC' and indicator_id = 'a'")
+    t = con.sql(read_sql("country_risk/country_topic_risk"),
+                params={"edition": 2023, "missing_topics": ""}).pl()
+    assert dict(zip(t["iso3"], t["confidence"]))["CCC"] == 0.25

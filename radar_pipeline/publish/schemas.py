@@ -67,6 +67,9 @@ country_risk = pa.DataFrameSchema({
     "score": score16("Country topic risk, 1 (low) - 6 (high): mean of the topic's indicator scores"),
     "n_indicators": c(pl.Int32, "Indicators averaged into the score", nullable=False),
     "n_imputed": c(pl.Int32, "Of those, indicators gap-filled from a regional mean", nullable=False),
+    "confidence": c(float, "Confidence 0-1 (METHODOLOGY §8a): mean over the topic's indicators of 1 (observed), "
+                           "0.5 (imputed from a region), 0 (world mean)", pa.Check.in_range(0.0, 1.0),
+                    nullable=False),
     "missing_topics": MISSING(),
 }, name="country_risk", strict=True, unique=["edition", "iso3", "topic"],
     description="Country risk in long form: one row per edition x country x topic.")
@@ -81,6 +84,8 @@ country_risk_wide = pa.DataFrameSchema({
                   nullable=True) for t in TOPICS},
     "mean_score": score16("Mean over the topics present"),
     "n_topics": c(pl.Int32, "Number of topics present", nullable=False),
+    "confidence": c(float, "Country confidence 0-1: mean of the 14 topic confidences, a missing topic counting 0 "
+                           "(METHODOLOGY §8a)", pa.Check.in_range(0.0, 1.0), nullable=False),
     "missing_topics": MISSING(),
 }, name="country_risk_wide", strict=True, unique=["edition", "iso3"],
     description="Country risk in wide form: one row per edition x country, one column per topic.")

@@ -1,5 +1,9 @@
 -- Country topic scores for one edition (METHODOLOGY §2.4): the mean of the
--- topic's normalised (possibly imputed) indicator scores.
+-- topic's normalised (possibly imputed) indicator scores, and its confidence
+-- (METHODOLOGY §8a): the mean over the topic's indicators of 1 for an observed
+-- value, 0.5 when imputed from a region, 0 when only the world mean was left.
+-- A topic missing from the edition has no row here; its confidence is 0 and
+-- `missing_topics` names it on every row.
 -- Params: $edition, $missing_topics (comma list of allowed-missing topics, '' if none)
 
 with
@@ -20,7 +24,15 @@ topic_scores as (
         i.topic,
         avg(s.score order by s.indicator_id) as score,
         count(*) as n_indicators,
-        count(*) filter (where s.imputed) as n_imputed
+        count(*) filter (where s.imputed) as n_imputed,
+        avg(
+            case s.method
+                when 'direct' then 1.0
+                when 'world_mean' then 0.0
+                else 0.5
+            end
+            order by s.indicator_id
+        ) as confidence
     from scores as s
     inner join indicators as i using (indicator_id)
     group by s.iso3, i.topic
@@ -34,6 +46,7 @@ select
     score,
     cast(n_indicators as integer) as n_indicators,
     cast(n_imputed as integer) as n_imputed,
+    cast(confidence as double) as confidence,
     cast($missing_topics as varchar) as missing_topics
 from topic_scores
 order by iso3, topic

@@ -36,6 +36,7 @@ final as (
         r.score,
         r.n_indicators,
         r.n_imputed,
+        r.confidence,
         r.missing_topics
     from country_topic_risk as r
     left join countries as c using (iso3)

@@ -32,6 +32,8 @@ pivoted as (
         max(score) filter (where topic = 'water') as water,
         avg(score) as mean_score,
         count(*)::integer as n_topics,
+        -- METHODOLOGY §8a: a missing topic counts 0, so divide by all 14 topics.
+        sum(confidence order by topic) / 14.0 as confidence,
         any_value(missing_topics) as missing_topics
     from country_topic_risk
     group by edition, iso3

@@ -85,6 +85,8 @@ create table if not exists country_topic_risk (
     score double not null,
     n_indicators integer not null,
     n_imputed integer not null,
+    -- METHODOLOGY §8a: mean over the topic's indicators of 1 observed / 0.5 region mean / 0 world mean
+    confidence double not null,
     missing_topics varchar not null,
     primary key (edition, iso3, topic)
 );
