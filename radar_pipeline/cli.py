@@ -20,7 +20,7 @@ def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or Path("data/dagster_home").resolve())
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    source = settings.REPO_DIR / "dagster.yaml"
+    source = settings.project_path("dagster.yaml")
     if not target.exists() and source.exists():
         shutil.copyfile(source, target)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -47,20 +47,40 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         outcome = refresh_edition(args.edition, allow_missing_topics=allowed, instance=instance)
-    elapsed = time.perf_counter() - started
-    if not outcome.success:
-        for step, message in outcome.failures.items():
-            print(f"FAILED {step}: {message}", file=sys.stderr)
-        print(f"Refresh of edition {args.edition} failed after {elapsed:.1f}s; the warehouse keeps its "
-              "previous tables.", file=sys.stderr)
-        return 1
-    print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
-    return 0
+        elapsed = time.perf_counter() - started
+        if not outcome.success:
+            for step, message in outcome.failures.items():
+                print(f"FAILED {step}: {message}", file=sys.stderr)
+            print(f"Refresh of edition {args.edition} failed after {elapsed:.1f}s; the warehouse keeps its "
+                  "previous tables.", file=sys.stderr)
+            return 1
+        print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
+        if args.no_publish:
+            return 0
+        # as the daemon's publish_after_update sensor does: without `radar ui` running a BI
+        # tool would otherwise never see the new edition
+        from radar_pipeline.publish.runner import publish_cli
+
+        return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    if args.warehouse:
+        os.environ["RADAR_WAREHOUSE"] = args.warehouse
+    dagster_home()
+    import dagster as dg
+
+    from radar_pipeline.publish.runner import publish_cli
+
+    with dg.DagsterInstance.get() as instance:
+        return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     dagster_home()
-    os.execvp("dagster", ["dagster", "dev", "-w", str(settings.REPO_DIR / "workspace.yaml"),
+    # -m, not workspace.yaml: the code location's working directory stays the user's
+    # (relative data/ paths), wherever the package is installed
+    os.execvp("dagster", ["dagster", "dev", "-m", "radar_pipeline.definitions",
                           "-h", args.host, "-p", str(args.port)])
 
 
@@ -77,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="use the packaged synthetic sample mirror (offline demo)")
     src.add_argument("--mirror", help="read publisher files from this folder (<source>/<vintage>/<file>)")
     p.add_argument("--warehouse", help="DuckDB file (default $RADAR_WAREHOUSE or data/radar.duckdb)")
+    p.add_argument("--no-publish", action="store_true",
+                   help="do not publish the BI snapshot (RADAR_PUBLISHED) after the refresh")
     p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("publish", help="publish the BI snapshot (RADAR_PUBLISHED, + Parquet and buyer files) "
+                                       "from the warehouse")
+    p.add_argument("--warehouse", help="DuckDB file (default $RADAR_WAREHOUSE or data/radar.duckdb)")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("ui", help="start the Dagster UI + daemon on this project")
     p.add_argument("--host", default="127.0.0.1")

@@ -6,8 +6,34 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
-SQL_DIR = REPO_DIR / "sql"
-RULES_DIR = PACKAGE_DIR / "rules"
+# Where a wheel carries the project's top-level runtime files (setup.py copies them there).
+PACKAGED_PROJECT_DIR = PACKAGE_DIR / "_project"
+
+
+def project_path(name: str) -> Path:
+    """A runtime file or folder kept at the repository's top level (`sql`, `dagster.yaml`,
+    `dagster-postgres.yaml`, `workspace.yaml`). The one locator for them: an installed wheel
+    has them under radar_pipeline/_project/ (copied by setup.py's build hook, the checkout keeps
+    its layout); a checkout or editable install reads them in place."""
+    packaged = PACKAGED_PROJECT_DIR / name
+    return packaged if packaged.exists() else REPO_DIR / name
+
+
+SQL_DIR = project_path("sql")
+RULES_DIR = PACKAGE_DIR / "rules"  # the packaged rule tables; read them through rules_dir()
+
+
+def rules_dir() -> Path:
+    """Folder of the rule tables (CSV). RADAR_RULES_DIR points at an edited copy (a what-if
+    run, a client's own weights); read at call time so a run follows the environment it is
+    started in. The methodology version (radar_pipeline/fingerprint.py) hashes this folder."""
+    value = os.environ.get("RADAR_RULES_DIR")
+    return Path(value) if value else RULES_DIR
+
+
+def overrides_dir() -> Path:
+    """Folder of analyst category overrides (*.csv, METHODOLOGY §8b); `radar override` appends to it."""
+    return Path(os.environ.get("RADAR_OVERRIDES", "data/overrides"))
 SAMPLE_MIRROR_DIR = PACKAGE_DIR / "sample_mirror"
 
 
@@ -42,7 +68,7 @@ def user_files_dir() -> Path:
 def sources_catalogue() -> Path:
     """Download catalogue (source, vintage, file, url). Override to point at a test server."""
     value = os.environ.get("RADAR_SOURCES_CATALOGUE")
-    return Path(value) if value else RULES_DIR / "sources.csv"
+    return Path(value) if value else rules_dir() / "sources.csv"
 
 
 def worldbank_api_base() -> str:

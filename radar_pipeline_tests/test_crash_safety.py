@@ -30,7 +30,7 @@ MARTS = {
 
 def refresh_cmd(warehouse):
     return [sys.executable, "-m", "radar_pipeline.cli", "refresh", "--edition", "2024", "--sample",
-            "--warehouse", str(warehouse)]
+            "--warehouse", str(warehouse), "--no-publish"]
 
 
 def env_for(tmp_path):

@@ -60,17 +60,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"{summary.file}: {len(summary.new)} new, {len(summary.changed)} changed, "
           f"{summary.unchanged} unchanged, {summary.rejected} rejected (see table site_rejects)")
     if not summary.to_score:
-        print("nothing to score")
+        print("nothing to score; the published BI snapshot is unchanged")
         return 0
     dagster_home()
     with dg.DagsterInstance.get() as instance:
         outcome = score_sites(summary.to_score, edition=args.edition or 0, warehouse=warehouse, instance=instance)
-    if not outcome.success:
-        for step, message in outcome.failures.items():
-            print(f"FAILED {step}: {message}", file=sys.stderr)
-        return 1
-    print(f"scored {len(summary.to_score)} site(s) in one run")
-    return 0
+        if not outcome.success:
+            for step, message in outcome.failures.items():
+                print(f"FAILED {step}: {message}", file=sys.stderr)
+            return 1
+        print(f"scored {len(summary.to_score)} site(s) in one run")
+        if args.no_publish:
+            return 0
+        from radar_pipeline.publish.runner import publish_cli
+
+        # as the daemon's publish_after_update sensor does after a scoring run
+        return publish_cli(warehouse=warehouse, instance=instance)
 
 
 def score_file(sites_file: Path, edition: int, warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -187,6 +192,8 @@ def register(sub) -> None:
     i.add_argument("file")
     i.add_argument("--edition", type=int, default=0, help="default: latest edition with inherent risk")
     i.add_argument("--warehouse")
+    i.add_argument("--no-publish", action="store_true",
+                   help="do not publish the BI snapshot (RADAR_PUBLISHED) after scoring")
     i.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("score", help="score a JSON Lines file against the warehouse (writes csv/parquet only)")
