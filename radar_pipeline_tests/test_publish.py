@@ -3,6 +3,7 @@ example queries, data dictionary."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -331,6 +332,100 @@ def test_bi_readers_through_sqlalchemy_never_fail_during_refresh_and_publish(env
     assert readers.other["seen"] == [s1, s2]  # fresh connections move to the new snapshot
 
 
+# --- BI clients ---------------------------------------------------------------------------
+
+DUCKDB_1X = "duckdb==1.1.3"  # the oldest 1.x line the published storage version (v1.1.0) promises
+
+
+@pytest.fixture(scope="session")
+def duckdb_1x_python(tmp_path_factory) -> Path:
+    """A separate venv with a DuckDB 1.x client, as BI drivers bundle it."""
+    venv = tmp_path_factory.mktemp("duckdb1x") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    out = subprocess.run([str(python), "-m", "pip", "install", "-q", DUCKDB_1X],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        message = f"cannot install {DUCKDB_1X} from the package registry: {out.stderr[-500:]}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+@pytest.mark.slow
+def test_published_files_open_in_a_duckdb_1x_client(env, duckdb_1x_python):
+    code = textwrap.dedent("""
+        import duckdb, json, sys
+        out = {"version": duckdb.__version__}
+        for path in sys.argv[1:]:
+            con = duckdb.connect(path, read_only=True)
+            out[path] = {
+                "tables": {t: con.sql(f"select count(*) from {t}").fetchall()[0][0]
+                           for (t,) in con.sql("select table_name from duckdb_tables()").fetchall()},
+                "comments": con.sql("select count(*) from duckdb_columns() where comment is not null "
+                                    "and not internal").fetchall()[0][0]}
+            con.close()
+        print(json.dumps(out))
+    """)
+    files = [env["published"], env["published"].parent / "buyers" / "acme.duckdb"]
+    run = subprocess.run([str(duckdb_1x_python), "-c", code, *map(str, files)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["version"].startswith("1.")
+    for path in files:
+        counts = dict(q(path, "select table_name, row_count from publish_info"))
+        assert seen[str(path)]["tables"] == counts  # every table, every row
+        assert seen[str(path)]["comments"] == one(path, "select count(*) from data_dictionary")
+
+
+def test_published_tables_and_columns_carry_the_dictionary_as_comments(env):
+    pub = env["published"]
+    tables = dict(q(pub, "select table_name, comment from duckdb_tables()"))
+    assert tables == {t: s.description for t, s in schemas.SCHEMAS.items()}
+    columns = q(pub, "select c.table_name, c.column_name, c.comment, d.description from duckdb_columns() c "
+                     "join data_dictionary d on d.table_name = c.table_name and d.column_name = c.column_name")
+    assert len(columns) == one(pub, "select count(*) from data_dictionary")
+    assert all(comment == description for _, _, comment, description in columns)
+
+
+def test_sqlalchemy_inspection_lists_tables_columns_and_comments(env):
+    """What Superset/Metabase-style tools do first: list tables, then columns; the
+    connection must stay usable afterwards."""
+    if not HAS_DUCKDB_ENGINE:
+        pytest.skip("duckdb-engine not installed (test extra)")
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    engine = sa.create_engine(f"duckdb:///{env['published']}", connect_args={"read_only": True},
+                              poolclass=NullPool)
+    try:
+        with engine.connect() as con:
+            inspector = sa.inspect(con)
+            assert set(inspector.get_table_names()) == set(schemas.SCHEMAS)
+            for table, schema in schemas.SCHEMAS.items():
+                cols = inspector.get_columns(table)
+                assert [c["name"] for c in cols] == list(schema.columns), table
+                assert [c["comment"] for c in cols] == [col.description for col in schema.columns.values()]
+                assert inspector.get_table_comment(table)["text"] == schema.description
+            assert con.execute(sa.text("select count(*) from site_scores_latest")).scalar() == N_SITES
+    finally:
+        engine.dispose()
+
+
+def test_publish_keeps_the_configured_number_of_snapshots(env, tmp_path, monkeypatch):
+    wh = copy_without_buyers(env["wh"], tmp_path / "w.duckdb")
+    target = tmp_path / "out" / "radar.duckdb"
+    monkeypatch.setenv("RADAR_KEEP_SNAPSHOTS", "2")
+    ids = [build.publish(wh, target, log=lambda *_: None).snapshot_id for _ in range(4)]
+    kept = sorted(p.name for p in (target.parent / ".snapshots" / "all").iterdir())
+    assert kept == ids[-2:]
+    assert ids[-1] in str((target.parent / "parquet").resolve())
+    build.publish(wh, target, log=lambda *_: None, keep_snapshots=1)
+    assert len(list((target.parent / ".snapshots" / "all").iterdir())) == 1
+
+
 # --- buyers -----------------------------------------------------------------------------
 
 def test_buyer_files_contain_only_their_sites(env):
@@ -392,8 +487,17 @@ def test_example_queries_answer_on_the_published_snapshot(env):
             df = con.sql(path.read_text(encoding="utf-8")).pl()
             assert df.height > 0, path.name
         changes = con.sql((settings.SQL_DIR / "examples" / "site_score_changes.sql").read_text()).pl()
-        assert changes.height == N_SITES and set(changes["edition"]) == {2024}
-        assert (changes["score_change"] == changes["final_score"] - changes["previous_final_score"]).all()
+        moved = con.sql("select site_id from site_scores_history where edition = 2024 and "
+                        "(final_score is distinct from previous_final_score "
+                        "or category is distinct from previous_category)").pl()
+        assert 0 < changes.height < N_SITES  # editions 2023 and 2024 differ for some sites, not all
+        assert set(changes["site_id"]) == set(moved["site_id"]) and set(changes["edition"]) == {2024}
+        diff = (changes["final_score"] - changes["previous_final_score"]).round(1)
+        assert (changes["score_change"] == diff).all()
+        # rounded: no float artefacts like -0.20000000000000107
+        assert all(v == round(v, 1) and len(repr(v)) <= 5 for v in changes["score_change"].drop_nulls())
+        hist = con.sql("select score_change from site_scores_history where score_change is not null").pl()
+        assert all(len(repr(v)) <= 5 for v in hist["score_change"])
         expected_open = con.sql("select count(distinct site_id) from site_nonconformities where status = 'open' "
                                 "and severity in ('critical', 'business_critical')").fetchall()[0][0]
         crit = con.sql((settings.SQL_DIR / "examples" / "open_critical_findings.sql").read_text()).pl()
@@ -407,7 +511,7 @@ def test_example_queries_answer_on_the_published_snapshot(env):
     acme = duckdb.connect(str(env["published"].parent / "buyers" / "acme.duckdb"), read_only=True)
     try:
         df = acme.sql((settings.SQL_DIR / "examples" / "site_score_changes.sql").read_text()).pl()
-        assert set(df["site_id"]) == set(env["acme"])
+        assert set(df["site_id"]) <= set(env["acme"])
     finally:
         acme.close()
 

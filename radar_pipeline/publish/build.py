@@ -39,6 +39,7 @@ import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline import settings
+from radar_pipeline.identifiers import child_path, is_id
 from radar_pipeline.publish import schemas
 from radar_pipeline.warehouse import ensure_schema
 
@@ -53,7 +54,16 @@ SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors"
 PUBLIC_TABLES = tuple(t for t in SQL_TABLES if t not in SITE_TABLES)
 ALL_TABLES = (*SQL_TABLES, "data_dictionary", "publish_info")
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
-KEEP_SNAPSHOTS = 2
+# Storage format of every published file. DuckDB 2.0 writes v2.0.0 by default, which DuckDB 1.x
+# (what most BI drivers bundle: DBeaver, Metabase, Superset's duckdb-engine installs) refuses to
+# open. v1.1.0 is read by every DuckDB >= 1.1 and holds all the types the published tables use.
+STORAGE_VERSION = "v1.1.0"
+
+
+def default_keep_snapshots() -> int:
+    """How many Parquet snapshots per scope publish keeps (a reader mid-query finishes on the
+    previous one): RADAR_KEEP_SNAPSHOTS, default 2."""
+    return max(1, int(os.environ.get("RADAR_KEEP_SNAPSHOTS", "2")))
 
 DICTIONARY_DDL = """create table {db}.main.data_dictionary (
     table_name varchar not null, table_description varchar, ordinal_position integer not null,
@@ -142,6 +152,7 @@ def _finish(con: duckdb.DuckDBPyConnection, db: str, *, dictionary: pl.DataFrame
     con.register("_dictionary", dictionary)
     con.execute(f"insert into {db}.main.data_dictionary by name select * from _dictionary")
     con.unregister("_dictionary")
+    _comment(con, db, dictionary)
     counts = {t: con.sql(f"select count(*) from {db}.main.{t}").fetchall()[0][0] for t in ALL_TABLES
               if t != "publish_info"}
     counts["publish_info"] = len(counts) + 1
@@ -154,6 +165,19 @@ def _finish(con: duckdb.DuckDBPyConnection, db: str, *, dictionary: pl.DataFrame
     con.execute(f"insert into {db}.main.publish_info by name select * from _info")
     con.unregister("_info")
     return counts
+
+
+def _comment(con: duckdb.DuckDBPyConnection, db: str, dictionary: pl.DataFrame) -> None:
+    """COMMENT ON every table and column from the data dictionary, so BI tools that show
+    catalog comments (DBeaver, Superset, SQLAlchemy inspect) show the documentation too."""
+    tables = dictionary.unique("table_name", keep="first", maintain_order=True)
+    for r in tables.iter_rows(named=True):
+        if r["table_description"]:
+            con.execute(f"comment on table {db}.main.{r['table_name']} is {_q(r['table_description'])}")
+    for r in dictionary.iter_rows(named=True):
+        if r["description"]:
+            con.execute(f'comment on column {db}.main.{r["table_name"]}."{r["column_name"]}" '
+                        f"is {_q(r['description'])}")
 
 
 def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) -> None:
@@ -192,14 +216,18 @@ def _swap_symlink(link: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-def _prune(snapshots: Path, keep: str) -> None:
-    """Keep the newest KEEP_SNAPSHOTS snapshot folders (ids sort by time), always `keep`."""
+def _prune(snapshots: Path, keep: str, n_keep: int) -> list[str]:
+    """Keep the newest `n_keep` snapshot folders of one scope (`.snapshots/all`,
+    `.snapshots/buyer-<id>`; ids sort by time), always `keep`. Returns the removed ids."""
     if not snapshots.is_dir():
-        return
+        return []
     dirs = sorted(p for p in snapshots.iterdir() if p.is_dir())
-    for old in dirs[:-KEEP_SNAPSHOTS]:
+    removed = []
+    for old in dirs[:-max(n_keep, 1)]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
+            removed.append(old.name)
+    return removed
 
 
 def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, alias: str, fill) -> Path:
@@ -209,7 +237,7 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
     tmp = target.with_name(f".{target.name}.{snapshot_id}.tmp")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    con.execute(f"attach {_q(tmp)} as {alias}")
+    con.execute(f"attach {_q(tmp)} as {alias} (storage_version {_q(STORAGE_VERSION)})")
     try:
         fill(alias)
         con.execute(f"detach {alias}")
@@ -223,9 +251,12 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
     return tmp
 
 
-def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print) -> PublishResult:
+def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,
+            keep_snapshots: int | None = None) -> PublishResult:
     """Build a new snapshot of the published file (+ Parquet, + one file per buyer) from the
-    warehouse and swap it in atomically. The warehouse is only read."""
+    warehouse and swap it in atomically. The warehouse is only read. Parquet snapshot folders
+    beyond the newest `keep_snapshots` (default RADAR_KEEP_SNAPSHOTS, 2) are removed."""
+    n_keep = default_keep_snapshots() if keep_snapshots is None else keep_snapshots
     warehouse = Path(warehouse).resolve()
     published = Path(published or settings.published_path()).absolute()
     out = published.parent
@@ -273,10 +304,11 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
                 result.buyers[buyer_id] = counts
                 _export_parquet(con, db, snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet")
 
-            target = out / "buyers" / f"{buyer_id}.duckdb"
+            # child_path: a name derived from an id never leaves its folder (`..` is refused)
+            target = child_path(out / "buyers", buyer_id, ".duckdb")
             staged.append((_build_file(con, target, snapshot_id, "buyer", fill_buyer), target))
-            parquet_links.append((out / "buyers" / buyer_id / "parquet",
-                                  snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet"))
+            parquet_links.append((child_path(out / "buyers", buyer_id) / "parquet",
+                                  child_path(snapshots, f"buyer-{buyer_id}") / snapshot_id / "parquet"))
         if buyers:
             con.execute("detach pubsrc")
     except BaseException:
@@ -292,12 +324,13 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         os.replace(tmp, target)
     for link, target in parquet_links:
         _swap_symlink(link, target)
-        _prune(target.parent, keep=snapshot_id)
+        # target = .snapshots/<scope>/<snapshot_id>/parquet: prune the scope's snapshot folders
+        _prune(target.parent.parent, keep=snapshot_id, n_keep=n_keep)
     # Buyers no longer listed lose their file (the folder of lists is the source of truth).
     buyers_dir = out / "buyers"
     if buyers_dir.is_dir():
         for f in buyers_dir.glob("*.duckdb"):
-            if f.stem not in result.buyers:
+            if f.stem not in result.buyers and is_id(f.stem):  # `...duckdb` has stem `..`: never derive paths from it
                 f.unlink(missing_ok=True)
                 link = buyers_dir / f.stem / "parquet"
                 if link.is_symlink():

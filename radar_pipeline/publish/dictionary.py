@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from radar_pipeline import settings
-from radar_pipeline.publish.build import SITE_TABLES, empty_dictionary
+from radar_pipeline.publish.build import SITE_TABLES, STORAGE_VERSION, empty_dictionary
 
 DOC_PATH = settings.REPO_DIR / "docs" / "data_dictionary.md"
 
@@ -42,13 +42,19 @@ How to read it:
   have the same tables; the site tables ({site_tables}) hold only the sites listed for that
   buyer in `RADAR_BUYERS_INBOX` (default `data/buyers/*.csv|*.jsonl`, columns
   `buyer_id, site_id`), the country and inherent-risk tables are public and complete.
+* The files are written in DuckDB storage format {storage_version}, so DuckDB 1.1 and newer
+  (the versions BI drivers bundle) open them, and every table and column carries its
+  description below as a catalog comment (`COMMENT ON`; shown by DBeaver, SQLAlchemy
+  `inspect()`, Superset). SQLAlchemy: duckdb-engine 0.17 needs SQLAlchemy 2.0.x to list columns.
+* Parquet snapshots: the newest `RADAR_KEEP_SNAPSHOTS` (default 2) are kept under
+  `.snapshots/`, so a reader mid-query can finish on the previous one.
 * Example queries for the common questions: `sql/examples/*.sql`.
 """
 
 
 def render_markdown() -> str:
     dictionary = empty_dictionary()
-    parts = [INTRO.format(site_tables=", ".join(f"`{t}`" for t in SITE_TABLES)), "## Tables\n"]
+    parts = [INTRO.format(site_tables=", ".join(f"`{t}`" for t in SITE_TABLES), storage_version=STORAGE_VERSION), "## Tables\n"]
     tables = dictionary.unique("table_name", keep="first", maintain_order=True)
     parts.append("| table | one row per / content |\n|---|---|")
     parts += [f"| [`{r['table_name']}`](#{r['table_name']}) | {r['table_description']} |"

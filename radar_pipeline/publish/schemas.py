@@ -162,7 +162,7 @@ _site_score_columns = {
     "previous_edition": c(pl.Int32, "The site's previous scored edition (null for its first)"),
     "previous_final_score": c(float, "final_score in previous_edition"),
     "previous_category": c(pl.Utf8, "category in previous_edition"),
-    "score_change": c(float, "final_score - previous_final_score"),
+    "score_change": c(float, "final_score - previous_final_score, rounded to 1 decimal"),
     "methodology_version": c(pl.Utf8, "Version of the scoring methodology"),
     "scored_at": c(pl.Datetime("us"), "When the score was computed (UTC)"),
 }

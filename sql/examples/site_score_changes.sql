@@ -1,6 +1,6 @@
--- What changed since the last edition? Site scores: every site scored in the latest edition
--- and the one before it, with the change and whether its category moved. Biggest moves first.
--- Against the PUBLISHED file.
+-- What changed since the last edition? Sites whose score or category moved between the latest
+-- edition and the site's previous one (unchanged sites are left out), with the change rounded
+-- to the scores' 1 decimal. Biggest moves first. Against the PUBLISHED file.
 
 with
 
@@ -29,7 +29,7 @@ final as (
         edition,
         previous_final_score,
         final_score,
-        score_change,
+        round(final_score - previous_final_score, 1) as score_change,
         previous_category,
         category,
         previous_category is distinct from category as category_changed
@@ -37,4 +37,5 @@ final as (
 )
 
 select * from final
+where score_change is distinct from 0 or category_changed  -- a score appearing/vanishing counts
 order by abs(score_change) desc nulls last, site_id
