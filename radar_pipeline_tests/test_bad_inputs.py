@@ -194,6 +194,16 @@ SITE_CASES = [
     ("unknown_top_level_key", json.dumps({**GOOD, "site_id": "BAD-1", "owner": "x"}), "owner", []),
     ("duplicate_json_key", '{"site_id": "BAD-1", "site_id": "BAD-2", "country": "BGD", "isic": "1410"}',
      "site_id", []),
+    # issue 11
+    ("dotdot_id", _site(site_id=".."), "site_id", ["site_id"]),
+    ("dot_id", _site(site_id="."), "site_id", ["site_id"]),
+    ("trailing_newline_id", _site(site_id="BAD-1\n"), "site_id", ["site_id"]),
+    ("lone_surrogate", _site(site_id="BAD-1", site_name="x\ud800y"), "site_name", ["surrogate"]),
+    ("lone_surrogate_in_saq_key", '{"site_id": "BAD-1", "country": "BGD", "isic": "1410", '
+                                  '"saq": {"a\\ud800": 1}}', "saq", ["surrogate"]),
+    ("number_1e400", _saq(workers_total=1).replace('"workers_total": 1', '"workers_total": 1e400'),
+     "workers_total", ["finite"]),
+    ("huge_controls_list", _site(site_id="BAD-1", controls=[0] * 100_000), "controls", ["100000", "at most"]),
 ]
 
 
@@ -239,3 +249,114 @@ def test_duplicate_site_id_rejects_the_repeat_and_keeps_the_rest(tmp_path):
                        for x in rej), rej
     assert any(x["field"] == "site_id" and "duplicate" in x["reason"].lower() for x in rej), rej
     assert "OK-2" in r.sites["site_id"].to_list()
+
+
+def test_rejects_are_one_row_per_line_with_a_count(tmp_path):
+    """A line breaking a rule hundreds of times is one reject row naming the count (issue 11:
+    an 8 MB file of `"controls":[0,0,...]` lines made 4.2M reject rows and 3.5 GB)."""
+    many = _site(site_id="BAD-1", controls=[0] * 300)           # under the size cap: validated, folded
+    huge = _site(site_id="BAD-2", controls=["x"] * 200_000)     # over it: rejected unread
+    path = tmp_path / "sites.jsonl"
+    path.write_text("\n".join([_site(site_id="OK-1"), many, huge, _site(site_id="OK-2")] + [huge] * 20) + "\n")
+    r = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
+    assert sorted(r.sites["site_id"]) == ["OK-1", "OK-2"]
+    assert r.rejects["line"].to_list() == [2, 3, *range(5, 25)], r.rejects.head(5).to_dicts()
+    first = r.rejects.row(0, named=True)
+    assert first["field"] == "controls[0]" and "+299 more problem(s)" in first["reason"], first
+    assert len(first["reason"]) < 2000
+    assert "200000 elements; at most" in r.rejects.row(1, named=True)["reason"]
+
+
+def test_exact_path_rows_are_bounded_by_a_budget(tmp_path, monkeypatch):
+    """Many bad lines under the size cap are validated in groups (same rejects as one group)."""
+    from radar_pipeline.sites import intake
+
+    lines = [_site(site_id=f"BAD-{i}", controls=[0] * 50) for i in range(40)] + [_site(site_id="OK-1")]
+    path = tmp_path / "sites.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    whole = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
+    monkeypatch.setattr(intake, "EXACT_ROWS_BUDGET", 200)
+    grouped = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
+    assert grouped.rejects.height == 40 and grouped.rejects.equals(whole.rejects)
+    assert grouped.sites["site_id"].to_list() == ["OK-1"]
+
+
+# --------------------------------------------------------------------------- buyer lists, ids
+
+def test_one_id_rule_for_site_and_buyer_ids():
+    from radar_pipeline.identifiers import child_path, id_problem
+
+    for bad in ("..", ".", "...", "a\n", "a b", "x" * 65, "../x", "", None, 7):
+        assert id_problem("buyer_id", bad), bad
+    for good in ("a", "A.b_c-1", ".a", "x" * 64):
+        assert id_problem("buyer_id", good) is None, good
+    with pytest.raises(ValueError):
+        child_path("/tmp/out/buyers", "..", ".duckdb")
+    assert child_path("/tmp/out/buyers", "acme", ".duckdb") == Path("/tmp/out/buyers/acme.duckdb")
+
+
+def test_buyer_ids_that_could_leave_their_folder_are_rejected(tmp_path):
+    from radar_pipeline.publish import buyers
+
+    (tmp_path / "a.csv").write_text("buyer_id,site_id\n..,SITE-1\n.,SITE-1\nacme,..\nacme,SITE-1\n")
+    (tmp_path / "b.jsonl").write_text('{"buyer_id": "zeta\\n", "site_id": "SITE-2"}\n'
+                                      '{"buyer_id": "zeta", "site_id": "SITE-2\\n"}\n')
+    load = buyers.read_folder(tmp_path)
+    assert load.rows.select("buyer_id", "site_id").rows() == [("acme", "SITE-1")]
+    assert [(r["file"], r["line"]) for r in load.rejects.iter_rows(named=True)] == [
+        ("a.csv", 2), ("a.csv", 3), ("a.csv", 4), ("b.jsonl", 1), ("b.jsonl", 2)]
+    assert all("does not match the id rule" in r for r in load.rejects["reason"])
+
+
+def test_symlinks_in_the_buyers_inbox_are_not_followed(tmp_path):
+    from radar_pipeline.publish import buyers
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("buyer_id,site_id\nroot:x:0:0 secret line,SITE-1\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "acme.csv").write_text("buyer_id,site_id\nacme,SITE-1\n")
+    (inbox / "evil.csv").symlink_to(secret)
+    (inbox / "loop.jsonl").symlink_to(inbox / "loop.jsonl")
+    (inbox / "folder.csv").mkdir()
+    load = buyers.read_folder(inbox)
+    assert load.rows.select("buyer_id", "site_id").rows() == [("acme", "SITE-1")]
+    rejects = {r["file"]: r["reason"] for r in load.rejects.iter_rows(named=True)}
+    assert set(rejects) == {"evil.csv", "loop.jsonl", "folder.csv"}
+    assert "symlink" in rejects["evil.csv"] and "symlink" in rejects["loop.jsonl"]
+    assert not any("secret" in str(v) for row in load.rejects.iter_rows() for v in row)
+
+
+def test_buyer_dotdot_cannot_repoint_or_delete_the_main_parquet_link(tmp_path):
+    """Issue 11: a buyer line `..,SITE-1` repointed published/parquet to that buyer's subset,
+    and removing the line then deleted the main link."""
+    import os
+
+    from radar_pipeline.publish import build, buyers
+    from radar_pipeline.warehouse import connect
+
+    wh, out = tmp_path / "wh.duckdb", tmp_path / "published"
+    inbox = tmp_path / "buyers"
+    inbox.mkdir()
+    (inbox / "list.csv").write_text("buyer_id,site_id\n..,SITE-1\nacme,SITE-1\n")
+    con = connect(wh)
+    buyers.load(con, inbox)
+    con.close()
+    result = build.publish(wh, out / "radar.duckdb", log=lambda *_: None)
+    link = out / "parquet"
+    assert os.readlink(link).startswith(".snapshots/all/"), os.readlink(link)
+    assert set(result.buyers) == {"acme"} and not (out / "buyers" / "...duckdb").exists()
+
+    # a leftover `...duckdb` (stem `..`) is never turned into a path to delete
+    (out / "buyers" / "...duckdb").write_bytes(b"")
+    build.publish(wh, out / "radar.duckdb", log=lambda *_: None)
+    assert link.is_symlink() and os.readlink(link).startswith(".snapshots/all/")
+
+    # an id that reached the warehouse some other way is refused before any path is built
+    con = connect(wh)
+    con.execute("insert into buyer_sites values ('..', 'SITE-1', 'x.csv', 1)")
+    con.close()
+    before = os.readlink(link)
+    with pytest.raises(ValueError, match="invalid id"):
+        build.publish(wh, out / "radar.duckdb", log=lambda *_: None)
+    assert os.readlink(link) == before

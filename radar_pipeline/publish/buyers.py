@@ -6,22 +6,26 @@ per line. The folder is the source of truth: every load replaces the
 warehouse tables `buyer_sites` and `buyer_site_rejects` as a whole, so removing
 a line (or a file) takes the site away from the buyer at the next publish.
 
-Rows with an id outside `^[A-Za-z0-9._-]{1,64}$` (or missing, or unreadable)
-are rejected with a reason. Site ids the warehouse does not know are kept
-(the buyer's list may arrive before the site data) and reported.
+Rows whose buyer or site id breaks the identifier rule (radar_pipeline/identifiers.py:
+1-64 characters of `A-Z a-z 0-9 . _ -`, not only dots, no trailing newline), or is
+missing, or whose line is unreadable, are rejected with a reason. Site ids the
+warehouse does not know are kept (the buyer's list may arrive before the site data)
+and reported. Symlinks in the folder are not followed (a link could point at any file
+on the server, whose lines would then be echoed into reject reasons): each is one
+reject row naming only the link.
 """
 from __future__ import annotations
 
 import csv
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+from radar_pipeline.identifiers import id_problem
+
 MAX_LINE_BYTES = 1 << 16
 ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
 REJECT_SCHEMA = {"file": pl.Utf8, "line": pl.Int64, "buyer_id": pl.Utf8, "site_id": pl.Utf8, "reason": pl.Utf8}
@@ -44,14 +48,7 @@ def _shown(value: object) -> str | None:
 
 
 def _check(file: str, line: int, buyer_id: object, site_id: object, rows: list, rejects: list) -> None:
-    problems = []
-    for name, value in (("buyer_id", buyer_id), ("site_id", site_id)):
-        if value is None or value == "":
-            problems.append(f"{name} is missing")
-        elif not isinstance(value, str):
-            problems.append(f"{name} must be a string, got {type(value).__name__}")
-        elif not ID_PATTERN.match(value):
-            problems.append(f"{name} {_shown(value)!r} does not match {ID_PATTERN.pattern}")
+    problems = [p for p in (id_problem("buyer_id", buyer_id), id_problem("site_id", site_id)) if p]
     if problems:
         rejects.append({"file": file, "line": line, "buyer_id": _shown(buyer_id), "site_id": _shown(site_id),
                         "reason": "; ".join(problems)})
@@ -97,12 +94,23 @@ def read_file(path: Path, rows: list, rejects: list) -> None:
 
 def read_folder(folder: Path) -> BuyerLoad:
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".jsonl")) \
+    candidates = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".jsonl")) \
         if folder.is_dir() else []
     rows: list[dict] = []
     rejects: list[dict] = []
-    for path in files:
-        read_file(path, rows, rejects)
+    files = []
+    for path in candidates:
+        reason = ("symlink not followed (put the file itself in the folder)" if path.is_symlink()
+                  else None if path.is_file() else "not a regular file")
+        if reason is None:
+            try:
+                read_file(path, rows, rejects)
+                files.append(path)
+                continue
+            except OSError as exc:  # unreadable (permissions, vanished): the other files still load
+                reason = f"cannot read the file: {exc.strerror or type(exc).__name__}"
+        rejects.append({"file": path.name, "line": None, "buyer_id": None, "site_id": None,
+                        "reason": reason})
     frame = pl.DataFrame(rows, schema=ROW_SCHEMA).unique(["buyer_id", "site_id"], keep="first",
                                                          maintain_order=True)
     return BuyerLoad([p.name for p in files], frame, pl.DataFrame(rejects, schema=REJECT_SCHEMA))

@@ -40,16 +40,25 @@ import orjson
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.identifiers import ID_REGEX, ID_RULE, id_expr
+from radar_pipeline.settings import rules_dir
 from radar_pipeline.sources.countries import converter
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
-SITE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+SITE_ID_PATTERN = ID_REGEX  # plus "not only dots": radar_pipeline/identifiers.py, the one id rule
 TOP_LEVEL_KEYS = ("site_id", "site_name", "country", "isic", "saq", "controls", "audits")
 AUDIT_KEYS = ("nc_id", "severity", "status", "raised_on", "closed_on")
 SEVERITIES = ("business_critical", "critical", "major", "minor", "observation")
 STATUSES = ("open", "closed")
 SHOWN_CHARS = 60  # rejected values are echoed in the reason, truncated
+# Size caps of one site: a line over them is rejected with one reason, without building a
+# row per element (a 1 MiB line of `"controls":[0,0,...]` would otherwise make 500k rows).
+MAX_ITEMS = 500   # elements of `controls` / `audits`, keys of `saq`
+MAX_KEYS = 50     # keys of the site object, keys of all audit findings of a line (per finding x 10)
+# Rows the exact path builds at once (estimated from the lines' bytes): bounds its memory
+# whatever the file holds. A group is validated, its rejects folded to one row per line.
+EXACT_ROWS_BUDGET = 300_000
+MORE_SHOWN = 4    # problems listed in the one reject row of a line after the first
 SITE_ID_SHOWN_CHARS = 128
 
 SITES_SCHEMA = {
@@ -80,7 +89,7 @@ class IntakeResult:
 def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
     """The questionnaire definition: field, type (boolean|number|integer|enum), min, max, allowed_values."""
     return pl.read_csv(
-        path or RULES_DIR / "saq_fields.csv",
+        path or rules_dir() / "saq_fields.csv",
         schema_overrides={"min": pl.Float64, "max": pl.Float64, "allowed_values": pl.Utf8},
     )
 
@@ -184,8 +193,9 @@ def _schemas(countries: set[str], isic_codes: list[str], controls: set[str],
              saq_fields: pl.DataFrame) -> dict[str, pa.DataFrameSchema]:
     sites = pa.DataFrameSchema({
         "site_id__type": _type_col("site_id", "string", required=True),
-        "site_id": pa.Column(pl.Utf8, nullable=True, checks=pa.Check.str_matches(
-            SITE_ID_PATTERN, error="site_id must be 1-64 characters of A-Z a-z 0-9 . _ -, got {value}")),
+        "site_id": pa.Column(pl.Utf8, nullable=True, checks=pa.Check(
+            lambda d: d.lazyframe.select(id_expr(d.key).fill_null(True)),
+            error=f"site_id must be {ID_RULE}, got {{value}}")),
         "duplicate_of_line": pa.Column(pl.Int64, nullable=True, checks=pa.Check(
             lambda d: d.lazyframe.select(pl.col(d.key).is_null()),
             error="duplicate site_id in this file; first seen on line {value}")),
@@ -217,6 +227,9 @@ def _schemas(countries: set[str], isic_codes: list[str], controls: set[str],
                 .when(pl.col("expected_type") == "enum").then(pl.col("json_type") == "string")
                 .otherwise(pl.col("json_type") == pl.col("expected_type")),
                 "wrong type: {value}"),
+            _frame_check(  # 1e400 parses as infinity: a number no questionnaire answer can be
+                pl.when(pl.col("json_type") == "number").then(pl.col("value_num").is_finite()),
+                "not a finite number: {value}"),
             _frame_check(
                 pl.when(pl.col("expected_type") == "integer")
                 .then(pl.col("value_num") == pl.col("value_num").floor()),
@@ -340,8 +353,9 @@ class _SlowRows:
             getattr(self, name).sort(key=lambda r: r["line"])  # stable: keeps the order within a line
 
 
-def _parse_slow(lines: list[tuple[int, bytes | None, int]]) -> _SlowRows:
-    """The exact path: stdlib json with duplicate-key and constant checks, one dict per field."""
+def _parse_slow(lines: list[tuple[int, bytes | None, int]], ids_only: bool = False) -> _SlowRows:
+    """The exact path: stdlib json with duplicate-key and constant checks, one dict per field.
+    ids_only: only the site rows (for duplicate detection), no rows per answer/element."""
     out = _SlowRows.empty()
     parse_rejects, site_rows, key_rows = out.parse_rejects, out.site_rows, out.key_rows
     saq_rows, ctl_rows, audit_rows = out.saq_rows, out.ctl_rows, out.audit_rows
@@ -370,12 +384,24 @@ def _parse_slow(lines: list[tuple[int, bytes | None, int]]) -> _SlowRows:
                                   "reason": f"a site must be a JSON object, got {_jtype(obj)}"})
             continue
         canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        row = {"line": lineno, "content_hash": hashlib.sha256(canonical.encode("utf-8")).hexdigest()}
+        try:
+            digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:  # an escaped lone surrogate ("\ud800") is not a character
+            parse_rejects.append({"line": lineno, "field": _surrogate_field(obj),
+                                  "reason": "escaped lone surrogate (e.g. \\ud800): not valid Unicode text"})
+            continue
+        row = {"line": lineno, "content_hash": digest}
         for key in ("site_id", "site_name", "country", "isic", "saq", "controls", "audits"):
             row[f"{key}__type"] = _jtype(obj.get(key))
         for key in ("site_id", "site_name", "country", "isic"):
             row[key] = _str_or_none(obj.get(key))
         site_rows.append(row)
+        if ids_only:
+            continue
+        oversized = _oversized(obj)
+        if oversized:
+            parse_rejects.extend({"line": lineno, "field": f, "reason": r} for f, r in oversized)
+            continue  # rejected whole: no row per element
         key_rows.extend({"line": lineno, "scope": "site", "key": k, "_field": k} for k in obj)
 
         saq = obj.get("saq")
@@ -409,6 +435,75 @@ def _parse_slow(lines: list[tuple[int, bytes | None, int]]) -> _SlowRows:
                 key_rows.extend({"line": lineno, "scope": "audit", "key": k,
                                  "_field": f"audits[{pos}].{k}"} for k in item)
     return out
+
+
+def _oversized(obj: dict) -> list[tuple[str | None, str]]:
+    """(field, reason) for every part of a site over the size caps."""
+    out: list[tuple[str | None, str]] = []
+    if len(obj) > MAX_KEYS:
+        out.append((None, f"the site object has {len(obj)} keys; at most {MAX_KEYS}"))
+    for key, kind in (("saq", dict), ("controls", list), ("audits", list)):
+        value = obj.get(key)
+        if isinstance(value, kind) and len(value) > MAX_ITEMS:
+            out.append((key, f"{len(value)} {'keys' if kind is dict else 'elements'}; at most {MAX_ITEMS}"))
+    audits = obj.get("audits")
+    if isinstance(audits, list) and len(audits) <= MAX_ITEMS:
+        n_keys = sum(len(a) for a in audits if isinstance(a, dict))
+        if n_keys > MAX_KEYS * 10:
+            out.append(("audits", f"the audit findings have {n_keys} keys in all; at most {MAX_KEYS * 10}"))
+    return out
+
+
+def _surrogate_field(obj: Any, path: str = "", depth: int = 0) -> str | None:
+    """The first field (saq.x, controls[3], ...) holding a lone surrogate, in a key or a value."""
+    if depth > 50:
+        return path or None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        sub = f"{path}[{key}]" if isinstance(obj, list) else (f"{path}.{key}" if path else str(key))
+        if isinstance(key, str) and not _encodable(key):
+            return (path + "." if path else "") + key.encode("utf-8", "replace").decode()
+        if isinstance(value, str) and not _encodable(value):
+            return sub.encode("utf-8", "replace").decode()
+        if isinstance(value, (dict, list)):
+            found = _surrogate_field(value, sub, depth + 1)
+            if found:
+                return found
+    return path or None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _estimated_rows(item: tuple[int, bytes | None, int]) -> int:
+    """Upper bound of the exact path's rows for one line (elements are comma/brace separated),
+    within the size caps."""
+    body = item[1]
+    if body is None:
+        return 1
+    return min(body.count(b",") + body.count(b"{") + 2, 3 * MAX_ITEMS + MAX_KEYS * 12)
+
+
+def _one_reject_per_line(rejects: pl.DataFrame) -> pl.DataFrame:
+    """Fold a line's reject rows into one: its first problem, plus a count and the next few.
+    A hostile line breaking a rule thousands of times is one row, not thousands."""
+    if rejects.height == 0 or rejects["line"].n_unique() == rejects.height:
+        return rejects
+    problem = pl.col("field").fill_null("line") + ": " + pl.col("reason")
+    folded = rejects.group_by("line", maintain_order=True).agg(
+        pl.col("file").first(), pl.col("site_id").first(), pl.col("field").first(),
+        pl.col("reason").first(), pl.len().alias("_n"),
+        problem.slice(1, MORE_SHOWN).str.join("; ").alias("_more"))
+    reason = (pl.when(pl.col("_n") == 1).then(pl.col("reason"))
+              .otherwise(pl.col("reason") + pl.format(" (+{} more problem(s) on this line: ", pl.col("_n") - 1)
+                         + pl.col("_more")
+                         + pl.when(pl.col("_n") > MORE_SHOWN + 1).then(pl.lit("; …)")).otherwise(pl.lit(")"))))
+    return folded.select("file", "line", "site_id", "field", reason.alias("reason")).cast(REJECTS_SCHEMA)
 
 
 def _empty_result() -> IntakeResult:
@@ -460,13 +555,13 @@ class _Reader:
 
     def _chunk(self, lines: list[tuple[int, bytes | None, int]]) -> IntakeResult:
         fast, slow_lines = self._fast_parse(lines)
-        slow = _parse_slow(slow_lines)
+        slow_ids = _parse_slow(slow_lines, ids_only=True).site_rows
 
         # duplicate site ids, across chunks: every parsed object with a string site_id
         # counts, in line order; later occurrences name the first line
         pairs = zip(fast["line"], fast["site_id"])
-        if slow.site_rows:
-            pairs = sorted([*pairs, *((r["line"], r["site_id"]) for r in slow.site_rows
+        if slow_ids:
+            pairs = sorted([*pairs, *((r["line"], r["site_id"]) for r in slow_ids
                                       if r["site_id"] is not None)])
         dup: dict[int, int] = {}
         setdefault = self.seen.setdefault
@@ -481,9 +576,8 @@ class _Reader:
         bad.update(dup.keys() & set(fast["line"]) if dup else ())
         if bad:
             by_line = {item[0]: item for item in lines}
-            slow.extend(_parse_slow([by_line[line] for line in sorted(bad)]))
-            slow.sort()
-        exact = self._exact(slow, dup)
+            slow_lines = sorted([*slow_lines, *(by_line[line] for line in bad)], key=lambda item: item[0])
+        exact = self._exact(slow_lines, dup)
 
         good = frames["sites"].filter(~pl.col("line").is_in(list(bad))) if bad else frames["sites"]
         line_to_site = good.select("line", "site_id")
@@ -519,11 +613,31 @@ class _Reader:
                                        .select("line", *NC_SCHEMA)]).sort("line", **order).drop("line"),
             rejects=ex.rejects)
 
-    def _exact(self, slow: _SlowRows, dup: dict[int, int]):
-        if not (slow.parse_rejects or slow.site_rows):
+    def _exact(self, slow_lines: list[tuple[int, bytes | None, int]], dup: dict[int, int]):
+        """The exact path over `slow_lines` (in line order), in groups of about
+        EXACT_ROWS_BUDGET rows so its row dicts stay bounded; one reject row per line."""
+        parts: list[IntakeResult] = []
+        group: list[tuple[int, bytes | None, int]] = []
+        budget = 0
+        for item in [*slow_lines, None]:
+            if item is not None:
+                group.append(item)
+                budget += _estimated_rows(item)
+            if group and (item is None or budget >= EXACT_ROWS_BUDGET):
+                slow = _parse_slow(group)
+                group, budget = [], 0
+                if slow.parse_rejects or slow.site_rows:
+                    res = _validate_rows(slow, dup, file_name=self.file_name, isic=self.isic,
+                                         saq_fields=self.saq_fields, schemas=self.schemas,
+                                         iso3_cache=self.iso3_cache)
+                    parts.append(IntakeResult(res.sites, res.saq, res.controls, res.nonconformities,
+                                              _one_reject_per_line(res.rejects)))
+                del slow
+        if not parts:
             return None
-        res = _validate_rows(slow, dup, file_name=self.file_name, isic=self.isic,
-                             saq_fields=self.saq_fields, schemas=self.schemas, iso3_cache=self.iso3_cache)
+        res = parts[0] if len(parts) == 1 else IntakeResult(*(
+            pl.concat([getattr(p, name) for p in parts])
+            for name in ("sites", "saq", "controls", "nonconformities", "rejects")))
         ex_lines = res.sites.select("site_id", pl.col("source_line").alias("line"))
         return res, ex_lines
 
@@ -582,12 +696,12 @@ class _Reader:
                     if type(saq.get(f)) is str:
                         n_str += 1
             if ctl is not None:
-                if type(ctl) is not list:
+                if type(ctl) is not list or len(ctl) > MAX_ITEMS:
                     slow.append(item)
                     continue
                 n_str += list(map(type, ctl)).count(str)
             if aud is not None:
-                if type(aud) is not list:
+                if type(aud) is not list or len(aud) > MAX_ITEMS:
                     slow.append(item)
                     continue
                 ok = True
@@ -632,7 +746,7 @@ class _Reader:
                                      "country": pl.Utf8, "isic": pl.Utf8, "content_hash": pl.Utf8})
         sites = _resolve_sites(sites, self.isic, self.iso3_cache)
         bad.update(sites.filter(
-            ~pl.col("site_id").str.contains(SITE_ID_PATTERN)
+            ~id_expr("site_id")
             | ~pl.col("iso3").is_in(sorted(self.countries))
             | ~pl.col("isic_code").is_in(self.isic["code"].to_list())
             | pl.col("isic_level").is_null()
@@ -750,7 +864,8 @@ def iter_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, con
     across chunks. Memory is bounded by the chunk, not the file."""
     path = Path(path)
     saq_fields = saq_fields if saq_fields is not None else load_saq_fields()
-    reader = _Reader(str(path), countries, isic, controls, saq_fields)
+    # the file's name, not its path: rejects are published, and a server path is nobody's business
+    reader = _Reader(path.name, countries, isic, controls, saq_fields)
     with open(path, "rb") as fh:
         batch: list[tuple[int, bytes | None, int]] = []
         for item in _iter_lines(fh):
