@@ -780,9 +780,14 @@ def make_ilostat() -> None:
 # ------------------------------------------------------------------- ILAB
 ILAB_REGION = {"Africa": "Sub-Saharan Africa", "Americas": "Latin America and the Caribbean",
                "Asia": "Indo-Pacific", "Europe": "Europe and Eurasia"}
+# ILAB countries outside the sample's M49 universe: (ILAB name, ILAB region)
+ILAB_ONLY = {"COD": ("Congo, Democratic Republic of the", "Sub-Saharan Africa")}
 # good, sector, [(iso3, child, forced, forced_child, derived_from)]
 GOODS = [
     ("Bricks", "Manufacturing", [("IND", "Yes", "Yes", "Yes", None), ("BGD", "Yes", "No", "No", None)]),
+    # the input of the derived Lithium-Ion Batteries/China row must be listed in its country, or
+    # the every_good_mapped check fails (COD is outside the sample universe: no country risk rows)
+    ("Cobalt ore (heterogenite)", "Mining", [("COD", "Yes", "No", "No", None)]),
     ("Cocoa", "Agriculture", [("CIV", "Yes", "Yes", "No", None), ("GHA", "Yes", "No", "No", None),
                               ("NGA", "Yes", "No", "No", None)]),
     ("Coffee", "Agriculture", [("COL", "Yes", "No", "No", None), ("KEN", "Yes", "No", "No", None),
@@ -810,8 +815,10 @@ def make_ilab() -> None:
         out += ["  <Good>", f"    <Good_Name>{good_name}</Good_Name>", f"    <Good_Sector>{sector}</Good_Sector>",
                 "    <Countries>"]
         for iso, child, forced, fchild, derived in countries:
-            region = "Middle East and North Africa" if iso == "EGY" else ILAB_REGION[M49[iso][1]]
-            out += ["      <Country>", f"        <Country_Name>{pname('ilab', iso)}</Country_Name>",
+            name, region = ILAB_ONLY.get(iso) or (
+                pname("ilab", iso),
+                "Middle East and North Africa" if iso == "EGY" else ILAB_REGION[M49[iso][1]])
+            out += ["      <Country>", f"        <Country_Name>{name}</Country_Name>",
                     f"        <Country_Region>{region}</Country_Region>",
                     f"        <Child_Labor>{child}</Child_Labor>", f"        <Forced_Labor>{forced}</Forced_Labor>",
                     f"        <Forced_Child_Labor>{fchild}</Forced_Child_Labor>",
@@ -820,7 +827,7 @@ def make_ilab() -> None:
         out += ["    </Countries>", "  </Good>"]
     out.append("</Goods>")
     write_text(OUT / "ilab_list_of_goods/2022/goods_2021.xml", "\n".join(out) + "\n")
-    note("ilab_list_of_goods", "US DoL ILAB List of Goods goods_2021.xml (Sweat & Toil app data); 15 goods with "
+    note("ilab_list_of_goods", "US DoL ILAB List of Goods goods_2021.xml (Sweat & Toil app data); 16 goods with "
          "real good names, synthetic good-country flags; Lithium-Ion Batteries/China is a derived-good entry")
 
 

@@ -122,7 +122,8 @@ select
     iso3,
     value,
     data_year,
-    score,
+    -- clamp at the scale's ends: min-max rescaling can land an ulp outside 1-6 (6.000000000000001)
+    least(6.0, greatest(1.0, score)) as score,
     imputed,
     method,
     imputed_from
