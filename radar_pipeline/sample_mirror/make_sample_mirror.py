@@ -558,7 +558,9 @@ def make_gii() -> None:
     write_text(OUT / "undp_gii/2020/Gender_Inequality_Index_GII_2019.csv", "\n".join(lines) + "\n")
     note("undp_gii", "UNDP HDRO Gender_Inequality_Index_GII_2019.csv (5 preamble lines, header on line 6, unnamed "
          "footnote columns, '..' = missing, leading-space names); aggregate rows with an empty HDI Rank and "
-         "trailing note lines are appended as in HDR data-centre exports (the shared 2020 file has none)")
+         "trailing note lines are appended as in HDR data-centre exports (the shared 2020 file has none); "
+         "2024-03: HDR23-24_Composite_indices_complete_time_series.csv (iso3, gii_<year> columns, ZZ aggregates, "
+         "Windows-1252)")
 
 
 # ------------------------------------------------------------------- World Bank WDI
@@ -656,6 +658,52 @@ def make_wdi() -> None:
     note("worldbank_wdi", "World Bank WDI bulk download: API_<CODE>_DS2_en_csv_v2_<n>.csv (UTF-8 BOM, 4 preamble "
          "lines, trailing comma, aggregates mixed in) and Metadata_Country_*.csv (aggregates have empty Region); "
          "vintage folders 2022-04 (metadata only) and 2024-07 (8 indicators, years 2015-2023)")
+
+
+# ------------------------------------------------------------------- UNDP HDR composite indices
+HDR_AGGREGATES = [("ZZA.VHHD", "Very high human development"), ("ZZB.HHD", "High human development"),
+                  ("ZZC.MHD", "Medium human development"), ("ZZD.LHD", "Low human development"),
+                  ("ZZE.AS", "Arab States"), ("ZZF.EAP", "East Asia and the Pacific"),
+                  ("ZZG.ECA", "Europe and Central Asia"), ("ZZH.LAC", "Latin America and the Caribbean"),
+                  ("ZZI.SA", "South Asia"), ("ZZJ.SSA", "Sub-Saharan Africa"), ("ZZK.WORLD", "World")]
+
+
+def make_hdr() -> None:
+    """HDR23-24 composite indices complete time series: iso3,country,hdicode,region,
+    hdi_rank_2022,hdi_1990..2022,gii_rank_2022,gii_1990..2022; empty = missing;
+    the eleven ZZ aggregate rows at the end; Windows-1252 encoded like the publisher's."""
+    years = list(range(1990, 2023))
+    head = ["iso3", "country", "hdicode", "region", "hdi_rank_2022", *[f"hdi_{y}" for y in years],
+            "gii_rank_2022", *[f"gii_{y}" for y in years]]
+    lines = [",".join(head)]
+    hdi_now = {i: min(0.97, max(0.35, 0.38 + 0.6 * dev(i) + rng("hdr-hdi", i).uniform(-0.02, 0.02))) for i in ISO}
+    hdi_rank = ranks(hdi_now)
+    gii_base = {i: risky(i, 0.03, 0.75, "gii", noise=0.1) for i in ISO}
+    gii_rank = ranks({i: gii_base[i] for i in ISO if has(i, "gii")}, reverse=False)
+    region = {"Africa": "SSA", "Americas": "LAC", "Asia": "EAP", "Europe": "ECA", "Oceania": "EAP"}
+    for iso in sorted(ISO, key=lambda i: COUNTRIES[i][1]):
+        h = hdi_now[iso]
+        code = "Very High" if h >= 0.8 else "High" if h >= 0.7 else "Medium" if h >= 0.55 else "Low"
+        reg = "" if dev(iso) > 0.8 else ("AS" if iso == "EGY" else "SA" if iso in ("IND", "BGD")
+                                         else region[M49[iso][1]])
+        row = [iso, pname("gii", iso), code, reg, str(hdi_rank[iso])]
+        row += [fmt(h - 0.004 * (2022 - y), 3) for y in years]
+        if has(iso, "gii"):
+            row.append(str(gii_rank[iso]))
+            # GII starts in 1990 for few countries: earlier years empty, as in the real file
+            row += ["" if y < 1995 + 5 * (iso in ("ETH", "NGA")) else
+                    fmt(min(0.9, max(0.02, gii_base[iso] + 0.006 * (2019 - y)
+                                     + rng("hdr-gii", iso, y).uniform(-0.005, 0.005))), 3) for y in years]
+        else:
+            row += [""] + [""] * len(years)
+        lines.append(csv_line(row).strip())
+    for code, name in HDR_AGGREGATES:
+        row = [code, name, "", "", ""] + [fmt(0.5 + 0.3 * rng("hdr-agg", code).random(), 3) for _ in years]
+        row += [""] + [fmt(0.2 + 0.4 * rng("hdr-agg-gii", code).random(), 3) for _ in years]
+        lines.append(csv_line(row).strip())
+    path = OUT / "undp_gii/2024-03/HDR23-24_Composite_indices_complete_time_series.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\n".join(lines) + "\n").encode("cp1252"))
 
 
 # ------------------------------------------------------------------- World Bank WGI
@@ -902,7 +950,9 @@ Deviations from the real files worth knowing:
   Metadata_Country file.
 - `undp_gii`: aggregate rows (empty HDI Rank) and note lines appended after the
   countries, as other HDR data-centre exports have; the shared real 2020 file
-  has none.
+  has none. `undp_gii/2024-03/` holds the newer HDR composite-indices time
+  series layout (`iso3,country,...,gii_1990..gii_2022`, ZZ aggregate rows,
+  Windows-1252 like the publisher's file), with its own synthetic values.
 - `ituc/<year>/ituc_ratings.csv` and `user/2024/ilo_weekly_hours.csv` are the
   project's own documented formats (there is no publisher file for ITUC); the
   user file gives weekly hours for DNK only, the country the synthetic
@@ -922,6 +972,7 @@ def main() -> None:
     make_fh()
     make_fsi()
     make_gii()
+    make_hdr()
     make_wdi()
     make_wgi()
     make_ituc()

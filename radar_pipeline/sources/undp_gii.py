@@ -1,5 +1,10 @@
 """UNDP HDRO — Gender Inequality Index time-series table (HDR data-center CSV export).
 
+A vintage folder may instead (or also) hold the HDR composite-indices complete
+time series (`iso3,country,...,gii_1990,...`); such files are read by
+`undp_hdr.parse_file` (see that module). The rest of this docstring describes
+the older per-index export.
+
 Layout: a few preamble lines (title "Gender Inequality Index (GII)", dimension,
 definition, source), then the header line `HDI Rank, Country, 1995, , 2000, ...`
 located by content; each year column is followed by an unnamed column holding
@@ -21,6 +26,7 @@ import re
 import polars as pl
 
 from radar_pipeline.sources import _publisher_tables as t
+from radar_pipeline.sources import undp_hdr
 from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError, check_content
 
 SOURCE = "undp_gii"
@@ -30,6 +36,10 @@ RANK, COUNTRY = "HDI Rank", "Country"
 
 
 def _parse_file(file: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
+    # The HDR data centre now serves the composite-indices time series (iso3, gii_<year>)
+    # instead of this per-index export; a vintage folder may hold either.
+    if undp_hdr.is_composite(file):
+        return undp_hdr.parse_file(file, specs)
     data = check_content(file, "csv")
     df = t.read_csv_raw(file, data, [RANK, COUNTRY])
     where = "the GII table header"
