@@ -112,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_ui)
 
     from radar_pipeline.sites.cli import register
+    from radar_pipeline.sources.check import register as register_sources
 
     register(sub)
+    register_sources(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
