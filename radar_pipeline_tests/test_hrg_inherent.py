@@ -258,9 +258,11 @@ def _weights(topics) -> pl.DataFrame:
                                       "weight": pl.Int8}, orient="row")
 
 
-def _con(country_scores: dict[str, float], uplift: pl.DataFrame, *, edition=2024) -> duckdb.DuckDBPyConnection:
+def _con(country_scores: dict[str, float], uplift: pl.DataFrame, *, edition=2024,
+         confidence: dict[str, float] | None = None) -> duckdb.DuckDBPyConnection:
     ctr = pl.DataFrame({"edition": edition, "iso3": "CIV", "topic": list(country_scores),
-                        "score": list(country_scores.values()), "n_indicators": 1, "n_imputed": 0})
+                        "score": list(country_scores.values()), "n_indicators": 1, "n_imputed": 0,
+                        "confidence": [(confidence or {}).get(t, 1.0) for t in country_scores]})
     isic = _isic()
     sw = _weights(list(country_scores))
     con = duckdb.connect()
@@ -314,7 +316,8 @@ def test_overall_mean_and_pillar_means_hand_worked():
     con.execute("create table inherent_risk as select * from ir")
     ov = run_sql(con, "sectors/inherent_risk_overall", edition=2024)
     assert ov.columns == ["edition", "iso3", "isic_class", "score", "labour_standards", "health_safety",
-                          "business_ethics", "environment", "is_primary_producer", "missing_topics"]
+                          "business_ethics", "environment", "is_primary_producer", "missing_topics",
+                          "confidence", "confidence_label"]
     r = ov.filter(pl.col("isic_class") == "2392").row(0, named=True)
     # topic scores: wages 4, children 6, six other labour topics 3 → labour = (4+6+6*3)/8 = 3.5
     assert r["labour_standards"] == pytest.approx(3.5)
@@ -325,6 +328,7 @@ def test_overall_mean_and_pillar_means_hand_worked():
     # overall is by topic, not by pillar: (28 + 5 + 7 + 18) / 14 = 58/14
     assert r["score"] == pytest.approx(58 / 14)
     assert r["missing_topics"] == ""
+    assert (r["confidence"], r["confidence_label"]) == (1.0, "high")   # every topic observed
     assert r["is_primary_producer"] is False
     assert ov.filter(pl.col("isic_class") == "0127").get_column("is_primary_producer").item() is True
 
@@ -339,6 +343,26 @@ def test_overall_names_missing_topics():
     assert set(ov.get_column("missing_topics")) == {"working_hours,water"}
     r = ov.filter(pl.col("isic_class") == "1410").row(0, named=True)
     assert r["score"] == pytest.approx(6.0) and r["environment"] == pytest.approx(6.0)
+
+
+def test_inherent_confidence_is_the_mean_over_14_topics_missing_counting_0():
+    """§8a: two topics missing (0), one imputed from a region (0.5), one half-observed topic
+    (0.75), ten observed (1): (10 + 0.5 + 0.75) / 14 = 0.8036 -> high; the same for every class."""
+    present = [t for t in TOPICS if t not in ("working_hours", "water")]
+    confidence = {present[0]: 0.5, present[1]: 0.75}
+    con = _con({t: 2.0 for t in present}, _uplift_rows([]), confidence=confidence)
+    ir = run_sql(con, "sectors/inherent_risk", edition=2024)
+    con.execute("create table inherent_risk as select * from ir")
+    ov = run_sql(con, "sectors/inherent_risk_overall", edition=2024)
+    assert ov["confidence"].to_list() == pytest.approx([(10 + 0.5 + 0.75) / 14] * ov.height)
+    assert set(ov["confidence_label"]) == {"high"}
+    # one more topic imputed from a region: (9 + 0.5 + 0.75 + 0.5) / 14 = 0.768 -> medium
+    con2 = _con({t: 2.0 for t in present}, _uplift_rows([]), confidence={**confidence, present[2]: 0.5})
+    ir = run_sql(con2, "sectors/inherent_risk", edition=2024)
+    con2.execute("create table inherent_risk as select * from ir")
+    ov2 = run_sql(con2, "sectors/inherent_risk_overall", edition=2024)
+    assert ov2["confidence"].to_list() == pytest.approx([10.75 / 14] * ov2.height)
+    assert set(ov2["confidence_label"]) == {"medium"}
 
 
 def test_sql_files_are_single_selects():

@@ -33,11 +33,17 @@ f2,labour_intensive,,boolean,,,,,true,l10,
 
 
 def _controls_csv(n: int, with_accommodation: bool = False) -> str:
-    rows = ["control_id,topic,title,level,points,applies_when"]
-    rows += [f"c{i:03d},wages,control {i},1,1," for i in range(n)]
+    rows = ["control_id,topic,title,level,points,applies_when_field,applies_when_test,applies_when_value"]
+    rows += [f"c{i:03d},wages,control {i},1,1,,," for i in range(n)]
     if with_accommodation:
-        rows += ["bed,health_safety,separate bed,3,3,provides_accommodation"]
+        rows += ["bed,health_safety,separate bed,3,3,provides_accommodation,is,true"]
     return "\n".join(rows) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def no_overrides(tmp_path, monkeypatch):
+    """Scoring reads RADAR_OVERRIDES: point it at an empty folder unless a test writes one."""
+    monkeypatch.setenv("RADAR_OVERRIDES", str(tmp_path / "overrides"))
 
 
 def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
@@ -45,7 +51,8 @@ def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:
 
 
 def make_con(tmp_path: Path, *, sites, saq=(), controls=(), ncs=(), inherent=None,
-             custom_rules: bool = True, n_controls: int = 100, accommodation: bool = False):
+             custom_rules: bool = True, n_controls: int = 100, accommodation: bool = False,
+             inherent_confidence: float = 1.0):
     con = duckdb.connect()
     if custom_rules:
         (tmp_path / "f.csv").write_text(FACTORS_CSV)
@@ -72,7 +79,8 @@ def make_con(tmp_path: Path, *, sites, saq=(), controls=(), ncs=(), inherent=Non
         ).with_columns(pl.lit(2024).alias("edition"), pl.col("score").alias("labour_standards"),
                        pl.col("score").alias("health_safety"), pl.col("score").alias("business_ethics"),
                        pl.col("score").alias("environment"), pl.lit(False).alias("is_primary_producer"),
-                       pl.lit(None, pl.Utf8).alias("missing_topics")),
+                       pl.lit(None, pl.Utf8).alias("missing_topics"),
+                       pl.lit(inherent_confidence).alias("confidence")),
     }
     for name, frame in tables.items():
         con.register(f"_{name}", frame)
@@ -264,7 +272,8 @@ def test_primary_producer_flag(tmp_path):
 def test_factor_rows_explain_score(tmp_path):
     con = _combined(tmp_path, majors("S1", 2))
     rows = factor_rows(con, 2024, ["S1"], "t")
-    assert set(rows["kind"]) == {"saq_factor", "control", "adjustment", "inherent_topic"}
+    assert set(rows["kind"]) == {"saq_factor", "control", "adjustment", "inherent_topic", "confidence"}
+    assert set(rows["methodology_version"]) == {"t"}
     adj = rows.filter(pl.col("kind") == "adjustment").row(0, named=True)
     assert adj["item"] == "reduction_0.75" and adj["points"] == 4.1
     assert rows.filter(pl.col("kind") == "saq_factor")["points"].sum() == 20.0

@@ -250,6 +250,10 @@ def write_category_distribution(by_country: pl.DataFrame, by_section: pl.DataFra
 _AVAILABLE = re.compile(r"([\d.]+) available")
 
 
+def _num(v, nd: int = 2) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
 def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFrame) -> Figure:
     """site: a site_scores row; topics: topic, country_score, sector_weight, hrg_uplift, score;
     factors: kind, item, detail, points (site_score_factors)."""
@@ -309,10 +313,19 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
 
     cat = site.get("category") or "unscored"
     final = site.get("final_score")
+    conf = site.get("confidence")
+    # §8a / §8b: the confidence beside the score, and an analyst's override with its reason
+    second = (f"confidence {'-' if conf is None else f'{conf:.2f}'} {site.get('confidence_label') or ''} "
+              f"(inherent data {_num(site.get('inherent_confidence'))}, SAQ completeness "
+              f"{_num(site.get('saq_completeness'))})")
+    if site.get("override_reason"):
+        second += (f"  |  OVERRIDE {site.get('category_calculated')} -> {cat} by {site.get('override_author')}: "
+                   f"{site['override_reason']}")
     fig.suptitle(
         f"Site {site['site_id']} ({site['iso3']}, ISIC {site['isic_code']}), edition {site['edition']}: "
         f"FINAL {'-' if final is None else f'{final:.1f}'} {cat}  |  base {site['base']:.2f}, adjustment "
-        f"{site['adjustment']}, open findings {site['open_critical']} critical / {site['open_major']} major",
+        f"{site['adjustment']}, open findings {site['open_critical']} critical / {site['open_major']} major\n"
+        + second,
         x=0.01, ha="left", fontsize=12, color=CATEGORY_COLORS.get(cat, "#222") if cat == "High" else "#222")
     fig.tight_layout()
     return fig

@@ -18,9 +18,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR
-
-SECTOR_WEIGHTS_CSV = RULES_DIR / "sector_weights.csv"
+from radar_pipeline.settings import rules_dir
 
 #: METHODOLOGY §1 topic ids, in pillar order.
 LABOUR_TOPICS: tuple[str, ...] = (
@@ -82,7 +80,7 @@ def load_sector_weights(path: Path | None = None) -> pl.DataFrame:
     Codes stay strings ("01" keeps its zero); weight is Int8. The table is not
     validated here: call :func:`validate_sector_weights`.
     """
-    return pl.read_csv(path or SECTOR_WEIGHTS_CSV, schema=SECTOR_WEIGHTS_SCHEMA)
+    return pl.read_csv(path or rules_dir() / "sector_weights.csv", schema=SECTOR_WEIGHTS_SCHEMA)
 
 
 def _row_label(df: pl.DataFrame, index: int | None) -> str:

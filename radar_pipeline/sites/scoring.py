@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR, SQL_DIR
+from radar_pipeline.settings import SQL_DIR, rules_dir
 
 SITES_SQL = SQL_DIR / "sites"
 LEVEL_POINTS = {1: 1, 2: 2, 3: 3, 4: 7}  # §7 control level -> points
@@ -32,12 +32,12 @@ def _sql(name: str) -> str:
 def read_saq_factors(factors_path: Path | None = None, levels_path: Path | None = None) -> pl.DataFrame:
     """saq_factors.csv joined to saq_levels.csv (level -> points), checked for typos."""
     factors = pl.read_csv(
-        factors_path or RULES_DIR / "saq_factors.csv",
+        factors_path or rules_dir() / "saq_factors.csv",
         schema_overrides={"band_min": pl.Float64, "band_max": pl.Float64, "match_value": pl.Utf8,
                           "denominator_field": pl.Utf8, "min_inclusive": pl.Boolean,
                           "max_inclusive": pl.Boolean, "note": pl.Utf8},
     )
-    levels = pl.read_csv(levels_path or RULES_DIR / "saq_levels.csv",
+    levels = pl.read_csv(levels_path or rules_dir() / "saq_levels.csv",
                          schema_overrides={"points": pl.Float64})
     unknown_levels = factors.join(levels, on="level", how="anti")["level"].unique().to_list()
     if unknown_levels:
@@ -56,14 +56,52 @@ def read_saq_factors(factors_path: Path | None = None, levels_path: Path | None 
     return factors.join(levels.select("level", "points"), on="level", how="left")
 
 
-def read_controls(path: Path | None = None) -> pl.DataFrame:
-    controls = pl.read_csv(path or RULES_DIR / "controls.csv",
-                           schema_overrides={"applies_when": pl.Utf8, "points": pl.Float64})
+CONDITION_TESTS = ("is", "is_not")  # §7 applicability: the SAQ answer equals / differs from the value
+
+
+def read_controls(path: Path | None = None, fields_path: Path | None = None) -> pl.DataFrame:
+    """controls.csv, checked. A control applies to every site unless it names a condition:
+    `applies_when_field` (a yes/no or choice question of saq_fields.csv), `applies_when_test`
+    (is | is_not) and `applies_when_value` (true/false, or one of the question's choices).
+    The condition is checked here against the SAQ definition so that a typo in the rule
+    table fails loudly instead of silently switching a control off for every site."""
+    path = path or rules_dir() / "controls.csv"
+    controls = pl.read_csv(path, schema_overrides={"points": pl.Float64, "applies_when_field": pl.Utf8,
+                                                   "applies_when_test": pl.Utf8, "applies_when_value": pl.Utf8})
+    missing = {"applies_when_field", "applies_when_test", "applies_when_value"} - set(controls.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)} (control applicability, METHODOLOGY §7)")
+    controls = controls.with_columns(
+        pl.col(c).str.strip_chars().replace("", None)
+        for c in ("applies_when_field", "applies_when_test", "applies_when_value"))
     wrong = controls.filter(pl.col("points") != pl.col("level").replace_strict(LEVEL_POINTS, default=None))
     if wrong.height:
         raise ValueError(f"controls: points do not match level for {wrong['control_id'].to_list()}")
     if controls["control_id"].is_duplicated().any():
         raise ValueError("controls: duplicate control_id")
+    fields = {r["field"]: r for r in pl.read_csv(fields_path or rules_dir() / "saq_fields.csv",
+                                                 infer_schema=False).iter_rows(named=True)}
+    problems = []
+    for line, r in enumerate(controls.iter_rows(named=True), start=2):
+        field, test, value = r["applies_when_field"], r["applies_when_test"], r["applies_when_value"]
+        if field is None and test is None and value is None:
+            continue
+        where = f"{path.name} line {line} ({r['control_id']})"
+        if None in (field, test, value):
+            problems.append(f"{where}: applies_when_field, applies_when_test and applies_when_value "
+                            "must be given together")
+        elif field not in fields or fields[field]["type"] not in ("boolean", "enum"):
+            problems.append(f"{where}: applies_when_field {field!r} is not a yes/no or choice question "
+                            "of saq_fields.csv")
+        elif test not in CONDITION_TESTS:
+            problems.append(f"{where}: applies_when_test {test!r} is not one of {list(CONDITION_TESTS)}")
+        else:
+            allowed = (["true", "false"] if fields[field]["type"] == "boolean"
+                       else (fields[field]["allowed_values"] or "").split("|"))
+            if value not in allowed:
+                problems.append(f"{where}: applies_when_value {value!r} is not an answer of {field} {allowed}")
+    if problems:
+        raise ValueError("controls: " + "; ".join(problems))
     return controls
 
 
@@ -91,7 +129,7 @@ def _create_from(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
-             methodology_version: str) -> None:
+             methodology_version: str, overrides: pl.DataFrame | None = None) -> None:
     # score_scope(site_key, site_id): the SQL joins and groups on the integer site_key
     if site_ids is None:
         # sites.site_id is the primary key: already distinct
@@ -101,25 +139,53 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
         scope = (pl.DataFrame({"site_id": list(site_ids)}, schema={"site_id": pl.Utf8}).unique()
                  .with_row_index("site_key", offset=1).with_columns(pl.col("site_key").cast(pl.Int32)))
         _create_from(con, "score_scope", scope, temp=True)
+    _load_overrides(con, overrides)
     # The per-site parts are views: the scores read only the sparse answered factors, and the
     # site x factor / site x control grids are computed only when the explanation rows (or a
     # caller) read them. Table names are constants; values only travel as bound parameters.
-    for view in ("site_factor_answers", "site_factor_points", "site_control_points"):
+    for view in ("site_factor_answers", "site_conditional_controls", "site_factor_points",
+                 "site_control_points"):
         con.execute(f"create or replace temp view {view} as " + _sql(view))
     con.execute("create or replace temp table scored_sites as " + _sql("site_scores"),
                 {"edition": edition, "methodology_version": methodology_version})
 
 
+def _load_overrides(con: duckdb.DuckDBPyConnection, overrides: pl.DataFrame | None) -> None:
+    """temp tables site_overrides_in_force (one per site, §8b), site_override_rows (every valid
+    row, with file and line) and site_override_rejects. `overrides` None: read RADAR_OVERRIDES
+    as of today, so every scoring path (CLI, sensor, rescoring) applies the same overrides; a
+    frame (site_id, category, reason, author) is used as given."""
+    from radar_pipeline.sites.overrides import OVERRIDE_SCHEMA, REJECT_SCHEMA, read_overrides
+
+    if overrides is None:
+        read = read_overrides()
+        rows, in_force, rejects = read.valid, read.in_force(), read.rejects
+    else:
+        rows, in_force, rejects = pl.DataFrame(schema=OVERRIDE_SCHEMA), overrides, pl.DataFrame(schema=REJECT_SCHEMA)
+    _create_from(con, "site_overrides_in_force", in_force.select("site_id", "category", "reason", "author"),
+                 temp=True)
+    _create_from(con, "site_override_rows", rows, temp=True)
+    _create_from(con, "site_override_rejects", rejects, temp=True)
+
+
 def score_sites(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
-                methodology_version: str) -> pl.DataFrame:
-    """site_scores rows for the given sites (all sites when None). Writes no permanent table."""
-    _prepare(con, edition, site_ids, methodology_version)
+                methodology_version: str | None = None, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
+    """site_scores rows for the given sites (all sites when None). Writes no permanent table.
+    methodology_version defaults to the fingerprint of the site stage (METHODOLOGY §8c)."""
+    _prepare(con, edition, site_ids, methodology_version or site_version(), overrides)
     return con.sql("select * from scored_sites order by site_id").pl()
 
 
+def site_version() -> str:
+    from radar_pipeline import fingerprint
+
+    return fingerprint.version("site")
+
+
 def factor_rows(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
-                methodology_version: str) -> pl.DataFrame:
+                methodology_version: str | None = None, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
     """site_score_factors rows (the explanation of each score) for the given sites."""
-    _prepare(con, edition, site_ids, methodology_version)
+    version = methodology_version or site_version()
+    _prepare(con, edition, site_ids, version, overrides)
     return con.sql(f"select * from ({_sql('site_score_factors')}) order by site_id, kind, item",
-                   params={"edition": edition}).pl()
+                   params={"edition": edition, "methodology_version": version}).pl()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.settings import rules_dir
 
 # Columns (and dtypes) every parser returns.
 RAW_OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
@@ -84,7 +84,7 @@ class LandedFile:
 
 @lru_cache(maxsize=1)
 def load_indicator_specs(path: Path | None = None) -> tuple[IndicatorSpec, ...]:
-    path = path or RULES_DIR / "indicators.csv"
+    path = path or rules_dir() / "indicators.csv"
     with open(path, newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if not r["indicator_id"].startswith("#")]
     return tuple(IndicatorSpec(**{k: (v or "").strip() for k, v in r.items()}) for r in rows)

@@ -37,7 +37,8 @@ final as (
         r.n_indicators,
         r.n_imputed,
         r.confidence,
-        r.missing_topics
+        r.missing_topics,
+        r.methodology_version
     from country_topic_risk as r
     left join countries as c using (iso3)
     left join pillars as p using (topic)

@@ -34,7 +34,9 @@ pivoted as (
         count(*)::integer as n_topics,
         -- METHODOLOGY §8a: a missing topic counts 0, so divide by all 14 topics.
         sum(confidence order by topic) / 14.0 as confidence,
-        any_value(missing_topics) as missing_topics
+        any_value(missing_topics) as missing_topics,
+        -- one refresh writes an edition's rows, so they share one version (§8c)
+        any_value(methodology_version) as methodology_version
     from country_topic_risk
     group by edition, iso3
 ),

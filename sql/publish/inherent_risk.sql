@@ -30,7 +30,8 @@ final as (
         r.country_score,
         r.sector_weight,
         r.hrg_uplift,
-        r.score
+        r.score,
+        r.methodology_version
     from inherent_risk as r
     left join countries as c using (iso3)
     left join isic_classes as i using (isic_class)

@@ -33,7 +33,10 @@ final as (
         r.business_ethics,
         r.environment,
         r.is_primary_producer,
-        r.missing_topics
+        r.missing_topics,
+        r.confidence,
+        r.confidence_label,
+        r.methodology_version
     from inherent_risk_overall as r
     left join countries as c using (iso3)
     left join isic_classes as i using (isic_class)

@@ -8,7 +8,7 @@ site_score_factors as (
 ),
 
 final as (
-    select edition, site_id, kind, item, detail, points
+    select edition, site_id, kind, item, detail, points, methodology_version
     from site_score_factors
 )
 

@@ -1,15 +1,22 @@
 -- inherent_risk_overall: one inherent score per (edition, country, ISIC class), METHODOLOGY §5.
 -- score = mean over the topics present (by topic, not by pillar); pillar means are for display.
 -- Parameters: $edition. Inputs: inherent_risk (edition, iso3, isic_class, topic, ..., score),
--- isic(code, level, ..., is_primary_producer).
+-- isic(code, level, ..., is_primary_producer), country_topic_risk (edition, iso3, topic, confidence).
 -- Output: edition, iso3, isic_class, score, labour_standards, health_safety, business_ethics,
--- environment, is_primary_producer, missing_topics ('' when all 14 topics are present).
+-- environment, is_primary_producer, missing_topics ('' when all 14 topics are present),
+-- confidence, confidence_label (METHODOLOGY §8a).
 
 with
 
 inherent_risk as (
     select edition, iso3, isic_class, topic, score
     from inherent_risk
+    where edition = $edition
+),
+
+topic_confidence as (
+    select iso3, topic, confidence
+    from country_topic_risk
     where edition = $edition
 ),
 
@@ -43,6 +50,18 @@ all_topics as (
     select list(topic order by ord) as topics from topics
 ),
 
+-- §8a: inherent confidence = mean of the topic confidences over all 14 topics, a missing
+-- topic counting 0. Sector weights and HRG uplifts are rules, not data: they add no
+-- uncertainty, so the confidence is the country's and the same for every class.
+country_confidence as (
+    select
+        c.iso3,
+        sum(c.confidence order by c.topic) / (select count(*) from topics) as confidence
+    from topic_confidence as c
+    semi join topics as t using (topic)
+    group by c.iso3
+),
+
 scored as (
     select r.*, t.pillar
     from inherent_risk as r
@@ -64,7 +83,7 @@ aggregated as (
     group by edition, iso3, isic_class
 ),
 
-final as (
+assembled as (
     select
         a.edition,
         a.iso3,
@@ -78,10 +97,20 @@ final as (
         -- say which topics the mean leaves out, never a silent 0 (§2.4)
         array_to_string(
             list_filter(tl.topics, lambda t: not list_contains(a.present_topics, t)), ','
-        ) as missing_topics
+        ) as missing_topics,
+        coalesce(cc.confidence, 0.0) as confidence
     from aggregated as a
     cross join all_topics as tl
     left join isic_classes as c using (isic_class)
+    left join country_confidence as cc using (iso3)
+),
+
+final as (
+    select
+        *,
+        case when confidence >= 0.8 then 'high' when confidence >= 0.5 then 'medium' else 'low' end
+            as confidence_label
+    from assembled
 )
 
 select * from final

@@ -1,12 +1,10 @@
 -- One row per site in scope x catalogue control (METHODOLOGY §7). The explanation grid
 -- only (site_score_factors): site_scores sums the same rule without building the grid.
--- A control whose applies_when names a SAQ yes/no question applies only when the site
--- answered that question "yes" (e.g. accommodation controls need provides_accommodation);
--- unanswered counts as not applicable, so a thin questionnaire cannot inflate the
--- denominator with controls the site may not need. A control the site claims but that
+-- Applicability comes from the view site_conditional_controls (a control's condition on a
+-- SAQ answer; an unanswered condition = not applicable). A control the site claims but that
 -- does not apply earns nothing and costs nothing.
--- Tables: score_scope, site_saq, site_controls (one row per claimed site/control: the
--- intake de-duplicates), controls_catalogue. No parameters.
+-- Tables: score_scope, site_controls (one row per claimed site/control: the intake
+-- de-duplicates), controls_catalogue, view site_conditional_controls. No parameters.
 with
 
 scope as (
@@ -14,15 +12,12 @@ scope as (
 ),
 
 catalogue as (
-    select control_id, level, points, nullif(trim(applies_when), '') as applies_when
+    select control_id, level, points, applies_when_field
     from controls_catalogue
 ),
 
-yes_answers as (
-    select q.site_id, q.field
-    from site_saq as q
-    semi join scope using (site_id)
-    where q.value_bool and q.field in (select applies_when from catalogue)
+conditional as (
+    select site_key, control_id from site_conditional_controls
 ),
 
 claimed as (
@@ -37,11 +32,11 @@ site_control as (
         k.control_id,
         k.level,
         k.points,
-        k.applies_when is null or y.field is not null as applicable,
+        k.applies_when_field is null or y.control_id is not null as applicable,
         cl.control_id is not null as achieved
     from scope as s
     cross join catalogue as k
-    left join yes_answers as y on y.site_id = s.site_id and y.field = k.applies_when
+    left join conditional as y on y.site_key = s.site_key and y.control_id = k.control_id
     left join claimed as cl on cl.site_id = s.site_id and cl.control_id = k.control_id
 ),
 

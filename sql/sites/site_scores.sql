@@ -3,8 +3,10 @@
 -- Tables: score_scope (site_key: an integer per distinct site_id, carried through every
 -- join and group by below instead of the text id), sites, site_saq, site_controls (one row per
 -- claimed site/control: the intake de-duplicates), site_nonconformities, saq_factors,
--- controls_catalogue, isic, inherent_risk_overall, and the view site_factor_answers (sparse
--- answered factors for the same scope). Per-site sums come straight from the sparse inputs:
+-- controls_catalogue, isic, inherent_risk_overall, site_overrides_in_force (site_id, category,
+-- reason, author: at most one per site, §8b), and the views site_factor_answers (sparse
+-- answered factors for the same scope) and site_conditional_controls (conditional controls
+-- that apply, §7). Per-site sums come straight from the sparse inputs:
 -- the site x factor / site x control grids are built only for the explanation rows.
 with
 
@@ -23,8 +25,16 @@ factor_answers as (
 ),
 
 catalogue as (
-    select control_id, points, nullif(trim(applies_when), '') as applies_when
+    select control_id, points, applies_when_field
     from controls_catalogue
+),
+
+conditional as (
+    select site_key, control_id, points from site_conditional_controls
+),
+
+overrides as (
+    select site_id, category, reason, author from site_overrides_in_force
 ),
 
 -- the denominator is the same for every site: the sum of each factor's highest points
@@ -73,6 +83,7 @@ code_inherent as (
         avg(i.business_ethics order by i.isic_class) as business_ethics,
         avg(i.environment order by i.isic_class) as environment,
         any_value(i.missing_topics) as missing_topics,
+        avg(i.confidence order by i.isic_class) as inherent_confidence,
         count(i.score) as n_inherent_classes
     from codes_in_scope as s
     inner join class_codes as c on c.isic_level = s.isic_level and c.isic_code = s.isic_code
@@ -105,25 +116,17 @@ has_saq as (
     select sc.site_key from scope as sc semi join site_saq using (site_id)
 ),
 
--- §7, as in site_control_points: a control applies when it has no applies_when, or the site
--- answered that yes/no question "yes"; available = always-applicable points (the same for
--- every site) + the points of the conditional controls the site's "yes" answers switch on
+-- §7, as in site_control_points: a control applies when it has no condition, or the site's
+-- SAQ answer passes its condition (site_conditional_controls); available = always-applicable
+-- points (the same for every site) + the points of the conditional controls that apply
 always_available as (
-    select coalesce(sum(points), 0)::double as points from catalogue where applies_when is null
-),
-
-yes_answers as (
-    select sc.site_key, q.field
-    from site_saq as q
-    inner join scope as sc using (site_id)
-    where q.value_bool and q.field in (select applies_when from catalogue)
+    select coalesce(sum(points), 0)::double as points from catalogue where applies_when_field is null
 ),
 
 conditional_available as (
-    select y.site_key, sum(k.points) as points
-    from yes_answers as y
-    inner join catalogue as k on k.applies_when = y.field
-    group by y.site_key
+    select site_key, sum(points) as points
+    from conditional
+    group by site_key
 ),
 
 -- achieved: claimed controls that apply (a claimed control outside the catalogue, or one
@@ -133,8 +136,8 @@ achieved as (
     from site_controls as c
     inner join scope as sc using (site_id)
     inner join catalogue as k using (control_id)
-    left join yes_answers as y on y.site_key = sc.site_key and y.field = k.applies_when
-    where k.applies_when is null or y.field is not null
+    left join conditional as y on y.site_key = sc.site_key and y.control_id = k.control_id
+    where k.applies_when_field is null or y.control_id is not null
     group by sc.site_key
 ),
 
@@ -173,10 +176,13 @@ assembled as (
         i.business_ethics,
         i.environment,
         i.missing_topics,
+        i.inherent_confidence,
         h.site_key is null as inherent_only,
         coalesce(ch.raw_points, 0) as raw_points,
         t.total_available,
         t.n_factors - coalesce(ch.n_answered, 0) as n_unanswered,
+        -- §8a: answered factors / all factors; 0 without an SAQ (no answers at all)
+        coalesce(ch.n_answered, 0) / t.n_factors as saq_completeness,
         -- §6: 1 + 9 * min(1, raw / (0.45 * total)); not used (null) when there is no SAQ
         case when h.site_key is not null
             then 1 + 9 * least(1.0, coalesce(ch.raw_points, 0) / (0.45 * t.total_available))
@@ -237,6 +243,22 @@ scored as (
     from adjusted
 ),
 
+categorised as (
+    select
+        *,
+        -- §8.5 category on the rounded value
+        case
+            when final_score is null then null
+            when final_score < 4.0 then 'Low'
+            when final_score < 6.0 then 'Medium'
+            else 'High'
+        end as category_calculated,
+        -- §8a: half the inherent risk's data confidence, half the questionnaire's completeness;
+        -- beside the score, never in it
+        0.5 * inherent_confidence + 0.5 * saq_completeness as confidence
+    from scored
+),
+
 final as (
     select
         $edition::integer as edition,
@@ -260,18 +282,26 @@ final as (
         base,
         adjustment,
         final_score,
-        -- §8.5 category on the rounded value
-        case
-            when final_score is null then null
-            when final_score < 4.0 then 'Low'
-            when final_score < 6.0 then 'Medium'
-            else 'High'
-        end as category,
+        category_calculated,
+        -- §8b: an analyst's override replaces the category (never the score), both are kept
+        coalesce(o.category, category_calculated) as category,
+        o.reason as override_reason,
+        o.author as override_author,
         is_primary_producer,
         inherent_only,
         missing_topics,
+        inherent_confidence,
+        saq_completeness,
+        confidence,
+        case
+            when confidence is null then null
+            when confidence >= 0.8 then 'high'
+            when confidence >= 0.5 then 'medium'
+            else 'low'
+        end as confidence_label,
         $methodology_version::varchar as methodology_version
-    from scored
+    from categorised
+    left join overrides as o using (site_id)
 )
 
 select * from final
