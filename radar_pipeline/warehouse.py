@@ -9,6 +9,8 @@ the last good state.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,19 +34,35 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL_FILE.read_text(encoding="utf-8"))
 
 
-def connect(path: Path | str, *, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse; waits briefly if another process holds the write lock."""
+def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | None = None,
+            log=None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. While another process holds the write lock (a refresh or scoring
+    run can hold it for minutes), wait — saying so once — up to `wait_seconds` (default
+    RADAR_LOCK_WAIT, 3600 s), then fail with a message naming the file."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(retries):
+    wait = float(os.environ.get("RADAR_LOCK_WAIT", "3600")) if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    told = False
+    delay = 0.25
+    while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as exc:  # lock held by another process
-            if "lock" not in str(exc).lower() or attempt == retries - 1:
+            if "lock" not in str(exc).lower():
                 raise
-            time.sleep(0.25 * (attempt + 1))
+            if time.monotonic() + delay > deadline:
+                raise duckdb.IOException(f"the warehouse {path} is still locked by another process after "
+                                         f"{wait:.0f} s (RADAR_LOCK_WAIT): {exc}") from exc
+            if not told and delay >= 2:
+                (log or (lambda m: print(m, file=sys.stderr)))(
+                    f"waiting for the warehouse {path}: another process holds its write lock (a refresh, "
+                    f"an ingest or a scoring run); waiting up to {wait:.0f} s (RADAR_LOCK_WAIT)")
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     if not read_only:
         ensure_schema(con)
     return con
@@ -86,8 +104,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     path: str = str(settings.warehouse_path())
 
     @contextmanager
-    def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.path, read_only=read_only)
+    def get_connection(self, read_only: bool = False,
+                       wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.path, read_only=read_only, wait_seconds=wait_seconds)
         try:
             yield con
         finally:

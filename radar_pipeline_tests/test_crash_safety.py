@@ -88,3 +88,207 @@ def test_sigkill_at_random_points_then_rerun_converges(tmp_path):
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         assert checksums(victim) == expected, f"marts differ after kill #{attempt}"
     assert kills >= 8, f"only {kills} of 10 runs were still running when killed: widen the delays"
+
+
+# --------------------------------------------------------------------------- site ingest
+
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import dagster as dg  # noqa: E402
+
+from radar_pipeline import settings  # noqa: E402
+from radar_pipeline.runner import refresh_edition  # noqa: E402
+from radar_pipeline.sites import store  # noqa: E402
+from radar_pipeline.sites.generate import generate_sites, write_sites  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sample_warehouse(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ingest")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    path = tmp / "radar.duckdb"
+    outcome = refresh_edition(2024, warehouse=path)
+    assert outcome.success, outcome.failures
+    yield path
+    mp.undo()
+
+
+@pytest.fixture
+def wh(sample_warehouse, tmp_path, monkeypatch):
+    """A private warehouse copy, Dagster home and published folder per test."""
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(sample_warehouse.read_bytes())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("RADAR_PUBLISHED", str(tmp_path / "published" / "radar.duckdb"))
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    return path
+
+
+def _sites_file(wh: Path, path: Path, n: int, seed: int = 3) -> Path:
+    con = connect(wh, read_only=True)
+    try:
+        countries = [r[0] for r in con.sql(
+            "select distinct iso3 from inherent_risk_overall where edition = 2024").fetchall()]
+        classes = [r[0] for r in con.sql("select code from isic where level = 'class'").fetchall()]
+    finally:
+        con.close()
+    write_sites(generate_sites(n, seed, sorted(countries), classes), path)
+    return path
+
+
+def _ingest_cli(wh: Path, sites: Path, *extra: str) -> tuple[int, str, str]:
+    from radar_pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(["sites", "ingest", str(sites), "--warehouse", str(wh), "--no-publish", *extra])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _scores(wh: Path) -> dict[str, object]:
+    con = connect(wh, read_only=True)
+    try:
+        return dict(con.sql("select site_id, scored_at from site_scores where edition = 2024").fetchall())
+    finally:
+        con.close()
+
+
+def test_ingest_killed_between_store_and_scoring_is_resumed_by_the_next_ingest(wh, tmp_path):
+    """Issue 11: the rerun saw the stored sites unchanged, printed "nothing to score", exit 0,
+    and they stayed unscored forever."""
+    sites = _sites_file(wh, tmp_path / "sites.jsonl", 30)
+    con = connect(wh)
+    store.ingest(con, sites)  # the process dies here, before the scoring run
+    con.close()
+    rc, out, err = _ingest_cli(wh, sites)
+    assert rc == 0, err
+    assert "30 unchanged" in out and "30 site(s) stored earlier but never scored" in out, out
+    assert "scored 30 site(s)" in out, out
+    assert len(_scores(wh)) == 30
+    rc, out, _ = _ingest_cli(wh, sites)
+    assert rc == 0 and "nothing to score" in out
+
+
+def test_changing_two_sites_rescores_only_those_two(wh, tmp_path):
+    sites = _sites_file(wh, tmp_path / "sites.jsonl", 40)
+    assert _ingest_cli(wh, sites)[0] == 0
+    before = _scores(wh)
+    rows = [json.loads(line) for line in sites.read_text().splitlines()]
+    for i in (5, 30):  # far apart: the run's partition range spans the 24 sites in between
+        rows[i]["site_name"] = f"renamed {i}"
+    sites.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc, out, err = _ingest_cli(wh, sites)
+    assert rc == 0, err
+    assert "2 changed" in out and "scored 2 site(s)" in out, out
+    after = _scores(wh)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {rows[5]["site_id"], rows[30]["site_id"]}
+
+
+def test_sites_without_inherent_risk_in_the_edition_are_reported_not_success(wh, tmp_path):
+    sites = _sites_file(wh, tmp_path / "sites.jsonl", 20)
+    iso3 = json.loads(sites.read_text().splitlines()[0])["country"]
+    con = connect(wh)
+    con.execute("delete from inherent_risk_overall where iso3 = $c", {"c": iso3})
+    con.close()
+    rc, out, err = _ingest_cli(wh, sites)
+    assert rc == 3, (out, err)
+    assert "got no score for edition 2024" in err and iso3 not in ("",), err
+
+
+def test_inbox_sensor_requests_sites_a_killed_tick_stored_but_never_scored(wh, tmp_path, monkeypatch):
+    from radar_pipeline.sites.assets import RANGE_END, RANGE_START, site_inbox_sensor
+    from radar_pipeline.warehouse import DuckDBWarehouse
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("RADAR_SITES_INBOX", str(inbox))
+    sites = _sites_file(wh, tmp_path / "sites.jsonl", 10)
+    con = connect(wh)
+    summary = store.ingest(con, sites)  # a tick that stored them and died before its run request
+    con.close()
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": DuckDBWarehouse(path=str(wh))}
+    result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    (request,) = result.run_requests
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary.new[0], summary.new[-1])
+    assert request.run_config["ops"]["site_scores"]["config"]["only_stale"] is True
+    assert [k for r in result.dynamic_partitions_requests for k in r.partition_keys] == summary.new
+
+
+def test_inbox_sensor_survives_a_file_it_cannot_read(wh, tmp_path, monkeypatch):
+    from radar_pipeline.sites.assets import site_inbox_sensor
+    from radar_pipeline.warehouse import DuckDBWarehouse
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("RADAR_SITES_INBOX", str(inbox))
+    (inbox / "a_bad.jsonl").write_bytes(b'{"site_id": "X", "site_name": "\\ud800"}\n')
+    (inbox / "b_loop.jsonl").symlink_to(inbox / "b_loop.jsonl")
+    _sites_file(wh, inbox / "c_good.jsonl", 3)
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"warehouse": DuckDBWarehouse(path=str(wh))}
+    result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert len(result.run_requests) == 1
+    con = connect(wh, read_only=True)
+    try:
+        assert con.sql("select count(*) from sites").fetchall()[0][0] == 3
+        assert con.sql("select field from site_rejects where file = 'a_bad.jsonl'").fetchall() == [("site_name",)]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "symlink_loop"])
+def test_ingest_of_a_path_that_is_not_a_file_is_a_clear_error(wh, tmp_path, kind):
+    target = tmp_path / "x.jsonl"
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "symlink_loop":
+        target.symlink_to(target)
+    rc, out, err = _ingest_cli(wh, target)
+    assert rc == 2 and "Traceback" not in err and str(target) in err, (out, err)
+
+
+def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"radar-ingest-{dead.pid}-abc"
+    orphan.mkdir()
+    (orphan / "000000_sites.parquet").write_bytes(b"x")
+    mine = tmp_path / f"radar-ingest-{os.getpid()}-def"
+    mine.mkdir()
+    assert store.remove_orphaned_temp_dirs(tmp_path) == [orphan]
+    assert not orphan.exists() and mine.exists()
+
+
+def test_partitions_registered_in_chunks_and_sqlite_warning_then_runs_chunked(wh, tmp_path, monkeypatch):
+    """Issue 10 item 2 with small sizes: registration in chunks (sqlite caps bound variables),
+    runs of at most RADAR_RESCORE_CHUNK sites, and the sqlite duration warning."""
+    from radar_pipeline import runner
+
+    sites = _sites_file(wh, tmp_path / "sites.jsonl", 12)
+    con = connect(wh)
+    keys = store.ingest(con, sites).to_score
+    con.close()
+    monkeypatch.setenv("RADAR_SQLITE_PARTITION_WARN", "10")
+    monkeypatch.setattr(runner, "PARTITION_CHUNK", 5)
+    instance = dg.DagsterInstance.ephemeral()
+    calls = []
+    real_add = instance.add_dynamic_partitions
+    monkeypatch.setattr(instance, "add_dynamic_partitions",
+                        lambda name, ks: (calls.append(len(ks)), real_add(name, ks))[1])
+    messages: list[str] = []
+    outcome = runner.score_sites(keys, edition=2024, warehouse=wh, instance=instance, only_stale=True,
+                                 run_chunk=5, log=messages.append)
+    assert outcome.success, outcome.failures
+    assert calls == [5, 5, 2]
+    assert len(instance.get_runs()) == 3 and len(_scores(wh)) == 12
+    (warning,) = messages
+    assert "12 site partitions" in warning and "ms per partition" in warning
+    assert "dagster-postgres.yaml" in warning and "Continuing" in warning
+    assert runner.sqlite_partition_warning(instance, 10) is None

@@ -106,8 +106,10 @@ def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, mon
     con.close()
     assert [r[0] for r in rejects] == [6, 7]  # bad JSON and hostile id quarantined, good lines kept
 
-    # unchanged file on the next tick: nothing to do
+    # unchanged file on the next tick, once the requested run has scored them: nothing to do
     instance.add_dynamic_partitions(sites_partitions.name, list(added.partition_keys))
+    with connect(warehouse) as con:
+        store.score_and_store(con, 2024, list(added.partition_keys))
     again = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
                                                       cursor=result.cursor))
     assert isinstance(again, dg.SkipReason)

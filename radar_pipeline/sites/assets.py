@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from radar_pipeline.country_risk.assets import POOL
 from radar_pipeline.partitions import sites as sites_partitions
@@ -19,12 +20,16 @@ from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
 from radar_pipeline.warehouse import DuckDBWarehouse, declared_table_schema
 
+LOCK_WAIT_SENSOR = 20.0  # seconds a sensor tick waits for the warehouse write lock
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
 class SiteScoringConfig(dg.Config):
     edition: int = 0  # 0 = the latest edition that has inherent risk
+    # True (inbox sensor, `radar sites ingest`): score only the range's sites whose current
+    # content has no score for the edition yet, not the unchanged sites between two changed ones
+    only_stale: bool = False
 
 
 @dg.asset(
@@ -48,6 +53,12 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
     try:
         with warehouse.get_connection() as con:
             edition = config.edition or store.latest_edition(con)
+            if config.only_stale:
+                stale = set(store.stale_sites(con, edition))
+                in_range = len(keys)
+                keys = [k for k in keys if k in stale]
+                context.log.info(f"{in_range - len(keys)} of the range's {in_range} site(s) already scored "
+                                 f"for their current content: left alone")
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
             _record_run(con, context.run.run_id, edition, keys, "success", None, started)
@@ -96,17 +107,33 @@ RESCORE_CHUNK = int(os.environ.get("RADAR_RESCORE_CHUNK", "50000"))
 
 
 def range_request(keys_in_order: list[str], wanted: set[str], edition: int = 0,
-                  run_key: str | None = None) -> dg.RunRequest | None:
+                  run_key: str | None = None, only_stale: bool = False) -> dg.RunRequest | None:
     """One RunRequest covering every wanted key: Dagster runs take a contiguous
-    partition range, so this is the smallest range that holds them (sites in
-    between are rescored idempotently — same inputs, same score)."""
+    partition range, so this is the smallest range that holds them (with only_stale the
+    sites in between are left alone; without, they are rescored idempotently)."""
     positions = [i for i, k in enumerate(keys_in_order) if k in wanted]
     if not positions:
         return None
     return dg.RunRequest(
         run_key=run_key, job_name="score_sites",
-        run_config={"ops": {"site_scores": {"config": {"edition": edition}}}},
+        run_config={"ops": {"site_scores": {"config": {"edition": edition, "only_stale": only_stale}}}},
         tags={RANGE_START: keys_in_order[positions[0]], RANGE_END: keys_in_order[positions[-1]]})
+
+
+def range_requests(keys_in_order: list[str], wanted: set[str], edition: int = 0, only_stale: bool = False,
+                   chunk: int | None = None, run_key_prefix: str | None = None) -> list[dg.RunRequest]:
+    """Range requests of at most `chunk` (RADAR_RESCORE_CHUNK) wanted keys each, in partition
+    order: a run over any number of sites stays within what the instance handles per run."""
+    chunk = chunk or RESCORE_CHUNK
+    ordered = [k for k in keys_in_order if k in wanted]
+    groups = [ordered[i:i + chunk] for i in range(0, len(ordered), chunk)]
+    requests = []
+    for n, group in enumerate(groups):
+        request = range_request(group, set(group), edition=edition, only_stale=only_stale,
+                                run_key=f"{run_key_prefix}-{n}" if run_key_prefix else None)
+        if request:
+            requests.append(request)
+    return requests
 
 
 @dg.sensor(job=score_sites_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -117,15 +144,31 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     inbox = inbox_dir()
     files = sorted(p for p in inbox.glob("*.jsonl") if p.is_file()) if inbox.is_dir() else []
-    pending = [p for p in files if seen.get(p.name) != f"{p.stat().st_size}:{p.stat().st_mtime_ns}"]
-    if not pending:
-        return dg.SkipReason(f"no new or changed files in {inbox}")
+    pending = [p for p in files if seen.get(p.name) != _stat_key(p)]
+    # sites stored but never scored (a tick or a `radar sites ingest` killed between storing and
+    # scoring) are looked for whenever no scoring run is queued or running
+    busy = _scoring_in_progress(context.instance)
+    if not pending and busy:
+        return dg.SkipReason(f"no new or changed files in {inbox}; a scoring run is in progress")
     to_score: list[str] = []
     events = []
-    with warehouse.get_connection() as con:
+    try:
+        # a refresh or scoring run may hold the write lock for minutes: skip this tick rather
+        # than outlive the sensor's time limit; the next tick tries again
+        connection = warehouse.get_connection(wait_seconds=LOCK_WAIT_SENSOR)
+        con = connection.__enter__()
+    except duckdb.IOException as exc:
+        return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
+    try:
         for path in pending:
-            summary = store.ingest(con, path)
-            seen[path.name] = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+            try:
+                summary = store.ingest(con, path)
+            except Exception as exc:  # noqa: BLE001 — one unreadable file must not fail every tick
+                context.log.error(f"{path.name}: not ingested ({type(exc).__name__}: {str(exc)[:500]}); "
+                                  f"fix or replace the file to retry")
+                seen[path.name] = _stat_key(path)
+                continue
+            seen[path.name] = _stat_key(path)
             to_score.extend(summary.to_score)
             context.log.info(f"{path.name}: {len(summary.new)} new, {len(summary.changed)} changed, "
                              f"{summary.unchanged} unchanged, {summary.rejected} rejected")
@@ -134,15 +177,51 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
                 metadata={"file": path.name, "sha256": summary.file_sha256, "new": len(summary.new),
                           "changed": len(summary.changed), "unchanged": summary.unchanged,
                           "rejected": summary.rejected}))
+        if not busy:
+            try:
+                just_stored = set(to_score)
+                resumed = [k for k in store.stale_sites(con, store.latest_edition(con)) if k not in just_stored]
+            except RuntimeError:  # no edition refreshed yet: nothing can be scored
+                resumed = []
+            if resumed:
+                context.log.warning(f"{len(resumed)} site(s) stored earlier but not scored for their current "
+                                    f"content (an interrupted intake or run): requesting their scoring")
+                to_score.extend(resumed)
+    finally:
+        connection.__exit__(None, None, None)
+    if not to_score and not events:
+        return dg.SkipReason(f"no new or changed files in {inbox} and no unscored sites")
     known = context.instance.get_dynamic_partitions(sites_partitions.name)
     known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
     new_keys = [k for k in dict.fromkeys(to_score) if k not in known_set]
     order = [*known, *new_keys]
-    request = range_request(order, set(to_score), run_key=None)
+    from radar_pipeline.runner import PARTITION_CHUNK, sqlite_partition_warning
+
+    warning = sqlite_partition_warning(context.instance, len(set(to_score)))
+    if warning:
+        context.log.warning(warning)
     return dg.SensorResult(
-        run_requests=[request] if request else [],
-        dynamic_partitions_requests=[sites_partitions.build_add_request(new_keys)] if new_keys else [],
+        run_requests=range_requests(order, set(to_score), only_stale=True),
+        dynamic_partitions_requests=[sites_partitions.build_add_request(new_keys[i:i + PARTITION_CHUNK])
+                                     for i in range(0, len(new_keys), PARTITION_CHUNK)],
         asset_events=events, cursor=json.dumps(seen))
+
+
+def _stat_key(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return "gone"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+_UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+               dg.DagsterRunStatus.STARTED]
+
+
+def _scoring_in_progress(instance: dg.DagsterInstance) -> bool:
+    return bool(instance.get_run_ids(filters=dg.RunsFilter(job_name=score_sites_job.name,
+                                                            statuses=_UNFINISHED), limit=1))
 
 
 site_register = dg.AssetSpec(

@@ -52,30 +52,58 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from radar_pipeline.runner import score_sites
 
     warehouse = Path(args.warehouse or settings.warehouse_path())
+    sites_file = Path(args.file)
+    problem = store.unreadable_file(sites_file)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     con = connect(warehouse)
     try:
-        summary = store.ingest(con, Path(args.file))
+        summary = store.ingest(con, sites_file)
+        try:
+            edition = args.edition or store.latest_edition(con)
+        except RuntimeError as exc:
+            print(f"stored, not scored: {exc}", file=sys.stderr)
+            return 1
+        # everything stored whose current content has no score for the edition: this file's new
+        # and changed sites, plus any a killed earlier ingest stored but never scored
+        pending = store.stale_sites(con, edition)
     finally:
         con.close()
     print(f"{summary.file}: {len(summary.new)} new, {len(summary.changed)} changed, "
           f"{summary.unchanged} unchanged, {summary.rejected} rejected (see table site_rejects)")
-    if not summary.to_score:
+    resumed = len(set(pending) - set(summary.to_score))
+    if resumed:
+        print(f"{resumed} site(s) stored earlier but never scored for edition {edition} (an interrupted "
+              f"ingest): scoring them too")
+    if not pending:
         print("nothing to score; the published BI snapshot is unchanged")
         return 0
     dagster_home()
     with dg.DagsterInstance.get() as instance:
-        outcome = score_sites(summary.to_score, edition=args.edition or 0, warehouse=warehouse, instance=instance)
+        outcome = score_sites(pending, edition=edition, warehouse=warehouse, instance=instance, only_stale=True)
         if not outcome.success:
             for step, message in outcome.failures.items():
                 print(f"FAILED {step}: {message}", file=sys.stderr)
             return 1
-        print(f"scored {len(summary.to_score)} site(s) in one run")
+        con = connect(warehouse, read_only=True)
+        try:
+            unscored = store.unscorable(con, edition, pending)
+        finally:
+            con.close()
+        print(f"scored {len(pending) - len(unscored)} site(s) for edition {edition}")
+        if unscored:
+            # recorded too: the run's `every_site_scored` check failed and lists them
+            print(f"WARNING: {len(unscored)} site(s) got no score for edition {edition}: their country x "
+                  f"ISIC class has no inherent risk in that edition (e.g. {', '.join(unscored[:5])}); "
+                  f"refresh an edition that covers them or pass --edition", file=sys.stderr)
         if args.no_publish:
-            return 0
+            return 3 if unscored else 0
         from radar_pipeline.publish.runner import publish_cli
 
         # as the daemon's publish_after_update sensor does after a scoring run
-        return publish_cli(warehouse=warehouse, instance=instance)
+        published = publish_cli(warehouse=warehouse, instance=instance)
+        return published or (3 if unscored else 0)
 
 
 def score_file(sites_file: Path, edition: int, warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -190,7 +218,9 @@ def register(sub) -> None:
     g.set_defaults(func=cmd_generate)
     i = ssub.add_parser("ingest", help="validate + store a JSON Lines file, score new/changed sites in one run")
     i.add_argument("file")
-    i.add_argument("--edition", type=int, default=0, help="default: latest edition with inherent risk")
+    i.add_argument("--edition", type=int, default=0,
+                   help="default: latest edition with inherent risk. Exit code 3 when some valid sites "
+                        "got no score (their country is not in that edition)")
     i.add_argument("--warehouse")
     i.add_argument("--no-publish", action="store_true",
                    help="do not publish the BI snapshot (RADAR_PUBLISHED) after scoring")

@@ -4,6 +4,10 @@ Dagster sensor/asset and the CLI, so both paths give identical results.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import shutil
+import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +52,53 @@ def read_file(con: duckdb.DuckDBPyConnection, path: Path) -> IntakeResult:
     return read_sites_jsonl(path, countries=countries, isic=isic, controls=controls)
 
 
+def unreadable_file(path: Path) -> str | None:
+    """Why `path` cannot be ingested (missing, a directory, a symlink loop, unreadable), as a
+    sentence for the user; None when it is a readable regular file."""
+    try:
+        st = os.stat(path)  # follows symlinks: a loop is ELOOP here
+    except FileNotFoundError:
+        return f"no such file: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path} is a directory; give a JSON Lines file"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+_TMP_PREFIX = "radar-ingest-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphaned_temp_dirs(tmp_root: Path | None = None) -> list[Path]:
+    """Staging folders of ingests whose process died (SIGKILL, OOM): `radar-ingest-<pid>-*`
+    in the temp folder with <pid> gone. Called at the start of every ingest."""
+    removed = []
+    root = Path(tmp_root or tempfile.gettempdir())
+    for path in root.glob(f"{_TMP_PREFIX}*"):
+        m = re.match(rf"{_TMP_PREFIX}(\d+)-", path.name)
+        if m and path.is_dir() and not path.is_symlink() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -72,6 +123,10 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
     of appended rows (DuckDB keeps rows appended from Python frames inside an open
     transaction in memory; rows inserted from Parquet are written out as it goes)."""
     path = Path(path)
+    problem = unreadable_file(path)
+    if problem:
+        raise ValueError(problem)
+    remove_orphaned_temp_dirs()
     digest = _file_sha256(path)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     if result is None:
@@ -85,7 +140,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
     con.execute("begin transaction")
     try:
         con.execute("delete from site_rejects where file_sha256 = $d", {"d": digest})
-        with tempfile.TemporaryDirectory(prefix="radar-ingest-") as tmp, \
+        with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-ingest") as pool:
             # only the worker uses `con` while chunks are applied; the main thread parses
             pending = None
@@ -170,6 +225,21 @@ def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest:
         f"from {staged['rejects']} r", d=digest, now=now)
     con.execute("drop table _ingest_touched")
     return new, changed
+
+
+def stale_sites(con: duckdb.DuckDBPyConnection, edition: int) -> list[str]:
+    """Stored sites whose current content has no score for `edition` (sql/sites/stale_sites.sql),
+    in intake order: what an interrupted ingest left to score."""
+    return [r[0] for r in con.execute(scoring._sql("stale_sites"), {"edition": edition}).fetchall()]
+
+
+def unscorable(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str]) -> list[str]:
+    """Of `site_ids`, those whose score row for `edition` has no final score (their country x
+    ISIC has no inherent risk in that edition) or that have no score row at all."""
+    ids = pl.DataFrame({"site_id": site_ids}, schema={"site_id": pl.Utf8})  # noqa: F841 (used in SQL)
+    return [r[0] for r in con.execute(
+        "select i.site_id from ids i left join site_scores s on s.site_id = i.site_id and s.edition = $e "
+        "where s.final_score is null order by i.site_id", {"e": edition}).fetchall()]
 
 
 def latest_edition(con: duckdb.DuckDBPyConnection) -> int:
