@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from radar_pipeline import fingerprint
 from radar_pipeline.country_risk.assets import POOL
 from radar_pipeline.partitions import sites as sites_partitions
 from radar_pipeline.sectors.assets import inherent_risk_overall
@@ -42,6 +43,8 @@ class SiteScoringConfig(dg.Config):
                 "for the run's whole partition range in one SQL pass (sql/sites/*.sql).",
     metadata={"dagster/table_name": "site_scores",
               "dagster/column_schema": declared_table_schema("site_scores")},
+    # §8c: a rule or SQL edit changes it, so the UI shows the scores stale until rescored
+    code_version=fingerprint.version("site"),
     check_specs=[dg.AssetCheckSpec("every_site_scored", asset="site_scores",
                                    description="Every site in the run got a final score (inherent risk found "
                                                "for its country x ISIC class)")],
@@ -61,6 +64,9 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
                                  f"for their current content: left alone")
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
+            # §8b: bad override rows were left out (good ones applied); say where and why
+            for r in store.override_rejects(con).iter_rows(named=True):
+                context.log.warning(f"override rejected: {r['file']} line {r['line']} {r['field']}: {r['reason']}")
             _record_run(con, context.run.run_id, edition, keys, "success", None, started)
     except Exception as exc:
         with warehouse.get_connection() as con:

@@ -17,7 +17,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import METHODOLOGY_VERSION
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
 
@@ -250,11 +249,15 @@ def latest_edition(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
-                    methodology_version: str = METHODOLOGY_VERSION) -> pl.DataFrame:
+                    methodology_version: str | None = None, overrides: pl.DataFrame | None = None
+                    ) -> pl.DataFrame:
     """Score the given sites (all when None) for an edition and replace their rows
-    in site_scores / site_score_factors for that edition only. Returns the scores."""
+    in site_scores / site_score_factors for that edition only. Returns the scores.
+    methodology_version: default the site stage's fingerprint (§8c); overrides: default the
+    ones in force today in RADAR_OVERRIDES (§8b; rejects left in temp.site_override_rejects)."""
     scoring.load_rules(con, temp=True)
-    scores = scoring.score_sites(con, edition, site_ids, methodology_version)
+    methodology_version = methodology_version or scoring.site_version()
+    scores = scoring.score_sites(con, edition, site_ids, methodology_version, overrides)
     scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
     scores = scores.with_columns(scored_at=pl.lit(scored_at))
     con.execute("begin transaction")
@@ -268,9 +271,21 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
                     "and site_id in (select site_id from score_scope)", {"e": edition})
         # the explanation rows (79 per site) are computed and written inside DuckDB
         con.execute("insert into site_score_factors by name " + scoring._sql("site_score_factors"),
-                    {"edition": edition})
+                    {"edition": edition, "methodology_version": methodology_version})
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     return scores
+
+
+def override_rejects(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Override rows the last scoring on `con` left out (file, line, site_id, field, reason),
+    plus valid rows naming a site that is not in the register (they match nothing)."""
+    return con.sql("""
+        select file, line, site_id, field, reason from site_override_rejects
+        union all
+        select o.file, o.line, o.site_id, 'site_id', 'unknown site ' || o.site_id || ' (not in the site register)'
+        from site_override_rows as o
+        where o.site_id not in (select site_id from sites)
+        order by file, line""").pl()
