@@ -74,6 +74,7 @@ create table if not exists indicator_scores (
     imputed boolean not null,
     method varchar not null,
     imputed_from varchar,
+    methodology_version varchar,           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
     primary key (edition, indicator_id, iso3)
 );
 
@@ -88,6 +89,7 @@ create table if not exists country_topic_risk (
     -- METHODOLOGY §8a: mean over the topic's indicators of 1 observed / 0.5 region mean / 0 world mean
     confidence double not null,
     missing_topics varchar not null,
+    methodology_version varchar,           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
     primary key (edition, iso3, topic)
 );
 
@@ -142,7 +144,8 @@ create table if not exists hrg_uplift (
     iso3 varchar not null,
     isic_class varchar not null,
     topic varchar not null,
-    uplift double not null
+    uplift double not null,
+    methodology_version varchar           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
 );
 
 create table if not exists sector_weighted_country_risk (
@@ -152,7 +155,8 @@ create table if not exists sector_weighted_country_risk (
     level varchar not null,
     topic varchar not null,
     country_score double not null,
-    sector_weight double not null
+    sector_weight double not null,
+    methodology_version varchar           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
 );
 
 create table if not exists inherent_risk (
@@ -163,7 +167,8 @@ create table if not exists inherent_risk (
     country_score double not null,
     sector_weight double not null,
     hrg_uplift double not null,
-    score double not null
+    score double not null,
+    methodology_version varchar           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
 );
 
 create table if not exists inherent_risk_overall (
@@ -177,6 +182,9 @@ create table if not exists inherent_risk_overall (
     environment double,
     is_primary_producer boolean not null,
     missing_topics varchar not null,
+    confidence double,                     -- METHODOLOGY §8a: mean of the 14 topic confidences (missing 0)
+    confidence_label varchar,              -- high >= 0.8, medium >= 0.5, else low
+    methodology_version varchar,           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
     primary key (edition, iso3, isic_class)
 );
 
@@ -272,10 +280,17 @@ create table if not exists site_scores (
     base double,
     adjustment varchar,
     final_score double,
-    category varchar,
+    category_calculated varchar,        -- §8.5: category of final_score
+    category varchar,                   -- §8b: an override's category where one is in force, else calculated
+    override_reason varchar,
+    override_author varchar,
     is_primary_producer boolean,
     inherent_only boolean,
     missing_topics varchar,
+    inherent_confidence double,         -- §8a: confidence of the site's inherent risk
+    saq_completeness double,            -- §8a: answered SAQ factors / all factors (0 without an SAQ)
+    confidence double,                  -- §8a: 0.5 x inherent_confidence + 0.5 x saq_completeness
+    confidence_label varchar,           -- high >= 0.8, medium >= 0.5, else low
     methodology_version varchar,
     scored_at timestamp,
     primary key (edition, site_id)
@@ -288,7 +303,8 @@ create table if not exists site_score_factors (
     kind varchar not null,
     item varchar not null,
     detail varchar,
-    points double
+    points double,
+    methodology_version varchar           -- METHODOLOGY §8c: fingerprint of the rules (radar methodology)
 );
 
 -- Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl
@@ -324,4 +340,42 @@ create table if not exists site_scoring_runs (
     error varchar,
     started_at timestamp not null,
     finished_at timestamp not null
+);
+
+-- Warehouses created before these columns existed get them here (create table if not exists
+-- leaves an existing table alone); rows written before stay null until their slice is rebuilt.
+alter table indicator_scores add column if not exists methodology_version varchar;
+alter table country_topic_risk add column if not exists methodology_version varchar;
+alter table hrg_uplift add column if not exists methodology_version varchar;
+alter table sector_weighted_country_risk add column if not exists methodology_version varchar;
+alter table inherent_risk add column if not exists methodology_version varchar;
+alter table inherent_risk_overall add column if not exists confidence double;
+alter table inherent_risk_overall add column if not exists confidence_label varchar;
+alter table inherent_risk_overall add column if not exists methodology_version varchar;
+alter table site_score_factors add column if not exists methodology_version varchar;
+alter table site_scores add column if not exists category_calculated varchar;
+alter table site_scores add column if not exists override_reason varchar;
+alter table site_scores add column if not exists override_author varchar;
+alter table site_scores add column if not exists inherent_confidence double;
+alter table site_scores add column if not exists saq_completeness double;
+alter table site_scores add column if not exists confidence double;
+alter table site_scores add column if not exists confidence_label varchar;
+
+-- Coverage per edition x topic (radar_pipeline/country_risk/coverage.py): countries observed /
+-- partly imputed / imputed / missing, indicators with data, and the publisher vintages used.
+create table if not exists coverage_report (
+    edition integer not null,
+    topic varchar not null,
+    n_countries integer not null,           -- the edition's country universe
+    observed integer not null,              -- every indicator of the topic observed (none imputed)
+    partly_imputed integer not null,        -- some of the topic's indicators imputed from region means
+    imputed integer not null,               -- all of the topic's indicators imputed
+    missing integer not null,               -- no score (topic without data in the edition)
+    indicators integer not null,            -- indicators the registry lists for the topic
+    indicators_with_data integer not null,  -- of which at least one country has an observed value
+    indicator_observed varchar not null,    -- 'indicator_id N; ...' countries observed per indicator
+    vintages varchar not null,              -- 'source vintage; ...' the values came from
+    data_year_min integer,
+    data_year_max integer,
+    primary key (edition, topic)
 );
