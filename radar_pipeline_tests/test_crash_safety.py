@@ -292,3 +292,27 @@ def test_partitions_registered_in_chunks_and_sqlite_warning_then_runs_chunked(wh
     assert "12 site partitions" in warning and "ms per partition" in warning
     assert "dagster-postgres.yaml" in warning and "Continuing" in warning
     assert runner.sqlite_partition_warning(instance, 10) is None
+
+
+def test_write_lock_held_longer_than_50s_is_waited_for_with_a_message(tmp_path):
+    """A refresh used to fail after ~50 s of retries while another process held the lock."""
+    import duckdb
+
+    path = tmp_path / "locked.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(float(sys.argv[2]))", str(path), "5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException, match="still locked by another process"):
+            connect(path, wait_seconds=0.5)
+        messages: list[str] = []
+        started = time.monotonic()
+        con = connect(path, wait_seconds=60, log=messages.append)
+        con.close()
+        assert time.monotonic() - started > 2
+        assert len(messages) == 1 and "waiting for the warehouse" in messages[0] and str(path) in messages[0]
+    finally:
+        holder.kill()
+        holder.wait()
