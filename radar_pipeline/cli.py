@@ -76,6 +76,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
 
 
+def cmd_methodology(args: argparse.Namespace) -> int:
+    from radar_pipeline import fingerprint
+
+    print(fingerprint.describe())
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     dagster_home()
     # -m, not workspace.yaml: the code location's working directory stays the user's
@@ -105,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                        "from the warehouse")
     p.add_argument("--warehouse", help="DuckDB file (default $RADAR_WAREHOUSE or data/radar.duckdb)")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("methodology", help="methodology version per stage and the rule/SQL files it covers")
+    p.set_defaults(func=cmd_methodology)
 
     p = sub.add_parser("ui", help="start the Dagster UI + daemon on this project")
     p.add_argument("--host", default="127.0.0.1")

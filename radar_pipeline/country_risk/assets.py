@@ -11,7 +11,7 @@ import csv
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import integrity, schemas, settings
+from radar_pipeline import fingerprint, integrity, schemas, settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
@@ -60,7 +60,7 @@ def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
           description="Indicator registry (rules/indicators.csv): topic, source and direction of each indicator.",
           metadata={"dagster/table_name": "indicator_registry"})
 def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    with open(settings.RULES_DIR / "indicators.csv", newline="", encoding="utf-8") as fh:
+    with open(settings.rules_dir() / "indicators.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     df = (pl.DataFrame(rows).select("indicator_id", "topic", "source", "direction", "unit", "note")
             .unique("indicator_id", keep="first", maintain_order=True))
@@ -162,7 +162,7 @@ source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
           deps=[indicator_registry, countries, *source_assets],
           description="Indicator values normalised to 1-6 (min-max by direction) for the latest observation "
                       "in Y-5..Y; gaps filled with M49 sub-region/region means and flagged (sql/country_risk/indicator_scores.sql).",
-          metadata={"dagster/table_name": "indicator_scores"})
+          metadata={"dagster/table_name": "indicator_scores"}, code_version=fingerprint.version("country"))
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     edition = int(context.partition_key)
     with warehouse.get_connection() as con:
@@ -175,6 +175,8 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehou
         for (ind,) in flat:
             context.log.warning(f"indicator {ind}: every country has the same value in edition "
                                 f"{edition}; all get 3.5 (METHODOLOGY §2.2)")
+        # §8c: the rows carry the fingerprint of the rules that produced them
+        rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))
         n = replace_slice(con, "indicator_scores", rows, {"edition": edition})
         schema = table_schema_metadata(con, "indicator_scores")
     by_method = rows.group_by("method").len().sort("method")
@@ -198,7 +200,7 @@ def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
           description="Topic score 1-6 per country: mean of the topic's indicator scores "
                       "(sql/country_risk/country_topic_risk.sql). A topic with no data fails the run "
                       "unless listed in allow_missing_topics.",
-          metadata={"dagster/table_name": "country_topic_risk"})
+          metadata={"dagster/table_name": "country_topic_risk"}, code_version=fingerprint.version("country"))
 def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskConfig,
                        warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     edition = int(context.partition_key)
@@ -221,6 +223,7 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
         problems = schemas.validate(schemas.country_topic_risk, rows)
         if problems:
             raise dg.Failure("country_topic_risk: " + "; ".join(problems[:5]))
+        rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c
         n = replace_slice(con, "country_topic_risk", rows, {"edition": edition})
         schema = table_schema_metadata(con, "country_topic_risk")
     if missing:

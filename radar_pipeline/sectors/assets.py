@@ -7,7 +7,7 @@ written as delete-then-insert of the edition's slice from one SQL file each.
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import integrity, settings
+from radar_pipeline import fingerprint, integrity, settings
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
@@ -55,7 +55,7 @@ def isic(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.Ma
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"}, deps=[isic],
           description="Sector weight 0-4 per ISIC section/division x topic (rules/sector_weights.csv, "
                       "authored from the §3 rubric; see rules/sector_weights.md).",
-          metadata={"dagster/table_name": "sector_weights"})
+          metadata={"dagster/table_name": "sector_weights"}, code_version=fingerprint.version("inherent"))
 def sector_weights(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     df = weights.load_sector_weights()
     with warehouse.get_connection() as con:
@@ -91,7 +91,7 @@ def sector_weights_sanity(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
                                          description="Every ILAB good has an ISIC class (rules/goods_isic.csv)")],
           description="High-risk goods per country x ISIC class: ILAB child/forced labour list, EU CAHRA "
                       "conflict minerals, deforestation (user file, else the EUDR default) — §4.",
-          metadata={"dagster/table_name": "high_risk_goods"})
+          metadata={"dagster/table_name": "high_risk_goods"}, code_version=fingerprint.version("inherent"))
 def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
     edition = int(context.partition_key)
     goods = ilab_list_of_goods.parse_goods(_files("ilab_list_of_goods", context.log.info))
@@ -127,11 +127,14 @@ def edition_sql_asset(name: str, sql_file: str, deps: list, description: str) ->
 
     @dg.asset(name=name, group_name=GROUP, pool=POOL, partitions_def=editions, deps=deps,
               kinds={"duckdb", "sql"}, description=f"{description} (sql/{sql_file}.sql)",
-              metadata={"dagster/table_name": name})
+              metadata={"dagster/table_name": name}, code_version=fingerprint.version("inherent"))
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         edition = int(context.partition_key)
         with warehouse.get_connection() as con:
-            n = replace_slice(con, name, read_sql(sql_file), {"edition": edition}, {"edition": edition})
+            # §8c: every row carries the fingerprint of the rules that produced it
+            rows = f"select *, $methodology_version::varchar as methodology_version from ({read_sql(sql_file)})"
+            n = replace_slice(con, name, rows, {"edition": edition},
+                              {"edition": edition, "methodology_version": fingerprint.version("inherent")})
             schema = table_schema_metadata(con, name)
         return dg.MaterializeResult(metadata={"dagster/row_count": n, "dagster/column_schema": schema})
 

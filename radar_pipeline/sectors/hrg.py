@@ -26,7 +26,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.settings import RULES_DIR
+from radar_pipeline.settings import rules_dir
 from radar_pipeline.sources.eu_cahra import CAHRA_SCHEMA
 from radar_pipeline.sources.ilab_list_of_goods import GOODS_SCHEMA
 
@@ -59,7 +59,7 @@ def _key(col: str) -> pl.Expr:
 
 def load_rule(name: str) -> pl.DataFrame:
     """A rule CSV from rules/, every column as text (ISIC codes keep leading zeros)."""
-    return pl.read_csv(RULES_DIR / f"{name}.csv", infer_schema=False)
+    return pl.read_csv(rules_dir() / f"{name}.csv", infer_schema=False)
 
 
 def _check_classes(df: pl.DataFrame, what: str) -> None:
