@@ -41,6 +41,11 @@ SITE_ID = lambda: c(pl.Utf8, "Supplier site id as sent by the buyer", pa.Check.s
                     nullable=False)
 MISSING = lambda: c(pl.Utf8, "Comma-separated topics that had no data in this edition "  # noqa: E731
                              "(left out of every mean); empty when all 14 are present")
+METHODOLOGY_VERSION = lambda: c(pl.Utf8, "Methodology version (METHODOLOGY §8c): package version + "  # noqa: E731
+                                         "fingerprint of the rule tables and SQL that produced the row; "
+                                         "`radar methodology` lists the files it covers")
+CONFIDENCE_LABEL = lambda: c(pl.Utf8, "Confidence label: high (>= 0.8), medium (>= 0.5), low",  # noqa: E731
+                             pa.Check.isin(("high", "medium", "low")))
 
 countries = pa.DataFrameSchema({
     "iso3": c(pl.Utf8, "ISO 3166-1 alpha-3 country code", pa.Check.str_matches(ISO3), nullable=False, unique=True),
@@ -71,6 +76,7 @@ country_risk = pa.DataFrameSchema({
                            "0.5 (imputed from a region), 0 (world mean)", pa.Check.in_range(0.0, 1.0),
                     nullable=False),
     "missing_topics": MISSING(),
+    "methodology_version": METHODOLOGY_VERSION(),
 }, name="country_risk", strict=True, unique=["edition", "iso3", "topic"],
     description="Country risk in long form: one row per edition x country x topic.")
 
@@ -87,6 +93,7 @@ country_risk_wide = pa.DataFrameSchema({
     "confidence": c(float, "Country confidence 0-1: mean of the 14 topic confidences, a missing topic counting 0 "
                            "(METHODOLOGY §8a)", pa.Check.in_range(0.0, 1.0), nullable=False),
     "missing_topics": MISSING(),
+    "methodology_version": METHODOLOGY_VERSION(),
 }, name="country_risk_wide", strict=True, unique=["edition", "iso3"],
     description="Country risk in wide form: one row per edition x country, one column per topic.")
 
@@ -104,6 +111,7 @@ inherent_risk = pa.DataFrameSchema({
     "hrg_uplift": c(float, "High-risk-goods uplift for this country x class x topic (METHODOLOGY §4)",
                     nullable=False),
     "score": c(float, "Inherent risk of the topic for this country x class (METHODOLOGY §5)", nullable=False),
+    "methodology_version": METHODOLOGY_VERSION(),
 }, name="inherent_risk", strict=True,
     description="Inherent risk per edition x country x ISIC class x topic, with its three ingredients.")
 
@@ -123,6 +131,10 @@ inherent_risk_overall = pa.DataFrameSchema({
     "is_primary_producer": c(pl.Boolean, "The class is a primary producer (agriculture, mining...)",
                              nullable=False),
     "missing_topics": MISSING(),
+    "confidence": c(float, "Inherent confidence 0-1 (METHODOLOGY §8a): mean of the country's 14 topic "
+                           "confidences, a missing topic counting 0", pa.Check.in_range(0.0, 1.0)),
+    "confidence_label": CONFIDENCE_LABEL(),
+    "methodology_version": METHODOLOGY_VERSION(),
 }, name="inherent_risk_overall", strict=True, unique=["edition", "iso3", "isic_class"],
     description="Inherent risk per edition x country x ISIC class (one score, pillar means for display).")
 
@@ -155,15 +167,26 @@ _site_score_columns = {
     "base": c(float, "Score before the adjustment"),
     "adjustment": c(pl.Utf8, "Adjustment applied: none, reduction_0.75, reduction_0.90 or floor_6.0"),
     "final_score": c(float, "Final site score 0-10 (rounded to 1 decimal)", pa.Check.in_range(0.0, 10.0)),
-    "category": c(pl.Utf8, "Risk category of the final score: Low (< 4), Medium (< 6), High",
-                  pa.Check.isin(CATEGORIES)),
+    "category_calculated": c(pl.Utf8, "Category of the final score: Low (< 4), Medium (< 6), High",
+                             pa.Check.isin(CATEGORIES)),
+    "category": c(pl.Utf8, "Risk category: an analyst's override where one is in force (METHODOLOGY §8b), "
+                           "else category_calculated", pa.Check.isin(CATEGORIES)),
+    "override_reason": c(pl.Utf8, "Reason of the override in force (null when none)"),
+    "override_author": c(pl.Utf8, "Author of the override in force (null when none)"),
     "inherent_only": c(pl.Boolean, "No questionnaire: the score is the inherent risk only"),
     "missing_topics": MISSING(),
+    "inherent_confidence": c(float, "Confidence 0-1 of the site's inherent risk (METHODOLOGY §8a)",
+                             pa.Check.in_range(0.0, 1.0)),
+    "saq_completeness": c(float, "Answered SAQ factors / all factors (0 without a questionnaire)",
+                          pa.Check.in_range(0.0, 1.0)),
+    "confidence": c(float, "Site confidence 0-1 = 0.5 x inherent_confidence + 0.5 x saq_completeness; "
+                           "it qualifies the score and never changes it", pa.Check.in_range(0.0, 1.0)),
+    "confidence_label": CONFIDENCE_LABEL(),
     "previous_edition": c(pl.Int32, "The site's previous scored edition (null for its first)"),
     "previous_final_score": c(float, "final_score in previous_edition"),
     "previous_category": c(pl.Utf8, "category in previous_edition"),
     "score_change": c(float, "final_score - previous_final_score, rounded to 1 decimal"),
-    "methodology_version": c(pl.Utf8, "Version of the scoring methodology"),
+    "methodology_version": METHODOLOGY_VERSION(),
     "scored_at": c(pl.Datetime("us"), "When the score was computed (UTC)"),
 }
 
@@ -179,10 +202,12 @@ site_scores_latest = pa.DataFrameSchema(
 site_score_factors = pa.DataFrameSchema({
     "edition": EDITION(),
     "site_id": SITE_ID(),
-    "kind": c(pl.Utf8, "inherent_topic, saq_factor, control or adjustment", nullable=False),
+    "kind": c(pl.Utf8, "inherent_topic, saq_factor, control, adjustment, override or confidence",
+              nullable=False),
     "item": c(pl.Utf8, "Factor, control id, inherent part or adjustment name", nullable=False),
     "detail": c(pl.Utf8, "Answer, level or rule that produced the points"),
-    "points": c(float, "Points contributed"),
+    "points": c(float, "Points contributed (confidence rows: the confidence 0-1)"),
+    "methodology_version": METHODOLOGY_VERSION(),
 }, name="site_score_factors", strict=True,
     description="Explanation of every site score: one row per site x edition x factor (METHODOLOGY §8.6).")
 
