@@ -172,6 +172,11 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
              f"methodology {s['methodology_version']}",
              f"FINAL SCORE {fmt(s['final_score'], 1)}  -> {s['category']}"
              f"{'  [primary producer]' if s['is_primary_producer'] else ''}",
+             *([f"OVERRIDE: category {s['category_calculated']} -> {s['category']} by {s['override_author']}: "
+                f"{s['override_reason']}"] if s.get("override_reason") else []),
+             f"Confidence {fmt(s.get('confidence'))} ({s.get('confidence_label') or 'unknown'}) = 0.5 x inherent "
+             f"confidence {fmt(s.get('inherent_confidence'))} + 0.5 x SAQ completeness "
+             f"{fmt(s.get('saq_completeness'))}; it qualifies the score, never changes it",
              "",
              f"Inherent risk {fmt(s['inherent'])} (labour {fmt(s['labour_standards'])}, H&S "
              f"{fmt(s['health_safety'])}, ethics {fmt(s['business_ethics'])}, environment {fmt(s['environment'])})"
@@ -194,7 +199,7 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
         lines.append(f"  {r['points']:g} pt  {r['item']}")
     lines += [f"Open audit findings: {s['open_critical']} critical/business-critical, {s['open_major']} major",
               f"Base {fmt(s['base'])} -> adjustment {s['adjustment']} -> {fmt(s['final_score'], 1)} "
-              f"({s['category']})"]
+              f"({s.get('category_calculated') or s['category']})"]
     return "\n".join(lines)
 
 
@@ -205,6 +210,53 @@ def cmd_explain(args: argparse.Namespace) -> int:
     finally:
         con.close()
     return 0
+
+
+def cmd_override(args: argparse.Namespace) -> int:
+    """Append a category override (METHODOLOGY §8b) after validating it, then rescore the site
+    (one Dagster run, as `radar sites ingest` does) so the warehouse and the published data show it."""
+    from radar_pipeline.sites.overrides import OverrideError, append_override
+
+    warehouse = Path(args.warehouse or settings.warehouse_path())
+    known = None
+    if warehouse.exists():
+        con = connect(warehouse, read_only=True)
+        try:
+            known = {r[0] for r in con.sql("select site_id from sites where site_id = $s",
+                                           params={"s": args.site_id}).fetchall()}
+        finally:
+            con.close()
+    else:
+        print(f"no warehouse at {warehouse}: the site id cannot be checked against the register",
+              file=sys.stderr)
+    try:
+        path = append_override(args.site_id, args.category, args.reason, args.author,
+                               expires_on=args.expires, known_sites=known)
+    except OverrideError as exc:
+        print(f"override rejected: {exc}", file=sys.stderr)
+        return 2
+    print(f"override {args.site_id} -> {args.category} recorded in {path}"
+          + (f" (in force up to {args.expires})" if args.expires else ""))
+    if args.no_rescore or not known:
+        return 0
+    import dagster as dg
+
+    from radar_pipeline.cli import dagster_home
+    from radar_pipeline.runner import score_sites
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        outcome = score_sites([args.site_id], edition=args.edition or 0, warehouse=warehouse, instance=instance)
+        if not outcome.success:
+            for step, message in outcome.failures.items():
+                print(f"FAILED {step}: {message}", file=sys.stderr)
+            return 1
+        print(f"rescored {args.site_id}")
+        if args.no_publish:
+            return 0
+        from radar_pipeline.publish.runner import publish_cli
+
+        return publish_cli(warehouse=warehouse, instance=instance)
 
 
 def register(sub) -> None:
@@ -232,6 +284,19 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--warehouse")
     s.set_defaults(func=cmd_score)
+
+    o = sub.add_parser("override", help="recategorise a site with a reason (METHODOLOGY §8b); the score is "
+                                        "kept, the category replaced while the override is in force")
+    o.add_argument("site_id")
+    o.add_argument("--category", required=True, help="Low, Medium or High")
+    o.add_argument("--reason", required=True)
+    o.add_argument("--author", required=True)
+    o.add_argument("--expires", help="last day in force, YYYY-MM-DD (default: no expiry)")
+    o.add_argument("--edition", type=int, default=0, help="edition to rescore (default: latest)")
+    o.add_argument("--no-rescore", action="store_true", help="only record it; applied at the next scoring")
+    o.add_argument("--no-publish", action="store_true", help="rescore but do not publish the BI snapshot")
+    o.add_argument("--warehouse")
+    o.set_defaults(func=cmd_override)
 
     e = sub.add_parser("explain", help="readable breakdown of one site's score")
     e.add_argument("site_id")
