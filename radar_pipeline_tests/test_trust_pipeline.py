@@ -144,3 +144,29 @@ def test_unionised_site_confidence_and_override_reach_warehouse_and_published(wa
     assert latest == [(calculated, target, "verified remediation", row["confidence_label"],
                        fingerprint.version("site"))]
     assert versions_published == {fingerprint.version("inherent")}
+
+
+def test_radar_score_output_adds_confidence_category_calculated_and_version(warehouse, tmp_path, monkeypatch):
+    """`radar score` (the streamed CLI path) keeps its columns and adds the issue-9 ones, and
+    applies the overrides in RADAR_OVERRIDES like the Dagster path."""
+    from radar_pipeline.sites.cli import score_file
+    from radar_pipeline.sites.overrides import append_override
+
+    sites = tmp_path / "score_me.jsonl"
+    sites.write_text("".join(json.dumps(s) + "\n" for s in SITES))
+    before, _ = score_file(sites, 2024, warehouse)
+    for col in ("site_id", "final_score", "category", "inherent", "management_controls", "adjustment",
+                "confidence", "confidence_label", "category_calculated", "methodology_version"):
+        assert col in before.columns, col
+    assert set(before["methodology_version"]) == {fingerprint.version("site")}
+    assert before["category"].to_list() == before["category_calculated"].to_list()
+
+    calculated = before.filter(before["site_id"] == "T-NOSAQ")["category"].item()
+    target = "Low" if calculated != "Low" else "High"
+    monkeypatch.setenv("RADAR_OVERRIDES", str(tmp_path / "cli-overrides"))
+    append_override("T-NOSAQ", target, "desk review", "qa")
+    after, _ = score_file(sites, 2024, warehouse)
+    row = after.filter(after["site_id"] == "T-NOSAQ").row(0, named=True)
+    assert (row["category_calculated"], row["category"], row["override_reason"]) == (calculated, target,
+                                                                                     "desk review")
+    assert after["final_score"].to_list() == before["final_score"].to_list()
