@@ -270,3 +270,20 @@ def test_versions_follow_RADAR_RULES_DIR_and_the_cli_lists_files(rules_copy, mon
     for stage, v in fingerprint.versions().items():
         assert f"{stage}" in out and v in out
     assert "rules/sector_weights.csv" in out and "sql/sites/site_scores.sql" in out
+
+
+def test_site_explanation_picture_shows_confidence_and_override():
+    from radar_pipeline.pictures import render
+
+    site = {"site_id": "S1", "iso3": "NGA", "isic_code": "0111", "edition": 2024, "inherent": 7.0,
+            "site_characteristics": 5.0, "raw_points": 20.0, "total_available": 90.0, "management_controls": 1.2,
+            "mc_rounded": 1.0, "final_score": 6.5, "category": "Medium", "category_calculated": "High",
+            "override_reason": "remediation verified", "override_author": "ana", "base": 6.5,
+            "adjustment": "none", "open_critical": 0, "open_major": 1, "inherent_only": False,
+            "confidence": 0.62, "confidence_label": "medium", "inherent_confidence": 0.8, "saq_completeness": 0.44}
+    topics = pl.DataFrame({"topic": ["wages"], "country_score": [5.0], "sector_weight": [2.0],
+                           "hrg_uplift": [0.0], "score": [7.0]})
+    factors = pl.DataFrame({"kind": ["saq_factor"], "item": ["piece_rate"], "detail": ["true"], "points": [2.0]})
+    title = render.site_explanation_figure(site, topics, factors)._suptitle.get_text()
+    assert "confidence 0.62 medium" in title and "SAQ completeness 0.44" in title
+    assert "OVERRIDE High -> Medium by ana: remediation verified" in title
