@@ -36,7 +36,7 @@ def main() -> None:
     con = duckdb.connect(str(db))
     ensure_schema(con)
     con.execute(f"attach '{src}' as wh (read_only)")
-    for table in ("countries", "isic"):
+    for table in ("edition_countries", "isic"):
         con.execute(f"insert into {table} select * from wh.{table}")
     con.execute("detach wh")
     if args.memory_limit:

@@ -88,7 +88,7 @@ def worker_prepare(n: int) -> None:
     con = duckdb.connect(str(tmp))
     ensure_schema(con)
     con.execute(f"attach '{src}' as wh (read_only)")
-    for table in ("countries", "isic"):
+    for table in ("edition_countries", "isic"):
         con.execute(f"insert into {table} select * from wh.{table}")
     con.execute(f"insert into inherent_risk_overall select * from wh.inherent_risk_overall where edition = {EDITION}")
     con.execute("detach wh")

@@ -5,9 +5,10 @@ import duckdb
 
 
 def country_topic_risk_complete(con: duckdb.DuckDBPyConnection, edition: int) -> tuple[bool, dict]:
-    """Every universe country has every topic present in the edition; scores within 1-6."""
+    """Every country of the edition's universe has every topic present in the edition; scores within 1-6."""
     expected, actual, lo, hi = con.sql("""
-        select (select count(*) from countries) * count(distinct topic), count(*), min(score), max(score)
+        select (select count(*) from edition_countries where edition = $e) * count(distinct topic),
+               count(*), min(score), max(score)
         from country_topic_risk where edition = $e""", params={"e": edition}).fetchall()[0]
     passed = bool(actual) and expected == actual and lo >= 1.0 and hi <= 6.0
     return passed, {"edition": edition, "expected_rows": expected, "rows": actual,
@@ -17,7 +18,8 @@ def country_topic_risk_complete(con: duckdb.DuckDBPyConnection, edition: int) ->
 def inherent_risk_overall_complete(con: duckdb.DuckDBPyConnection, edition: int) -> tuple[bool, dict]:
     """One row per M49 country x ISIC class; overall and per-topic scores within 1-10."""
     expected, actual, lo, hi, topic_lo, topic_hi = con.sql("""
-        select (select count(*) from countries) * (select count(*) from isic where level = 'class'),
+        select (select count(*) from edition_countries where edition = $e)
+                   * (select count(*) from isic where level = 'class'),
                (select count(*) from inherent_risk_overall where edition = $e),
                (select min(score) from inherent_risk_overall where edition = $e),
                (select max(score) from inherent_risk_overall where edition = $e),

@@ -29,7 +29,8 @@ countries = pa.DataFrameSchema(
     {
         "iso3": pa.Column(str, pa.Check.str_matches(ISO3), unique=True, description="ISO 3166-1 alpha-3"),
         "iso2": pa.Column(str, nullable=True),
-        "m49": pa.Column(str),
+        "m49": pa.Column(str, nullable=True, description="UN M49 code (null for Taiwan and Kosovo, which "
+                                                          "M49 does not list: rules/universe_additions.csv)"),
         "name": pa.Column(str),
         "region": pa.Column(str, description="M49 region (gap-fill fallback)"),
         "subregion": pa.Column(str, nullable=True, description="M49 sub-region"),

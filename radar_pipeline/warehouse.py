@@ -31,7 +31,26 @@ def read_sql(name: str) -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    _migrate_countries_table(con)
     con.execute(DDL_FILE.read_text(encoding="utf-8"))
+
+
+def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses from before per-edition countries had one shared `countries` table, which
+    every edition's refresh replaced; it is now the view over `edition_countries`. Keep the
+    old rows as the universe of every edition already built, then drop the table."""
+    kind = con.sql("select table_type from information_schema.tables where table_name = 'countries' "
+                   "and table_schema = current_schema()").fetchall()
+    if not kind or kind[0][0] != "BASE TABLE":
+        return
+    con.execute("begin transaction")
+    con.execute(DDL_FILE.read_text(encoding="utf-8").split("create view if not exists countries")[0])
+    con.execute("""insert into edition_countries
+        select e.edition, c.*, 'migrated from the shared countries table'
+        from countries as c
+        cross join (select distinct edition from country_topic_risk) as e""")
+    con.execute("drop table countries")
+    con.execute("commit")
 
 
 def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | None = None,

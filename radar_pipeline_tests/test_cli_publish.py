@@ -4,6 +4,7 @@ skips it, `radar publish` publishes on demand. Every command runs as a user runs
 (a `radar` subprocess in its own working directory)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,9 +62,10 @@ def test_refresh_and_ingest_publish_without_a_daemon(tmp_path):
     assert bi_read(published, "select snapshot_id from publish_info")[0][0] != first_snapshot
 
     # ingest publishes by default: a changed site reaches the BI file without `radar publish`
-    lines = sites.read_text().splitlines()
+    site = json.loads(sites.read_text().splitlines()[0])
+    site["site_name"] = f"renamed {site.get('site_name')}"
     changed = tmp_path / "changed.jsonl"
-    changed.write_text(lines[0].replace('"site_name": "', '"site_name": "renamed ') + "\n")
+    changed.write_text(json.dumps(site) + "\n")
     before = bi_read(published, "select snapshot_id from publish_info")[0][0]
     out = radar(["sites", "ingest", str(changed)], tmp_path, env)
     assert "Published the BI snapshot" in out.stdout, out.stdout[-2000:]

@@ -22,7 +22,7 @@ def make_db(registry: list[tuple[str, str, str]], obs: list[tuple[str, str, int,
     con = duckdb.connect()
     ensure_schema(con)
     con.register("countries_df", COUNTRIES)
-    con.execute("insert into countries select * from countries_df")
+    con.execute("insert into edition_countries select $e, *, 'test' from countries_df", {"e": edition})
     reg = pl.DataFrame(registry, schema=["indicator_id", "topic", "direction"], orient="row").with_columns(
         source=pl.lit("x"), unit=pl.lit(None, pl.String), note=pl.lit(None, pl.String))
     con.execute("insert into indicator_registry by name select * from reg")

@@ -41,10 +41,36 @@ def test_every_country_has_every_topic_with_data(shared_warehouse):
     for edition in (2022, 2023, 2024):
         counts = q(shared_warehouse, """
             select topic, count(*) as n from country_topic_risk where edition = $e group by topic""", e=edition)
-        n_countries = q(shared_warehouse, "select count(*) as n from countries")["n"][0]
-        assert n_countries == 247  # M49 areas with a region
+        n_countries = q(shared_warehouse, "select count(*) as n from edition_countries where edition = $e",
+                        e=edition)["n"][0]
+        assert n_countries == 249  # 247 M49 areas with a region + Taiwan and Kosovo (METHODOLOGY §1)
         assert set(counts["topic"]) == set(TOPICS) - set(SHARED_MISSING)
         assert counts["n"].to_list() == [n_countries] * counts.height
+
+
+def test_taiwan_and_kosovo_have_every_topic_in_every_edition(shared_warehouse):
+    rows = q(shared_warehouse, """
+        select edition, iso3, count(*) as n, min(confidence) as c from country_topic_risk
+        where iso3 in ('TWN', 'XKX') group by all order by all""")
+    assert rows.select("edition", "iso3").rows() == [(e, c) for e in (2022, 2023, 2024) for c in ("TWN", "XKX")]
+    assert (rows["n"] == len(TOPICS) - len(SHARED_MISSING)).all()
+    # CPI rates both (Kosovo as KSV): observed, not imputed
+    cpi = q(shared_warehouse, """select iso3, method from indicator_scores
+                                 where edition = 2023 and indicator_id = 'ti_cpi_score' and iso3 in ('TWN', 'XKX')""")
+    assert set(cpi["method"]) == {"direct"} and cpi.height == 2
+
+
+def test_edition_sources_as_of_the_edition(shared_warehouse):
+    es = q(shared_warehouse, "select * from edition_sources where edition = 2023")
+    cahra = es.filter(pl.col("source") == "eu_cahra").select("vintage", "released_after_edition").rows()
+    assert cahra == [("2026-06", True)]     # no CAHRA list released by 2023: the oldest we have
+    wdi = es.filter(pl.col("indicators").str.contains("wb_poverty_umic"))
+    assert wdi.select("vintage", "released_after_edition").rows() == [("2023-03", False)]
+    # nothing released after 2023 is read when an earlier vintage exists
+    assert set(es.filter(pl.col("released_after_edition"))["source"]) <= {"eu_cahra", "ituc"}
+    poverty = q(shared_warehouse, """select distinct vintage from indicator_observations
+                                     where edition = 2023 and indicator_id = 'wb_poverty_umic'""")
+    assert poverty["vintage"].to_list() == ["2023-03"]
 
 
 def test_cpi_worked_example_2023(shared_warehouse):
@@ -65,7 +91,7 @@ def test_scores_in_range_and_imputation_flagged(shared_warehouse):
     assert s["score"].min() >= 1.0 and s["score"].max() <= 6.0
     imputed = s.filter(pl.col("imputed"))
     assert imputed.height > 0
-    assert set(imputed["method"]) <= {"subregion_mean", "region_mean"}
+    assert set(imputed["method"]) <= {"intermediate_region_mean", "subregion_mean", "region_mean", "world_mean"}
     assert imputed["imputed_from"].null_count() == 0 and imputed["value"].null_count() == imputed.height
     assert set(s.filter(~pl.col("imputed"))["method"]) == {"direct"}
     t = q(shared_warehouse, "select * from country_topic_risk")
@@ -87,12 +113,15 @@ def test_provenance_recorded(shared_warehouse):
     files = q(shared_warehouse, "select * from source_files where edition = 2023 and source = 'ti_cpi'")
     assert files["sha256"].to_list() == ["3e85ec1a576e994d271cfc7e3a61660231cf3fa0e7b0ea3515d1ec17f52e1c6e"]
     notes = q(shared_warehouse, "select * from source_notes where edition = 2023")
-    assert notes.filter(pl.col("reason").str.contains("XKX")).height > 0  # Kosovo reported, not silently lost
+    # Channel Islands (CHI): outside the universe, reported, not silently lost
+    assert notes.filter(pl.col("reason").str.contains("outside the M49 universe \\(maps to CHI\\)")).height > 0
+    # Kosovo is in the universe now (METHODOLOGY §1): kept, no note
+    assert notes.filter(pl.col("reason").str.contains("XKX")).height == 0
 
 
 def test_inherent_risk_complete_and_hrg(shared_warehouse):
     n = q(shared_warehouse, "select count(*) n from inherent_risk_overall where edition = 2023")["n"][0]
-    assert n == 247 * 419
+    assert n == 249 * 419  # 247 M49 areas + Taiwan and Kosovo, x ISIC classes
     civ = q(shared_warehouse, "select uplift from hrg_uplift where edition = 2023 and iso3 = 'CIV' "
                               "and isic_class = '0127' and topic = 'children'")
     assert civ["uplift"].to_list() == [2.0]

@@ -54,8 +54,20 @@ def test_cli_score_equals_dagster_path(warehouse, tmp_path):
     sites_file = tmp_path / "sites.jsonl"
     write_sites(generate_sites(1000, 11, countries, classes), sites_file)
 
-    cli_scores, rejects = score_file(sites_file, 2024, warehouse)
+    # streamed in chunks of 300 lines (the last one partial): the same scores as one pass
+    cli_scores, rejects = score_file(sites_file, 2024, warehouse, chunk_lines=300)
     assert rejects.is_empty() and cli_scores.height == 1000
+    # `radar score` as a user runs it: the same rows in the file, explanation rows only on request
+    from radar_pipeline.cli import main
+
+    out = tmp_path / "out" / "scores.csv"
+    args = ["score", "--sites", str(sites_file), "--edition", "2024", "--out", str(out), "--chunk-lines", "300",
+            "--warehouse", str(warehouse)]
+    assert main(args) == 0
+    assert pl.read_csv(out, schema=cli_scores.schema).equals(cli_scores)
+    assert not (tmp_path / "out" / "scores_factors.csv").exists()
+    assert main([*args, "--explain"]) == 0
+    cli_factors = pl.read_csv(tmp_path / "out" / "scores_factors.csv", infer_schema_length=None)
 
     con = connect(warehouse)
     summary = store.ingest(con, sites_file)
@@ -74,6 +86,13 @@ def test_cli_score_equals_dagster_path(warehouse, tmp_path):
             "final_score", "category", "inherent_only"]
     assert cli_scores.select(cols).sort("site_id").equals(dagster_scores.select(cols).sort("site_id"))
     assert set(cli_scores["category"]) <= {"Low", "Medium", "High"}
+    con = connect(warehouse, read_only=True)
+    dagster_factors = con.sql("select site_id, kind, item, points from site_score_factors "
+                              "where edition = 2024 order by site_id, kind, item").pl()
+    con.close()
+    assert cli_factors.n_unique("site_id") == 1000
+    assert cli_factors.select("site_id", "kind", "item", "points").sort("site_id", "kind", "item").equals(
+        dagster_factors.with_columns(pl.col("points").cast(cli_factors["points"].dtype)))
 
 
 def _write(path: Path, rows: list[dict | str]):

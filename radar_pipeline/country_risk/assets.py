@@ -28,32 +28,43 @@ class CountryRiskConfig(dg.Config):
 
 # --- reference -------------------------------------------------------------------
 
-@dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"},
-          description="UN M49 countries/areas with a region: the country universe and gap-fill groups.",
-          metadata={"dagster/table_name": "countries"})
+@dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"}, partitions_def=editions,
+          description="The edition's country universe (METHODOLOGY §1): UN M49 areas with a region from the "
+                      "M49 vintage released by the edition, plus Taiwan and Kosovo "
+                      "(rules/universe_additions.csv); the gap-fill groups. Per edition, so refreshing one "
+                      "edition never changes another (view `countries` = every edition's countries).",
+          metadata={"dagster/table_name": "edition_countries"})
 def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     from radar_pipeline.sources import un_m49
 
+    edition = int(context.partition_key)
     files = registry.collect_files("un_m49", mirror=settings.sources_mirror(),
                                    landing=settings.landing_dir(), user_dir=settings.user_files_dir(),
                                    log=context.log.info)
     if not files:
         raise dg.Failure(f"no UN M49 file found (looked for un_m49/<vintage>/*.csv in "
                          f"{settings.sources_mirror() or settings.landing_dir()})")
-    latest = list(files.values())[-1][0]
-    df = un_m49.parse_countries(latest.path)
+    vintage, _, after = registry.choose_list_vintage("un_m49", files, edition)
+    chosen = files[vintage][0]
+    try:
+        df = un_m49.parse_universe(chosen.path)
+    except SourceError as exc:
+        raise dg.Failure(str(exc)) from exc
     problems = schemas.validate(schemas.countries, df)
     if problems:
-        raise dg.Failure(f"un_m49 {latest.name}: " + "; ".join(problems[:5]))
+        raise dg.Failure(f"un_m49 {chosen.name}: " + "; ".join(problems[:5]))
+    rows = df.select(pl.lit(edition, pl.Int32).alias("edition"), pl.all(),
+                     pl.lit(vintage).alias("m49_vintage"))
+    sources_read = registry.list_source_rows(edition, "un_m49", files)
     with warehouse.get_connection() as con:
-        con.execute("begin transaction")
-        con.execute("delete from countries")
-        con.execute("insert into countries select * from df")
-        con.execute("commit")
-        schema = table_schema_metadata(con, "countries")
+        n = replace_slice(con, "edition_countries", rows, {"edition": edition})
+        replace_slice(con, "edition_sources", sources_read, {"edition": edition, "source": "un_m49"})
+        schema = table_schema_metadata(con, "edition_countries")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": df.height, "dagster/column_schema": schema,
-        "file": latest.name, "sha256": latest.sha256, "vintage": latest.vintage})
+        "dagster/row_count": n, "dagster/column_schema": schema,
+        "file": chosen.name, "sha256": chosen.sha256, "vintage": vintage,
+        "released_after_edition": after,
+        "added_to_m49": ", ".join(df.filter(pl.col("m49").is_null())["iso3"].to_list()) or "none"})
 
 
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb"},
@@ -85,6 +96,15 @@ def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
 
 # --- sources ---------------------------------------------------------------------
 
+def edition_sources_md(rows: pl.DataFrame) -> str:
+    if rows is None or rows.is_empty():
+        return "no vintage read"
+    return ("| source | vintage | released | after edition | indicators | rule |\n|---|---|---|---|---|---|\n"
+            + "\n".join(f"| {r['source']} | {r['vintage']} | {r['release_year'] or '-'} | "
+                         f"{'**yes**' if r['released_after_edition'] else 'no'} | {r['indicators'] or '-'} | "
+                         f"{r['rule']} |" for r in rows.iter_rows(named=True)))
+
+
 def build_source_asset(source: str) -> dg.AssetsDefinition:
     check_name = "parsed_and_valid"
 
@@ -101,9 +121,10 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
         edition = int(context.partition_key)
         with warehouse.get_connection() as con:
-            universe = {r[0] for r in con.sql("select iso3 from countries").fetchall()}
+            universe = {r[0] for r in con.sql("select iso3 from edition_countries where edition = $e",
+                                              params={"e": edition}).fetchall()}
         if not universe:
-            raise dg.Failure("countries table is empty: materialize `countries` first")
+            raise dg.Failure(f"edition {edition} has no countries: materialize `countries` for it first")
         try:
             load = registry.load_source(source, edition, universe, log=context.log.info)
             problems = schemas.validate(schemas.indicator_observations, load.observations)
@@ -133,6 +154,7 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
             n = replace_slice(con, "indicator_observations", obs, where)
             replace_slice(con, "source_files", files_df, where)
             replace_slice(con, "source_notes", notes_df, where)
+            replace_slice(con, "edition_sources", load.edition_sources, where)
             schema = table_schema_metadata(con, "indicator_observations")
         yield dg.AssetCheckResult(check_name=check_name, passed=True,
                                   metadata={"rows": n, "left_out": notes.height})
@@ -145,6 +167,9 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
                 "| indicator | countries |\n|---|---|\n" + "\n".join(
                     f"| {r[0]} | {r[1]} |" for r in per_indicator.iter_rows())) if n else "no data in window",
             "vintages": ", ".join(load.vintages),
+            # METHODOLOGY §1 "as of the edition": which vintages this edition read, and why
+            "edition_sources": dg.MetadataValue.md(edition_sources_md(load.edition_sources)),
+            "not_yet_released": ", ".join(load.not_yet_released) or "none",
             "files": dg.MetadataValue.json({f.name: {"sha256": f.sha256, "url": f.url, "vintage": f.vintage}
                                             for f in load.files}),
             "left_out_rows": notes.height,

@@ -50,7 +50,7 @@ CONFIDENCE_LABEL = lambda: c(pl.Utf8, "Confidence label: high (>= 0.8), medium (
 countries = pa.DataFrameSchema({
     "iso3": c(pl.Utf8, "ISO 3166-1 alpha-3 country code", pa.Check.str_matches(ISO3), nullable=False, unique=True),
     "iso2": c(pl.Utf8, "ISO 3166-1 alpha-2 country code"),
-    "m49": c(pl.Utf8, "UN M49 numeric code"),
+    "m49": c(pl.Utf8, "UN M49 numeric code (null for Taiwan and Kosovo, which M49 does not list)"),
     "country_name": COUNTRY_NAME(),
     "region": REGION(),
     "subregion": SUBREGION(),
@@ -59,7 +59,8 @@ countries = pa.DataFrameSchema({
     "lldc": c(pl.Boolean, "Land-locked developing country (UN M49)"),
     "sids": c(pl.Boolean, "Small island developing state (UN M49)"),
 }, name="countries", strict=True,
-    description="Country dimension: every UN M49 country/area with a region. One row per iso3.")
+    description="Country dimension: every UN M49 country/area with a region, plus Taiwan (TWN) and Kosovo "
+                "(XKX) (METHODOLOGY §1), as described in the newest edition that has it. One row per iso3.")
 
 country_risk = pa.DataFrameSchema({
     "edition": EDITION(),
@@ -234,6 +235,22 @@ site_rejects = pa.DataFrameSchema({
 }, name="site_rejects", strict=True,
     description="Site file lines rejected at intake, with the reason.")
 
+edition_sources = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "source": c(pl.Utf8, "Source adapter (= folder of the sources mirror), e.g. worldbank_wdi, eu_cahra",
+                nullable=False),
+    "vintage": c(pl.Utf8, "Vintage folder the edition read (labelled by its release: 2023, 2023-03, FY2023)",
+                 nullable=False),
+    "release_year": c(pl.Int32, "Year the vintage was released (null: not edition-bound, e.g. a classification)"),
+    "released_after_edition": c(pl.Boolean, "True when no vintage of the source was released by the edition "
+                                            "and the oldest one was used instead (METHODOLOGY §1)", nullable=False),
+    "indicators": c(pl.Utf8, "Comma-separated indicators read from this vintage (null for lists: CAHRA, ILAB "
+                             "goods, UN M49)"),
+    "rule": c(pl.Utf8, "Why this vintage: newest released by the edition, oldest (none released), "
+                       "not edition-bound", nullable=False),
+}, name="edition_sources", strict=True, unique=["edition", "source", "vintage"],
+    description="Source vintages each edition read, as of the edition: one row per edition x source x vintage.")
+
 data_dictionary = pa.DataFrameSchema({
     "table_name": c(pl.Utf8, "Published table", nullable=False),
     "table_description": c(pl.Utf8, "What one row of the table is"),
@@ -257,6 +274,6 @@ publish_info = pa.DataFrameSchema({
 
 # Order = publish order = order in the data dictionary.
 SCHEMAS: dict[str, pa.DataFrameSchema] = {s.name: s for s in (
-    countries, country_risk, country_risk_wide, inherent_risk, inherent_risk_overall,
+    countries, country_risk, country_risk_wide, inherent_risk, inherent_risk_overall, edition_sources,
     site_scores_latest, site_scores_history, site_score_factors, site_nonconformities, site_rejects,
     data_dictionary, publish_info)}

@@ -96,11 +96,14 @@ def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
     edition = int(context.partition_key)
     goods = ilab_list_of_goods.parse_goods(_files("ilab_list_of_goods", context.log.info))
     cahra = eu_cahra.parse_cahra(_files("eu_cahra", context.log.info))
+    # METHODOLOGY §1 "as of the edition": the list vintage each source gives this edition
+    sources_read = {src: registry.list_source_rows(edition, src, df["vintage"].unique().to_list())
+                    for src, df in (("ilab_list_of_goods", goods), ("eu_cahra", cahra))}
     user_defo_path = settings.user_files_dir() / "deforestation"
     user_defo = (pl.concat([pl.read_csv(p, infer_schema=False) for p in sorted(user_defo_path.glob("*.csv"))])
                  if user_defo_path.is_dir() and any(user_defo_path.glob("*.csv")) else None)
     with warehouse.get_connection() as con:
-        universe = con.sql("select iso3 from countries").pl()
+        universe = con.sql("select iso3 from edition_countries where edition = $e", params={"e": edition}).pl()
         rows, unmapped = hrg.build_high_risk_goods(
             edition, goods, cahra, hrg.load_rule("goods_isic"), hrg.load_rule("deforestation_default"),
             hrg.load_rule("eudr_low_risk_countries"), universe, user_deforestation=user_defo)
@@ -108,6 +111,8 @@ def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
         n = replace_slice(con, "high_risk_goods", rows, {"edition": edition})
         replace_slice(con, "hrg_unmapped", unmapped.with_columns(edition=pl.lit(edition, pl.Int32)),
                       {"edition": edition})
+        for src, rows_read in sources_read.items():
+            replace_slice(con, "edition_sources", rows_read, {"edition": edition, "source": src})
         schema = table_schema_metadata(con, "high_risk_goods")
     yield dg.AssetCheckResult(check_name="every_good_mapped", passed=unmapped.height == 0,
                               severity=dg.AssetCheckSeverity.ERROR,
@@ -119,7 +124,10 @@ def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
         "dagster/row_count": n, "dagster/column_schema": schema,
         "ilab_goods": goods["good"].n_unique(), "cahra_countries": cahra["iso3"].n_unique(),
         "by_risk_type": dg.MetadataValue.json(by_type), "unmapped_goods": unmapped.height,
-        "deforestation_source": "user file" if user_defo is not None else "EUDR default"})
+        "deforestation_source": "user file" if user_defo is not None else "EUDR default",
+        **{f"{src}_vintage": (f"{r['vintage'][0]} (released after the edition)" if r["released_after_edition"][0]
+                              else r["vintage"][0]) if r.height else "none"
+           for src, r in sources_read.items()}})
 
 
 def edition_sql_asset(name: str, sql_file: str, deps: list, description: str) -> dg.AssetsDefinition:

@@ -18,8 +18,8 @@ Decisions (all data, editable in `rules/`):
   in every country not benchmarked low risk.
 - A good without an ISIC mapping is returned in the unmapped frame, never
   silently dropped.
-- Lists are point-in-time snapshots: an edition uses the latest vintage whose
-  year is ≤ the edition, else the oldest vintage available (recorded in `source`).
+- Lists are point-in-time snapshots: an edition uses the newest vintage released
+  by the edition, else the oldest one (recorded in `source` and in edition_sources).
 """
 from __future__ import annotations
 
@@ -69,15 +69,15 @@ def _check_classes(df: pl.DataFrame, what: str) -> None:
                          f"{bad.get_column('isic_class').unique().to_list()[:10]}")
 
 
-def select_vintage(df: pl.DataFrame, edition: int) -> pl.DataFrame:
-    """Rows of the latest vintage with year ≤ edition, else of the oldest vintage."""
+def select_vintage(df: pl.DataFrame, edition: int, source: str = "list") -> pl.DataFrame:
+    """Rows of the newest vintage released by the edition, else of the oldest vintage — the
+    as-of rule every source follows (sources.registry.choose_list_vintage, METHODOLOGY §1)."""
+    from radar_pipeline.sources.registry import choose_list_vintage
+
     if df.is_empty():
         return df
-    years = (df.select(pl.col("vintage").unique())
-               .with_columns(year=pl.col("vintage").str.slice(0, 4).cast(pl.Int32, strict=False)))
-    usable = years.filter(pl.col("year") <= edition)
-    chosen = (usable.sort("vintage").tail(1) if usable.height else years.sort("vintage").head(1))
-    return df.join(chosen.select("vintage"), on="vintage", how="semi")
+    vintage, _, _ = choose_list_vintage(source, df["vintage"].unique().sort().to_list(), edition)
+    return df.filter(pl.col("vintage") == vintage)
 
 
 def _ilab_rows(goods: pl.DataFrame, derived_inputs: pl.DataFrame) -> pl.DataFrame:
@@ -153,8 +153,8 @@ def build_high_risk_goods(
     _check_classes(goods_isic, "goods_isic")
     _check_classes(deforestation, "deforestation")
 
-    goods = select_vintage(goods, edition)
-    cahra = select_vintage(cahra, edition)
+    goods = select_vintage(goods, edition, "ilab_list_of_goods")
+    cahra = select_vintage(cahra, edition, "eu_cahra")
 
     # ILAB child / forced labour, mapped good → classes
     ilab = _ilab_rows(goods, derived_inputs)

@@ -5,12 +5,37 @@ publisher files (mirror folder, or live download into the landing folder),
 parse every vintage with the adapter, map countries, keep the observations
 inside the edition window (Y-5..Y) and, where vintages overlap, the value from
 the newest vintage (publishers revise back years).
+
+As of the edition (METHODOLOGY §1): edition Y reads only vintages *released* in
+year Y or before, so rebuilding an old edition later gives the same numbers.
+A vintage folder is labelled by its release, and `release_year` maps a label
+to the year it was released:
+
+| label | released in | example |
+|---|---|---|
+| `YYYY`, `YYYY-MM` | YYYY | `2023`, `2023-03`, `2026-06` |
+| `api-YYYY-MM` (live World Bank API download) | YYYY | `api-2026-12` |
+| `FYYYYY` (World Bank fiscal-year products) | YYYY - 1 (FY2023 is published July 2022) | `FY2023` |
+| `current` (a catalogue download of a list that has no release label) | the year it was fetched (`fetched_at` of its `.meta.json`, else the file's mtime) | |
+| anything for a source in NOT_EDITION_BOUND (classifications) | not edition-bound: every edition reads it | `unsd_isic/rev4` |
+
+Any other label is an error naming the source and the folder. The choice is
+made per indicator (a World Bank folder usually holds the indicators of one
+download, not the whole database): the indicator is read from every vintage
+released by Y that carries it (newest wins per country and year, as before);
+when none carrying it was released by Y, from the OLDEST vintage carrying it,
+and the `edition_sources` row says `released_after_edition = true`.
+`edition_sources` lists, per edition and source, the vintages its observations
+(inside the Y-5..Y window) come from, with the indicators each gives. Lists that
+are snapshots (EU CAHRA, ILAB goods, UN M49) use one vintage: the newest
+released by Y, else the oldest (`choose_list_vintage`).
 """
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -28,6 +53,76 @@ USER_SOURCES = ("ituc", "user")
 # World Bank indicators come from the API v2 in live mode (one call set per code).
 API_SOURCES = {"worldbank_wdi": "", "worldbank_wgi": "3"}  # source -> WB API `source` param
 EDITION_WINDOW = 5
+# Sources whose folders are classifications, not releases: every edition reads
+# them whatever their label (METHODOLOGY §1 "as of the edition" binds releases).
+NOT_EDITION_BOUND = {"unsd_isic": "ISIC Rev.4 classification structure (a reference, not a release)"}
+
+EDITION_SOURCES_SCHEMA = {
+    "edition": pl.Int32, "source": pl.String, "vintage": pl.String, "released_after_edition": pl.Boolean,
+    "release_year": pl.Int32, "indicators": pl.String, "rule": pl.String,
+}
+
+
+def release_year(source: str, vintage: str, files: list[LandedFile] | tuple = ()) -> int | None:
+    """Year the vintage was released; None for a source that is not edition-bound."""
+    if source in NOT_EDITION_BOUND:
+        return None
+    m = re.fullmatch(r"(?:api-)?(\d{4})(?:-(?:0[1-9]|1[0-2]))?", vintage)
+    if m:
+        return int(m.group(1))
+    m = re.fullmatch(r"FY(\d{4})", vintage, flags=re.IGNORECASE)
+    if m:
+        # World Bank fiscal year FYn runs July n-1 .. June n; its products
+        # (income classification) are released at its start.
+        return int(m.group(1)) - 1
+    if vintage == "current":
+        fetched = sorted(str(f.extra["fetched_at"]) for f in files if f.extra.get("fetched_at"))
+        if fetched and re.match(r"\d{4}", fetched[0]):
+            return int(fetched[0][:4])
+        if files:
+            return min(datetime.fromtimestamp(Path(f.path).stat().st_mtime).year for f in files)
+        return date.today().year
+    raise SourceError(source, f"vintage folder {vintage!r} is not a release label: use YYYY, YYYY-MM, "
+                      "api-YYYY-MM, FYYYYY or current (METHODOLOGY §1, as of the edition)", field="vintage")
+
+
+def choose_list_vintage(source: str, vintages: dict[str, list[LandedFile]] | list[str],
+                        edition: int) -> tuple[str, int | None, bool] | None:
+    """(vintage, release_year, released_after_edition) of a snapshot list for the edition:
+    the newest vintage released by the edition, else the oldest one. None when there is none."""
+    files = vintages if isinstance(vintages, dict) else {v: [] for v in vintages}
+    if not files:
+        return None
+    files = dict(sorted(files.items()))
+    years = {v: release_year(source, v, fs) for v, fs in files.items()}
+    order = sorted(files, key=lambda v: (years[v] if years[v] is not None else 0, v))
+    released = [v for v in order if years[v] is None or years[v] <= edition]
+    chosen = released[-1] if released else order[0]
+    y = years[chosen]
+    return chosen, y, y is not None and y > edition
+
+
+def list_source_rows(edition: int, source: str, vintages: dict[str, list[LandedFile]] | list[str]
+                     ) -> pl.DataFrame:
+    """The edition_sources row of a snapshot list (CAHRA, ILAB goods, M49): the vintage
+    choose_list_vintage gives the edition; no row when the source has no vintage."""
+    choice = choose_list_vintage(source, vintages, edition)
+    if choice is None:
+        return edition_source_rows(edition, source, [], "")
+    vintage, year, after = choice
+    return edition_source_rows(edition, source, [(vintage, year, "")],
+                               "none released by the edition: oldest vintage" if after
+                               else "newest released by the edition")
+
+
+def edition_source_rows(edition: int, source: str, rows: list[tuple[str, int | None, str]],
+                        rule: str) -> pl.DataFrame:
+    """edition_sources rows: one per (vintage, release_year, indicators) the edition read."""
+    return pl.DataFrame(
+        [{"edition": edition, "source": source, "vintage": v,
+          "released_after_edition": y is not None and y > edition, "release_year": y,
+          "indicators": ind, "rule": rule} for v, y, ind in rows],
+        schema=EDITION_SOURCES_SCHEMA)
 
 
 def indicator_sources() -> list[str]:
@@ -48,8 +143,10 @@ class SourceLoad:
     source: str
     observations: pl.DataFrame           # edition-window rows, one per (indicator, iso3, year)
     notes: pl.DataFrame                  # rows dropped, with reasons
-    files: list[LandedFile] = field(default_factory=list)
-    vintages: list[str] = field(default_factory=list)
+    files: list[LandedFile] = field(default_factory=list)      # files of the vintages read for the edition
+    vintages: list[str] = field(default_factory=list)          # those vintages
+    edition_sources: pl.DataFrame | None = None                # what the edition read, as of its year
+    not_yet_released: list[str] = field(default_factory=list)  # vintages left out: released after Y
 
 
 def collect_files(source: str, *, mirror: Path | None, landing: Path, user_dir: Path,
@@ -110,6 +207,45 @@ def parse_all(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFr
     return pl.concat(frames, how="vertical") if frames else None
 
 
+def as_of(raw: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]],
+          edition: int) -> pl.DataFrame:
+    """Keep, per indicator, the rows of the vintages released by the edition (else of the
+    oldest vintage carrying the indicator)."""
+    years = _release_years(source, by_vintage)
+    carried = (raw.select("indicator_id", "vintage").unique().join(years, on="vintage", how="left")
+                  .with_columns(released=pl.col("release_year").is_null()
+                                | (pl.col("release_year") <= edition)))
+    oldest = (carried.sort("release_year", "vintage", nulls_last=False)
+                     .group_by("indicator_id", maintain_order=True).first())
+    chosen = pl.concat([
+        carried.filter(pl.col("released")),
+        # no vintage carrying the indicator was released by the edition: its oldest one
+        oldest.join(carried.filter(pl.col("released")), on="indicator_id", how="anti"),
+    ], how="vertical_relaxed")
+    return raw.join(chosen.select("indicator_id", "vintage"), on=["indicator_id", "vintage"], how="semi")
+
+
+def _release_years(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
+    return pl.DataFrame({"vintage": list(by_vintage),
+                         "release_year": [release_year(source, v, fs) for v, fs in by_vintage.items()]},
+                        schema={"vintage": pl.String, "release_year": pl.Int32})
+
+
+def sources_read(obs: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]],
+                 edition: int) -> pl.DataFrame:
+    """edition_sources rows: the vintages the edition's observations actually come from."""
+    used = (obs.group_by("vintage")
+               .agg(pl.col("indicator_id").unique().sort().str.join(",").alias("indicators"))
+               .join(_release_years(source, by_vintage), on="vintage", how="left")
+               .sort("vintage"))
+    rows = edition_source_rows(edition, source, list(used.select("vintage", "release_year", "indicators")
+                                                     .iter_rows()), "")
+    return rows.with_columns(rule=pl.when(pl.col("release_year").is_null()).then(pl.lit("not edition-bound"))
+                             .when(pl.col("released_after_edition"))
+                             .then(pl.lit("none released by the edition: oldest vintage"))
+                             .otherwise(pl.lit("released by the edition")))
+
+
 def edition_cut(resolved: pl.DataFrame, edition: int) -> pl.DataFrame:
     """Observations in Y-5..Y; newest vintage wins where vintages overlap."""
     return (resolved
@@ -142,12 +278,20 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     mirror = mirror if mirror is not None else settings.sources_mirror()
     by_vintage = collect_files(source, mirror=mirror, landing=landing or settings.landing_dir(),
                                user_dir=user_dir or settings.user_files_dir(), log=log)
-    files = [f for fs in by_vintage.values() for f in fs]
     raw = parse_all(source, by_vintage) if by_vintage else None
     if raw is None or raw.height == 0:
-        return SourceLoad(source, _empty_obs(), pl.DataFrame(schema=NOTE_SCHEMA), files, list(by_vintage))
+        files = [f for fs in by_vintage.values() for f in fs]
+        return SourceLoad(source, _empty_obs(), pl.DataFrame(schema=NOTE_SCHEMA), files, list(by_vintage),
+                          edition_source_rows(edition, source, [], ""))
+    raw = as_of(raw, source, by_vintage, edition)
     kept, notes = resolve(raw, universe, source)
-    return SourceLoad(source, edition_cut(kept, edition), notes, files, list(by_vintage))
+    obs = edition_cut(kept, edition)
+    read = sources_read(obs, source, by_vintage, edition)
+    used = [v for v in by_vintage if v in set(raw["vintage"].unique().to_list())]
+    files = [f for v in used for f in by_vintage[v]]
+    later = [v for v in by_vintage if v not in used
+             and (y := release_year(source, v, by_vintage[v])) is not None and y > edition]
+    return SourceLoad(source, obs, notes, files, used, read, later)
 
 
 def _empty_obs() -> pl.DataFrame:

@@ -8,7 +8,11 @@ Land Locked Developing Countries (LLDC);Small Island Developing States (SIDS)`;
 codes are zero-padded strings, the three group columns hold "x" or nothing.
 
 The country universe (METHODOLOGY §1) = areas with an M49 region and an ISO3
-code: Antarctica (no region) and Sark (no ISO3) are left out.
+code: Antarctica (no region) and Sark (no ISO3) are left out; plus the
+economies of rules/universe_additions.csv (Taiwan, Kosovo), which M49 does not
+list on their own but publishers rate and supply chains run through. They get
+the sub-region/region the rule file names (so they are gap-filled from it) and
+no M49 code; if a later M49 file lists one of them, the file's row wins.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from radar_pipeline.settings import rules_dir
 from radar_pipeline.sources._csv_text import LINE, read_csv_text, require_columns
 from radar_pipeline.sources.base import LandedFile, SourceError
 
@@ -89,3 +94,26 @@ def parse_countries(path: Path) -> pl.DataFrame:
         return COUNTRY_SCHEMA.validate(df)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"M49 table fails validation: {exc}", file=Path(path).name) from exc
+
+
+def universe_additions(m49: pl.DataFrame, path: Path | None = None) -> pl.DataFrame:
+    """Rows of rules/universe_additions.csv not already in the M49 table, in its columns.
+
+    A region/sub-region the M49 file does not know is an error: the addition
+    would otherwise form a gap-fill group of its own."""
+    path = path or rules_dir() / "universe_additions.csv"
+    add = pl.read_csv(path, infer_schema=False).with_columns(pl.all().str.strip_chars().replace("", None))
+    bad = add.join(m49.select("region").unique(), on="region", how="anti")
+    if bad.height:
+        raise SourceError(SOURCE, f"{path.name}: region {bad['region'][0]!r} of {bad['iso3'][0]} is not an "
+                          "M49 region of the M49 file", file=path.name, field="region")
+    add = add.filter(~pl.col("iso3").is_in(m49["iso3"].implode()))
+    return add.select(
+        "iso3", "iso2", pl.lit(None, pl.String).alias("m49"), "name", "region", "subregion",
+        "intermediate_region", *[pl.lit(False).alias(c) for c in _FLAGS.values()])
+
+
+def parse_universe(path: Path) -> pl.DataFrame:
+    """The country universe of METHODOLOGY §1: M49 areas with a region + the universe additions."""
+    m49 = parse_countries(path)
+    return pl.concat([m49, universe_additions(m49)], how="vertical_relaxed").sort("iso3")

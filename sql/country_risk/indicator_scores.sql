@@ -1,6 +1,8 @@
 -- Normalised indicator scores for one edition (METHODOLOGY §2.2-2.3).
 -- Latest observation in the edition window -> min-max to 1..6 by direction
--- -> countries without a value get the mean of their M49 group, most local first.
+-- -> countries without a value get the mean of their M49 group, most local first
+-- (intermediate region, sub-region, region), and when no country of the region has
+-- a value, the mean over every country with one (`world_mean`, METHODOLOGY §1-2).
 -- Means are ordered aggregates: a parallel float sum depends on thread timing in
 -- the last bit, and reruns must reproduce the marts byte for byte.
 -- Params: $edition
@@ -17,15 +19,17 @@ indicators as (
 ),
 
 countries as (
-    -- Gap-fill groups from most to least local. M49's intermediate region
-    -- ("Western Africa") is what the methodology calls the sub-region; where a
-    -- country has none, its sub-region ("Northern Europe") is the local group.
+    -- The edition's own universe. Gap-fill groups from most to least local:
+    -- M49's intermediate region ("Western Africa") where one exists, else the
+    -- sub-region ("Northern Europe"), then the sub-region, then the region.
     select
         iso3,
         coalesce(intermediate_region, subregion) as local_group,
+        intermediate_region is not null as local_is_intermediate,
         subregion,
         region
-    from countries
+    from edition_countries
+    where edition = $edition
 ),
 
 -- logic --------------------------------------------------------------------
@@ -82,6 +86,11 @@ region_means as (
     from direct_geo group by all
 ),
 
+world_means as (
+    select indicator_id, avg(score order by iso3) as score
+    from direct_geo group by all
+),
+
 grid as (
     -- every country of the universe x every indicator that has data this edition
     select i.indicator_id, c.*
@@ -95,24 +104,28 @@ filled as (
         g.iso3,
         d.value,
         d.data_year,
-        coalesce(d.score, lm.score, sm.score, rm.score) as score,
+        coalesce(d.score, lm.score, sm.score, rm.score, wm.score) as score,
         d.score is null as imputed,
         case
             when d.score is not null then 'direct'
+            when lm.score is not null and g.local_is_intermediate then 'intermediate_region_mean'
             when lm.score is not null or sm.score is not null then 'subregion_mean'
             when rm.score is not null then 'region_mean'
+            else 'world_mean'
         end as method,
         case
             when d.score is not null then null
             when lm.score is not null then g.local_group
             when sm.score is not null then g.subregion
-            else g.region
+            when rm.score is not null then g.region
+            else 'World'
         end as imputed_from
     from grid as g
     left join direct as d using (indicator_id, iso3)
     left join local_means as lm on lm.indicator_id = g.indicator_id and lm.local_group = g.local_group
     left join subregion_means as sm on sm.indicator_id = g.indicator_id and sm.subregion = g.subregion
     left join region_means as rm on rm.indicator_id = g.indicator_id and rm.region = g.region
+    left join world_means as wm on wm.indicator_id = g.indicator_id
 )
 
 -- final --------------------------------------------------------------------

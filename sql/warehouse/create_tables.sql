@@ -1,19 +1,31 @@
 -- Warehouse tables. Created if missing; every write is a delete-then-insert
 -- of one slice (edition, or edition + source), so reruns are idempotent.
 
--- Reference: UN M49 countries/areas that have a region (the country universe).
-create table if not exists countries (
-    iso3 varchar primary key,
+-- Reference, per edition: the country universe (METHODOLOGY §1) the edition was built on — UN M49
+-- areas with a region from the M49 vintage of that edition, plus rules/universe_additions.csv
+-- (Taiwan, Kosovo). Keyed by edition so refreshing one edition never changes another.
+create table if not exists edition_countries (
+    edition integer not null,
+    iso3 varchar not null,
     iso2 varchar,
-    m49 varchar,
+    m49 varchar,                        -- null for TWN/XKX, which M49 does not list
     name varchar,
     region varchar,
     subregion varchar,
     intermediate_region varchar,
     ldc boolean,
     lldc boolean,
-    sids boolean
+    sids boolean,
+    m49_vintage varchar not null,       -- the un_m49 vintage folder the edition read
+    primary key (edition, iso3)
 );
+
+-- Every country of any edition's universe, described as in the newest edition that has it:
+-- the dimension site intake, joins by iso3 and the published `countries` table use.
+create view if not exists countries as
+select iso3, iso2, m49, name, region, subregion, intermediate_region, ldc, lldc, sids
+from edition_countries
+qualify row_number() over (partition by iso3 order by edition desc) = 1;
 
 -- Reference: the indicator registry (rules/indicators.csv, one row per indicator).
 create table if not exists indicator_registry (
@@ -35,6 +47,19 @@ create table if not exists source_files (
     sha256 varchar not null,
     bytes bigint,
     fetched_at varchar
+);
+
+-- METHODOLOGY §1 "as of the edition": every source vintage an edition read, per (edition, source);
+-- released_after_edition = true when no vintage was released by the edition and the oldest was used.
+create table if not exists edition_sources (
+    edition integer not null,
+    source varchar not null,
+    vintage varchar not null,
+    released_after_edition boolean not null,
+    release_year integer,               -- null: not edition-bound (a classification such as ISIC Rev.4)
+    indicators varchar,                 -- indicators read from this vintage ('' for lists: CAHRA, ILAB, M49)
+    rule varchar not null,              -- why this vintage (released by the edition / oldest / not edition-bound)
+    primary key (edition, source, vintage)
 );
 
 -- Rows read from a publisher but left out, with the reason (aggregates, areas outside M49).
@@ -346,6 +371,7 @@ create table if not exists site_scoring_runs (
 -- leaves an existing table alone); rows written before stay null until their slice is rebuilt.
 alter table indicator_scores add column if not exists methodology_version varchar;
 alter table country_topic_risk add column if not exists methodology_version varchar;
+alter table country_topic_risk add column if not exists confidence double;  -- §8a: topic confidence
 alter table hrg_uplift add column if not exists methodology_version varchar;
 alter table sector_weighted_country_risk add column if not exists methodology_version varchar;
 alter table inherent_risk add column if not exists methodology_version varchar;
