@@ -246,9 +246,14 @@ def score_one(site: dict, answers: dict, claimed: set, open_ncs: list, inherent:
             raw += POINTS[rule(v)]
     chars = 1 + 9 * min(1.0, raw / (0.45 * TOTAL_AVAILABLE)) if has_saq else None
     achieved = available = 0.0
-    for control_id, points, applies_when in catalogue:
-        if applies_when and answers.get(applies_when) is not True:
-            continue
+    for control_id, points, field, test, value in catalogue:
+        if field:  # §7: the SAQ answer must pass the control's condition; unanswered = left out
+            answer = answers.get(field)
+            if answer is None:
+                continue
+            text = str(answer).lower() if isinstance(answer, bool) else str(answer)
+            if (text == value) != (test == "is"):
+                continue
         available += points
         if control_id in claimed:
             achieved += points
@@ -300,8 +305,8 @@ def load_sample(con, sample_ids: list[str]):
         f"select iso3, isic_class, score from inherent_risk_overall where edition = {EDITION}").fetchall()}
     classes = con.sql("select code, section, division, grp from isic where level = 'class'").fetchall()
     con.unregister("_sample")
-    catalogue = [(r["control_id"], float(r["points"]), (r["applies_when"] or "").strip() or None)
-                 for r in read_controls().iter_rows(named=True)]
+    catalogue = [(r["control_id"], float(r["points"]), r["applies_when_field"], r["applies_when_test"],
+                  r["applies_when_value"]) for r in read_controls().iter_rows(named=True)]
     return sites, answers, saq_sites, claimed, ncs, inherent, classes, catalogue
 
 
