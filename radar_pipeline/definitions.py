@@ -5,6 +5,7 @@ import dagster as dg
 
 from radar_pipeline import settings
 from radar_pipeline.country_risk import assets as country_risk
+from radar_pipeline.country_risk import coverage
 from radar_pipeline.partitions import editions
 from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.publish import assets as publish
@@ -17,7 +18,7 @@ OWNER = "team:radar"
 
 reference_assets = [country_risk.countries, country_risk.indicator_registry, *sectors.reference_assets]
 edition_assets = [*country_risk.source_assets, country_risk.indicator_scores, country_risk.country_topic_risk,
-                  *sectors.edition_assets]
+                  coverage.coverage_report, *sectors.edition_assets]
 asset_checks = [country_risk.country_topic_risk_complete, *sectors.checks]
 
 # The main job: everything an edition needs, in one run. In-process: the

@@ -251,6 +251,30 @@ edition_sources = pa.DataFrameSchema({
 }, name="edition_sources", strict=True, unique=["edition", "source", "vintage"],
     description="Source vintages each edition read, as of the edition: one row per edition x source x vintage.")
 
+coverage_report = pa.DataFrameSchema({
+    "edition": EDITION(),
+    "topic": c(pl.Utf8, "Country-risk topic (METHODOLOGY §2)", pa.Check.isin(TOPICS), nullable=False),
+    "n_countries": c(pl.Int32, "Countries in the edition's universe", nullable=False),
+    "observed": c(pl.Int32, "Countries whose topic score uses only observed values (no indicator imputed)",
+                  nullable=False),
+    "partly_imputed": c(pl.Int32, "Countries with some of the topic's indicators imputed from region means",
+                        nullable=False),
+    "imputed": c(pl.Int32, "Countries with every indicator of the topic imputed", nullable=False),
+    "missing": c(pl.Int32, "Countries without a topic score (the topic had no data in the edition)",
+                 nullable=False),
+    "share_observed": c(float, "observed / n_countries", pa.Check.in_range(0.0, 1.0)),
+    "indicators": c(pl.Int32, "Indicators the registry lists for the topic", nullable=False),
+    "indicators_with_data": c(pl.Int32, "Of those, indicators with at least one observed country", nullable=False),
+    "indicator_observed": c(pl.Utf8, "Countries observed per indicator: 'indicator_id N; ...'", nullable=False),
+    "vintages": c(pl.Utf8, "Publisher vintages the topic's values came from: 'source vintage; ...' (null: "
+                           "no data); '(released after the edition)' marks a vintage newer than the edition"),
+    "data_year_min": c(pl.Int32, "Earliest data year among the topic's observations in the edition window"),
+    "data_year_max": c(pl.Int32, "Latest data year among the topic's observations in the edition window"),
+    "methodology_version": METHODOLOGY_VERSION(),
+}, name="coverage_report", strict=True, unique=["edition", "topic"],
+    description="Coverage per edition x topic: countries observed / partly imputed / imputed / missing and "
+                "the source vintages used.")
+
 data_dictionary = pa.DataFrameSchema({
     "table_name": c(pl.Utf8, "Published table", nullable=False),
     "table_description": c(pl.Utf8, "What one row of the table is"),
@@ -275,5 +299,6 @@ publish_info = pa.DataFrameSchema({
 # Order = publish order = order in the data dictionary.
 SCHEMAS: dict[str, pa.DataFrameSchema] = {s.name: s for s in (
     countries, country_risk, country_risk_wide, inherent_risk, inherent_risk_overall, edition_sources,
+    coverage_report,
     site_scores_latest, site_scores_history, site_score_factors, site_nonconformities, site_rejects,
     data_dictionary, publish_info)}

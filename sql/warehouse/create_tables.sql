@@ -403,5 +403,6 @@ create table if not exists coverage_report (
     vintages varchar not null,              -- 'source vintage; ...' the values came from
     data_year_min integer,
     data_year_max integer,
+    methodology_version varchar,            -- METHODOLOGY §8c: fingerprint of the country-risk rules
     primary key (edition, topic)
 );

@@ -1,0 +1,121 @@
+"""Coverage report (issue 13) and the edition-level claims of the new adapters, on the REAL
+publisher files of the shared mirror: edition 2024 reads WGI 2024-09 (rl for 2023), edition 2025
+has freedom_of_association from ITUC 2025 for every rated country and gap-fills the rest; the
+coverage table says so per topic, in the warehouse and in the published file."""
+from __future__ import annotations
+
+import csv
+
+import duckdb
+import polars as pl
+import pytest
+
+from radar_pipeline.methodology import TOPICS
+from radar_pipeline.publish.build import publish
+from radar_pipeline.runner import refresh_edition
+from radar_pipeline.sources import ituc
+from radar_pipeline.sources.base import LandedFile, load_indicator_specs, specs_for
+from radar_pipeline.sources.countries import resolve
+
+# Topics the shared mirror cannot fill in some edition (no real file, or data years before Y-5).
+MAY_BE_MISSING = ["children", "water", "working_hours", "freedom_of_association", "regular_employment", "gender"]
+EDITIONS = (2024, 2025)
+
+
+@pytest.fixture(scope="module")
+def shared_run(shared_sources, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("coverage")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    mp.setenv("RADAR_LANDING", str(tmp / "landing"))
+    mp.setenv("RADAR_BUYERS_INBOX", str(tmp / "buyers"))
+    path = tmp / "radar.duckdb"
+    for edition in EDITIONS:
+        outcome = refresh_edition(edition, allow_missing_topics=MAY_BE_MISSING, warehouse=path)
+        assert outcome.success, outcome.failures
+    published = tmp / "published" / "radar.duckdb"
+    publish(path, published, log=lambda m: None)
+    yield path, published
+    mp.undo()
+
+
+def q(path, sql, **params) -> pl.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.sql(sql, params=params or None).pl()
+    finally:
+        con.close()
+
+
+def test_every_topic_has_an_adapter_for_a_real_layout_or_curated_csv():
+    """METHODOLOGY §2: no topic may depend on a user file alone."""
+    by_topic: dict[str, set[str]] = {}
+    for s in load_indicator_specs():
+        by_topic.setdefault(s.topic, set()).add(s.source)
+    assert set(by_topic) == set(TOPICS)
+    for topic, sources in by_topic.items():
+        assert sources - {"user"}, f"{topic} has no publisher adapter"
+
+
+def test_coverage_rows_add_up_for_every_topic(shared_run):
+    path, _ = shared_run
+    rows = q(path, "select * from coverage_report order by edition, topic")
+    assert rows.height == len(EDITIONS) * len(TOPICS)
+    for edition in EDITIONS:
+        universe = q(path, "select count(*) as n from edition_countries where edition = $e", e=edition)["n"][0]
+        ed = rows.filter(pl.col("edition") == edition)
+        assert set(ed["topic"]) == set(TOPICS) and (ed["n_countries"] == universe).all()
+        total = ed["observed"] + ed["partly_imputed"] + ed["imputed"] + ed["missing"]
+        assert (total == universe).all()
+        # topics without data: every country missing, no vintage; with data: nobody missing
+        nodata = ed.filter(pl.col("indicators_with_data") == 0)
+        assert (nodata["missing"] == universe).all() and (nodata["vintages"] == "").all()
+        assert (ed.filter(pl.col("indicators_with_data") > 0)["missing"] == 0).all()
+        # the table agrees with country_topic_risk
+        direct = q(path, """select topic, count(*) filter (where n_imputed = 0) as observed
+                            from country_topic_risk where edition = $e group by topic""", e=edition)
+        got = dict(ed.select("topic", "observed").iter_rows())
+        assert all(got[t] == n for t, n in direct.iter_rows())
+
+
+def test_edition_2024_reads_wgi_2024_long_file(shared_run):
+    path, _ = shared_run
+    fl = q(path, "select * from coverage_report where edition = 2024 and topic = 'forced_labour'").row(0, named=True)
+    assert "worldbank_wgi 2024-09" in fl["vintages"]
+    rl = q(path, """select o.iso3 from indicator_observations o
+                    where o.edition = 2024 and o.indicator_id = 'wgi_rule_of_law' and o.data_year = 2023
+                      and o.vintage = '2024-09'""")
+    assert rl.height >= 200
+    scored = q(path, """select count(*) as n from indicator_scores where edition = 2024
+                        and indicator_id = 'wgi_rule_of_law' and not imputed and data_year = 2023""")
+    assert scored["n"][0] >= 200
+
+
+def test_edition_2025_freedom_of_association_from_ituc(shared_run, shared_sources):
+    path, _ = shared_run
+    universe = set(q(path, "select iso3 from edition_countries where edition = 2025")["iso3"])
+    raw = ituc.parse([LandedFile("ituc", "2025", shared_sources / "ituc/2025/ituc_global_rights_index_2025.csv")],
+                     specs_for("ituc", "2025"))
+    kept, _ = resolve(raw, universe, "ituc")
+    rated = set(kept["iso3"])
+    assert len(rated) >= 149
+    topic = q(path, """select iso3, n_imputed from country_topic_risk
+                       where edition = 2025 and topic = 'freedom_of_association'""")
+    assert set(topic["iso3"]) == universe                                  # gap-filled for everyone else
+    assert set(topic.filter(pl.col("n_imputed") == 0)["iso3"]) == rated    # observed exactly where rated
+    cov = q(path, "select * from coverage_report where edition = 2025 and topic = 'freedom_of_association'")
+    row = cov.row(0, named=True)
+    assert (row["observed"], row["imputed"], row["vintages"]) == (len(rated), len(universe) - len(rated), "ituc 2025")
+
+
+def test_published_coverage_table(shared_run):
+    path, published = shared_run
+    pub = q(published, "select * from coverage_report order by edition, topic")
+    wh = q(path, "select * from coverage_report order by edition, topic")
+    assert pub.height == wh.height
+    assert pub.select("edition", "topic", "observed", "missing").equals(wh.select("edition", "topic", "observed", "missing"))
+    share = pub.filter(pl.col("n_countries") > 0)
+    assert ((share["share_observed"] - share["observed"] / share["n_countries"]).abs() < 1e-4).all()
+    described = q(published, "select column_name from data_dictionary where table_name = 'coverage_report'")
+    assert set(described["column_name"]) == set(pub.columns)
