@@ -60,6 +60,21 @@ def test_taiwan_and_kosovo_have_every_topic_in_every_edition(shared_warehouse):
     assert set(cpi["method"]) == {"direct"} and cpi.height == 2
 
 
+def test_forced_labour_is_not_a_copy_of_wages(shared_warehouse):
+    # METHODOLOGY §2: poverty drives wages only; the forced-labour proxy is rule of law,
+    # informal employment and the TIP tier (no TIP file in the shared mirror)
+    inputs = q(shared_warehouse, """select distinct s.indicator_id from indicator_scores s
+                                    join indicator_registry r using (indicator_id) where r.topic = 'forced_labour'""")
+    assert "wb_poverty_umic_fl" not in inputs["indicator_id"].to_list() and inputs.height >= 2
+    for edition in (2023, 2024):
+        t = q(shared_warehouse, """
+            select w.iso3, w.score as wages, f.score as forced_labour
+            from country_topic_risk w join country_topic_risk f using (edition, iso3)
+            where w.edition = $e and w.topic = 'wages' and f.topic = 'forced_labour'""", e=edition)
+        differs = ((t["wages"] - t["forced_labour"]).abs() > 1e-9).sum()
+        assert differs > 0.9 * t.height, (edition, differs, t.height)
+
+
 def test_edition_sources_as_of_the_edition(shared_warehouse):
     es = q(shared_warehouse, "select * from edition_sources where edition = 2023")
     cahra = es.filter(pl.col("source") == "eu_cahra").select("vintage", "released_after_edition").rows()

@@ -758,6 +758,27 @@ def make_ituc() -> None:
          "ISO3) — ITUC publishes no data file; one vintage folder per index year 2022-2024")
 
 
+# ------------------------------------------------------------------- US TIP report tiers
+# Somalia is a "Special Case" in the real reports (no tier): left out, so forced_labour
+# gap filling from Eastern Africa is exercised.
+TIP_SPECIAL_CASES = ("SOM",)
+
+
+def make_tip() -> None:
+    labels = {1: "1", 2: "2", 3: "2WL", 4: "3"}
+    for year in (2022, 2023, 2024):
+        lines = ["country,tier"]
+        for iso in sorted(ISO, key=lambda i: COUNTRIES[i][1]):
+            if iso in TIP_SPECIAL_CASES:
+                continue
+            x = 1 + 3 * (1 - dev(iso)) + rng("tip", iso, year).uniform(-0.7, 0.7)
+            lines.append(csv_line([COUNTRIES[iso][1], labels[int(min(4, max(1, round(x))))]]).strip())
+        write_text(OUT / f"tip/{year}/tip_tiers.csv", "\n".join(lines) + "\n")
+    note("tip", "the project's curated US State Department Trafficking in Persons report CSV (country,tier; "
+         "tier 1, 2, 2WL, 3) — the report is published as text; one vintage folder per report year "
+         "2022-2024; SOM left out (a 'Special Case' in the real reports)")
+
+
 # The user file supplies hours only for countries the (synthetic) ILOSTAT file lacks,
 # as a national statistics office's figure would: one indicator must not come from
 # two sources for the same country and year.
@@ -953,8 +974,9 @@ Deviations from the real files worth knowing:
   has none. `undp_gii/2024-03/` holds the newer HDR composite-indices time
   series layout (`iso3,country,...,gii_1990..gii_2022`, ZZ aggregate rows,
   Windows-1252 like the publisher's file), with its own synthetic values.
-- `ituc/<year>/ituc_ratings.csv` and `user/2024/ilo_weekly_hours.csv` are the
-  project's own documented formats (there is no publisher file for ITUC); the
+- `ituc/<year>/ituc_ratings.csv`, `tip/<year>/tip_tiers.csv` and
+  `user/2024/ilo_weekly_hours.csv` are the project's own documented formats
+  (ITUC and the TIP report publish no data file); the
   user file gives weekly hours for DNK only, the country the synthetic
   `ilostat/2024/HOW_TEMP_SEX_ECO_NB_A.csv` (ILOSTAT bulk CSV layout, all
   breakdowns, ILO modelled rows for BGD NGA ETH VNM, aggregates X01/X84) lacks.
@@ -976,6 +998,7 @@ def main() -> None:
     make_wdi()
     make_wgi()
     make_ituc()
+    make_tip()
     make_user()
     make_ilostat()
     make_ilab()

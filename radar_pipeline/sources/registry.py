@@ -49,7 +49,7 @@ from radar_pipeline.sources.fetch import HttpClient, fetch_entry, load_catalogue
 
 # Sources the user supplies (no publisher file exists): read from the mirror
 # and from RADAR_USER_FILES/<source>/<vintage>/*.csv — never downloaded.
-USER_SOURCES = ("ituc", "user")
+USER_SOURCES = ("ituc", "tip", "user")
 # World Bank indicators come from the API v2 in live mode (one call set per code).
 API_SOURCES = {"worldbank_wdi": "", "worldbank_wgi": "3"}  # source -> WB API `source` param
 EDITION_WINDOW = 5
