@@ -31,7 +31,11 @@ def universe() -> set[str]:
 
 
 def _one_file(source: str) -> Path:
-    return sorted(p for p in (SAMPLE / source).glob("*/*") if p.is_file())[-1]
+    """The newest sample file the edition reads: as of the edition (METHODOLOGY §1), the newest
+    vintage released by EDITION, else the oldest vintage."""
+    files = sorted(p for p in (SAMPLE / source).glob("*/*") if p.is_file())
+    released = [p for p in files if int(p.parent.name[:4]) <= EDITION]
+    return released[-1] if released else [p for p in files if p.parent == files[0].parent][-1]
 
 
 def _edit_text(path: Path, fn: Callable[[str], str]) -> None:

@@ -200,6 +200,12 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehou
         for (ind,) in flat:
             context.log.warning(f"indicator {ind}: every country has the same value in edition "
                                 f"{edition}; all get 3.5 (METHODOLOGY §2.2)")
+        world = world_mean_fills(con, rows, edition)
+        for r in world.iter_rows(named=True):
+            context.log.warning(
+                f"edition {edition}: indicator {r['indicator_id']} (topic {r['topic']}) has no value in any "
+                f"country of region(s) {r['regions']}: {r['n']} countries ({r['countries']}) get the world "
+                "mean, flagged world_mean with confidence 0 (METHODOLOGY §1-2)")
         # §8c: the rows carry the fingerprint of the rules that produced them
         rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))
         n = replace_slice(con, "indicator_scores", rows, {"edition": edition})
@@ -210,7 +216,23 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehou
         "indicators": rows["indicator_id"].n_unique(),
         "by_method": dg.MetadataValue.json(dict(by_method.iter_rows())),
         "flat_indicators": ", ".join(i for (i,) in flat) or "none",
+        "world_mean_fills": dg.MetadataValue.md(
+            "| indicator | topic | regions without a value | countries |\n|---|---|---|---|\n"
+            + "\n".join(f"| {r['indicator_id']} | {r['topic']} | {r['regions']} | {r['countries']} |"
+                        for r in world.iter_rows(named=True))) if world.height else "none",
     })
+
+
+def world_mean_fills(con, rows: pl.DataFrame, edition: int) -> pl.DataFrame:
+    """Per indicator filled from the world mean: its topic, the regions lacking it and their countries."""
+    world = rows.filter(pl.col("method") == "world_mean").select("indicator_id", "iso3")  # noqa: F841
+    return con.sql("""
+        select w.indicator_id, r.topic, string_agg(distinct c.region, ', ' order by c.region) as regions,
+               count(*) as n, string_agg(w.iso3, ', ' order by w.iso3) as countries
+        from world as w
+        join indicator_registry as r using (indicator_id)
+        join edition_countries as c on c.iso3 = w.iso3 and c.edition = $e
+        group by all order by all""", params={"e": edition}).pl()
 
 
 def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
@@ -239,8 +261,20 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
         missing = [t for t in TOPICS if t not in present]
         not_allowed = [t for t in missing if t not in config.allow_missing_topics]
         if not_allowed:
+            n_countries = con.sql("select count(*) from edition_countries where edition = $e",
+                                  params={"e": edition}).fetchall()[0][0]
+            lacking = []
+            for t in not_allowed:
+                inds = con.sql("select indicator_id, source from indicator_registry where topic = $t order by 1",
+                               params={"t": t}).fetchall()
+                lacking.append(f"topic {t}: indicator(s) "
+                               + (", ".join(f"{i} (source {src})" for i, src in inds)
+                                  or "none in rules/indicators.csv"))
+            lacking = "; ".join(lacking)
             raise dg.Failure(
-                f"edition {edition}: no indicator data for topic(s) {', '.join(not_allowed)}. "
+                f"edition {edition}: no indicator data for topic(s) {', '.join(not_allowed)} — {lacking} — "
+                f"lacking for all {n_countries} countries of every region (no observation in "
+                f"{edition - registry.EDITION_WINDOW}..{edition}). "
                 "Supply a source (user file, mirror) or allow them: "
                 f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)}")
         rows = con.sql(read_sql("country_risk/country_topic_risk"),
