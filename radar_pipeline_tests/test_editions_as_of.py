@@ -189,3 +189,69 @@ def test_sites_in_taiwan_and_kosovo_are_accepted_and_scored(tmp_path, monkeypatc
     scores = q(path, "select site_id, iso3, inherent, final_score from site_scores order by site_id")
     assert scores.select("site_id", "iso3").rows() == [("TW-1", "TWN"), ("XK-1", "XKX")]
     assert scores["inherent"].null_count() == 0 and scores["final_score"].null_count() == 0
+
+
+# --- a whole region without data: world mean, flagged; a topic without data names what lacks -------
+
+def _mirror_without_ilostat(tmp_path: Path, user_rows: list[str] | None) -> Path:
+    mirror = tmp_path / "mirror"
+    shutil.copytree(settings.SAMPLE_MIRROR_DIR, mirror, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.rmtree(mirror / "ilostat")
+    shutil.rmtree(mirror / "user")
+    if user_rows is not None:
+        (mirror / "user/2024").mkdir(parents=True)
+        (mirror / "user/2024/hours.csv").write_text("iso3,indicator_id,year,value\n" + "\n".join(user_rows) + "\n")
+    return mirror
+
+
+def test_user_file_without_oceania_is_filled_from_the_world_mean(tmp_path, monkeypatch):
+    m49 = un_m49.parse_universe(settings.SAMPLE_MIRROR_DIR / "un_m49/2022/UNSD_Methodology.csv")
+    oceania = sorted(m49.filter(pl.col("region") == "Oceania")["iso3"])
+    others = sorted(m49.filter(pl.col("region") != "Oceania")["iso3"])
+    rows = [f"{iso3},ilo_weekly_hours,2023,{38 + i % 9}" for i, iso3 in enumerate(others)]
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(_mirror_without_ilostat(tmp_path, rows)))
+    monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "none"))
+    path = tmp_path / "radar.duckdb"
+    outcome = refresh_edition(2024, warehouse=path)
+    assert outcome.success, outcome.failures
+    filled = q(path, """select iso3, method, imputed_from, score from indicator_scores
+                        where edition = 2024 and indicator_id = 'ilo_weekly_hours' and method = 'world_mean'
+                        order by iso3""")
+    assert filled["iso3"].to_list() == oceania and set(filled["imputed_from"]) == {"World"}
+    direct = q(path, """select avg(score) s from indicator_scores
+                        where edition = 2024 and indicator_id = 'ilo_weekly_hours' and method = 'direct'""")
+    assert filled["score"].to_list() == pytest.approx([direct["s"][0]] * len(oceania))
+    conf = q(path, """select iso3, confidence from country_topic_risk
+                      where edition = 2024 and topic = 'working_hours' and iso3 in ('AUS', 'DNK') order by 1""")
+    assert conf.rows() == [("AUS", 0.0), ("DNK", 1.0)]
+    # the run says which indicator, topic and region were filled from the world mean
+    meta = [m for m in outcome.result.asset_materializations_for_node("indicator_scores")]
+    table = meta[0].metadata["world_mean_fills"].value
+    assert "ilo_weekly_hours" in table and "working_hours" in table and "Oceania" in table
+
+
+def test_topic_without_data_names_topic_indicator_and_countries(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(_mirror_without_ilostat(tmp_path, None)))
+    monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "none"))
+    outcome = refresh_edition(2024, warehouse=tmp_path / "radar.duckdb")
+    assert not outcome.success
+    message = outcome.failures["country_topic_risk"]
+    assert "working_hours" in message and "ilo_weekly_hours" in message
+    assert "all 32 countries" in message and "--allow-missing-topics working_hours" in message
+
+
+def test_integrity_check_names_what_is_lacking():
+    from radar_pipeline.warehouse import ensure_schema
+
+    con = duckdb.connect()
+    ensure_schema(con)
+    con.execute("""insert into edition_countries (edition, iso3, name, region, subregion, m49_vintage) values
+                   (2024, 'AUS', 'Australia', 'Oceania', 'Australia and New Zealand', 'x'),
+                   (2024, 'DNK', 'Denmark', 'Europe', 'Northern Europe', 'x')""")
+    con.execute("""insert into indicator_registry values
+                   ('ilo_weekly_hours', 'working_hours', 'ilostat', 'higher_is_riskier', null, null)""")
+    con.execute("""insert into country_topic_risk (edition, iso3, topic, score, n_indicators, n_imputed,
+                   confidence, missing_topics) values (2024, 'DNK', 'working_hours', 2.0, 1, 0, 1.0, '')""")
+    passed, meta = integrity.country_topic_risk_complete(con, 2024)
+    assert not passed
+    assert meta["lacking"] == "topic working_hours (indicators ilo_weekly_hours): regions Oceania: countries AUS"

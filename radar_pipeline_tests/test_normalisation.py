@@ -119,3 +119,19 @@ def test_topic_confidence_counts_observed_one_region_half():
     t = con.sql(read_sql("country_risk/country_topic_risk"),
                 params={"edition": 2023, "missing_topics": ""}).pl()
     assert dict(zip(t["iso3"], t["confidence"]))["CCC"] == 0.25
+
+
+def test_region_without_any_value_gets_the_world_mean():
+    # Europe (EEE, FFF) has no value at all: most local group, sub-region and region are empty
+    con = make_db([("i", "gender", "higher_is_riskier")],
+                  [("i", "AAA", 2023, 0), ("i", "BBB", 2023, 10), ("i", "CCC", 2023, 4)])
+    s = scores(con)
+    direct = [s[("i", c)]["score"] for c in ("AAA", "BBB", "CCC")]
+    for iso3 in ("EEE", "FFF"):
+        row = s[("i", iso3)]
+        assert row["imputed"] and row["method"] == "world_mean" and row["imputed_from"] == "World"
+        assert row["score"] == pytest.approx(sum(direct) / 3)
+    # an intermediate region's mean is labelled as such (METHODOLOGY §2.3)
+    assert s[("i", "DDD")]["method"] == "region_mean"
+    con = make_db([("i", "gender", "higher_is_riskier")], [("i", "AAA", 2023, 0), ("i", "CCC", 2023, 4)])
+    assert scores(con)[("i", "BBB")]["method"] == "intermediate_region_mean"
