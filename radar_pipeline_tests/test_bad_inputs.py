@@ -364,3 +364,76 @@ def test_buyer_dotdot_cannot_repoint_or_delete_the_main_parquet_link(tmp_path):
     with pytest.raises(ValueError, match="invalid id"):
         build.publish(wh, out / "radar.duckdb", log=lambda *_: None)
     assert os.readlink(link) == before
+
+
+# --------------------------------------------------------------------------- user files (issue 11)
+
+def _user_mirror(tmp_path: Path) -> Path:
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SAMPLE / "user", mirror / "user")
+    return mirror
+
+
+def _load_user(mirror: Path, tmp_path: Path, universe, source: str = "user"):
+    return registry.load_source(source, EDITION, universe, mirror=mirror, landing=tmp_path / "l",
+                                user_dir=tmp_path / "nouser", log=lambda m: None)
+
+
+def test_user_value_outside_the_indicators_plausible_range_is_an_error(tmp_path, universe):
+    """One typo (4700 h/week) would rescale every other country's score."""
+    mirror = _user_mirror(tmp_path)
+    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda l: "DNK,ilo_weekly_hours,2020,4700"))
+    with pytest.raises(SourceError) as err:
+        _load_user(mirror, tmp_path, universe)
+    msg = str(err.value)
+    assert err.value.row == "line 3" and err.value.field == "value"
+    assert "4700" in msg and "plausible range 0 to 168" in msg and "hours per week" in msg
+
+
+def test_every_indicator_has_a_plausible_range():
+    from radar_pipeline.sources.base import load_indicator_specs
+
+    for spec in load_indicator_specs():
+        assert spec.valid_min and spec.valid_max, spec.indicator_id
+        assert float(spec.valid_min) < float(spec.valid_max), spec.indicator_id
+
+
+def test_same_user_row_in_two_files_names_both_files(tmp_path, universe):
+    mirror = _user_mirror(tmp_path)
+    first = next((mirror / "user").glob("*/*.csv"))
+    (first.parent / "more_hours.csv").write_text("iso3,indicator_id,year,value\nDNK,ilo_weekly_hours,2019,40.0\n")
+    with pytest.raises(SourceError) as err:
+        _load_user(mirror, tmp_path, universe)
+    msg = str(err.value)
+    assert first.name in msg and "more_hours.csv" in msg and "two files" in msg, msg
+
+
+def test_same_ituc_country_in_two_files_names_both_files(tmp_path, universe):
+    mirror = tmp_path / "mirror"
+    shutil.copytree(SAMPLE / "ituc", mirror / "ituc")
+    first = _one_file("ituc")
+    target = mirror / "ituc" / first.relative_to(SAMPLE / "ituc")
+    country = target.read_text(encoding="utf-8").splitlines()[1].split(",")[0]
+    (target.parent / "extra.csv").write_text(f"country,rating\n{country},3\n", encoding="utf-8")
+    with pytest.raises(SourceError) as err:
+        _load_user(mirror, tmp_path, universe, source="ituc")
+    msg = str(err.value)
+    assert target.name in msg and "extra.csv" in msg and "two files" in msg, msg
+
+
+def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
+    """Was a raw primary-key error from the warehouse."""
+    import duckdb
+
+    from radar_pipeline.sources.user import clash_with_other_sources
+    from radar_pipeline.warehouse import ensure_schema
+
+    con = duckdb.connect()
+    ensure_schema(con)
+    con.execute("insert into indicator_observations values (2023, 'ti_cpi', 'ti_cpi_score', 'DNK', 2022, 90, "
+                "'2023', 'CPI2023.xlsx', 'row 5')")
+    obs = pl.DataFrame({"indicator_id": ["ti_cpi_score"], "iso3": ["DNK"], "data_year": [2022],
+                        "file": ["mine.csv"], "row_ref": ["line 2"]})
+    msg = clash_with_other_sources(con, 2023, "user", obs)
+    assert msg and "mine.csv" in msg and "ti_cpi" in msg and "CPI2023.xlsx" in msg
+    assert clash_with_other_sources(con, 2023, "ti_cpi", obs) is None

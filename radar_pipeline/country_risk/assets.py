@@ -15,6 +15,7 @@ from radar_pipeline import fingerprint, integrity, schemas, settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
+from radar_pipeline.sources import user as user_source
 from radar_pipeline.sources.base import SourceError
 from radar_pipeline.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
 
@@ -130,6 +131,10 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
             problems = schemas.validate(schemas.indicator_observations, load.observations)
             if problems:
                 raise SourceError(source, "; ".join(problems[:10]))
+            with warehouse.get_connection() as con:  # e.g. a user row for a publisher's value
+                clash = user_source.clash_with_other_sources(con, edition, source, load.observations)
+            if clash:
+                raise SourceError(source, clash)
         except SourceError as exc:
             # Report, then fail: the check shows why in the UI, the raise stops
             # downstream, and the previous slice of this source is kept.

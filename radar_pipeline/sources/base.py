@@ -57,6 +57,8 @@ class IndicatorSpec:
     vintages: str           # "*" = every vintage, else ";"-separated vintage folders
     series: str             # column / series / code in the publisher file for those vintages
     note: str = ""
+    valid_min: str = ""     # plausible value range ("" = open): user-file values outside it are errors
+    valid_max: str = ""
 
     def applies_to(self, vintage: str) -> bool:
         return self.vintages == "*" or vintage in self.vintages.split(";")

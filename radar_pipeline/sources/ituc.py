@@ -94,6 +94,9 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     if not files or not specs:
         return empty_observations()
     rows = pl.concat([_parse_file(f) for f in files])
+    from radar_pipeline.sources.user import raise_cross_file_duplicates
+
+    raise_cross_file_duplicates(rows, ["country", "data_year"], source=SOURCE)
     # Every registry row of this source reads the rating (series "rating").
     out = rows.join(spec_table(specs).select("indicator_id"), how="cross")
     return conform(out.with_columns(pl.lit(SOURCE).alias("source"),

@@ -11,8 +11,12 @@ Format (UTF-8 CSV, header required, column order free):
 - `year`: integer data year; `value`: a number (empty = missing, dropped).
 
 An unknown indicator id, an empty/malformed iso3, a non-integer year, a
-non-numeric value or the same (iso3, indicator_id, year) twice is a
-SourceError naming the line and field.
+non-numeric value, a value outside the indicator's plausible range
+(rules/indicators.csv `valid_min`/`valid_max`: one typo such as 4700 hours a week
+would otherwise rescale every other country) or the same (iso3, indicator_id,
+year) twice — in one file or across files — is a SourceError naming the file(s),
+line and field. A (indicator, country, year) a publisher source also gives is an
+error too (`clash_with_other_sources`), naming both.
 """
 from __future__ import annotations
 
@@ -28,7 +32,17 @@ FILE_PATTERNS = ("*.csv",)
 COLUMNS = ["iso3", "indicator_id", "year", "value"]
 
 
-def _parse_file(f: LandedFile, known_ids: list[str]) -> pl.DataFrame:
+def _ranges(specs) -> pl.DataFrame:
+    """indicator_id -> plausible value range (null = open) from rules/indicators.csv."""
+    rows = {}
+    for spec in specs:
+        lo, hi = getattr(spec, "valid_min", ""), getattr(spec, "valid_max", "")
+        rows.setdefault(spec.indicator_id, (float(lo) if lo else None, float(hi) if hi else None, spec.unit))
+    return pl.DataFrame([(k, *v) for k, v in rows.items()], orient="row",
+                        schema={"indicator_id": pl.Utf8, "_lo": pl.Float64, "_hi": pl.Float64, "_unit": pl.Utf8})
+
+
+def _parse_file(f: LandedFile, known_ids: list[str], ranges: pl.DataFrame | None = None) -> pl.DataFrame:
     df = read_csv_text(f, decode_text(f, check_content(f, "csv")))
     df = df.rename({c: c.strip().lower() for c in df.columns if c != LINE})
     missing = [c for c in COLUMNS if c not in df.columns]
@@ -46,6 +60,15 @@ def _parse_file(f: LandedFile, known_ids: list[str]) -> pl.DataFrame:
     # conform() drops non-finite values; a user typing inf/nan must hear about it, not lose the row
     first_bad(f, df, pl.col("value_f").is_not_null() & ~pl.col("value_f").is_finite(), "value", "value",
               "value is not a finite number")
+    if ranges is not None:
+        df = df.join(ranges, on="indicator_id", how="left", maintain_order="left")
+        out = (pl.col("value_f") < pl.col("_lo")).fill_null(False) | (pl.col("value_f") > pl.col("_hi")).fill_null(False)
+        hit = df.filter(out).head(1)
+        if hit.height:
+            r = hit.row(0, named=True)
+            raise SourceError(SOURCE, f"{r['indicator_id']} value {r['value']!r} for {r['iso3']} {r['year']} is outside "
+                              f"the plausible range {r['_lo']:g} to {r['_hi']:g} ({r['_unit']}; rules/indicators.csv "
+                              f"valid_min/valid_max)", file=f.name, row=f"line {r[LINE]}", field="value")
     dup = (df.with_columns(pl.col(LINE).min().over("iso3", "indicator_id", "data_year").alias("__first"))
              .filter(pl.col(LINE) != pl.col("__first")).head(1))
     if dup.height:
@@ -63,5 +86,37 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     """`specs` is not used to select rows: a user file may carry any registry indicator."""
     if not files:
         return empty_observations()
-    known_ids = sorted({s.indicator_id for s in load_indicator_specs()})
-    return conform(pl.concat([_parse_file(f, known_ids) for f in files]))
+    all_specs = load_indicator_specs()
+    known_ids = sorted({s.indicator_id for s in all_specs})
+    ranges = _ranges(all_specs)
+    rows = pl.concat([_parse_file(f, known_ids, ranges) for f in files])
+    raise_cross_file_duplicates(rows, ["indicator_id", "code", "data_year"])
+    return conform(rows)
+
+
+def raise_cross_file_duplicates(rows: pl.DataFrame, key: list[str], source: str = SOURCE) -> None:
+    """The same key in two files (each file is checked on its own while parsed): a clear error
+    naming both, instead of one silently winning."""
+    first = pl.struct("file", "row_ref").first().over(key)
+    dup = rows.with_columns(first.alias("__first")).filter(
+        pl.col("__first").struct.field("file") != pl.col("file")).head(1)
+    if dup.height:
+        r = dup.row(0, named=True)
+        what = " ".join(str(r[k]) for k in key)
+        raise SourceError(source, f"{what} is given in two files: {r['__first']['file']} "
+                          f"({r['__first']['row_ref']}) and {r['file']} ({r['row_ref']}); keep it in one",
+                          file=r["file"], row=r["row_ref"], field=key[0])
+
+
+def clash_with_other_sources(con, edition: int, source: str, observations: pl.DataFrame) -> str | None:
+    """A message when `observations` give an (indicator, country, year) that another source
+    already stored for this edition (the table's key would refuse it with a raw error)."""
+    obs = observations.select("indicator_id", "iso3", "data_year", "file", "row_ref")  # noqa: F841 (SQL)
+    hit = con.execute("""select n.indicator_id, n.iso3, n.data_year, n.file, n.row_ref, o.source, o.file, o.row_ref
+                         from obs n join indicator_observations o using (indicator_id, iso3, data_year)
+                         where o.edition = $e and o.source <> $s limit 1""", {"e": edition, "s": source}).fetchall()
+    if not hit:
+        return None
+    ind, iso3, year, file, ref, other, ofile, oref = hit[0]
+    return (f"{ind} {iso3} {year} in {file} ({ref}) is also given by source {other} ({ofile} {oref or ''}); "
+            f"an indicator value for a country and year comes from one source: remove one of them")
