@@ -191,6 +191,7 @@ WAREHOUSE_COUNTS = {
     "country_risk_wide": "select count(*) from (select distinct edition, iso3 from country_topic_risk)",
     "inherent_risk": "select count(*) from inherent_risk",
     "inherent_risk_overall": "select count(*) from inherent_risk_overall",
+    "edition_sources": "select count(*) from edition_sources",
     "site_scores_latest": "select count(distinct site_id) from site_scores",
     "site_scores_history": "select count(*) from site_scores",
     "site_score_factors": "select count(*) from site_score_factors",
@@ -223,6 +224,14 @@ def test_published_tables_have_documented_columns_and_warehouse_row_counts(env):
     for table, n in info.items():
         assert one(pub, f"select count(*) from {table}") == n, table
     assert {r[0] for r in q(pub, "select distinct scope from publish_info")} == {"all"}
+
+
+def test_published_edition_sources_show_what_each_edition_read(env):
+    # METHODOLOGY §1: the sample's only CAHRA list is the June 2026 one, newer than every edition
+    rows = q(env["published"], "select edition, vintage, released_after_edition from edition_sources "
+                               "where source = 'eu_cahra' order by edition")
+    assert rows and all(v == "2026-06" and after for _, v, after in rows)
+    assert q(env["published"], "select count(distinct source) from edition_sources")[0][0] >= 10
 
 
 def test_wide_country_risk_has_one_column_per_topic_matching_long_form(env):
