@@ -205,3 +205,26 @@ def test_nan_and_duplicate_keys_rejected(tmp_path):
 def test_rejects_name_file(tmp_path):
     r = read(tmp_path, ["nope"])
     assert r.rejects["file"][0].endswith("sites.jsonl")
+
+
+@pytest.mark.parametrize("country", ["Niger Delta", "Guinea Pig", "United States of Americana", "Bangladesh Export Zone",
+                                     "Ivory Coast Road"])
+def test_text_that_merely_contains_a_country_name_is_rejected(tmp_path, country):
+    """Issue 11: fuzzy matching mapped `Niger Delta` to Niger, `Guinea Pig` to Guinea."""
+    r = read(tmp_path, [site(country=country), site(site_id="ok")])
+    assert r.sites["site_id"].to_list() == ["ok"]
+    rej = r.rejects.row(0, named=True)
+    assert rej["field"] == "country" and country in rej["reason"]
+
+
+@pytest.mark.parametrize("country,candidates", [("Congo", "COG, COD"), ("Korea", "KOR, PRK"), ("korea", "KOR, PRK")])
+def test_ambiguous_country_names_are_rejected_with_the_candidates(tmp_path, country, candidates):
+    r = read(tmp_path, [site(country=country)])
+    assert r.sites.height == 0
+    assert f"ambiguous: one of {candidates}" in r.rejects.row(0, named=True)["reason"]
+
+
+@pytest.mark.parametrize("country,iso3", [("Bangladesh", "BGD"), ("People's Republic of Bangladesh", "BGD"),
+                                          ("bangladesh", "BGD"), ("BD", "BGD"), ("Côte d’Ivoire", "CIV")])
+def test_exact_and_official_names_and_codes_are_accepted(tmp_path, country, iso3):
+    assert read(tmp_path, [site(country=country)]).sites["iso3"].to_list() == [iso3]

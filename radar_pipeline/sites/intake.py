@@ -26,10 +26,12 @@ callers hand to DuckDB as Arrow/Parquet.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
-import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
@@ -94,27 +96,54 @@ def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
     )
 
 
-_NOT_FOUND = "\x00not found"
+# Short names that several countries answer to: rejected with the candidates, never guessed.
+AMBIGUOUS_COUNTRIES = {"congo": ("COG", "COD"), "korea": ("KOR", "PRK"), "virgin islands": ("VGB", "VIR")}
+
+
+def _norm(text: str) -> str:
+    """Case, accents, apostrophe styles and spacing do not matter; anything else does."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
+
+
+@functools.lru_cache(maxsize=1)
+def _country_names() -> tuple[dict[str, str], list[tuple[re.Pattern, str]]]:
+    """Exact forms (ISO3, ISO2, short and official name, normalised) -> ISO3, and country_converter's
+    regexes, used only when they match the WHOLE text (its `search` maps `Niger Delta` to Niger,
+    `Guinea Pig` to Guinea, `United States of Americana` to the USA)."""
+    data = converter().data
+    exact: dict[str, str] = {}
+    for col in ("name_official", "name_short", "ISO2", "ISO3"):
+        for value, iso3 in zip(data[col], data["ISO3"]):
+            if isinstance(value, str) and isinstance(iso3, str) and value:
+                exact[_norm(value)] = iso3
+    regexes = [(re.compile(r, re.IGNORECASE), iso3) for r, iso3 in zip(data["regex"], data["ISO3"])
+               if isinstance(r, str) and isinstance(iso3, str)]
+    return exact, regexes
 
 
 def to_iso3(values: list[str]) -> dict[str, str | None]:
-    """Map distinct country strings (ISO3, ISO2 or name) to ISO3 with country_converter."""
-    cc = converter()  # shared with the publisher adapters; pandas is pinned below 3 for it
+    """Map distinct country strings to ISO3: an ISO3/ISO2 code, a country's short or official
+    name, or a name country_converter's pattern matches as a whole. Anything else — a longer
+    text that merely contains a country name, an ambiguous short name — maps to None."""
+    exact, regexes = _country_names()
     out: dict[str, str | None] = {}
-    log = logging.getLogger("country_converter")
-    level = log.level
-    log.setLevel(logging.ERROR)  # "not found" is reported as a reject, not a log line
-    try:
-        for value in values:
-            name = value.strip()
-            if not name or len(name) > 100:
-                out[value] = None
-                continue
-            res = cc.convert(name, to="ISO3", not_found=_NOT_FOUND)
-            out[value] = res if isinstance(res, str) and res != _NOT_FOUND else None
-    finally:
-        log.setLevel(level)
+    for value in values:
+        name = _norm(value)
+        if not name or len(name) > 100 or name in AMBIGUOUS_COUNTRIES:
+            out[value] = None
+        elif name in exact:
+            out[value] = exact[name]
+        else:
+            hits = {iso3 for pattern, iso3 in regexes if pattern.fullmatch(name)}
+            out[value] = hits.pop() if len(hits) == 1 else None
     return out
+
+
+def country_shown(value: str) -> str:
+    """How an unmapped country is shown in its reject: ambiguous names list the candidates."""
+    candidates = AMBIGUOUS_COUNTRIES.get(_norm(value))
+    return f"{value} (ambiguous: one of {', '.join(candidates)})" if candidates else value
 
 
 # --------------------------------------------------------------------------- reading
@@ -941,7 +970,7 @@ def _resolve_sites(sites: pl.DataFrame, isic: pl.DataFrame, iso3_cache: dict[str
     missing = [c for c in distinct if c not in iso3_cache]
     if missing:
         iso3_cache.update(to_iso3(missing))
-    cmap = pl.DataFrame({"country": distinct, "_mapped": [iso3_cache[c] for c in distinct]},
+    cmap = pl.DataFrame({"country": distinct, "_mapped": [iso3_cache[c] or country_shown(c) for c in distinct]},
                         schema={"country": pl.Utf8, "_mapped": pl.Utf8})
     sites = sites.join(cmap, on="country", how="left", maintain_order="left").with_columns(
         pl.coalesce("_mapped", pl.col("country")).alias("iso3")).drop("_mapped")
