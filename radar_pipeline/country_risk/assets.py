@@ -290,6 +290,9 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
         rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c
         n = replace_slice(con, "country_topic_risk", rows, {"edition": edition})
         schema = table_schema_metadata(con, "country_topic_risk")
+        # METHODOLOGY §1 "as of the edition": every vintage the edition's numbers rest on
+        read = con.sql("select * from edition_sources where edition = $e order by source, vintage",
+                       params={"e": edition}).pl()
     if missing:
         context.log.warning(f"edition {edition}: topics left out of every mean: {', '.join(missing)}")
     cov = topic_coverage(rows)
@@ -297,6 +300,11 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
         "dagster/row_count": n, "dagster/column_schema": schema,
         "countries": rows["iso3"].n_unique(),
         "missing_topics": ", ".join(missing) or "none",
+        "mean_confidence": float(rows["confidence"].mean()) if rows.height else 0.0,
+        "edition_sources": dg.MetadataValue.md(edition_sources_md(read)),
+        "released_after_edition": ", ".join(
+            f"{s} {v}" for s, v in read.filter(pl.col("released_after_edition")).select("source", "vintage")
+                                        .iter_rows()) or "none",
         "coverage": dg.MetadataValue.md(
             "| topic | countries direct | countries imputed |\n|---|---|---|\n"
             + "\n".join(f"| {t} | {d} | {i} |" for t, d, i in cov.iter_rows())),
