@@ -91,7 +91,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
                           "-h", args.host, "-p", str(args.port)])
 
 
+# Commands defined in other modules: name -> (module with `register(sub)`, help line shown by
+# `radar --help`). A module is imported only when the command line names one of its commands:
+# they import polars, duckdb, pandera, dagster (~2 s), which `radar --help` must not pay.
+# A command a module registers must be listed here (test_cli_startup checks it).
+LAZY_COMMANDS = {
+    "sites": ("radar_pipeline.sites.cli", "site files: generate synthetic sites, ingest a JSON Lines file"),
+    "score": ("radar_pipeline.sites.cli", "score a JSON Lines file against the warehouse (writes csv/parquet only)"),
+    "explain": ("radar_pipeline.sites.cli", "readable breakdown of one site's score"),
+    "override": ("radar_pipeline.sites.cli", "recategorise a site with a reason (METHODOLOGY §8b); the score "
+                                             "is kept, the category replaced while the override is in force"),
+    "sources": ("radar_pipeline.sources.check", "publisher sources: `radar sources check [--live]`"),
+}
+
+
+def _register_lazy(sub, argv: list[str]) -> None:
+    import importlib
+
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    if wanted in sub.choices:
+        modules = []
+    elif wanted in LAZY_COMMANDS:
+        modules = [LAZY_COMMANDS[wanted][0]]
+    elif wanted is not None:  # not listed: load every module rather than refuse a command that exists
+        modules = list(dict.fromkeys(m for m, _ in LAZY_COMMANDS.values()))
+    else:
+        modules = []
+    for module in modules:
+        importlib.import_module(module).register(sub)
+    for name, (module, help_line) in LAZY_COMMANDS.items():
+        if name not in sub.choices:  # listed in `radar --help`; never parsed (named -> real parser)
+            sub.add_parser(name, help=help_line, add_help=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from radar_pipeline.quiet import silence_dagster_maturity_warnings
+
+    silence_dagster_maturity_warnings()
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="radar", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -121,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=cmd_ui)
 
-    from radar_pipeline.sites.cli import register
-    from radar_pipeline.sources.check import register as register_sources
-
-    register(sub)
-    register_sources(sub)
+    _register_lazy(sub, argv)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,7 +1,11 @@
 """The one Dagster entry point (workspace.yaml and `radar` both load this)."""
 from __future__ import annotations
 
-import dagster as dg
+from radar_pipeline.quiet import silence_dagster_maturity_warnings
+
+silence_dagster_maturity_warnings()  # before the asset modules below raise them at definition time
+
+import dagster as dg  # noqa: E402
 
 from radar_pipeline import settings
 from radar_pipeline.country_risk import assets as country_risk

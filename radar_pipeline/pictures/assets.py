@@ -12,10 +12,13 @@ import dagster as dg
 import polars as pl
 
 from radar_pipeline.partitions import editions
-from radar_pipeline.pictures import render
+from radar_pipeline.lazy import lazy_module
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_scores
 from radar_pipeline.warehouse import DuckDBWarehouse
+
+# matplotlib (~0.5 s) only when a picture is drawn, not in every process that loads the definitions
+render = lazy_module("radar_pipeline.pictures.render")
 
 GROUP = "pictures"
 KINDS = {"duckdb", "matplotlib", "html"}
