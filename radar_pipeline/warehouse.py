@@ -87,6 +87,16 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
     return con
 
 
+def rollback(con: duckdb.DuckDBPyConnection, original: BaseException) -> None:
+    """Roll back after `original`; a failing rollback (the connection is often unusable after
+    disk full) is added as a note to `original` instead of replacing it, so the user still
+    reads "No space left on device" rather than a rollback error."""
+    try:
+        con.execute("rollback")
+    except Exception as exc:  # noqa: BLE001 — the original error is the one to report
+        original.add_note(f"(the rollback after it failed too: {type(exc).__name__}: {exc})")
+
+
 def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame | str,
                   where: dict[str, object], params: dict[str, object] | None = None) -> int:
     """Delete rows matching `where` then insert `rows` (a DataFrame or a SELECT), atomically.
@@ -111,8 +121,8 @@ def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame
                         {**(params or {})})
         n = con.sql(f"select count(*) from {table} where {cond}", params=where).fetchall()[0][0]
         con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
+    except BaseException as exc:
+        rollback(con, exc)
         raise
     return n
 

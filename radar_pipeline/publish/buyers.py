@@ -25,6 +25,7 @@ import duckdb
 import polars as pl
 
 from radar_pipeline.identifiers import id_problem
+from radar_pipeline.warehouse import rollback
 
 MAX_LINE_BYTES = 1 << 16
 ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
@@ -128,8 +129,8 @@ def load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
         con.execute("delete from buyer_site_rejects")
         con.execute("insert into buyer_site_rejects by name select * from _buyer_rejects")
         con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
+    except BaseException as exc:
+        rollback(con, exc)
         raise
     finally:
         con.unregister("_buyer_rows")

@@ -19,6 +19,7 @@ import polars as pl
 
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
+from radar_pipeline.warehouse import rollback
 
 
 @dataclass
@@ -158,8 +159,8 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
                     {"f": path.name, "d": digest, "now": now, "v": n_valid, "r": summary.rejected,
                      "n": len(summary.new), "c": len(summary.changed), "u": summary.unchanged})
         con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
+    except BaseException as exc:
+        rollback(con, exc)
         raise
     return summary
 
@@ -273,8 +274,8 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
         con.execute("insert into site_score_factors by name " + scoring._sql("site_score_factors"),
                     {"edition": edition, "methodology_version": methodology_version})
         con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
+    except BaseException as exc:
+        rollback(con, exc)
         raise
     return scores
 
