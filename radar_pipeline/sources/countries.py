@@ -3,9 +3,9 @@
 Codes (ISO3 / World Bank codes) are taken as they are; names go through
 `country_converter`, with the small `rules/country_overrides.csv` consulted
 first for the few values the library cannot map. The universe is the UN M49
-list (METHODOLOGY §1): rows whose country maps but lies outside it (Kosovo,
-Channel Islands, regional aggregates with codes) are dropped and reported as
-notes, never silently. A *name* that maps to nothing is an error naming the
+list plus Taiwan and Kosovo (METHODOLOGY §1): rows whose country maps but lies
+outside it (Channel Islands, regional aggregates with codes) are dropped and
+reported as notes, never silently. A *name* that maps to nothing is an error naming the
 source, file, row and value — a renamed country must not vanish.
 """
 from __future__ import annotations
