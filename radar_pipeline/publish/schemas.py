@@ -232,6 +232,8 @@ site_rejects = pa.DataFrameSchema({
     "field": c(pl.Utf8, "Field that failed validation"),
     "reason": c(pl.Utf8, "Why the line was rejected", nullable=False),
     "received_at": c(pl.Datetime("us"), "When the file was processed (UTC)", nullable=False),
+    "resolved_at": c(pl.Datetime("us"), "When a later file (or file version) was accepted for the same site "
+                                        "(UTC); null = still open"),
 }, name="site_rejects", strict=True,
     description="Site file lines rejected at intake, with the reason.")
 

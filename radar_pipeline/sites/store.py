@@ -221,6 +221,9 @@ def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest:
                 select s.site_id, s.content_hash, t.change, s.source_file, s.source_line,
                        $now as received_at
                 from {staged['sites']} s join _ingest_touched t on t.site_id = s.site_id""", now=now)
+    # a site accepted now resolves its open rejects from earlier files / file versions
+    run(f"update site_rejects set resolved_at = $now where resolved_at is null and file_sha256 <> $d "
+        f"and site_id in (select site_id from {staged['sites']})", d=digest, now=now)
     run(f"insert into site_rejects by name select r.*, $d as file_sha256, $now as received_at "
         f"from {staged['rejects']} r", d=digest, now=now)
     con.execute("drop table _ingest_touched")

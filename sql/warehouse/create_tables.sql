@@ -379,6 +379,8 @@ alter table inherent_risk_overall add column if not exists confidence double;
 alter table inherent_risk_overall add column if not exists confidence_label varchar;
 alter table inherent_risk_overall add column if not exists methodology_version varchar;
 alter table site_score_factors add column if not exists methodology_version varchar;
+-- a reject stays for the record; resolved_at is set when a later file accepts the same site
+alter table site_rejects add column if not exists resolved_at timestamp;
 alter table site_scores add column if not exists category_calculated varchar;
 alter table site_scores add column if not exists override_reason varchar;
 alter table site_scores add column if not exists override_author varchar;
