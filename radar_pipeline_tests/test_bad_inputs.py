@@ -437,3 +437,25 @@ def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
     msg = clash_with_other_sources(con, 2023, "user", obs)
     assert msg and "mine.csv" in msg and "ti_cpi" in msg and "CPI2023.xlsx" in msg
     assert clash_with_other_sources(con, 2023, "ti_cpi", obs) is None
+
+
+def test_temp_files_of_a_killed_publish_are_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from radar_pipeline.publish import build
+    from radar_pipeline.warehouse import connect
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "published"
+    (out / "buyers").mkdir(parents=True)
+    left = [out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp",
+            out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp.wal",
+            out / "buyers" / f".acme.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp"]
+    for f in left:
+        f.write_bytes(b"x")
+    connect(tmp_path / "wh.duckdb").close()
+    build.publish(tmp_path / "wh.duckdb", out / "radar.duckdb", log=lambda *_: None)
+    assert not any(f.exists() for f in left)
+    assert not list(out.glob(".*.tmp*")) and (out / "radar.duckdb").is_file()

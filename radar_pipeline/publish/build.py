@@ -234,7 +234,8 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
     """Create a temp DuckDB file next to `target`, attach it as `alias`, run fill(alias),
     detach (checkpoint). Returns the temp path; the caller renames it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{snapshot_id}.tmp")
+    # the pid in the name lets the next publish remove what a killed one left (remove_orphans)
+    tmp = target.with_name(f".{target.name}.{snapshot_id}.{os.getpid()}.tmp")
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
     con.execute(f"attach {_q(tmp)} as {alias} (storage_version {_q(STORAGE_VERSION)})")
@@ -251,6 +252,31 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
     return tmp
 
 
+def remove_orphans(out: Path) -> list[Path]:
+    """Temp files of publishes whose process died (`.<name>.<snapshot>.<pid>.tmp[.wal]` in the
+    published folder and its buyers folder): removed at the start of the next publish."""
+    import re
+
+    removed = []
+    for folder in (out, out / "buyers"):
+        for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
+            m = re.search(r"\.(\d+)\.tmp(\.wal)?$", path.name)
+            if m and path.is_file() and not _pid_alive(int(m.group(1))):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,
             keep_snapshots: int | None = None) -> PublishResult:
     """Build a new snapshot of the published file (+ Parquet, + one file per buyer) from the
@@ -263,6 +289,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
     snapshot_id = new_snapshot_id()
     published_at = datetime.now(timezone.utc).replace(tzinfo=None)
     snapshots = out / ".snapshots"
+    remove_orphans(out)
     con = duckdb.connect()
     staged: list[tuple[Path, Path]] = []  # (temp file, target) renamed at the end
     parquet_links: list[tuple[Path, Path]] = []
