@@ -31,12 +31,15 @@ def shared_run(shared_sources, tmp_path_factory):
     mp.setenv("RADAR_LANDING", str(tmp / "landing"))
     mp.setenv("RADAR_BUYERS_INBOX", str(tmp / "buyers"))
     path = tmp / "radar.duckdb"
+    metadata = {}
     for edition in EDITIONS:
         outcome = refresh_edition(edition, allow_missing_topics=MAY_BE_MISSING, warehouse=path)
         assert outcome.success, outcome.failures
+        (mat,) = outcome.result.asset_materializations_for_node("coverage_report")
+        metadata[edition] = mat.metadata
     published = tmp / "published" / "radar.duckdb"
     publish(path, published, log=lambda m: None)
-    yield path, published
+    yield path, published, metadata
     mp.undo()
 
 
@@ -59,7 +62,7 @@ def test_every_topic_has_an_adapter_for_a_real_layout_or_curated_csv():
 
 
 def test_coverage_rows_add_up_for_every_topic(shared_run):
-    path, _ = shared_run
+    path, _, _ = shared_run
     rows = q(path, "select * from coverage_report order by edition, topic")
     assert rows.height == len(EDITIONS) * len(TOPICS)
     for edition in EDITIONS:
@@ -80,7 +83,7 @@ def test_coverage_rows_add_up_for_every_topic(shared_run):
 
 
 def test_edition_2024_reads_wgi_2024_long_file(shared_run):
-    path, _ = shared_run
+    path, _, _ = shared_run
     fl = q(path, "select * from coverage_report where edition = 2024 and topic = 'forced_labour'").row(0, named=True)
     assert "worldbank_wgi 2024-09" in fl["vintages"]
     rl = q(path, """select o.iso3 from indicator_observations o
@@ -93,7 +96,7 @@ def test_edition_2024_reads_wgi_2024_long_file(shared_run):
 
 
 def test_edition_2025_freedom_of_association_from_ituc(shared_run, shared_sources):
-    path, _ = shared_run
+    path, _, _ = shared_run
     universe = set(q(path, "select iso3 from edition_countries where edition = 2025")["iso3"])
     raw = ituc.parse([LandedFile("ituc", "2025", shared_sources / "ituc/2025/ituc_global_rights_index_2025.csv")],
                      specs_for("ituc", "2025"))
@@ -110,7 +113,7 @@ def test_edition_2025_freedom_of_association_from_ituc(shared_run, shared_source
 
 
 def test_published_coverage_table(shared_run):
-    path, published = shared_run
+    path, published, _ = shared_run
     pub = q(published, "select * from coverage_report order by edition, topic")
     wh = q(path, "select * from coverage_report order by edition, topic")
     assert pub.height == wh.height
@@ -119,3 +122,17 @@ def test_published_coverage_table(shared_run):
     assert ((share["share_observed"] - share["observed"] / share["n_countries"]).abs() < 1e-4).all()
     described = q(published, "select column_name from data_dictionary where table_name = 'coverage_report'")
     assert set(described["column_name"]) == set(pub.columns)
+
+
+def test_asset_metadata_shows_thin_and_missing_topics(shared_run):
+    path, _, metadata = shared_run
+    for edition in EDITIONS:
+        md = metadata[edition]
+        rows = q(path, "select * from coverage_report where edition = $e", e=edition)
+        nodata = set(rows.filter(pl.col("indicators_with_data") == 0)["topic"])
+        assert set(md["topics_without_data"].value.split(", ")) == nodata
+        # a topic without data is also thin; the markdown table has one line per topic
+        assert nodata <= set(md["thin_topics"].value.split(", "))
+        table = md["coverage"].value
+        assert all(f"| {t} (thin) |" in table for t in nodata)
+        assert len([l for l in table.splitlines() if l.startswith("| ") and "---" not in l]) == len(TOPICS) + 1
