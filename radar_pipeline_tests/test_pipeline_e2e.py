@@ -86,6 +86,10 @@ def test_edition_sources_as_of_the_edition(shared_warehouse):
     poverty = q(shared_warehouse, """select distinct vintage from indicator_observations
                                      where edition = 2023 and indicator_id = 'wb_poverty_umic'""")
     assert poverty["vintage"].to_list() == ["2023-03"]
+    # provenance lists what the edition read: the aggregates metadata of 2022-04, not the 2025 extract
+    files = q(shared_warehouse, "select distinct vintage from source_files where edition = 2023 "
+                                "and source = 'worldbank_wdi' order by 1")["vintage"].to_list()
+    assert "2022-04" in files and "2023-03" in files and "2025-06" not in files
 
 
 def test_cpi_worked_example_2023(shared_warehouse):

@@ -287,7 +287,11 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     kept, notes = resolve(raw, universe, source)
     obs = edition_cut(kept, edition)
     read = sources_read(obs, source, by_vintage, edition)
-    used = [v for v in by_vintage if v in set(raw["vintage"].unique().to_list())]
+    # files read for the edition: the vintages its rows may come from, plus released vintages that
+    # hold no rows of their own (a World Bank Metadata_Country file flags aggregates for all)
+    kept = set(raw["vintage"].unique().to_list())
+    used = [v for v in by_vintage if v in kept
+            or (y := release_year(source, v, by_vintage[v])) is None or y <= edition]
     files = [f for v in used for f in by_vintage[v]]
     later = [v for v in by_vintage if v not in used
              and (y := release_year(source, v, by_vintage[v])) is not None and y > edition]
