@@ -136,3 +136,20 @@ def test_asset_metadata_shows_thin_and_missing_topics(shared_run):
         table = md["coverage"].value
         assert all(f"| {t} (thin) |" in table for t in nodata)
         assert len([l for l in table.splitlines() if l.startswith("| ") and "---" not in l]) == len(TOPICS) + 1
+
+
+def test_sample_mirror_marks_vintages_released_after_the_edition(tmp_path, monkeypatch):
+    """Edition 2023 of the sample reads weekly hours from vintage 2024 (none older exists):
+    the coverage row names it and says it was released after the edition."""
+    from radar_pipeline import settings
+
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
+    monkeypatch.setenv("RADAR_LANDING", str(tmp_path / "landing"))
+    path = tmp_path / "radar.duckdb"
+    outcome = refresh_edition(2023, allow_missing_topics=[], warehouse=path)
+    assert outcome.success, outcome.failures
+    row = q(path, "select * from coverage_report where edition = 2023 and topic = 'working_hours'").row(0, named=True)
+    assert row["vintages"] == ("ilostat 2024 (released after the edition); user 2024 (released after the edition)")
+    assert row["missing"] == 0 and row["observed"] > 0
+    assert q(path, "select count(*) as n from coverage_report where edition = 2023 and missing > 0")["n"][0] == 0
