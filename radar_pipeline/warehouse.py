@@ -45,10 +45,12 @@ def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
         return
     con.execute("begin transaction")
     con.execute(DDL_FILE.read_text(encoding="utf-8").split("create view if not exists countries")[0])
-    con.execute("""insert into edition_countries
-        select e.edition, c.*, 'migrated from the shared countries table'
-        from countries as c
-        cross join (select distinct edition from country_topic_risk) as e""")
+    if con.sql("select count(*) from information_schema.tables where table_name = 'country_topic_risk' "
+               "and table_schema = current_schema()").fetchall()[0][0]:
+        con.execute("""insert into edition_countries
+            select e.edition, c.*, 'migrated from the shared countries table'
+            from countries as c
+            cross join (select distinct edition from country_topic_risk) as e""")
     con.execute("drop table countries")
     con.execute("commit")
 

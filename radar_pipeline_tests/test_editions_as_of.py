@@ -255,3 +255,23 @@ def test_integrity_check_names_what_is_lacking():
     passed, meta = integrity.country_topic_risk_complete(con, 2024)
     assert not passed
     assert meta["lacking"] == "topic working_hours (indicators ilo_weekly_hours): regions Oceania: countries AUS"
+
+
+def test_warehouse_with_the_old_shared_countries_table_is_migrated(tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("""create table countries (iso3 varchar primary key, iso2 varchar, m49 varchar, name varchar,
+                   region varchar, subregion varchar, intermediate_region varchar, ldc boolean, lldc boolean,
+                   sids boolean)""")
+    con.execute("insert into countries values ('DNK', 'DK', '208', 'Denmark', 'Europe', 'Northern Europe', "
+                "null, false, false, false)")
+    con.execute("create table country_topic_risk (edition integer, iso3 varchar, topic varchar)")
+    con.execute("insert into country_topic_risk values (2022, 'DNK', 'gender'), (2023, 'DNK', 'gender')")
+    con.close()
+    con = connect(path)
+    try:
+        assert con.sql("select edition, iso3 from edition_countries order by 1").fetchall() == [
+            (2022, "DNK"), (2023, "DNK")]
+        assert con.sql("select iso3, region from countries").fetchall() == [("DNK", "Europe")]
+    finally:
+        con.close()
