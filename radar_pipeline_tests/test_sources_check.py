@@ -114,3 +114,15 @@ def test_cli_exit_code_and_lines(tmp_path, capsys, monkeypatch):
     assert main(["sources", "check", "--mirror", str(bad), "--source", "ituc"]) == 1
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("FAIL"))
     assert "ituc" in line and "line 2" in line and "'7'" in line
+
+
+def test_live_mode_also_checks_user_files(tmp_path):
+    user = tmp_path / "user"
+    (user / "ituc/2025").mkdir(parents=True)
+    (user / "ituc/2025/ratings.csv").write_text("country,rating\nDenmark,1\nTürkiye,5\nMyanmar,5+\n",
+                                                  encoding="utf-8")
+    results = run_check(live=True, mirror=None, user_dir=user, catalogue=[], sources=["ituc"],
+                        log=lambda m: None)
+    (r,) = results
+    assert (r.status, r.source, r.vintage, r.origin) == ("OK", "ituc", "2025", "user files")
+    assert r.detail.startswith("3 rows, 3 entities") or r.detail.startswith("3 rows, 3 countries")

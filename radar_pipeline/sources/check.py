@@ -18,7 +18,9 @@ the landing folder.
   from there with the same client, so the download, sniffing and parsing paths
   are the ones a live run uses; entries without a mirror copy are SKIPped. The
   mirror's vintage folders that no catalogue entry names (World Bank bulk
-  folders, curated ITUC files, user files) are parsed in place.
+  folders, curated ITUC files) are parsed in place.
+- both modes: the user files (RADAR_USER_FILES: curated ITUC ratings, licensed
+  indicators in the long format) are parsed in place, as a refresh reads them.
 """
 from __future__ import annotations
 
@@ -185,6 +187,7 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
             results.append(r)
             log(r.line())
 
+        covered: set[tuple[str, str]] = set()
         if live:
             log("LIVE check: downloading from the publishers' URLs into a temporary folder "
                 f"(timeout {timeout:.0f}s, {retries} retries); nothing is written to the warehouse.")
@@ -204,7 +207,6 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
             log("OFFLINE check: live publisher URLs were NOT reached (run with --live for that). Files come "
                 f"from the mirror {where}, downloaded through a local HTTP server on 127.0.0.1 with the "
                 "pipeline's client (timeouts, retries, error-page checks), then parsed.")
-            covered: set[tuple[str, str]] = set()
             with serve_folder(mirror if mirror is not None else tmp) as base:
                 for e in entries:
                     local = mirror / e.source / e.vintage / e.file if mirror is not None else None
@@ -219,25 +221,27 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
                     emit(_check(Result("FAIL", e.source, e.vintage, e.file, "mirror via local server", ""),
                                 e.source, e.vintage, lambda s=served: _fetch(s, tmp / "offline", timeout,
                                                                             retries), universe))
-            for root, origin in ((mirror, "mirror folder"), (user_dir, "user files")):
-                if root is None:
+        # local folders: the mirror's uncatalogued vintages (offline) and the user files (both modes:
+        # a live refresh reads ITUC ratings and licensed indicators from RADAR_USER_FILES too)
+        for root, origin in ((mirror, "mirror folder"), (user_dir, "user files")):
+            if root is None:
+                continue
+            for source in [*registry.indicator_sources(), *REFERENCE]:
+                if sources and source not in sources:
                     continue
-                for source in [*registry.indicator_sources(), *REFERENCE]:
-                    if sources and source not in sources:
+                if origin == "user files" and source not in registry.USER_SOURCES:
+                    continue
+                mod = registry.adapter(source)
+                folders = mirror_files(root, source, tuple(getattr(mod, "FILE_PATTERNS", ("*",))))
+                # as the refresh does: aggregates flagged in any vintage's metadata apply to all
+                aggregates = (mod.aggregate_codes([f for fs in folders.values() for f in fs])
+                              if hasattr(mod, "aggregate_codes") else None)
+                for vintage, files in folders.items():
+                    if origin == "mirror folder" and (source, vintage) in covered:
                         continue
-                    if origin == "user files" and source not in registry.USER_SOURCES:
-                        continue
-                    mod = registry.adapter(source)
-                    folders = mirror_files(root, source, tuple(getattr(mod, "FILE_PATTERNS", ("*",))))
-                    # as the refresh does: aggregates flagged in any vintage's metadata apply to all
-                    aggregates = (mod.aggregate_codes([f for fs in folders.values() for f in fs])
-                                  if hasattr(mod, "aggregate_codes") else None)
-                    for vintage, files in folders.items():
-                        if origin == "mirror folder" and (source, vintage) in covered:
-                            continue
-                        label = files[0].name if len(files) == 1 else f"{len(files)} files"
-                        emit(_check(Result("FAIL", source, vintage, label, origin, ""), source, vintage,
-                                    lambda f=files: f, universe, aggregates))
+                    label = files[0].name if len(files) == 1 else f"{len(files)} files"
+                    emit(_check(Result("FAIL", source, vintage, label, origin, ""), source, vintage,
+                                lambda f=files: f, universe, aggregates))
         n = {s: sum(r.status == s for r in results) for s in ("OK", "FAIL", "SKIP")}
         log(f"{n['OK']} OK, {n['FAIL']} FAIL, {n['SKIP']} SKIP"
             + ("" if live else " — offline: no live publisher URL was reached"))
