@@ -93,7 +93,7 @@ def test_one_campaign_long_csv_real(shared_sources, wdi_aggregates):
     assert df["value"].is_between(0, 100).all()
     assert not set(df["code"]) & wdi_aggregates      # the extract does contain WLD, HIC, ...
     assert df["country"].is_not_null().all()
-    assert_rows_point_at_file(a, folder)
+    assert_rows_point_at_file(df, folder)
 
 
 def test_wdi_ignores_specs_for_other_series(shared_sources):
