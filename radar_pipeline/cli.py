@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,14 @@ def dagster_home() -> Path:
     target = home / "dagster.yaml"
     source = settings.project_path("dagster.yaml")
     if not target.exists() and source.exists():
-        shutil.copyfile(source, target)
+        # without the repo-root storage folder (dagster.yaml's storage/local_artifact_storage are
+        # for `dagster dev` in the repo root): the instance stores under this DAGSTER_HOME
+        import yaml
+
+        config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        for key in ("storage", "local_artifact_storage"):
+            config.pop(key, None)
+        target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -55,9 +61,15 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                   "previous tables.", file=sys.stderr)
             return 1
         print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
+        # what site_scores' automation condition does under the daemon: every registered site
+        # is rescored on the latest edition, so the scores never mix editions
+        from radar_pipeline.automation import rescore_all
+
+        if not rescore_all(instance, warehouse=settings.warehouse_path()):
+            return 1
         if args.no_publish:
             return 0
-        # as the daemon's publish_after_update sensor does: without `radar ui` running a BI
+        # as publish's automation condition does under the daemon: without `radar ui` running a BI
         # tool would otherwise never see the new edition
         from radar_pipeline.publish.runner import publish_cli
 

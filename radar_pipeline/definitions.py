@@ -1,4 +1,5 @@
-"""The one Dagster entry point (workspace.yaml and `radar` both load this)."""
+"""The one Dagster entry point (workspace.yaml, pyproject's [tool.dagster]/[tool.dg] and `radar`
+all load this)."""
 from __future__ import annotations
 
 from radar_pipeline.quiet import silence_dagster_maturity_warnings
@@ -7,15 +8,13 @@ silence_dagster_maturity_warnings()  # before the asset modules below raise them
 
 import dagster as dg  # noqa: E402
 
-from radar_pipeline import settings
+from radar_pipeline import automation, run_settings
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.country_risk import coverage
-from radar_pipeline.partitions import editions
 from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.publish import assets as publish
 from radar_pipeline.sectors import assets as sectors
 from radar_pipeline.sites import assets as sites
-from radar_pipeline.warehouse import DuckDBWarehouse
 
 # Owner shown in the UI for every asset that does not name one itself (see map_asset_specs below).
 OWNER = "team:radar"
@@ -33,21 +32,25 @@ refresh_edition_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*reference_assets, *edition_assets),
     executor_def=dg.in_process_executor,
     description="Fetch (or read the mirror), parse, validate and score one methodology edition: "
-                "country risk -> sector weights, high-risk goods -> inherent risk.",
+                "country risk -> sector weights, high-risk goods -> inherent risk. Sites are rescored "
+                "and the BI snapshot republished afterwards by the assets' automation conditions.",
 )
 
-annual_refresh_schedule = dg.build_schedule_from_partitioned_job(
-    refresh_edition_job,
-    description="Refreshes the current edition every year on 1 January; publishers' spring releases "
-                "are picked up by a manual re-run or backfill of the same partition.",
-)
+
+def _spec(spec: dg.AssetSpec) -> dg.AssetSpec:
+    spec = automation.with_automation(spec)
+    return spec if spec.owners else spec.replace_attributes(owners=[OWNER])
+
 
 defs = dg.Definitions(
     assets=[*reference_assets, *edition_assets, sites.site_register, sites.site_scores,
             *pictures.picture_assets, *publish.assets],
     asset_checks=asset_checks,
     jobs=[refresh_edition_job, sites.score_sites_job, *publish.jobs],
-    schedules=[annual_refresh_schedule],
-    sensors=[sites.site_inbox_sensor, sites.rescore_after_refresh, *publish.sensors],
-    resources={"warehouse": DuckDBWarehouse(path=str(settings.warehouse_path()))},
-).map_asset_specs(func=lambda spec: spec if spec.owners else spec.replace_attributes(owners=[OWNER]))
+    schedules=[automation.build_annual_schedule(refresh_edition_job)],
+    sensors=[sites.site_inbox_sensor, *publish.sensors, automation.automation_sensor,
+             automation.build_vintage_sensor(refresh_edition_job)],
+    # the warehouse file + the run settings (source, topics allowed missing, publish target),
+    # editable per run in the launchpad under resources.warehouse.config
+    resources={"warehouse": run_settings.default_warehouse()},
+).map_asset_specs(func=_spec)

@@ -539,19 +539,8 @@ def test_data_dictionary_markdown_is_up_to_date(env):
 
 # --- triggers ------------------------------------------------------------------------------------
 
-def test_publish_follows_every_successful_refresh_or_scoring_run(env):
-    from radar_pipeline.publish.assets import publish_after_update
-
-    def evaluate(outcome):
-        result = outcome.result
-        context = dg.build_run_status_sensor_context(
-            sensor_name="publish_after_update", dagster_event=result.get_run_success_event(),
-            dagster_instance=dg.DagsterInstance.ephemeral(), dagster_run=result.dagster_run)
-        return publish_after_update(context)
-
-    request = evaluate(env["refreshed"])
-    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("publish-")
-    assert isinstance(evaluate(env["outcome"]), dg.SkipReason)  # a publish run does not publish again
+# Publishing after a refresh or scoring run (whatever launched it) is the publish asset's
+# automation condition: radar_pipeline_tests/test_automation.py.
 
 
 def test_buyers_inbox_sensor_requests_a_publish_on_change(tmp_path, monkeypatch):

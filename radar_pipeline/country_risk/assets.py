@@ -256,7 +256,10 @@ def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
 def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskConfig,
                        warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     edition = int(context.partition_key)
-    unknown = sorted(set(config.allow_missing_topics) - set(TOPICS))
+    from radar_pipeline.run_settings import UI_FIELD, allowed_missing_topics  # the run's settings (launchpad)
+
+    allowed = [*config.allow_missing_topics, *allowed_missing_topics()]
+    unknown = sorted(set(allowed) - set(TOPICS))
     if unknown:
         raise dg.Failure(f"allow_missing_topics names unknown topics {unknown}; topics are {list(TOPICS)}")
     with warehouse.get_connection() as con:
@@ -264,7 +267,7 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
             "select distinct r.topic from indicator_scores s join indicator_registry r using (indicator_id) "
             "where s.edition = $e", params={"e": edition}).fetchall()}
         missing = [t for t in TOPICS if t not in present]
-        not_allowed = [t for t in missing if t not in config.allow_missing_topics]
+        not_allowed = [t for t in missing if t not in allowed]
         if not_allowed:
             n_countries = con.sql("select count(*) from edition_countries where edition = $e",
                                   params={"e": edition}).fetchall()[0][0]
@@ -281,7 +284,8 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
                 f"lacking for all {n_countries} countries of every region (no observation in "
                 f"{edition - registry.EDITION_WINDOW}..{edition}). "
                 "Supply a source (user file, mirror) or allow them: "
-                f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)}")
+                f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)} "
+                f"(UI launchpad: {UI_FIELD.format('allow_missing_topics')})")
         rows = con.sql(read_sql("country_risk/country_topic_risk"),
                        params={"edition": edition, "missing_topics": ",".join(missing)}).pl()
         problems = schemas.validate(schemas.country_topic_risk, rows)

@@ -18,7 +18,6 @@ from radar_pipeline.sites.assets import site_register, site_scores
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 GROUP = "publish"
-UPDATE_JOBS = ("refresh_edition", "score_sites")
 
 
 @dg.asset(group_name=GROUP, pool=POOL, kinds={"duckdb"}, deps=[site_register],
@@ -76,16 +75,6 @@ publish_job = dg.define_asset_job(
     description="Reload the buyer lists and publish the BI snapshot (main file, Parquet, buyer files).")
 
 
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=publish_job,
-                      default_status=dg.DefaultSensorStatus.RUNNING, name="publish_after_update",
-                      description="After every successful refresh_edition or score_sites run, publish a new "
-                                  "BI snapshot.")
-def publish_after_update(context: dg.RunStatusSensorContext):
-    if context.dagster_run.job_name not in UPDATE_JOBS:
-        return dg.SkipReason(f"{context.dagster_run.job_name} does not change published data")
-    return dg.RunRequest(run_key=f"publish-{context.dagster_run.run_id}")
-
-
 @dg.sensor(job=publish_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Republishes when a buyer list in RADAR_BUYERS_INBOX is added, changed or removed.")
 def buyers_inbox_sensor(context: dg.SensorEvaluationContext):
@@ -101,4 +90,4 @@ def buyers_inbox_sensor(context: dg.SensorEvaluationContext):
 
 assets = [buyer_sites, publish]
 jobs = [publish_job]
-sensors = [publish_after_update, buyers_inbox_sensor]
+sensors = [buyers_inbox_sensor]

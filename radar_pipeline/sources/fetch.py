@@ -100,12 +100,14 @@ class HttpClient:
                 # no connection at all: the publisher is unreachable, not slow
                 raise SourceError(self.source, f"{url}: publisher unreachable (connection timed out "
                                   f"after retries: ConnectTimeout). Offline? Run with --sample or "
-                                  "set RADAR_SOURCES_MIRROR=<dir>") from exc
+                                  "set RADAR_SOURCES_MIRROR=<dir> (UI launchpad: resources.warehouse.config.source "
+                                  "= sample, or mirror + mirror_path)") from exc
             except requests.exceptions.Timeout as exc:
                 raise SourceError(self.source, f"{url}: timed out after retries ({exc.__class__.__name__})") from exc
             except requests.exceptions.ConnectionError as exc:
                 raise SourceError(self.source, f"{url}: publisher unreachable ({_root_cause(exc)}). "
-                                  "Offline? Run with --sample or set RADAR_SOURCES_MIRROR=<dir>") from exc
+                                  "Offline? Run with --sample or set RADAR_SOURCES_MIRROR=<dir> "
+                                  "(UI launchpad: resources.warehouse.config.source = sample, or mirror + mirror_path)") from exc
             if resp.status_code >= 400:
                 raise SourceError(self.source, f"{url}: HTTP {resp.status_code} {resp.reason} "
                                   f"after retries (body starts {body[:80]!r})")

@@ -1,0 +1,161 @@
+"""Run configuration a user edits in the Dagster launchpad, with defaults from the environment
+and the settings file (radar.toml).
+
+Precedence for every default: environment variable > settings file > built-in default.
+The settings file is RADAR_SETTINGS, else ./radar.toml (the repository root when `radar ui`,
+`dagster dev` or `dg dev` are started there); it also holds the annual schedule's date.
+
+Why the run settings ride on the `warehouse` resource: every asset already requires it, so the
+launchpad shows the fields for any selection (asset graph, backfill, job) under
+`resources.warehouse.config`, without each asset declaring one more resource. The source
+adapters and `publish` read their paths from the environment (radar_pipeline/settings.py), so
+the resource applies its fields to the run's environment for the duration of the run and
+restores it afterwards (daemon runs each have their own process; in-process runs get it back).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from radar_pipeline import settings
+from radar_pipeline.warehouse import DuckDBWarehouse
+
+SOURCES = ("live", "mirror", "sample")
+# Where a failure hint sends a UI user (the launchpad's config editor path of each field).
+UI_FIELD = "resources.warehouse.config.{}"
+
+
+def settings_file() -> Path:
+    value = os.environ.get("RADAR_SETTINGS")
+    return Path(value) if value else Path("radar.toml")
+
+
+@lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def file_settings() -> dict[str, Any]:
+    """The settings file as a dict ({} when there is none). A malformed file fails with its path."""
+    path = settings_file()
+    if not path.is_file():
+        return {}
+    try:
+        return _read(str(path.resolve()), path.stat().st_mtime_ns)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def setting(section: str, key: str, default):
+    return file_settings().get(section, {}).get(key, default)
+
+
+def first_edition() -> int:
+    """First edition offered (partition set). 2022: the first edition every topic has data for in
+    the packaged sample (older ones fail on missing topics); lower it in radar.toml when a mirror
+    or the live sources cover earlier years."""
+    return int(os.environ.get("RADAR_FIRST_EDITION") or setting("editions", "first", 2022))
+
+
+def annual_refresh_date() -> tuple[int, int, int]:
+    """(month, day, hour) of the annual refresh of the current edition. Default 1 April 06:00:
+    after the main publishers' spring releases (CPI February, FSI/FIW/ITUC by March)."""
+    month_day = str(os.environ.get("RADAR_ANNUAL_REFRESH") or setting("schedule", "annual_refresh", "04-01"))
+    try:
+        month, day = (int(p) for p in month_day.split("-"))
+        if not (1 <= month <= 12 and 1 <= day <= 28):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{settings_file()}: [schedule] annual_refresh must be MM-DD with a day "
+                         f"1-28 (every year has it), got {month_day!r}") from None
+    return month, day, int(setting("schedule", "hour", 6))
+
+
+def default_source() -> tuple[str, str]:
+    """(source, mirror path) from the environment, else the settings file, else live."""
+    mirror = os.environ.get("RADAR_SOURCES_MIRROR")
+    if mirror:
+        same = Path(mirror).resolve() == settings.SAMPLE_MIRROR_DIR.resolve()
+        return ("sample", "") if same else ("mirror", mirror)
+    return str(setting("sources", "source", "live")), str(setting("sources", "mirror", ""))
+
+
+class RadarWarehouse(DuckDBWarehouse):
+    """The warehouse file plus the run's settings (editable per run in the launchpad)."""
+
+    source: str = Field(default="live", description="Where publisher files come from: 'live' (download "
+                        "from the publishers), 'mirror' (a folder <source>/<vintage>/<file>, see "
+                        "mirror_path) or 'sample' (the packaged synthetic sample; offline demo). "
+                        "CLI: --sample / --mirror.")
+    mirror_path: str = Field(default="", description="Folder of publisher files when source = 'mirror' "
+                             "(RADAR_SOURCES_MIRROR). CLI: --mirror.")
+    allow_missing_topics: list[str] = Field(default=[], description="Topics that may have no data in "
+                                            "the edition (left out of every mean). CLI: "
+                                            "--allow-missing-topics.")
+    published_path: str = Field(default="data/published/radar.duckdb", description="The BI snapshot "
+                                "file publish writes (RADAR_PUBLISHED); Parquet and buyer files go beside it.")
+    keep_snapshots: int = Field(default=2, description="Parquet snapshots kept per scope "
+                                "(RADAR_KEEP_SNAPSHOTS).")
+
+    def run_environment(self) -> dict[str, str | None]:
+        """The environment this run's settings mean (None = variable unset)."""
+        if self.source not in SOURCES:
+            raise dg.Failure(f"{UI_FIELD.format('source')} = {self.source!r}: must be one of {SOURCES}")
+        if self.source == "mirror":
+            if not self.mirror_path or not Path(self.mirror_path).is_dir():
+                raise dg.Failure(f"{UI_FIELD.format('mirror_path')} = {self.mirror_path!r} is not a folder; "
+                                 "set it to the mirror folder (CLI: --mirror DIR) or choose source 'sample'")
+            mirror: str | None = str(Path(self.mirror_path).resolve())
+        else:
+            mirror = str(settings.SAMPLE_MIRROR_DIR) if self.source == "sample" else None
+        return {"RADAR_SOURCES_MIRROR": mirror, "RADAR_PUBLISHED": self.published_path,
+                "RADAR_KEEP_SNAPSHOTS": str(self.keep_snapshots),
+                "RADAR_ALLOW_MISSING_TOPICS": ",".join(self.allow_missing_topics) or None}
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["RadarWarehouse"]:
+        env = self.run_environment()
+        saved = {k: os.environ.get(k) for k in env}
+        _apply(env)
+        if context.log:
+            context.log.info("run settings: source=%s%s, allow_missing_topics=%s, publish to %s" % (
+                self.source, f" ({self.mirror_path})" if self.source == "mirror" else "",
+                self.allow_missing_topics or "none", self.published_path))
+        try:
+            yield self
+        finally:
+            _apply(saved)
+
+
+def _apply(env: dict[str, str | None]) -> None:
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def default_warehouse() -> RadarWarehouse:
+    """The Definitions' warehouse resource: defaults from the environment and radar.toml."""
+    source, mirror = default_source()
+    allowed = os.environ.get("RADAR_ALLOW_MISSING_TOPICS")
+    return RadarWarehouse(
+        path=str(settings.warehouse_path()), source=source, mirror_path=mirror,
+        allow_missing_topics=[t.strip() for t in allowed.split(",") if t.strip()] if allowed is not None
+        else list(setting("sources", "allow_missing_topics", [])),
+        published_path=os.environ.get("RADAR_PUBLISHED") or str(setting("publish", "target",
+                                                                       str(settings.published_path()))),
+        keep_snapshots=int(os.environ.get("RADAR_KEEP_SNAPSHOTS") or setting("publish", "keep_snapshots", 2)))
+
+
+def allowed_missing_topics() -> list[str]:
+    """Topics the current run allows to be missing (set by RadarWarehouse or the CLI)."""
+    return [t.strip() for t in os.environ.get("RADAR_ALLOW_MISSING_TOPICS", "").split(",") if t.strip()]
