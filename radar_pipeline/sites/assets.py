@@ -237,19 +237,3 @@ site_register = dg.AssetSpec(
                 "site_inbox_sensor or `radar sites ingest`.",
     metadata={"dagster/table_name": "sites"})
 
-
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=score_sites_job,
-                      default_status=dg.DefaultSensorStatus.RUNNING, name="rescore_after_refresh",
-                      description="After a successful edition refresh, rescore every site for that "
-                                  "edition in one run.")
-def rescore_after_refresh(context: dg.RunStatusSensorContext):
-    if context.dagster_run.job_name != "refresh_edition":
-        return dg.SkipReason("not an edition refresh")
-    edition = int(context.dagster_run.tags.get("dagster/partition", 0) or 0)
-    keys = context.instance.get_dynamic_partitions(sites_partitions.name)
-    if not keys:
-        return dg.SkipReason("no sites registered yet")
-    chunks = [keys[i:i + RESCORE_CHUNK] for i in range(0, len(keys), RESCORE_CHUNK)]
-    return [range_request(chunk, set(chunk), edition=edition,
-                          run_key=f"rescore-{context.dagster_run.run_id}-{n}")
-            for n, chunk in enumerate(chunks)]
