@@ -236,4 +236,3 @@ site_register = dg.AssetSpec(
                 "site_nonconformities; history in site_history, rejects in site_rejects). Written by "
                 "site_inbox_sensor or `radar sites ingest`.",
     metadata={"dagster/table_name": "sites"})
-
