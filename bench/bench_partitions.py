@@ -76,7 +76,9 @@ def make_instance(kind: str):
 
     home = Path(tempfile.mkdtemp(prefix="radar-bench-home-"))
     if kind == "sqlite":
-        (home / "dagster.yaml").write_text((C.REPO / "dagster.yaml").read_text())
+        from radar_pipeline.run_settings import instance_yaml  # storage under this home
+
+        (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
         os.environ["DAGSTER_HOME"] = str(home)
         return dg.DagsterInstance.get(), lambda: None
     import psycopg2

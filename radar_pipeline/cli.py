@@ -21,14 +21,11 @@ def dagster_home() -> Path:
     target = home / "dagster.yaml"
     source = settings.project_path("dagster.yaml")
     if not target.exists() and source.exists():
-        # without the repo-root storage folder (dagster.yaml's storage/local_artifact_storage are
-        # for `dagster dev` in the repo root): the instance stores under this DAGSTER_HOME
-        import yaml
+        # without the repo-root storage folder (for `dagster dev` in the repo root): the
+        # instance stores under this DAGSTER_HOME
+        from radar_pipeline.run_settings import instance_yaml
 
-        config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-        for key in ("storage", "local_artifact_storage"):
-            config.pop(key, None)
-        target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        target.write_text(instance_yaml(source), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -156,6 +156,20 @@ def default_warehouse() -> RadarWarehouse:
         keep_snapshots=int(os.environ.get("RADAR_KEEP_SNAPSHOTS") or setting("publish", "keep_snapshots", 2)))
 
 
+def instance_yaml(source: Path | None = None) -> str:
+    """dagster.yaml for a DAGSTER_HOME of its own: the project's file without its `storage` and
+    `local_artifact_storage` keys. Those pin the storage to data/dagster_home for `dagster dev` /
+    `dg dev` in the repository root; a copy keeping them would store every other instance (a
+    test's, a bench's) in the working directory's data/dagster_home instead of its own home."""
+    import yaml
+
+    source = source or settings.project_path("dagster.yaml")
+    config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    for key in ("storage", "local_artifact_storage"):
+        config.pop(key, None)
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def allowed_missing_topics() -> list[str]:
     """Topics the current run allows to be missing (set by RadarWarehouse or the CLI)."""
     return [t.strip() for t in os.environ.get("RADAR_ALLOW_MISSING_TOPICS", "").split(",") if t.strip()]
