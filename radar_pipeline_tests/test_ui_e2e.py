@@ -77,3 +77,28 @@ def test_backfill_of_site_partitions_through_the_ui(ui):
         finally:
             con.close()
     assert time.monotonic() - started < 180
+
+
+@pytest.mark.slow
+def test_daemon_publishes_after_the_backfill_without_any_job_sensor(ui):
+    """The backfill above is not a job the old run-status sensors watched: the publish asset's
+    automation condition (sensor radar_automation in the daemon) publishes the new scores."""
+    published = ui.demo.root / "published" / "radar.duckdb"
+    deadline = time.monotonic() + 180
+    seen = None
+    while time.monotonic() < deadline:
+        if published.exists():
+            try:
+                con = duckdb.connect(str(published), read_only=True)
+                try:
+                    seen = con.sql("select count(*), count(distinct edition) from site_scores_latest").fetchall()[0]
+                finally:
+                    con.close()
+            except duckdb.Error:  # mid-swap on a slow disk: look again
+                seen = None
+            if seen == (N_SITES, 1):
+                break
+        time.sleep(2)
+    assert seen == (N_SITES, 1), f"published file not current after 180 s: {seen}"
+    publishes = [r for r in ui.runs() if ["publish"] in [a["path"] for a in r["assetSelection"] or []]]
+    assert publishes and all(r["jobName"] != "publish_warehouse" for r in publishes)  # not the old job sensor

@@ -21,6 +21,11 @@ from radar_pipeline.warehouse import DuckDBWarehouse
 render = lazy_module("radar_pipeline.pictures.render")
 
 GROUP = "pictures"
+# Resolution of the preview embedded in the metadata. Dagster 1.13 has no image metadata type:
+# a markdown image is the only way to show a picture in the UI, in the "Show Markdown" dialog,
+# which scales it to its width (~900 px). At 100 dpi the figures fill it with legible labels;
+# at 40-60 dpi they were a blur. The full-resolution PNG/HTML paths are listed beside it.
+PREVIEW_DPI = 100
 KINDS = {"duckdb", "matplotlib", "html"}
 
 
@@ -76,7 +81,7 @@ def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> d
     return dg.MaterializeResult(metadata={
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
-        "preview": _md_image(render.png_data_uri(fig, dpi=60), f"risk map {edition}", [png, page]),
+        "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), f"risk map {edition}", [png, page]),
         "dagster/row_count": table.height,
         "countries_without_shape": ", ".join(not_drawn["iso3"].to_list()[:60]) or "none",
         "highest": dg.MetadataValue.md("| country | inherent (mean) |\n|---|---|\n" + "\n".join(
@@ -109,7 +114,7 @@ def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWare
     return dg.MaterializeResult(metadata={
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
-        "preview": _md_image(render.png_data_uri(fig, dpi=40), "site categories", [png, page]),
+        "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), "site categories", [png, page]),
         "edition": edition, "dagster/row_count": scores.height,
         "by_category": dg.MetadataValue.json(totals),
         "countries": by_country.height, "sections": by_section.height,
@@ -160,7 +165,7 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
                                                  in enumerate(zip(items, pngs), start=1))),
     }
     if first is not None:
-        metadata["preview"] = _md_image(render.png_data_uri(first, dpi=45), "highest-risk site", pngs[:1])
+        metadata["preview"] = _md_image(render.png_data_uri(first, dpi=PREVIEW_DPI), "highest-risk site", pngs[:1])
     return dg.MaterializeResult(metadata=metadata)
 
 
