@@ -73,6 +73,46 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
 
 
+DEMO_SITES_FILE = Path("data/demo/sample_sites.jsonl")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A newcomer's first command: something to look at, offline, in about a minute."""
+    if args.warehouse:
+        os.environ["RADAR_WAREHOUSE"] = args.warehouse
+    sites_file = Path(args.sites_file)
+    steps = [
+        # the sample edition (published once, after the sites are scored)
+        ["refresh", "--edition", str(args.edition), "--sample", "--no-publish"],
+        ["sites", "generate", "--n", str(args.sites), "--seed", "1", "--out", str(sites_file)],
+        # stores and scores them in one Dagster run, then publishes the BI snapshot
+        ["sites", "ingest", str(sites_file), "--edition", str(args.edition)],
+    ]
+    for step in steps:
+        print(f"\n$ radar {' '.join(step)}", flush=True)
+        code = main(step)
+        if code:
+            print(f"radar demo stopped: `radar {' '.join(step)}` exited {code}", file=sys.stderr)
+            return code
+    import json
+
+    from radar_pipeline.publish.runner import open_hint
+
+    with open(sites_file, encoding="utf-8") as fh:
+        site_id = json.loads(fh.readline())["site_id"]
+    published = settings.published_path()
+    print(f"""
+Demo ready (all values SYNTHETIC):
+  warehouse     {settings.warehouse_path()}   (edition {args.edition}, {args.sites} sample sites scored)
+  BI snapshot   {published}   (+ {published.parent / 'parquet'}/*.parquet)
+
+Look at it:
+  radar explain {site_id}             # why this site got its score
+{open_hint(published)}
+  radar ui                             # the Dagster UI on http://127.0.0.1:3000 (assets, runs, pictures)""")
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     if args.warehouse:
         os.environ["RADAR_WAREHOUSE"] = args.warehouse
@@ -153,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-publish", action="store_true",
                    help="do not publish the BI snapshot (RADAR_PUBLISHED) after the refresh")
     p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("demo", help="first run: refresh the sample edition, score a demo set of sample sites, "
+                                    "publish the BI snapshot, print how to look at it (offline)")
+    p.add_argument("--edition", type=int, default=2024)
+    p.add_argument("--sites", type=int, default=500, help="how many SYNTHETIC sample sites to score")
+    p.add_argument("--sites-file", default=str(DEMO_SITES_FILE), help="where the sample sites are written")
+    p.add_argument("--warehouse", help="DuckDB file (default $RADAR_WAREHOUSE or data/radar.duckdb)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("publish", help="publish the BI snapshot (RADAR_PUBLISHED, + Parquet and buyer files) "
                                        "from the warehouse")

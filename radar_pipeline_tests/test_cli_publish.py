@@ -72,3 +72,24 @@ def test_refresh_and_ingest_publish_without_a_daemon(tmp_path):
     out = radar(["sites", "ingest", str(changed)], tmp_path, env)
     assert "Published the BI snapshot" in out.stdout, out.stdout[-2000:]
     assert bi_read(published, "select snapshot_id from publish_info")[0][0] != before
+
+
+@pytest.mark.slow
+def test_demo_leaves_a_newcomer_something_to_look_at(tmp_path):
+    """The README's first command: sample edition, scored sample sites, published, and how to open it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "DAGSTER_"))}
+    env["RADAR_BUYERS_INBOX"] = str(tmp_path / "buyers")
+    out = radar(["demo", "--sites", "60"], tmp_path, env)
+    published = tmp_path / "data" / "published" / "radar.duckdb"
+    assert bi_read(published, "select count(distinct site_id) from site_scores_latest where edition = 2024") == [(60,)]
+    assert bi_read(published, "select count(*) from country_risk where edition = 2024")[0][0] > 0
+    # the printed commands work as printed
+    explain = next(line.split("#")[0].split() for line in out.stdout.splitlines()
+                   if line.strip().startswith("radar explain "))
+    shown = radar(explain[1:], tmp_path, env)
+    assert "FINAL SCORE" in shown.stdout
+    one_liner = next(line.strip() for line in out.stdout.splitlines() if line.strip().startswith("python -c"))
+    query = subprocess.run(one_liner, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert query.returncode == 0 and "site_id" in query.stdout, query.stderr[-2000:]
+    assert "radar ui" in out.stdout

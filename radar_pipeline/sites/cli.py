@@ -48,6 +48,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest_with_progress(con, sites_file: Path):
+    """store.ingest with a progress bar (terminal) or one line per chunk (log) for large files."""
+    from radar_pipeline.progress import Progress, count_lines
+
+    with Progress("ingest", total=count_lines(sites_file)) as bar:
+        rejected = 0
+
+        def on_chunk(part) -> None:
+            nonlocal rejected
+            rejected += part.rejects.height
+            lines = part.sites.height + (part.rejects["line"].n_unique() if part.rejects.height else 0)
+            bar.update(lines, rejected=rejected)
+
+        return store.ingest(con, sites_file, on_chunk=on_chunk)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """The CLI twin of the inbox sensor: store the file, then score new/changed sites in one Dagster run."""
     import dagster as dg
@@ -63,7 +79,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     con = connect(warehouse)
     try:
-        summary = store.ingest(con, sites_file)
+        summary = _ingest_with_progress(con, sites_file)
         try:
             edition = args.edition or store.latest_edition(con)
         except RuntimeError as exc:

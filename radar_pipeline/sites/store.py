@@ -111,7 +111,7 @@ _STAGED = ("sites", "saq", "controls", "nonconformities", "rejects")
 
 
 def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | None = None,
-           *, chunk_lines: int = CHUNK_LINES) -> IngestSummary:
+           *, chunk_lines: int = CHUNK_LINES, on_chunk=None) -> IngestSummary:
     """Validate a JSON Lines file and store it: new/changed sites replace their
     current state, unchanged ones are left alone, rejects are (re)recorded for
     this file content. One transaction: a crash leaves the previous state.
@@ -121,7 +121,8 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
     transaction by a worker thread while the main thread validates the next chunk.
     Memory does not grow with the file: neither the parsed file nor a transaction's worth
     of appended rows (DuckDB keeps rows appended from Python frames inside an open
-    transaction in memory; rows inserted from Parquet are written out as it goes)."""
+    transaction in memory; rows inserted from Parquet are written out as it goes).
+    `on_chunk(part)` is called with each validated chunk (progress output)."""
     path = Path(path)
     problem = unreadable_file(path)
     if problem:
@@ -147,6 +148,8 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
             for k, part in enumerate(parts):
                 n_valid += part.sites.height
                 summary.rejected += part.rejects.height
+                if on_chunk is not None:
+                    on_chunk(part)
                 if pending is not None:
                     _collect(summary, pending.result())
                 pending = pool.submit(_apply_chunk, con, part, Path(tmp) / f"{k:06d}", digest, now)
