@@ -4,13 +4,14 @@ Every output row carries `methodology_version` = package version + a short sha25
 content of the rule tables and SQL files its stage reads, *plus its upstream stage's
 version*. Three stages, each a superset of the one before:
 
-    country   indicators, country overrides, sql/country_risk          -> indicator_scores,
-                                                                           country_topic_risk
-    inherent  + sector weights, goods mapping, FLI, deforestation,     -> high_risk_goods, hrg_uplift,
-                sql/sectors                                                sector_weighted_country_risk,
-                                                                           inherent_risk(_overall)
-    site      + SAQ fields/factors/levels, controls, sql/sites         -> site_scores,
-                                                                           site_score_factors
+    country   topics, indicators, country overrides,     -> indicator_scores, country_topic_risk
+              universe additions, sql/country_risk
+    inherent  + sector weights, goods mapping, FLI,        -> high_risk_goods, hrg_uplift,
+                deforestation, sql/sectors (incl. the         sector_weighted_country_risk,
+                sector_weight_lookup macro)                   inherent_risk(_overall)
+    site      + SAQ fields/factors/levels, controls,       -> site_scores, site_score_factors
+                score categories, sql/sites (incl. the
+                score_rules macros)
 
 So editing rules/sector_weights.csv changes the inherent and site versions and leaves the
 country version alone; two rows with the same version were computed by the same rules.
@@ -45,7 +46,7 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("country", None,
-          rules=("indicators.csv", "country_overrides.csv", "universe_additions.csv"),
+          rules=("topics.csv", "indicators.csv", "country_overrides.csv", "universe_additions.csv"),
           sql=("country_risk",),
           tables=("indicator_scores", "country_topic_risk")),
     Stage("inherent", "country",
@@ -54,7 +55,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sql=("sectors",),
           tables=("hrg_uplift", "sector_weighted_country_risk", "inherent_risk", "inherent_risk_overall")),
     Stage("site", "inherent",
-          rules=("saq_fields.csv", "saq_factors.csv", "saq_levels.csv", "controls.csv"),
+          rules=("saq_fields.csv", "saq_factors.csv", "saq_levels.csv", "controls.csv", "score_categories.csv"),
           sql=("sites",),
           tables=("site_scores", "site_score_factors")),
 )}

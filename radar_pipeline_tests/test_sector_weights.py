@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
+
+from radar_pipeline import rule_sql
 
 from radar_pipeline.sectors.weights import (
     LABOUR_TOPICS,
     SECTOR_WEIGHTS_SCHEMA,
     TOPICS,
     load_sector_weights,
-    resolve_weights,
     sanity_orderings,
     validate_sector_weights,
 )
@@ -75,6 +77,20 @@ def test_sanity_orderings_hold_on_shipped_table(weights: pl.DataFrame) -> None:
     assert sanity_orderings(weights) == []
 
 
+def resolve_weights(weights: pl.DataFrame, isic_classes: pl.DataFrame) -> pl.DataFrame:
+    """The class rows of the pipeline's own lookup (the SQL table macro sector_weight_lookup,
+    sql/sectors/sector_weight_lookup.sql) over these weights and ISIC classes."""
+    con = duckdb.connect()
+    isic = isic_classes.select("code", pl.lit("class").alias("level"), "section", "division")  # noqa: F841
+    con.execute("create table isic as select * from isic")
+    con.execute("create table sector_weights as select * from weights")
+    rule_sql.install(con)
+    topic_order = pl.DataFrame({"topic": list(TOPICS), "_t": list(range(len(TOPICS)))})
+    return (con.sql("select isic_code as isic_class, topic, sector_weight, weight_level, weight_code "
+                    "from sector_weight_lookup('isic', 'sector_weights') where level = 'class'").pl()
+            .join(topic_order, on="topic").sort("isic_class", "_t").drop("_t"))
+
+
 def test_resolve_every_class_and_topic(weights: pl.DataFrame, isic_classes: pl.DataFrame) -> None:
     resolved = resolve_weights(weights, isic_classes)
     assert resolved.columns == ["isic_class", "topic", "sector_weight", "weight_level", "weight_code"]
@@ -96,9 +112,15 @@ def test_resolve_every_class_and_topic(weights: pl.DataFrame, isic_classes: pl.D
     assert row("9810", "forced_labour")["weight_code"] == "T"
 
 
-def test_resolve_raises_when_a_section_is_missing(weights: pl.DataFrame, isic_classes: pl.DataFrame) -> None:
-    with pytest.raises(ValueError, match="no sector weight"):
-        resolve_weights(weights.filter(pl.col("isic_code") != "K"), isic_classes)
+def test_lookup_leaves_no_weight_when_a_section_is_missing(weights: pl.DataFrame,
+                                                           isic_classes: pl.DataFrame) -> None:
+    """Without section K's rows its classes get no weight (null, never a silent 0); the
+    validator names the missing section before any asset runs the lookup."""
+    resolved = resolve_weights(weights.filter(pl.col("isic_code") != "K"), isic_classes)
+    k_classes = isic_classes.filter(pl.col("section") == "K")["code"].to_list()
+    gaps = resolved.filter(pl.col("sector_weight").is_null())
+    assert set(gaps["isic_class"]) == set(k_classes) and gaps.height == len(k_classes) * 14
+    assert gaps["weight_level"].null_count() == gaps.height
 
 
 # --- each validator rule fires on a broken copy ---------------------------------------------

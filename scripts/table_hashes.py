@@ -27,7 +27,8 @@ two runs of the same code or by design of a refactor:
   * TIMESTAMP / TIMESTAMPTZ columns (scored_at, ingested_at, fetched_at, published_at, ...):
     wall-clock times of the run;
   * run_id, snapshot_id: ids of the Dagster run / published snapshot;
-  * columns whose name ends in `path` or equals `landing`: absolute paths into the temp folder.
+  * columns whose name ends in `path`, `landing`, `source_warehouse` (publish_info): absolute
+    paths into the temp folder.
 Everything else counts, including text columns (explanations, reasons, missing_topics).
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-EXCLUDED_NAMES = {"methodology_version", "run_id", "snapshot_id", "landing"}
+EXCLUDED_NAMES = {"methodology_version", "run_id", "snapshot_id", "landing", "source_warehouse"}
 EXCLUDED_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S")
 
 
@@ -163,6 +164,8 @@ def main() -> int:
     ap.add_argument("--out", help="also write the table to this TSV file")
     ap.add_argument("--compare", help="a TSV written by an earlier run: print same/DIFFERENT per table")
     ap.add_argument("--keep", help="build in this folder and keep it (default: a temp folder, removed)")
+    ap.add_argument("--hash-only", metavar="DIR", help="build nothing: hash the radar.duckdb and "
+                    "published/radar.duckdb a run with --keep DIR left")
     args = ap.parse_args()
 
     import duckdb
@@ -170,20 +173,25 @@ def main() -> int:
     # resolved before moving into the temp folder
     args.out = args.out and str(Path(args.out).resolve())
     args.compare = args.compare and str(Path(args.compare).resolve())
-    if args.keep:
+    if args.hash_only:
+        tmp = Path(args.hash_only).resolve()
+        rows = hash_files(tmp / "radar.duckdb", tmp / "published" / "radar.duckdb")
+        ctx = None
+    elif args.keep:
         tmp = Path(args.keep).resolve()
         tmp.mkdir(parents=True, exist_ok=True)
         ctx = None
     else:
         ctx = tempfile.TemporaryDirectory(prefix="radar_hashes_")
         tmp = Path(ctx.name)
-    try:
-        os.chdir(tmp)  # relative defaults (data/...) land in the temp folder too
-        warehouse = build(args, tmp)
-        rows = hash_files(warehouse, tmp / "published" / "radar.duckdb")
-    finally:
-        if ctx is not None:
-            ctx.cleanup()
+    if not args.hash_only:
+        try:
+            os.chdir(tmp)  # relative defaults (data/...) land in the temp folder too
+            warehouse = build(args, tmp)
+            rows = hash_files(warehouse, tmp / "published" / "radar.duckdb")
+        finally:
+            if ctx is not None:
+                ctx.cleanup()
     header = (f"# editions {','.join(map(str, args.editions))}; {args.sites} sites seed {args.seed}; "
               f"mirror {Path(args.mirror).resolve()}; duckdb {duckdb.__version__}")
     lines = [header] + [f"{name}\t{n}\t{digest}\t{','.join(dropped)}" for name, n, digest, dropped in rows]

@@ -23,8 +23,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 
-CATEGORY_COLORS = {"Low": "#4caf50", "Medium": "#ffb300", "High": "#e53935", "unscored": "#9e9e9e"}
-CATEGORIES = ["Low", "Medium", "High", "unscored"]
+from radar_pipeline.methodology import read_score_categories
+
+# the categories and their colours: rules/score_categories.csv, plus sites without a score
+CATEGORY_COLORS = {**{r["category"]: r["color"] for r in read_score_categories()}, "unscored": "#9e9e9e"}
+CATEGORIES = list(CATEGORY_COLORS)
 RISK_CMAP = "YlOrRd"
 NO_DATA = "#d9d9d9"
 

@@ -38,7 +38,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline import settings
+from radar_pipeline import rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
 from radar_pipeline.publish import schemas
 from radar_pipeline.warehouse import ensure_schema
@@ -102,6 +102,7 @@ def new_snapshot_id() -> str:
 def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
     """Create every sql/publish table in database `db`, reading the warehouse tables of the
     current default database (the caller runs `use <warehouse>` first)."""
+    rule_sql.install(con)  # topics, round_score (temp: the warehouse stays read-only)
     for name in SQL_TABLES:
         con.execute(f"create table {db}.main.{name} as {publish_sql(name)}")
         if name == "site_scores_history":

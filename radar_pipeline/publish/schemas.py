@@ -11,12 +11,11 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.methodology import CATEGORIES, PILLARS, TOPICS, category_text
 
 ISO3 = r"^[A-Z]{3}$"
 ID = r"^[A-Za-z0-9._-]{1,64}$"
-CATEGORIES = ("Low", "Medium", "High")
-PILLAR_NAMES = ("labour_standards", "health_safety", "business_ethics", "environment")
+PILLAR_NAMES = tuple(PILLARS)  # rules/topics.csv
 
 
 def c(dtype, description: str, *checks: pa.Check, nullable: bool = True, unique: bool = False) -> pa.Column:
@@ -168,7 +167,7 @@ _site_score_columns = {
     "base": c(float, "Score before the adjustment"),
     "adjustment": c(pl.Utf8, "Adjustment applied: none, reduction_0.75, reduction_0.90 or floor_6.0"),
     "final_score": c(float, "Final site score 0-10 (rounded to 1 decimal)", pa.Check.in_range(0.0, 10.0)),
-    "category_calculated": c(pl.Utf8, "Category of the final score: Low (< 4), Medium (< 6), High",
+    "category_calculated": c(pl.Utf8, "Category of the final score: " + category_text(),
                              pa.Check.isin(CATEGORIES)),
     "category": c(pl.Utf8, "Risk category: an analyst's override where one is in force (METHODOLOGY §8b), "
                            "else category_calculated", pa.Check.isin(CATEGORIES)),

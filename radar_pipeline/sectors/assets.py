@@ -7,7 +7,7 @@ written as delete-then-insert of the edition's slice from one SQL file each.
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import fingerprint, integrity, settings
+from radar_pipeline import fingerprint, integrity, rule_sql, settings
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
@@ -139,6 +139,7 @@ def edition_sql_asset(name: str, sql_file: str, deps: list, description: str) ->
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         edition = int(context.partition_key)
         with warehouse.get_connection() as con:
+            rule_sql.install(con)  # topics, sector_weight_lookup(): temp objects the SQL reads
             # §8c: every row carries the fingerprint of the rules that produced it
             rows = f"select *, $methodology_version::varchar as methodology_version from ({read_sql(sql_file)})"
             n = replace_slice(con, name, rows, {"edition": edition},

@@ -1,4 +1,4 @@
-"""Sector weights (METHODOLOGY §3): the 0–4 rule table, its validator and the class lookup.
+"""Sector weights (METHODOLOGY §3): the 0–4 rule table and its validator.
 
 The table lives in ``rules/sector_weights.csv`` (see ``rules/sector_weights.md``):
 one row per (ISIC section or division, topic). A site's ISIC class takes the
@@ -9,7 +9,9 @@ Public functions:
 - :func:`load_sector_weights` reads the CSV with fixed dtypes.
 - :func:`validate_sector_weights` lists every problem of a table (empty = valid).
 - :func:`sanity_orderings` lists violations of the §3 orderings a reviewer expects.
-- :func:`resolve_weights` gives every ISIC class × topic its weight and where it came from.
+
+The lookup of a class's weight (its division's row if present, else its section's) has one
+home: the table macro ``sector_weight_lookup`` in ``sql/sectors/sector_weight_lookup.sql``.
 """
 from __future__ import annotations
 
@@ -18,17 +20,12 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from radar_pipeline import methodology
 from radar_pipeline.settings import rules_dir
 
-#: METHODOLOGY §1 topic ids, in pillar order.
-LABOUR_TOPICS: tuple[str, ...] = (
-    "wages", "children", "forced_labour", "regular_employment", "gender",
-    "discrimination", "freedom_of_association", "working_hours",
-)
-TOPICS: tuple[str, ...] = LABOUR_TOPICS + (
-    "health_safety", "business_ethics",
-    "energy_emissions", "biodiversity", "waste_pollution", "water",
-)
+#: METHODOLOGY §1 topic ids in pillar order, and the labour-standards pillar's (rules/topics.csv).
+TOPICS: tuple[str, ...] = methodology.TOPICS
+LABOUR_TOPICS: tuple[str, ...] = methodology.PILLARS["labour_standards"]
 LEVELS: tuple[str, ...] = ("section", "division")
 MIN_WEIGHT, MAX_WEIGHT = 0, 4
 
@@ -271,44 +268,3 @@ def sanity_orderings(df: pl.DataFrame) -> list[str]:
                 problems.append(f"energy_emissions: section {h_code} ({hv:.0f}) must outrank "
                                 f"service {l_level} {l_code} ({lv:.0f})")
     return problems
-
-
-def resolve_weights(df: pl.DataFrame, isic_classes: pl.DataFrame) -> pl.DataFrame:
-    """Sector weight of every ISIC class × topic: the division row if present, else the section row.
-
-    ``isic_classes`` has columns ``code`` (4-digit class), ``division`` (2 digits)
-    and ``section`` (letter). Returns ``isic_class, topic, sector_weight (Int8),
-    weight_level ('division' | 'section'), weight_code`` sorted by class and
-    topic order. Raises ``ValueError`` naming the classes that get no weight
-    (the table is then invalid: run :func:`validate_sector_weights`).
-    """
-    topics = pl.DataFrame({"topic": list(TOPICS), "_t": list(range(len(TOPICS)))})
-    sec = df.filter(pl.col("level") == "section").select(
-        pl.col("isic_code").alias("section"), "topic", pl.col("weight").alias("_w_sec"))
-    div = df.filter(pl.col("level") == "division").select(
-        pl.col("isic_code").alias("division"), "topic", pl.col("weight").alias("_w_div"))
-    has_div = pl.col("_w_div").is_not_null()
-    out = (
-        isic_classes.select(pl.col("code").cast(pl.String), pl.col("division").cast(pl.String), pl.col("section").cast(pl.String))
-        .join(topics, how="cross")
-        .join(sec, on=["section", "topic"], how="left")
-        .join(div, on=["division", "topic"], how="left")
-        .select(
-            pl.col("code").alias("isic_class"),
-            "topic",
-            pl.coalesce("_w_div", "_w_sec").cast(pl.Int8).alias("sector_weight"),
-            pl.when(has_div).then(pl.lit("division")).when(pl.col("_w_sec").is_not_null())
-              .then(pl.lit("section")).alias("weight_level"),
-            pl.when(has_div).then(pl.col("division")).when(pl.col("_w_sec").is_not_null())
-              .then(pl.col("section")).alias("weight_code"),
-            "_t",
-        )
-        .sort("isic_class", "_t")
-        .drop("_t")
-    )
-    gaps = out.filter(pl.col("sector_weight").is_null())
-    if gaps.height:
-        sample = ", ".join(f"{c}/{t}" for c, t in gaps.select("isic_class", "topic").head(10).iter_rows())
-        raise ValueError(f"{gaps.height} class×topic pairs have no sector weight (no division or section row), "
-                         f"e.g. {sample}")
-    return out

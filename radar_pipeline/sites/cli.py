@@ -475,7 +475,9 @@ def register(sub) -> None:
     o = sub.add_parser("override", help="recategorise a site with a reason (METHODOLOGY §8b); the score is "
                                         "kept, the category replaced while the override is in force")
     o.add_argument("site_id")
-    o.add_argument("--category", required=True, help="Low, Medium or High")
+    from radar_pipeline.methodology import CATEGORIES  # rules/score_categories.csv
+
+    o.add_argument("--category", required=True, help=", ".join(CATEGORIES))
     o.add_argument("--reason", required=True)
     o.add_argument("--author", required=True)
     o.add_argument("--expires", help="last day in force, YYYY-MM-DD (default: no expiry)")

@@ -20,9 +20,9 @@ from pathlib import Path
 import polars as pl
 
 from radar_pipeline import settings
+from radar_pipeline.methodology import CATEGORIES  # rules/score_categories.csv
 
 COLUMNS = ("site_id", "category", "reason", "author", "created_on", "expires_on")
-CATEGORIES = ("Low", "Medium", "High")
 DEFAULT_FILE = "overrides.csv"
 
 OVERRIDE_SCHEMA = {"site_id": pl.Utf8, "category": pl.Utf8, "reason": pl.Utf8, "author": pl.Utf8,

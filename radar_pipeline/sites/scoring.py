@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from radar_pipeline import rule_sql
 from radar_pipeline.settings import SQL_DIR, rules_dir
 
 SITES_SQL = SQL_DIR / "sites"
@@ -140,6 +141,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
                  .with_row_index("site_key", offset=1).with_columns(pl.col("site_key").cast(pl.Int32)))
         _create_from(con, "score_scope", scope, temp=True)
     _load_overrides(con, overrides)
+    rule_sql.install(con)  # round_score, score_category and score_categories (sql/sites/score_rules.sql)
     # The per-site parts are views: the scores read only the sparse answered factors, and the
     # site x factor / site x control grids are computed only when the explanation rows (or a
     # caller) read them. Table names are constants; values only travel as bound parameters.

@@ -1,6 +1,6 @@
 -- country_risk: topic score 1-6 per edition x country x topic (long form) with country
 -- names/regions and the topic's pillar.
--- Inputs: country_topic_risk, countries. Output: one row per (edition, iso3, topic).
+-- Inputs: country_topic_risk, countries, topics (rules/topics.csv). Output: one row per (edition, iso3, topic).
 
 with
 
@@ -13,15 +13,8 @@ countries as (
 ),
 
 pillars as (
-    select * from (values
-        ('wages', 'labour_standards'), ('children', 'labour_standards'),
-        ('forced_labour', 'labour_standards'), ('regular_employment', 'labour_standards'),
-        ('gender', 'labour_standards'), ('discrimination', 'labour_standards'),
-        ('freedom_of_association', 'labour_standards'), ('working_hours', 'labour_standards'),
-        ('health_safety', 'health_safety'), ('business_ethics', 'business_ethics'),
-        ('energy_emissions', 'environment'), ('biodiversity', 'environment'),
-        ('waste_pollution', 'environment'), ('water', 'environment')
-    ) as t(topic, pillar)
+    -- rules/topics.csv (temp table topics, radar_pipeline/rule_sql.py)
+    select topic, pillar from topics
 ),
 
 final as (

@@ -75,8 +75,9 @@ final as (
         s.previous_edition,
         s.previous_final_score,
         s.previous_category,
-        -- both scores have 1 decimal: round so 5.1 - 5.3 reads -0.2, not -0.20000000000000107
-        round(s.final_score - s.previous_final_score, 1) as score_change,
+        -- both scores are rounded by round_score: round the change the same way, so 5.1 - 5.3
+        -- reads -0.2, not -0.20000000000000107
+        round_score(s.final_score - s.previous_final_score) as score_change,
         s.methodology_version,
         s.scored_at
     from with_previous as s

@@ -15,21 +15,9 @@ country_topic_risk as (
 ),
 
 isic_classes as (
-    select code as isic_class, section, division
+    select code as isic_class
     from isic
     where level = 'class'
-),
-
-section_weights as (
-    select isic_code as section, topic, weight
-    from sector_weights
-    where level = 'section'
-),
-
-division_weights as (
-    select isic_code as division, topic, weight
-    from sector_weights
-    where level = 'division'
 ),
 
 hrg_uplift as (
@@ -38,18 +26,22 @@ hrg_uplift as (
     where edition = $edition
 ),
 
+looked_up_weights as (
+    -- §3 lookup (its division's row if present, else its section's row): the one home of the
+    -- rule is the table macro in sql/sectors/sector_weight_lookup.sql
+    select isic_code, topic, sector_weight
+    from sector_weight_lookup('isic', 'sector_weights')
+),
+
 class_weights as (
-    -- §3 lookup for a class: its division's row if present, else its section's row
     select
         c.isic_class,
         t.topic,
-        coalesce(dw.weight, sw.weight) as sector_weight
+        w.sector_weight
     from isic_classes as c
     cross join (select distinct topic from country_topic_risk) as t
-    left join division_weights as dw
-      on dw.division = c.division and dw.topic = t.topic
-    left join section_weights as sw
-      on sw.section = c.section and sw.topic = t.topic
+    left join looked_up_weights as w
+      on w.isic_code = c.isic_class and w.topic = t.topic
 ),
 
 combined as (

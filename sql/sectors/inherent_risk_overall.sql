@@ -1,7 +1,8 @@
 -- inherent_risk_overall: one inherent score per (edition, country, ISIC class), METHODOLOGY §5.
 -- score = mean over the topics present (by topic, not by pillar); pillar means are for display.
 -- Parameters: $edition. Inputs: inherent_risk (edition, iso3, isic_class, topic, ..., score),
--- isic(code, level, ..., is_primary_producer), country_topic_risk (edition, iso3, topic, confidence).
+-- isic(code, level, ..., is_primary_producer), country_topic_risk (edition, iso3, topic, confidence),
+-- topics (rules/topics.csv).
 -- Output: edition, iso3, isic_class, score, labour_standards, health_safety, business_ethics,
 -- environment, is_primary_producer, missing_topics ('' when all 14 topics are present),
 -- confidence, confidence_label (METHODOLOGY §8a).
@@ -26,28 +27,14 @@ isic_classes as (
     where level = 'class'
 ),
 
-topics as (
-    -- the 14 topics of §1 and their pillars, in the methodology's order
-    select * from (values
-        (1,  'wages',                  'labour_standards'),
-        (2,  'children',               'labour_standards'),
-        (3,  'forced_labour',          'labour_standards'),
-        (4,  'regular_employment',     'labour_standards'),
-        (5,  'gender',                 'labour_standards'),
-        (6,  'discrimination',         'labour_standards'),
-        (7,  'freedom_of_association', 'labour_standards'),
-        (8,  'working_hours',          'labour_standards'),
-        (9,  'health_safety',          'health_safety'),
-        (10, 'business_ethics',        'business_ethics'),
-        (11, 'energy_emissions',       'environment'),
-        (12, 'biodiversity',           'environment'),
-        (13, 'waste_pollution',        'environment'),
-        (14, 'water',                  'environment')
-    ) as t(ord, topic, pillar)
+rule_topics as (
+    -- the 14 topics of §1 and their pillars, in the methodology's order: rules/topics.csv
+    -- (temp table topics, radar_pipeline/rule_sql.py)
+    select topic_order as ord, topic, pillar from topics
 ),
 
 all_topics as (
-    select list(topic order by ord) as topics from topics
+    select list(topic order by ord) as topics from rule_topics
 ),
 
 -- §8a: inherent confidence = mean of the topic confidences over all 14 topics, a missing
@@ -56,16 +43,16 @@ all_topics as (
 country_confidence as (
     select
         c.iso3,
-        sum(c.confidence order by c.topic) / (select count(*) from topics) as confidence
+        sum(c.confidence order by c.topic) / (select count(*) from rule_topics) as confidence
     from topic_confidence as c
-    semi join topics as t using (topic)
+    semi join rule_topics as t using (topic)
     group by c.iso3
 ),
 
 scored as (
     select r.*, t.pillar
     from inherent_risk as r
-    join topics as t using (topic)
+    join rule_topics as t using (topic)
 ),
 
 aggregated as (

@@ -14,36 +14,28 @@ country_topic_risk as (
 
 isic_codes as (
     -- sections and divisions only: the levels the weight table is authored at
-    select code, level, section
+    select code, level
     from isic
     where level in ('section', 'division')
 ),
 
-section_weights as (
-    select isic_code as section, topic, weight
-    from sector_weights
-    where level = 'section'
-),
-
-division_weights as (
-    select isic_code as division, topic, weight
-    from sector_weights
-    where level = 'division'
+looked_up_weights as (
+    -- §3 lookup (a division without its own row for a topic inherits its section's weight):
+    -- the one home of the rule is the table macro in sql/sectors/sector_weight_lookup.sql
+    select isic_code, topic, sector_weight
+    from sector_weight_lookup('isic', 'sector_weights')
 ),
 
 code_weights as (
-    -- a division without its own row for a topic inherits its section's weight (§3 lookup)
     select
         c.code as isic_code,
         c.level,
         t.topic,
-        case when c.level = 'division' then coalesce(dw.weight, sw.weight) else sw.weight end as sector_weight
+        w.sector_weight
     from isic_codes as c
     cross join (select distinct topic from country_topic_risk) as t
-    left join section_weights as sw
-      on sw.section = c.section and sw.topic = t.topic
-    left join division_weights as dw
-      on c.level = 'division' and dw.division = c.code and dw.topic = t.topic
+    left join looked_up_weights as w
+      on w.isic_code = c.code and w.topic = t.topic
 ),
 
 final as (

@@ -6,7 +6,8 @@
 -- controls_catalogue, isic, inherent_risk_overall, site_overrides_in_force (site_id, category,
 -- reason, author: at most one per site, §8b), and the views site_factor_answers (sparse
 -- answered factors for the same scope) and site_conditional_controls (conditional controls
--- that apply, §7). Per-site sums come straight from the sparse inputs:
+-- that apply, §7). Macros round_score and score_category: sql/sites/score_rules.sql (the one
+-- home of the rounding and category rules). Per-site sums come straight from the sparse inputs:
 -- the site x factor / site x control grids are built only for the explanation rows.
 with
 
@@ -207,9 +208,8 @@ assembled as (
 with_base as (
     select
         *,
-        -- one-decimal rounding through DECIMAL: binary doubles such as 3.9499999999999997
-        -- are first fixed to 9 decimals, then rounded half up (values are never negative)
-        round(management_controls::decimal(18, 9), 1)::double as mc_rounded,
+        -- §8.3 on the score rounded as every final score is (round_score, sql/sites/score_rules.sql)
+        round_score(management_controls) as mc_rounded,
         case when inherent_only then inherent else (inherent + site_characteristics) / 2 end as base
     from assembled
 ),
@@ -231,28 +231,23 @@ adjusted as (
 scored as (
     select
         *,
-        round(
+        -- §8.5 rounding: round_score (sql/sites/score_rules.sql)
+        round_score(
             case adjustment
                 when 'reduction_0.75' then base * 0.75
                 when 'reduction_0.90' then base * 0.90
                 when 'floor_6.0' then 6.0
                 else base
-            end::decimal(18, 9),
-            1
-        )::double as final_score
+            end
+        ) as final_score
     from adjusted
 ),
 
 categorised as (
     select
         *,
-        -- §8.5 category on the rounded value
-        case
-            when final_score is null then null
-            when final_score < 4.0 then 'Low'
-            when final_score < 6.0 then 'Medium'
-            else 'High'
-        end as category_calculated,
+        -- §8.5 category on the rounded value: score_category reads rules/score_categories.csv
+        score_category(final_score) as category_calculated,
         -- §8a: half the inherent risk's data confidence, half the questionnaire's completeness;
         -- beside the score, never in it
         0.5 * inherent_confidence + 0.5 * saq_completeness as confidence

@@ -1,0 +1,45 @@
+"""Rule tables and rule macros every SQL file may use, installed on a DuckDB connection.
+
+`install(con)` creates, as temp objects of that connection (so read-only warehouses and the
+in-memory publish connection get them too, and nothing is written to a warehouse):
+
+  topics              rules/topics.csv (topic, pillar, topic_order, label, pillar_label)
+  score_categories    rules/score_categories.csv (category, min_score, max_score, color, rationale)
+  sector_weight_lookup()   table macro, sql/sectors/sector_weight_lookup.sql (§3 lookup)
+  round_score(x), score_category(x)   macros, sql/sites/score_rules.sql (§8.3, §8.5)
+
+Each rule thus has one home (a CSV row or one macro), read by every SQL file that applies it.
+The CSVs are read from `settings.rules_dir()` at call time, like the other rule tables, and are
+part of the methodology version (radar_pipeline/fingerprint.py).
+"""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from radar_pipeline import settings
+from radar_pipeline.methodology import read_score_categories, read_topics
+
+MACRO_FILES = ("sectors/sector_weight_lookup", "sites/score_rules")
+
+
+def _create_temp(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    view = f"_radar_rule_{table}"
+    con.register(view, frame)
+    try:
+        con.execute(f"create or replace temp table {table} as select * from {view}")
+    finally:
+        con.unregister(view)
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the rule tables and macros above on `con` (idempotent; cheap: a few rows)."""
+    topics = pl.DataFrame(read_topics(), schema={c: pl.Utf8 for c in
+                                                 ("topic", "pillar", "topic_order", "label", "pillar_label")})
+    _create_temp(con, "topics", topics.with_columns(pl.col("topic_order").cast(pl.Int32)))
+    cats = pl.DataFrame(read_score_categories(),
+                        schema={"category": pl.Utf8, "min_score": pl.Float64, "max_score": pl.Float64,
+                                "color": pl.Utf8, "rationale": pl.Utf8})
+    _create_temp(con, "score_categories", cats)
+    for name in MACRO_FILES:
+        con.execute((settings.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"))
