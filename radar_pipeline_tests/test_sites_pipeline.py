@@ -95,6 +95,24 @@ def test_cli_score_equals_dagster_path(warehouse, tmp_path):
         dagster_factors.with_columns(pl.col("points").cast(cli_factors["points"].dtype)))
 
 
+def test_cli_score_of_an_empty_or_all_rejected_file_writes_the_header(warehouse, tmp_path):
+    from radar_pipeline.cli import main
+
+    countries, classes = reference(warehouse)
+    one = tmp_path / "one.jsonl"
+    write_sites(generate_sites(1, 5, countries, classes), one)
+    columns = score_file(one, 2024, warehouse)[0].columns
+    for name, text in (("empty.jsonl", ""), ("bad.jsonl", "{not json\n")):
+        sites = tmp_path / name
+        sites.write_text(text)
+        out = tmp_path / f"{name}.csv"
+        assert main(["score", "--sites", str(sites), "--edition", "2024", "--out", str(out), "--explain",
+                     "--warehouse", str(warehouse)]) == 0
+        scores = pl.read_csv(out)
+        assert scores.columns == columns and scores.height == 0
+        assert pl.read_csv(tmp_path / f"{name}_factors.csv").height == 0
+
+
 def _write(path: Path, rows: list[dict | str]):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
 

@@ -266,33 +266,29 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     bar.update(part.sites.height + part.rejects["line"].n_unique(),
                                rejected=result.n_rejected)
                     k += 1
+                if not parts:  # an empty file: the columns without rows (the site tables are empty)
+                    parts.append(Path(tmp) / "scores_empty.parquet")
+                    scoring.score_sites(con, edition, None, version).write_parquet(parts[-1])
+                    if explain is not None:
+                        explain.write(con.sql(factors_sql, params=factor_params).pl())
             finally:
                 if explain is not None:
                     explain.close()
-            _write_sorted(parts, out, con)
+            _write_sorted(parts, out)
     finally:
         con.close()
     return result
 
 
 
-def _write_sorted(parts: list[Path], out: Path, con: duckdb.DuckDBPyConnection) -> None:
+def _write_sorted(parts: list[Path], out: Path) -> None:
     """The chunks' scores as one file ordered by site_id (as a whole-file scoring wrote them)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if parts:
-        frame = pl.scan_parquet(parts).sort("site_id")
-    else:  # an empty or all-rejected file: the columns, no rows
-        frame = con.sql("select * from scored_sites limit 0").pl().lazy() if _has(con, "scored_sites") \
-            else pl.LazyFrame()
+    frame = pl.scan_parquet(parts).sort("site_id")
     if out.suffix == ".csv":
         frame.sink_csv(out)
     else:
         frame.sink_parquet(out)
-
-
-def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.sql("select count(*) from duckdb_tables() where table_name = $t",
-                        params={"t": table}).fetchall()[0][0])
 
 
 def score_file(sites_file: Path, edition: int, warehouse: Path, *,
