@@ -1,7 +1,8 @@
 -- sector_weighted_country_risk: country topic score next to the sector weight for every
 -- country x ISIC section and division x topic, METHODOLOGY §3 output.
 -- Parameters: $edition. Inputs: country_topic_risk(edition, iso3, topic, score, n_indicators, n_imputed),
--- sector_weights(isic_code, level, topic, weight, ...), isic(code, level, title, section, division, grp, is_primary_producer).
+-- sector_weights(isic_code, level, topic, weight, ...),
+-- isic(code, level, title, section, division, grp, is_primary_producer).
 -- Output: edition, iso3, isic_code, level, topic, country_score, sector_weight.
 
 with
