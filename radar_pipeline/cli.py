@@ -134,6 +134,9 @@ def cmd_methodology(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     dagster_home()
+    from radar_pipeline.quiet import quiet_child_processes
+
+    quiet_child_processes()
     # -m, not workspace.yaml: the code location's working directory stays the user's
     # (relative data/ paths), wherever the package is installed
     os.execvp("dagster", ["dagster", "dev", "-m", "radar_pipeline.definitions",

@@ -23,3 +23,19 @@ def silence_dagster_maturity_warnings() -> None:
         category = getattr(dagster_warnings, name, None)
         if category is not None:
             warnings.filterwarnings("ignore", category=category)
+
+
+
+# For processes started from here (`radar ui` -> dagster dev -> webserver, daemon, code
+# server), which read PYTHONWARNINGS at start. It cannot name Dagster's warning classes
+# (interpreters parse it before site-packages are importable), so it matches message starts.
+# The code server is quiet through definitions.py; this is `dagster dev`'s own "use dg dev",
+# which `radar ui` runs on the user's behalf.
+CHILD_FILTERS = ("ignore:Function `dev_command` is superseded",)
+
+
+def quiet_child_processes() -> None:
+    import os
+
+    current = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join([*([current] if current else []), *CHILD_FILTERS])
