@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from radar_pipeline import settings
-from radar_pipeline.methodology import read_score_categories, read_topics
+from radar_pipeline.methodology import TOPIC_COLUMNS, read_score_categories, read_topics
 
 MACRO_FILES = ("sectors/sector_weight_lookup", "sites/score_rules")
 
@@ -34,8 +34,7 @@ def _create_temp(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the rule tables and macros above on `con` (idempotent; cheap: a few rows)."""
-    topics = pl.DataFrame(read_topics(), schema={c: pl.Utf8 for c in
-                                                 ("topic", "pillar", "topic_order", "label", "pillar_label")})
+    topics = pl.DataFrame(read_topics(), schema=dict.fromkeys(TOPIC_COLUMNS, pl.Utf8))
     _create_temp(con, "topics", topics.with_columns(pl.col("topic_order").cast(pl.Int32)))
     cats = pl.DataFrame(read_score_categories(),
                         schema={"category": pl.Utf8, "min_score": pl.Float64, "max_score": pl.Float64,
