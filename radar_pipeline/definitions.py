@@ -6,7 +6,17 @@ from radar_pipeline.quiet import silence_dagster_maturity_warnings
 
 silence_dagster_maturity_warnings()  # before the asset modules below raise them at definition time
 
+import os  # noqa: E402
+
 import dagster as dg  # noqa: E402
+
+# Each site partition costs Dagster event rows. These two (read by Dagster at write time) make a
+# scoring run write one planned event for the whole range instead of one per site, and store
+# events in batches: on the sqlite instance a 2000-site inbox -> published run took half the time
+# (bench/bench_inbox_to_published.py). Set here so every process that loads the code location
+# (daemon-launched run workers, the CLI) has them; an explicit environment value wins.
+os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 from radar_pipeline import automation, run_settings
 from radar_pipeline.country_risk import assets as country_risk
