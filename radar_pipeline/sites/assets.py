@@ -186,7 +186,10 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
         if not busy:
             try:
                 just_stored = set(to_score)
-                resumed = [k for k in store.stale_sites(con, store.latest_edition(con)) if k not in just_stored]
+                store.latest_edition(con)  # raises when no edition is refreshed yet
+                # never scored since stored: a site only lacking a score for a newly refreshed
+                # edition is rescore_after_refresh's, not requested twice
+                resumed = [k for k in store.stale_sites(con, None) if k not in just_stored]
             except RuntimeError:  # no edition refreshed yet: nothing can be scored
                 resumed = []
             if resumed:

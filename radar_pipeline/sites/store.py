@@ -233,9 +233,9 @@ def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest:
     return new, changed
 
 
-def stale_sites(con: duckdb.DuckDBPyConnection, edition: int) -> list[str]:
-    """Stored sites whose current content has no score for `edition` (sql/sites/stale_sites.sql),
-    in intake order: what an interrupted ingest left to score."""
+def stale_sites(con: duckdb.DuckDBPyConnection, edition: int | None) -> list[str]:
+    """Stored sites whose current content has no score for `edition` (None: for any edition;
+    sql/sites/stale_sites.sql), in intake order: what an interrupted ingest left to score."""
     return [r[0] for r in con.execute(scoring._sql("stale_sites"), {"edition": edition}).fetchall()]
 
 
