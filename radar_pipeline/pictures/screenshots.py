@@ -415,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
             (f"{ui.url}/asset-groups", "dagster_asset_graph_stages.png", (1800, 1000)),
             (f"{ui.url}/asset-groups?expanded={expanded}", "dagster_asset_graph_sites_pictures.png", (1800, 1000)),
             (f"{ui.url}/assets/risk_map?partition=2024", "dagster_risk_map_asset.png", (1600, 1300)),
+            # the run settings (source, mirror, topics allowed missing, publish target) in the launchpad
+            (f"{ui.url}/locations/{ui.location}/jobs/refresh_edition/playground",
+             "dagster_launchpad_run_settings.png", (1800, 1100)),
         ]
         for url, name, size in shots:
             print("screenshot", screenshot(url, out / name, size))
