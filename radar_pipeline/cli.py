@@ -39,6 +39,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if args.warehouse:
         os.environ["RADAR_WAREHOUSE"] = args.warehouse
     dagster_home()
+    from radar_pipeline.partitions import editions
+
+    offered = editions.get_partition_keys()
+    if str(args.edition) not in offered:  # one line, not Dagster's unknown-partition traceback
+        print(f"edition {args.edition} is not offered: editions {offered[0]}-{offered[-1]} (the first edition "
+              "the data supports: [editions] first in radar.toml or RADAR_FIRST_EDITION)", file=sys.stderr)
+        return 2
     import dagster as dg
 
     from radar_pipeline.runner import refresh_edition

@@ -128,6 +128,8 @@ def test_cli_refresh_rescores_and_publishes_without_a_daemon(world, tmp_path, mo
     wh = tmp_path / "wh.duckdb"
     import shutil
     shutil.copy(world["wh"], wh)
+    monkeypatch.setenv("RADAR_WAREHOUSE", str(wh))  # the CLI sets both: restored after the test
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
     assert cli.main(["refresh", "--edition", "2023", "--sample", "--warehouse", str(wh)]) == 0
     # scores stay on the latest edition in the warehouse (2026 from the other test or 2024)
     with connect(wh) as con:
@@ -156,8 +158,18 @@ def test_sample_refresh_passes_every_error_check_for_each_offered_edition(editio
     assert 1.0 <= lo and hi <= 6.0
 
 
-def test_editions_before_the_first_supported_one_are_not_offered(monkeypatch, tmp_path):
+def test_editions_before_the_first_supported_one_are_not_offered(monkeypatch, tmp_path, capsys):
+    from radar_pipeline import cli
+
     assert editions.get_partition_keys()[0] == str(run_settings.first_edition())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))  # restored after: the
+    monkeypatch.setenv("RADAR_WAREHOUSE", str(tmp_path / "wh.duckdb"))             # CLI sets both
+    first = int(editions.get_partition_keys()[0])
+    assert cli.main(["refresh", "--edition", str(first - 1), "--sample", "--no-publish",
+                     "--warehouse", str(tmp_path / "wh.duckdb")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"edition {first - 1} is not offered" in err[0]
     (tmp_path / "radar.toml").write_text("[editions]\nfirst = 2019\n")
     monkeypatch.setenv("RADAR_SETTINGS", str(tmp_path / "radar.toml"))
     assert run_settings.first_edition() == 2019
