@@ -6,6 +6,7 @@ scoring asset has BackfillPolicy.single_run() and scores its whole partition
 key range with one set-based SQL pass; the sensor and the post-refresh sensor
 request ranges, never one run per site.
 """
+import contextlib
 import json
 import os
 from datetime import datetime, timezone
@@ -158,14 +159,13 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
         return dg.SkipReason(f"no new or changed files in {inbox}; a scoring run is in progress")
     to_score: list[str] = []
     events = []
-    try:
-        # a refresh or scoring run may hold the write lock for minutes: skip this tick rather
-        # than outlive the sensor's time limit; the next tick tries again
-        connection = warehouse.get_connection(wait_seconds=LOCK_WAIT_SENSOR)
-        con = connection.__enter__()
-    except duckdb.IOException as exc:
-        return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            # a refresh or scoring run may hold the write lock for minutes: skip this tick rather
+            # than outlive the sensor's time limit; the next tick tries again
+            con = stack.enter_context(warehouse.get_connection(wait_seconds=LOCK_WAIT_SENSOR))
+        except duckdb.IOException as exc:
+            return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
         for path in pending:
             try:
                 summary = store.ingest(con, path)
@@ -196,8 +196,6 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
                 context.log.warning(f"{len(resumed)} site(s) stored earlier but not scored for their current "
                                     f"content (an interrupted intake or run): requesting their scoring")
                 to_score.extend(resumed)
-    finally:
-        connection.__exit__(None, None, None)
     if not to_score and not events:
         return dg.SkipReason(f"no new or changed files in {inbox} and no unscored sites")
     known = context.instance.get_dynamic_partitions(sites_partitions.name)
