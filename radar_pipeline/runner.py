@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from radar_pipeline import settings
+from radar_pipeline import lake, settings
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 
@@ -87,10 +87,14 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
     instance = instance or dg.DagsterInstance.ephemeral()
     reap_dead_runs(instance)
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
     result = job.execute_in_process(partition_key=str(edition), run_config=run_config, instance=instance,
                                     resources=resources, raise_on_error=False, tags=_own_tags())
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
+    if result.success:
+        lake.tag_target(resources["warehouse"].path, "refresh", f"refresh edition {edition}",
+                        edition=edition, run_id=result.run_id)
     return RunOutcome(result.success, failures, result)
 
 
@@ -157,6 +161,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
                               chunk=run_chunk or RESCORE_CHUNK)
     job = defs.resolve_job_def("score_sites")
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
     success, failures, result = True, {}, None
     for request in requests:
         result = job.execute_in_process(run_config={**QUIET, **request.run_config}, instance=instance,
@@ -167,4 +172,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
         success = success and result.success
         failures.update({e.step_key: root_message(e.step_failure_data.error)
                          for e in result.all_events if e.is_step_failure})
+    if success and result is not None:
+        lake.tag_target(resources["warehouse"].path, "scoring", f"score {len(set(keys))} site(s)"
+                        + (f" for edition {edition}" if edition else ""), edition=edition, run_id=result.run_id)
     return RunOutcome(success, failures, result)

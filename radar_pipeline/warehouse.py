@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from radar_pipeline import settings
+from radar_pipeline import lake, settings
 
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
 
@@ -30,7 +30,16 @@ def read_sql(name: str) -> str:
     return (settings.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def is_lake_connection(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when `con` is a DuckLake session from connect() (the lake is its default catalog)."""
+    return con.sql("select current_database()").fetchall()[0][0] == lake.ALIAS
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    if is_lake_connection(con):
+        # no PRIMARY KEY on a lake; two writers creating a new lake at once may race (retried)
+        lake.retry(lambda: con.execute(lake.lake_ddl(DDL_FILE.read_text(encoding="utf-8")) + ";\n" + lake.TAGS_DDL))
+        return
     _migrate_countries_table(con)
     con.execute(DDL_FILE.read_text(encoding="utf-8"))
 
@@ -59,7 +68,16 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
             log=None) -> duckdb.DuckDBPyConnection:
     """Open the warehouse. While another process holds the write lock (a refresh or scoring
     run can hold it for minutes), wait — saying so once — up to `wait_seconds` (default
-    RADAR_LOCK_WAIT, 3600 s), then fail with a message naming the file."""
+    RADAR_LOCK_WAIT, 3600 s), then fail with a message naming the file.
+    A DuckLake target (`ducklake:...`, see radar_pipeline/lake.py) opens the lake instead:
+    no file lock to wait for, its writers and readers run side by side."""
+    if lake.is_lake(path):
+        con = lake.connect(path, read_only=read_only)
+        key = lake.instance_key(path, read_only)
+        if not read_only and key not in lake.READY:
+            ensure_schema(con)  # once per process and lake: the tables are not dropped under us
+            lake.READY.add(key)
+        return con
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +107,20 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
     return con
 
 
+def exists(target: Path | str) -> bool:
+    """Whether the warehouse is there to read: the file exists, or it is a lake (its catalog
+    server answers on connect)."""
+    return lake.is_lake(target) or Path(target).exists()
+
+
+def attach_read_only(con: duckdb.DuckDBPyConnection, target: Path | str, alias: str) -> None:
+    """Attach the warehouse (file or lake) read-only to another DuckDB session as `alias`."""
+    if lake.is_lake(target):
+        lake.attach(con, target, alias, read_only=True)
+    else:
+        con.execute(f"attach '{Path(target).as_posix().replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
+
+
 def rollback(con: duckdb.DuckDBPyConnection, original: BaseException) -> None:
     """Roll back after `original`; a failing rollback (the connection is often unusable after
     disk full) is added as a note to `original` instead of replacing it, so the user still
@@ -106,22 +138,19 @@ def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame
     Column order follows the target table; `rows` must carry every column.
     Returns the number of rows inserted.
     """
-    cond = " and ".join(f"{k} = ${k}" for k in where)
+    cond = " and ".join(f"{k} = ${k}" for k in where) or "true"
     cols = [r[0] for r in con.sql(f"select column_name from information_schema.columns "
                                    f"where table_name = '{table}' order by ordinal_position").fetchall()]
+    if is_lake_connection(con):
+        # a lake commit can lose a race with another writer (two editions' refreshes both
+        # replacing a shared table): the slice replace is rerun on the newer snapshot
+        def body(c):
+            lake.commit_message(c, f"replace {table} where {where or 'all rows'}", table=table, **where)
+            return _replace_slice_body(c, table, cols, rows, where, cond, params)
+        return lake.run_transaction(con, body)
     con.execute("begin transaction")
     try:
-        con.execute(f"delete from {table} where {cond}", where)
-        if isinstance(rows, pl.DataFrame):
-            missing = [c for c in cols if c not in rows.columns]
-            if missing:
-                raise ValueError(f"rows for {table} lack columns {missing}")
-            staged = rows.select(cols)  # noqa: F841 — referenced by name in the SQL below
-            con.execute(f"insert into {table} select * from staged")
-        else:
-            con.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from ({rows})",
-                        {**(params or {})})
-        n = con.sql(f"select count(*) from {table} where {cond}", params=where).fetchall()[0][0]
+        n = _replace_slice_body(con, table, cols, rows, where, cond, params)
         con.execute("commit")
     except BaseException as exc:
         rollback(con, exc)
@@ -129,8 +158,48 @@ def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame
     return n
 
 
+def in_transaction(con: duckdb.DuckDBPyConnection, body, message: str | None = None):
+    """Run `body(con)` between begin and commit (rolled back on error). On a lake a commit that
+    lost a race with another writer is retried: `body` must be rerunnable (delete-then-insert)."""
+    if is_lake_connection(con):
+        def named(c):
+            if message:
+                lake.commit_message(c, message)
+            return body(c)
+        return lake.run_transaction(con, named)
+    con.execute("begin transaction")
+    try:
+        out = body(con)
+        con.execute("commit")
+    except BaseException as exc:
+        rollback(con, exc)
+        raise
+    return out
+
+
+def replace_all(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame | str,
+                params: dict[str, object] | None = None) -> int:
+    """Replace every row of `table` (a rule or reference table) atomically; see replace_slice."""
+    return replace_slice(con, table, rows, {}, params)
+
+
+def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
+    con.execute(f"delete from {table} where {cond}", where or None)
+    if isinstance(rows, pl.DataFrame):
+        missing = [c for c in cols if c not in rows.columns]
+        if missing:
+            raise ValueError(f"rows for {table} lack columns {missing}")
+        staged = rows.select(cols)  # noqa: F841 — referenced by name in the SQL below
+        con.execute(f"insert into {table} select * from staged")
+    else:
+        con.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from ({rows})",
+                    {**(params or {})})
+    return con.sql(f"select count(*) from {table} where {cond}", params=where or None).fetchall()[0][0]
+
+
 class DuckDBWarehouse(dg.ConfigurableResource):
-    """The pipeline's embedded warehouse file (RADAR_WAREHOUSE, default data/radar.duckdb)."""
+    """The pipeline's warehouse (RADAR_WAREHOUSE): the embedded DuckDB file (default
+    data/radar.duckdb) or a DuckLake target `ducklake:...` (radar_pipeline/lake.py)."""
 
     path: str = str(settings.warehouse_path())
 

@@ -22,3 +22,62 @@ def shared_sources() -> Path:
             pytest.fail(f"real publisher files are required in CI but {SHARED_SOURCES} is missing")
         pytest.skip(f"real publisher files not found at {SHARED_SOURCES}")
     return SHARED_SOURCES
+
+
+# --------------------------------------------------------------------------- DuckLake backend
+# RADAR_TEST_BACKEND=lake runs the end-to-end tests that take their warehouse from
+# `warehouse_target` on a DuckLake (catalog in the PostgreSQL of DAGSTER_PG_*, the one
+# bench/pg.sh starts and .ci/run exports; data in the test's temp folder). test_lake.py always
+# runs on the lake. Without a reachable PostgreSQL those tests skip, and fail in CI.
+
+def lake_backend() -> bool:
+    return os.environ.get("RADAR_TEST_BACKEND", "file").lower() == "lake"
+
+
+def _pg_libpq() -> str | None:
+    host = os.environ.get("DAGSTER_PG_HOST")
+    if not host:
+        return None
+    parts = {"dbname": os.environ.get("DAGSTER_PG_DB", "dagster"), "host": host,
+             "port": os.environ.get("DAGSTER_PG_PORT", "5432"), "user": os.environ.get("DAGSTER_PG_USER", "dagster")}
+    if os.environ.get("DAGSTER_PG_PASSWORD"):
+        parts["password"] = os.environ["DAGSTER_PG_PASSWORD"]
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+@pytest.fixture(scope="session")
+def lake_catalog() -> str:
+    """libpq string of the PostgreSQL that holds the test lakes' catalogs (one schema per lake)."""
+    libpq = _pg_libpq()
+    problem = None if libpq else "DAGSTER_PG_HOST is not set (eval \"$(bash bench/pg.sh start)\")"
+    if libpq:
+        import psycopg2
+
+        try:
+            psycopg2.connect(libpq, connect_timeout=5).close()
+        except psycopg2.OperationalError as exc:
+            problem = f"PostgreSQL at {libpq} is not reachable: {exc}"
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the DuckLake tests need PostgreSQL in CI: {problem}")
+        pytest.skip(f"DuckLake tests need PostgreSQL: {problem}")
+    return libpq
+
+
+def make_lake_target(libpq: str, folder: Path, name: str) -> str:
+    """A fresh lake: its own catalog schema in PostgreSQL, its Parquet files under `folder`."""
+    import uuid
+
+    return (f"ducklake:postgres:{libpq}?data_path={folder / (name + '-lake-data')}"
+            f"&metadata_schema=radar_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def warehouse_target(request):
+    """warehouse_target(folder, name): where a test's warehouse goes — `folder/name.duckdb`, or
+    with RADAR_TEST_BACKEND=lake a fresh DuckLake (PostgreSQL catalog, data under `folder`)."""
+    def make(folder: Path, name: str = "radar"):
+        if not lake_backend():
+            return folder / f"{name}.duckdb"
+        return make_lake_target(request.getfixturevalue("lake_catalog"), folder, name)
+    return make

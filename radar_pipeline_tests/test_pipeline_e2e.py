@@ -1,27 +1,27 @@
 """The refresh job end to end through Dagster, on the real files and on the sample mirror."""
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 import pytest
 
 from radar_pipeline import settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.runner import refresh_edition
+from radar_pipeline.warehouse import connect
 
 # Topics with no publisher file in ../shared/data/sources (see README).
 SHARED_MISSING = ["children", "freedom_of_association", "working_hours", "water"]
 
 
 @pytest.fixture(scope="module")
-def shared_warehouse(shared_sources, tmp_path_factory):
+def shared_warehouse(shared_sources, tmp_path_factory, warehouse_target):
     """Editions 2022, 2023, 2024 refreshed from the real publisher files."""
     tmp = tmp_path_factory.mktemp("shared")
     mp = pytest.MonkeyPatch()
     mp.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
     mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
     mp.setenv("RADAR_LANDING", str(tmp / "landing"))
-    path = tmp / "radar.duckdb"
+    path = warehouse_target(tmp, "radar")  # a DuckDB file, or a lake with RADAR_TEST_BACKEND=lake
     for edition in (2022, 2023, 2024):
         outcome = refresh_edition(edition, allow_missing_topics=SHARED_MISSING, warehouse=path)
         assert outcome.success, outcome.failures
@@ -30,7 +30,7 @@ def shared_warehouse(shared_sources, tmp_path_factory):
 
 
 def q(path, sql, **params) -> pl.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)
     try:
         return con.sql(sql, params=params or None).pl()
     finally:
@@ -152,10 +152,10 @@ def test_inherent_risk_complete_and_hrg(shared_warehouse):
     assert r["lo"][0] >= 1.0 and r["hi"][0] <= 10.0
 
 
-def test_missing_topic_fails_unless_allowed(shared_sources, tmp_path, monkeypatch):
+def test_missing_topic_fails_unless_allowed(shared_sources, tmp_path, monkeypatch, warehouse_target):
     monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
-    outcome = refresh_edition(2023, allow_missing_topics=["children"], warehouse=tmp_path / "w.duckdb")
+    outcome = refresh_edition(2023, allow_missing_topics=["children"], warehouse=warehouse_target(tmp_path, "w"))
     assert not outcome.success
     message = outcome.failures["country_topic_risk"]
     for topic in ("freedom_of_association", "working_hours", "water"):
@@ -163,10 +163,11 @@ def test_missing_topic_fails_unless_allowed(shared_sources, tmp_path, monkeypatc
     assert "--allow-missing-topics" in message
 
 
-def test_sample_mirror_covers_every_topic_and_rerun_replaces_only_its_edition(tmp_path, monkeypatch):
+def test_sample_mirror_covers_every_topic_and_rerun_replaces_only_its_edition(tmp_path, monkeypatch,
+                                                                             warehouse_target):
     monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
-    path = tmp_path / "s.duckdb"
+    path = warehouse_target(tmp_path, "s")
     for edition in (2023, 2024):
         outcome = refresh_edition(edition, warehouse=path)
         assert outcome.success, outcome.failures

@@ -17,7 +17,7 @@ from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
 from radar_pipeline.sources import user as user_source
 from radar_pipeline.sources.base import SourceError
-from radar_pipeline.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -86,10 +86,11 @@ def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     if problems:
         raise dg.Failure("rules/indicators.csv: " + "; ".join(problems[:5]))
     with warehouse.get_connection() as con:
-        con.execute("begin transaction")
-        con.execute("delete from indicator_registry")
-        con.execute("insert into indicator_registry select * from df")
-        con.execute("commit")
+        con.register("_indicator_rows", df)
+        in_transaction(con, lambda c: (c.execute("delete from indicator_registry"),
+                                       c.execute("insert into indicator_registry select * from _indicator_rows")),
+                       "replace indicator_registry")  # retried on a DuckLake write conflict
+        con.unregister("_indicator_rows")
         schema = table_schema_metadata(con, "indicator_registry")
     return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "dagster/column_schema": schema,
                                           "topics_covered": len(set(df["topic"]))})

@@ -10,7 +10,7 @@ import json
 
 import dagster as dg
 
-from radar_pipeline import settings
+from radar_pipeline import lake, settings
 from radar_pipeline.country_risk.assets import POOL, country_topic_risk
 from radar_pipeline.publish import build, buyers
 from radar_pipeline.sectors.assets import inherent_risk_overall
@@ -60,6 +60,14 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
                 "publish_info; documented in docs/data_dictionary.md.",
 )
 def publish(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    if lake.is_lake(warehouse.path):
+        # a DuckLake warehouse is published by tagging its current snapshot: no copy (lake.publish)
+        with warehouse.get_connection() as con:
+            info = lake.publish(con)
+        context.log.info(f"tagged lake snapshot {info['snapshot_id']} as published at {info['published_at']}")
+        return dg.MaterializeResult(metadata={
+            "snapshot_id": info["snapshot_id"], "path": lake.parse(warehouse.path).display(),
+            "published_at": info["published_at"], "row_counts": dg.MetadataValue.json(info["row_counts"])})
     target = settings.published_path()
     result = build.publish(warehouse.path, target, log=context.log.info)
     return dg.MaterializeResult(metadata={

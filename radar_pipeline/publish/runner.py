@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from radar_pipeline import settings
+from radar_pipeline import lake, settings
 from radar_pipeline.runner import QUIET, RunOutcome, _own_tags, reap_dead_runs, root_message
 from radar_pipeline.warehouse import DuckDBWarehouse
 
@@ -19,6 +19,7 @@ def publish_warehouse(*, warehouse: Path | str | None = None,
     reap_dead_runs(instance)
     job = defs.resolve_job_def("publish_warehouse")
     resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
     result = job.execute_in_process(run_config=QUIET, instance=instance, resources=resources,
                                     raise_on_error=False, tags=_own_tags())
     failures = {e.step_key: root_message(e.step_failure_data.error)
@@ -59,6 +60,11 @@ def publish_cli(*, warehouse: Path | str | None, instance: dg.DagsterInstance) -
         print("Publishing failed; the previous BI snapshot (if any) is unchanged.", file=sys.stderr)
         return 1
     meta = publish_metadata(outcome)
+    if lake.is_lake(warehouse or settings.warehouse_path()):
+        print(f"Published lake snapshot {meta.get('snapshot_id')} at {meta.get('published_at')} "
+              f"(no copy) in {time.perf_counter() - started:.1f}s; read it as published with "
+              f"sql/examples/lake/scores_as_published.sql, or attach the lake read-only (docs/deploy.md)")
+        return 0
     path = Path(meta.get("path") or settings.published_path())
     counts = meta.get("row_counts") or {}
     summary = ", ".join(f"{t} {n}" for t, n in counts.items() if t in (

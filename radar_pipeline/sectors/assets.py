@@ -12,7 +12,7 @@ from radar_pipeline.country_risk.assets import POOL, countries, country_topic_ri
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
 from radar_pipeline.sources import eu_cahra, ilab_list_of_goods, registry, unsd_isic
-from radar_pipeline.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
 
 GROUP = "sectors"
 
@@ -24,14 +24,14 @@ def _files(source: str, log) -> list:
 
 
 def _replace_all(con, table: str, df: pl.DataFrame) -> None:
-    con.execute("begin transaction")
+    def body(c):
+        c.execute(f"delete from {table}")
+        c.execute(f"insert into {table} by name select * from _replace_all_rows")
+    con.register("_replace_all_rows", df)
     try:
-        con.execute(f"delete from {table}")
-        con.execute(f"insert into {table} by name select * from df")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        in_transaction(con, body, f"replace {table}")  # retried on a DuckLake write conflict
+    finally:
+        con.unregister("_replace_all_rows")
 
 
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"},

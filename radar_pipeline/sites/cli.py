@@ -15,11 +15,11 @@ import polars as pl
 
 from radar_pipeline import settings
 from radar_pipeline.sites import scoring, store
-from radar_pipeline.warehouse import connect, ensure_schema
+from radar_pipeline.warehouse import attach_read_only, connect, ensure_schema, exists
 
 
 def _reference_lists(warehouse: Path) -> tuple[list[str], list[str]]:
-    if warehouse.exists():
+    if exists(warehouse):
         con = connect(warehouse, read_only=True)
         try:
             countries = [r[0] for r in con.sql("select iso3 from countries").fetchall()]
@@ -146,11 +146,11 @@ REJECTS_SHOWN = 20
 def _scoring_connection(edition: int, warehouse: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the warehouse's reference tables and the edition's inherent
     risk: scoring a file never writes to (nor locks for writing) the warehouse."""
-    if not warehouse.exists():
+    if not exists(warehouse):
         raise SystemExit(f"no warehouse at {warehouse}: run `radar refresh --edition {edition}` first")
     con = duckdb.connect()
     ensure_schema(con)
-    con.execute("attach $p as wh (read_only)", {"p": warehouse.as_posix()})
+    attach_read_only(con, warehouse, "wh")  # a file or a DuckLake (duckdb 1.5 takes no $p in ATTACH)
     # the reference tables intake validates against (base tables only: `countries` may be a
     # view over `edition_countries`)
     tables = {(r[0], r[1]) for r in con.sql("select database_name, table_name from duckdb_tables()").fetchall()}
@@ -397,7 +397,7 @@ def cmd_override(args: argparse.Namespace) -> int:
 
     warehouse = Path(args.warehouse or settings.warehouse_path())
     known = None
-    if warehouse.exists():
+    if exists(warehouse):
         con = connect(warehouse, read_only=True)
         try:
             known = {r[0] for r in con.sql("select site_id from sites where site_id = $s",
