@@ -436,3 +436,25 @@ def test_rejects_of_a_line_fixed_in_a_later_file_version_are_marked_resolved(wh,
         con.close()
     assert rejects == [(rows[1]["site_id"], True)]
     assert not str(rejects).count("/"), "rejects name the file, not a server path"
+
+
+def test_inbox_sensor_skips_a_tick_while_another_process_holds_the_warehouse(wh, tmp_path, monkeypatch):
+    from radar_pipeline.sites import assets
+    from radar_pipeline.warehouse import DuckDBWarehouse
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("RADAR_SITES_INBOX", str(inbox))
+    _sites_file(wh, inbox / "a.jsonl", 2)
+    monkeypatch.setattr(assets, "LOCK_WAIT_SENSOR", 0.5)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(30)", str(wh)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                      resources={"warehouse": DuckDBWarehouse(path=str(wh))})
+        result = assets.site_inbox_sensor(ctx)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert isinstance(result, dg.SkipReason) and "warehouse busy" in result.skip_message
