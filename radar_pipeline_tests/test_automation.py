@@ -268,3 +268,36 @@ def test_new_vintage_folder_triggers_a_refresh_of_the_current_edition(monkeypatc
     assert len(new.run_requests) == 1
     assert new.run_requests[0].partition_key == str(datetime.now().year)
     assert any("ti_cpi/2024" in v for v in json.loads(new.cursor))
+
+
+# --- dagster dev / dg dev in the repository root ---------------------------------------------------
+
+def test_dagster_dev_in_the_repo_root_keeps_the_project_instance(tmp_path, monkeypatch):
+    """`dagster dev` without DAGSTER_HOME makes a throwaway instance folder in the working
+    directory, configured by ./dagster.yaml (dagster._cli.utils._get_temporary_instance): the
+    root dagster.yaml's storage keys make its runs, schedules and site partitions persist in
+    data/dagster_home across sessions. Other homes get the file without them."""
+    import shutil
+    import tomllib
+
+    import yaml
+    from dagster._core.instance.ref import InstanceRef
+
+    shutil.copy(settings.project_path("dagster.yaml"), tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    for session, keys in ((1, ["S1"]), (2, [])):
+        throwaway = tmp_path / f".tmp_dagster_home_{session}"
+        throwaway.mkdir()
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(throwaway), config_dir=str(tmp_path))) as inst:
+            if keys:
+                inst.add_dynamic_partitions("sites", keys)
+            assert inst.get_dynamic_partitions("sites") == ["S1"]  # the 2nd session sees the 1st's
+            assert inst.python_log_level == "INFO"  # no DEBUG line per site partition on the console
+        shutil.rmtree(throwaway)
+    assert (tmp_path / "data" / "dagster_home" / "history" / "runs.db").exists()
+    own_home = yaml.safe_load(run_settings.instance_yaml())
+    assert "storage" not in own_home and own_home["python_logs"]["python_log_level"] == "INFO"
+    # dg dev / dg check defs: the same code location
+    pyproject = tomllib.loads((settings.REPO_DIR / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dg"]["project"]["code_location_target_module"] == \
+        pyproject["tool"]["dagster"]["module_name"] == "radar_pipeline.definitions"
