@@ -188,7 +188,7 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
                 just_stored = set(to_score)
                 store.latest_edition(con)  # raises when no edition is refreshed yet
                 # never scored since stored: a site only lacking a score for a newly refreshed
-                # edition is rescore_after_refresh's, not requested twice
+                # edition is site_scores' automation condition's, not requested twice
                 resumed = [k for k in store.stale_sites(con, None) if k not in just_stored]
             except RuntimeError:  # no edition refreshed yet: nothing can be scored
                 resumed = []

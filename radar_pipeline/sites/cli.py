@@ -121,7 +121,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             return 3 if unscored else 0
         from radar_pipeline.publish.runner import publish_cli
 
-        # as the daemon's publish_after_update sensor does after a scoring run
+        # as publish's automation condition does under the daemon after a scoring run
         published = publish_cli(warehouse=warehouse, instance=instance)
         return published or (3 if unscored else 0)
 
