@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl
 
 import duckdb
 
+log = logging.getLogger(__name__)
 PREFIX = "ducklake:"
 ALIAS = "lake"
 # The pip package and extension file for each extension the lake may need.
@@ -208,7 +210,11 @@ def is_conflict(exc: BaseException) -> bool:
                                              or "duplicate key value" in text)
 
 
+RETRIES = 0  # conflicts retried by this process (bench/bench_lake.py reports them)
+
+
 def retry(fn, attempts: int = 8):
+    global RETRIES
     delay = 0.2
     for i in range(attempts):
         try:
@@ -216,6 +222,8 @@ def retry(fn, attempts: int = 8):
         except duckdb.Error as exc:
             if i == attempts - 1 or not is_conflict(exc):
                 raise
+            RETRIES += 1
+            log.info("lake write conflict, retry %d in %.1f s: %s", i + 1, delay, str(exc).splitlines()[0])
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
