@@ -20,6 +20,7 @@ from radar_pipeline import lake, settings
 from radar_pipeline.publish.runner import publish_metadata, publish_warehouse
 from radar_pipeline.runner import refresh_edition, score_sites
 from radar_pipeline.sites import store
+from radar_pipeline.sites.cli import score_file
 from radar_pipeline.sites.generate import generate_sites, write_sites
 from radar_pipeline.warehouse import connect, declared_table_schema
 from radar_pipeline_tests.conftest import make_lake_target
@@ -99,6 +100,10 @@ def test_ingest_score_publish_by_tag_and_read_scores_as_published(lake_2024, env
     scored = rows(lake_2024, "select site_id, final_score, category from site_scores "
                              "where edition = 2024 and site_id like 'SYN-5-%' order by site_id")
     assert len(scored) == 150 and all(r[1] is not None for r in scored)
+    # `radar score` (a file scored without writing) reads the lake's reference tables: same scores
+    cli_scores, rejects = score_file(sites_file, 2024, lake_2024, chunk_lines=100)
+    assert rejects.is_empty()
+    assert sorted(cli_scores.select("site_id", "final_score", "category").rows()) == scored
 
     published = publish_warehouse(warehouse=lake_2024)
     assert published.success, published.failures
@@ -161,6 +166,7 @@ WRITER = textwrap.dedent("""
     import sys
     from radar_pipeline.runner import refresh_edition
     from radar_pipeline.sites import store
+from radar_pipeline.sites.cli import score_file
     from radar_pipeline.warehouse import connect
     target, what, arg = sys.argv[1], sys.argv[2], sys.argv[3]
     if what == "refresh":
