@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from radar_pipeline import lake, settings
+from radar_pipeline.processes import pid_alive
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 
@@ -42,20 +43,6 @@ def _own_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a recycled pid running something else is not our run
-    try:
-        return b"radar" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-
-
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark runs whose `radar` process died (SIGKILL, OOM, power loss) as failed.
 
@@ -69,7 +56,7 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     host = socket.gethostname()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=LIVE_STATUSES, tags={HOST_TAG: host})):
         pid = int(run.tags.get(PID_TAG, "0") or 0)
-        if pid and pid != os.getpid() and not _alive(pid):
+        if pid and pid != os.getpid() and not pid_alive(pid, cmdline_contains=b"radar"):
             instance.report_run_failed(run, message=f"radar process {pid} on {host} died mid-run")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             reaped.append(run.run_id)

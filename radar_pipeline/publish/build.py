@@ -38,6 +38,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
+from radar_pipeline.processes import pid_alive
 from radar_pipeline import rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
 from radar_pipeline.publish import schemas
@@ -262,20 +263,10 @@ def remove_orphans(out: Path) -> list[Path]:
     for folder in (out, out / "buyers"):
         for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
             m = re.search(r"\.(\d+)\.tmp(\.wal)?$", path.name)
-            if m and path.is_file() and not _pid_alive(int(m.group(1))):
+            if m and path.is_file() and not pid_alive(int(m.group(1))):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from radar_pipeline.processes import pid_alive
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
 from radar_pipeline.warehouse import rollback
@@ -76,16 +77,6 @@ def unreadable_file(path: Path) -> str | None:
 _TMP_PREFIX = "radar-ingest-"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_orphaned_temp_dirs(tmp_root: Path | None = None) -> list[Path]:
     """Staging folders of ingests whose process died (SIGKILL, OOM): `radar-ingest-<pid>-*`
     in the temp folder with <pid> gone. Called at the start of every ingest."""
@@ -93,7 +84,7 @@ def remove_orphaned_temp_dirs(tmp_root: Path | None = None) -> list[Path]:
     root = Path(tmp_root or tempfile.gettempdir())
     for path in root.glob(f"{_TMP_PREFIX}*"):
         m = re.match(rf"{_TMP_PREFIX}(\d+)-", path.name)
-        if m and path.is_dir() and not path.is_symlink() and not _pid_alive(int(m.group(1))):
+        if m and path.is_dir() and not path.is_symlink() and not pid_alive(int(m.group(1))):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
