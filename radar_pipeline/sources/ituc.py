@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import (LINE, decode_text, first_bad, read_csv_text,
-                                               spec_table)
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources._curated import CuratedRatings
+from radar_pipeline.sources.base import IndicatorSpec, LandedFile
 
 SOURCE = "ituc"
 FILE_PATTERNS = ("*.csv",)
@@ -49,55 +47,9 @@ FILE_PATTERNS = ("*.csv",)
 RATINGS = {"1": 1.0, "2": 2.0, "3": 3.0, "4": 4.0, "5": 5.0, "5+": 6.0}
 
 
-def _parse_file(f: LandedFile) -> pl.DataFrame:
-    df = read_csv_text(f, decode_text(f, check_content(f, "csv")))
-    df = df.rename({c: c.strip().lower() for c in df.columns if c != LINE})
-    missing = [c for c in ("country", "rating") if c not in df.columns]
-    if missing:
-        raise SourceError(SOURCE, f"missing column(s) {missing}; expected header country,rating[,year]",
-                          file=f.name)
-    has_year = "year" in df.columns
-    default_year = int(f.vintage) if f.vintage.isdigit() else None
-    df = df.with_columns(
-        pl.col("country").str.strip_chars().alias("country"),
-        pl.col("rating").str.replace_all(r"\s+", "").alias("rating_norm"),
-        (pl.col("year").str.strip_chars().replace("", None) if has_year
-         else pl.lit(None, pl.String)).alias("year_raw"),
-    )
-    first_bad(f, df, pl.col("country").fill_null("") == "", "country", "country", "country is empty")
-    df = df.with_columns(
-        pl.col("rating_norm").replace_strict(RATINGS, default=None, return_dtype=pl.Float64).alias("value"),
-        pl.coalesce(pl.col("year_raw").cast(pl.Int32, strict=False),
-                    pl.when(pl.col("year_raw").is_null()).then(pl.lit(default_year, pl.Int32)))
-          .alias("data_year"),
-    )
-    first_bad(f, df, pl.col("value").is_null(), "rating", "rating",
-              "rating must be one of 1, 2, 3, 4, 5, 5+")
-    first_bad(f, df, pl.col("data_year").is_null() & pl.col("year_raw").is_not_null(), "year",
-              "year_raw", "year is not an integer")
-    first_bad(f, df, pl.col("data_year").is_null(), "year", "country",
-              f"no year given and the vintage folder name {f.vintage!r} is not a year; rating of")
-    dup = (df.with_columns(pl.col(LINE).min().over("country", "data_year").alias("__first"))
-             .filter(pl.col(LINE) != pl.col("__first")).head(1))
-    if dup.height:
-        raise SourceError(SOURCE, f"country {dup['country'].item()!r} is rated twice for "
-                          f"{dup['data_year'].item()} (first on line {dup['__first'].item()})",
-                          file=f.name, row=f"line {dup[LINE].item()}", field="country")
-    return df.select(
-        pl.lit(f.name).alias("file"), pl.format("line {}", pl.col(LINE)).alias("row_ref"),
-        "country",
-        pl.when(pl.col("country").str.contains(r"^[A-Z]{3}$")).then(pl.col("country")).alias("code"),
-        "data_year", "value")
+CURATED = CuratedRatings(SOURCE, "rating", RATINGS, normalise=lambda c: c.str.replace_all(r"\s+", ""),
+                         allowed="1, 2, 3, 4, 5, 5+", placed="rated")
 
 
 def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
-    if not files or not specs:
-        return empty_observations()
-    rows = pl.concat([_parse_file(f) for f in files])
-    from radar_pipeline.sources.user import raise_cross_file_duplicates
-
-    raise_cross_file_duplicates(rows, ["country", "data_year"], source=SOURCE)
-    # Every registry row of this source reads the rating (series "rating").
-    out = rows.join(spec_table(specs).select("indicator_id"), how="cross")
-    return conform(out.with_columns(pl.lit(SOURCE).alias("source"),
-                                    pl.lit(files[0].vintage).alias("vintage")))
+    return CURATED.parse(files, specs)
