@@ -81,3 +81,24 @@ def warehouse_target(request):
             return folder / f"{name}.duckdb"
         return make_lake_target(request.getfixturevalue("lake_catalog"), folder, name)
     return make
+
+
+@pytest.fixture(scope="session")
+def sample_edition_2024(tmp_path_factory) -> Path:
+    """Edition 2024 refreshed ONCE per session from the packaged sample mirror (no user files,
+    no overrides). Site tests copy this file instead of each refreshing their own."""
+    from radar_pipeline import settings
+    from radar_pipeline.runner import refresh_edition
+
+    tmp = tmp_path_factory.mktemp("sample2024")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
+    mp.setenv("RADAR_OVERRIDES", str(tmp / "no-overrides"))
+    try:
+        path = tmp / "radar.duckdb"
+        outcome = refresh_edition(2024, warehouse=path)
+        assert outcome.success, outcome.failures
+    finally:
+        mp.undo()
+    return path

@@ -106,16 +106,8 @@ from radar_pipeline.sites.generate import generate_sites, write_sites  # noqa: E
 
 
 @pytest.fixture(scope="module")
-def sample_warehouse(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ingest")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
-    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
-    path = tmp / "radar.duckdb"
-    outcome = refresh_edition(2024, warehouse=path)
-    assert outcome.success, outcome.failures
-    yield path
-    mp.undo()
+def sample_warehouse(sample_edition_2024):
+    return sample_edition_2024
 
 
 @pytest.fixture

@@ -20,16 +20,8 @@ from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 
 @pytest.fixture(scope="module")
-def sample_warehouse(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sites")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
-    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
-    path = tmp / "radar.duckdb"
-    outcome = refresh_edition(2024, warehouse=path)
-    assert outcome.success, outcome.failures
-    yield path
-    mp.undo()
+def sample_warehouse(sample_edition_2024):
+    return sample_edition_2024
 
 
 @pytest.fixture

@@ -26,17 +26,8 @@ SITES = [
 
 
 @pytest.fixture(scope="module")
-def refreshed(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("trust")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
-    mp.setenv("RADAR_USER_FILES", str(tmp / "user"))
-    mp.setenv("RADAR_OVERRIDES", str(tmp / "no-overrides"))
-    path = tmp / "radar.duckdb"
-    outcome = refresh_edition(2024, warehouse=path)
-    assert outcome.success, outcome.failures
-    yield path
-    mp.undo()
+def refreshed(sample_edition_2024):
+    return sample_edition_2024
 
 
 @pytest.fixture
