@@ -146,19 +146,33 @@ def connect(target: object, *, read_only: bool = False) -> duckdb.DuckDBPyConnec
     """A DuckDB session with the lake attached as `lake` and used by default (a cursor of this
     process's cached instance for that lake; close it as any connection)."""
     key = instance_key(target, read_only)
-    with _INSTANCES_LOCK:
-        base = _INSTANCES.get(key)
-        if base is None:
-            base = duckdb.connect()
-            try:
-                attach(base, target, read_only=read_only)
-            except BaseException:
-                base.close()
+    for attempt in (1, 2):
+        with _INSTANCES_LOCK:
+            base = _INSTANCES.get(key)
+            if base is None:
+                base = duckdb.connect()
+                try:
+                    attach(base, target, read_only=read_only)
+                except BaseException:
+                    base.close()
+                    raise
+                _INSTANCES[key] = base
+            con = base.cursor()
+        try:
+            con.execute(f"use {ALIAS}")
+            # one catalog round trip: a cached instance whose catalog connection died (the
+            # PostgreSQL server restarted under a long-lived code server) is replaced, once
+            con.sql(f"select id from {ALIAS}.current_snapshot()").fetchall()
+            return con
+        except duckdb.Error:
+            con.close()
+            if attempt == 2:
                 raise
-            _INSTANCES[key] = base
-        con = base.cursor()
-    con.execute(f"use {ALIAS}")
-    return con
+            with _INSTANCES_LOCK:
+                if _INSTANCES.get(key) is base:
+                    _INSTANCES.pop(key).close()
+                    READY.discard(key)
+    raise AssertionError("unreachable")
 
 
 def forget(target: object) -> None:
