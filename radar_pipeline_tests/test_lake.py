@@ -227,3 +227,25 @@ def test_the_write_pool_has_one_slot_for_a_file_and_n_for_a_lake(monkeypatch, tm
     monkeypatch.setenv("RADAR_LAKE_WRITERS", "3")
     assert lake.apply_pool_limit(instance, "ducklake:postgres:dbname=radar host=db") == 3
     assert instance.event_log_storage.get_concurrency_info(lake.POOL).slot_count == 3
+
+
+def test_a_bi_client_reads_the_lake_read_only_through_sqlalchemy(lake_2024):
+    """What Superset / Metabase do through duckdb-engine: attach the lake read-only on connect,
+    list tables and columns, query; a write is refused."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("duckdb:///:memory:")
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_con, _record):
+        lake.attach(dbapi_con, lake_2024, read_only=True)
+        dbapi_con.execute(f"use {lake.ALIAS}")
+
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from inherent_risk_overall")).scalar() > 0
+        with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+            c.execute(sa.text("delete from sites"))
+    inspector = sa.inspect(engine)
+    assert {"site_scores", "country_topic_risk", "snapshot_tags"} <= set(inspector.get_table_names())
+    assert "final_score" in {col["name"] for col in inspector.get_columns("site_scores")}
+    engine.dispose()
