@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import duckdb
 
@@ -72,7 +72,9 @@ def parse(target: object) -> LakeTarget:
     options: dict[str, str] = {}
     if "?" in text:
         text, query = text.split("?", 1)
-        options = {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=False)}
+        # not parse_qsl: it reads "+" as a space, and folder names may hold one (%26 escapes "&")
+        options = {k.strip().lower(): unquote(v) for k, v in
+                   (part.split("=", 1) for part in query.split("&") if "=" in part) if v}
     data = options.get("data_path") or os.environ.get("RADAR_LAKE_DATA") or None
     if data:
         data = re.sub(r"^([a-z][a-z0-9+]*):/(?!/)", r"\1://", data)

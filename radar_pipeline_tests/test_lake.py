@@ -249,3 +249,21 @@ def test_a_bi_client_reads_the_lake_read_only_through_sqlalchemy(lake_2024):
     assert {"site_scores", "country_topic_risk", "snapshot_tags"} <= set(inspector.get_table_names())
     assert "final_score" in {col["name"] for col in inspector.get_columns("site_scores")}
     engine.dispose()
+
+
+def test_a_lake_target_survives_pathlib_and_carries_its_options(monkeypatch):
+    """The CLI passes RADAR_WAREHOUSE through pathlib.Path (resolve() prepends a folder, `//`
+    folds): the lake target and its options come back intact; env vars fill what it lacks."""
+    from pathlib import Path
+
+    monkeypatch.delenv("RADAR_LAKE_DATA", raising=False)
+    monkeypatch.delenv("RADAR_LAKE_SCHEMA", raising=False)
+    t = lake.parse(Path("ducklake:postgres:dbname=radar host=db?data_path=s3://bucket/lake/&metadata_schema=r1"))
+    assert (t.catalog, t.data_path, t.metadata_schema) == ("postgres:dbname=radar host=db", "s3://bucket/lake", "r1")
+    assert lake.parse(Path("ducklake:cat/radar.ducklake").resolve()).catalog == "cat/radar.ducklake"
+    assert lake.parse("ducklake:x.ducklake?data_path=/srv/a+b%26c").data_path == "/srv/a+b&c"
+    monkeypatch.setenv("RADAR_LAKE_DATA", "/srv/lake")
+    monkeypatch.setenv("RADAR_LAKE_SCHEMA", "radar_lake")
+    t = lake.parse("ducklake:postgres:dbname=radar")
+    assert (t.data_path, t.metadata_schema, t.on_postgres) == ("/srv/lake", "radar_lake", True)
+    assert not lake.is_lake("data/radar.duckdb") and lake.is_lake(Path("ducklake:x.ducklake"))
