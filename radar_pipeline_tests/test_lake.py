@@ -259,7 +259,7 @@ def test_a_lake_target_survives_pathlib_and_carries_its_options(monkeypatch):
     monkeypatch.delenv("RADAR_LAKE_DATA", raising=False)
     monkeypatch.delenv("RADAR_LAKE_SCHEMA", raising=False)
     t = lake.parse(Path("ducklake:postgres:dbname=radar host=db?data_path=s3://bucket/lake/&metadata_schema=r1"))
-    assert (t.catalog, t.data_path, t.metadata_schema) == ("postgres:dbname=radar host=db", "s3://bucket/lake", "r1")
+    assert (t.catalog, t.data_path, t.metadata_schema) == ("postgres:dbname=radar host=db", "s3://bucket/lake/", "r1")
     assert lake.parse(Path("ducklake:cat/radar.ducklake").resolve()).catalog == "cat/radar.ducklake"
     assert lake.parse("ducklake:x.ducklake?data_path=/srv/a+b%26c").data_path == "/srv/a+b&c"
     monkeypatch.setenv("RADAR_LAKE_DATA", "/srv/lake")
