@@ -4,8 +4,8 @@
     python bench/bench_lake.py --sites 100000 --score-sites 1000000 --readers 8
 
 Steps (each writer and reader is its own process; the lake is fresh, its own catalog schema):
-  1. refresh: edition 2024 alone, then editions 2023 and 2022 at once (two processes) on the
-     same lake. Target: wall of the two <= 1.3 x the one.
+  1. refresh: edition 2024 (untimed), then 2023 alone, then 2023 and 2024 again at once (two
+     processes) on the same lake. Target: wall of the two <= 1.3 x the one.
   2. scoring: --score-sites SYNTHETIC sites ingested into the lake and into a DuckDB file with
      the same reference tables, then store.score_and_store (what the site_scores asset runs:
      scores + explanation rows written) on each. Target: lake <= 2 x file.
@@ -52,10 +52,10 @@ def refresh_worker(target: str, edition: int, work: str, out) -> None:
     from radar_pipeline import lake
     from radar_pipeline.runner import refresh_edition
 
-    t, cpu = time.perf_counter(), time.process_time()
+    t, cpu, start = time.perf_counter(), time.process_time(), time.time()
     outcome = refresh_edition(edition, warehouse=target)
     out.put(("refresh", edition, outcome.success, time.perf_counter() - t, str(outcome.failures)[:500],
-             time.process_time() - cpu, lake.RETRIES))
+             time.process_time() - cpu, lake.RETRIES, start, time.time()))
 
 
 def ingest_worker(target: str, sites_file: str, out) -> None:
@@ -113,19 +113,23 @@ def run(ctx, fn, *args):
 # --------------------------------------------------------------------------- steps
 
 def step_refresh(ctx, target: str, work: Path) -> dict:
-    p, q = run(ctx, refresh_worker, target, 2024, str(work))
-    one = q.get()
-    p.join()
-    assert one[2], one
-    t = time.perf_counter()
-    procs = [run(ctx, refresh_worker, target, e, str(work)) for e in (2023, 2022)]
+    """Edition 2024 first (untimed: it also fills the shared reference tables), then 2023 alone,
+    then 2023 and 2024 again at once (each replaces its edition's rows: the same work as one).
+    Walls are measured inside the workers (process start-up and imports excluded on both sides):
+    two = last end - first start."""
+    for edition in (2024, 2023):
+        p, q = run(ctx, refresh_worker, target, edition, str(work))
+        one = q.get()
+        p.join()
+        assert one[2], one
+    procs = [run(ctx, refresh_worker, target, e, str(work)) for e in (2023, 2024)]
     two = [q.get() for _, q in procs]
     for p, _ in procs:
         p.join()
-    wall_two = time.perf_counter() - t
+    wall_two = max(r[8] for r in two) - min(r[7] for r in two)
     assert all(r[2] for r in two), two
     ratio = wall_two / one[3]
-    print(f"refresh: one edition {one[3]:.1f}s wall ({one[5]:.1f}s CPU); two editions at once {wall_two:.1f}s "
+    print(f"refresh: one edition (2023) {one[3]:.1f}s wall ({one[5]:.1f}s CPU); two editions at once {wall_two:.1f}s "
           f"wall ({', '.join(f'{r[1]}: {r[3]:.1f}s wall, {r[5]:.1f}s CPU, {r[6]} conflict retries' for r in two)})"
           f" -> {ratio:.2f} x one (target <= 1.3: {'met' if ratio <= 1.3 else 'NOT met'}); "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
