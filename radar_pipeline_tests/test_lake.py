@@ -166,7 +166,6 @@ WRITER = textwrap.dedent("""
     import sys
     from radar_pipeline.runner import refresh_edition
     from radar_pipeline.sites import store
-from radar_pipeline.sites.cli import score_file
     from radar_pipeline.warehouse import connect
     target, what, arg = sys.argv[1], sys.argv[2], sys.argv[3]
     if what == "refresh":
