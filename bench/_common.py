@@ -44,9 +44,10 @@ def timer(out: dict, key: str):
 def machine() -> str:
     mem = ""
     try:
-        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        with open("/proc/meminfo") as fh:
+            kb = int(next(ln for ln in fh if ln.startswith("MemTotal")).split()[1])
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except Exception:
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux: no RAM figure
         pass
     return f"{platform.machine()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
@@ -99,7 +100,7 @@ def run_worker(script: Path, args: list[str], env: dict | None = None, timeout: 
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"worker {script.name} {args} failed (exit {proc.returncode})")
-    last = [l for l in proc.stdout.splitlines() if l.startswith("{")][-1]
+    last = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1]
     return json.loads(last)
 
 

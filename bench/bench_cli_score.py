@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 TARGETS = {200_000: (10.0, 1024.0), 1_000_000: (40.0, 2048.0)}  # n -> (seconds, MiB)
 RADAR = [C.PYTHON, "-m", "radar_pipeline.cli"]

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -34,7 +34,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 def worker(n: int, seed: int) -> None:
     import dagster as dg
     import duckdb
-
     from bench_partitions import make_instance
 
     work = Path(tempfile.mkdtemp(prefix="radar-bench-inbox-pub-"))

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 GOOD = {"site_id": None, "site_name": "Plant", "country": "BGD", "isic": "1410",
         "saq": {"workers_total": 120, "migrant_pct": 12.5, "worker_representation": "committee"},
@@ -49,15 +49,15 @@ def hostile_file(path: Path, target_mb: int) -> Path:
             put(json.dumps({**GOOD, "site_id": f"OK-{n}"}))
 
         for i in range(8):  # over the 1 MiB line cap: rejected unparsed
-            put('{"site_id": "BIG-%d", "controls": [%s]}' % (i, ",".join("0" * ((1 << 20) // 2 + 10))))
+            put(f'{{"site_id": "BIG-{i}", "controls": [{",".join("0" * ((1 << 20) // 2 + 10))}]}}')
         for i in range(16):  # just under the cap, ~500k list elements: over the per-site size cap
-            put('{"site_id": "LIST-%d", "controls": [%s]}' % (i, ",".join("0" * 520_000)))
+            put(f'{{"site_id": "LIST-{i}", "controls": [{",".join("0" * 520_000)}]}}')
         kinds = [
             lambda i: json.dumps({**GOOD, "site_id": f"MANY-{i}", "controls": [0] * 400}),
             lambda i: json.dumps({**GOOD, "site_id": f"SUR-{i}", "site_name": "x\ud800"}),
             lambda i: json.dumps({**GOOD, "site_id": f"INF-{i}"}).replace('"workers_total": 120',
                                                                           '"workers_total": 1e400'),
-            lambda i: '{"site_id": "DEEP-%d", "saq": %s%s}' % (i, "[" * 5000, "]" * 5000),
+            lambda i: f'{{"site_id": "DEEP-{i}", "saq": {"[" * 5000}{"]" * 5000}}}',
             lambda i: json.dumps({**GOOD, "site_id": f"KEYS-{i}", **{f"k{j}": j for j in range(40)}}),
             lambda i: json.dumps({**GOOD, "site_id": f"AUD-{i}", "audits": [{"nc_id": 1}] * 300}),
         ]
@@ -83,7 +83,7 @@ def run(path: Path) -> dict:
                           capture_output=True, text=True, cwd=C.REPO)
     if proc.returncode:
         raise SystemExit(f"ingest of {path} failed:\n{proc.stderr[-3000:]}")
-    line = next(l for l in reversed(proc.stdout.splitlines()) if l.startswith("{"))
+    line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{"))
     return json.loads(line)
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 
 def main() -> None:
@@ -41,7 +41,8 @@ def main() -> None:
     con.execute("detach wh")
     if args.memory_limit:
         con.execute(f"set memory_limit = '{args.memory_limit}'")
-    out: dict = {"file": str(args.file), "memory_limit": con.sql("select current_setting('memory_limit')").fetchall()[0][0],
+    memory_limit = con.sql("select current_setting('memory_limit')").fetchall()[0][0]
+    out: dict = {"file": str(args.file), "memory_limit": memory_limit,
                  "rss_before_mib": round(C.peak_rss_mib())}
     t = time.perf_counter()
     s = store.ingest(con, args.file)

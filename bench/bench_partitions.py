@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 TUNING = ("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "DAGSTER_EVENT_BATCH_SIZE")
 
@@ -87,9 +87,9 @@ def make_instance(kind: str):
         if not os.environ.get(var):
             raise SystemExit(f"{var} not set: run `eval \"$(bench/pg.sh start)\"` first")
     db = f"bench_{uuid.uuid4().hex[:10]}"
-    conn_args = dict(host=os.environ["DAGSTER_PG_HOST"], port=os.environ["DAGSTER_PG_PORT"],
-                     user=os.environ["DAGSTER_PG_USER"], password=os.environ.get("DAGSTER_PG_PASSWORD", ""),
-                     dbname=os.environ.get("DAGSTER_PG_DB", "dagster"))
+    conn_args = {"host": os.environ["DAGSTER_PG_HOST"], "port": os.environ["DAGSTER_PG_PORT"],
+                 "user": os.environ["DAGSTER_PG_USER"], "password": os.environ.get("DAGSTER_PG_PASSWORD", ""),
+                 "dbname": os.environ.get("DAGSTER_PG_DB", "dagster")}
     admin = psycopg2.connect(**conn_args)
     admin.autocommit = True
     admin.cursor().execute(f"create database {db}")
@@ -124,7 +124,7 @@ def worker_run(mode: str, n: int, kind: str, k: int) -> None:
             with C.timer(out, "run_s"):
                 outcome = score_sites(keys, edition=2024, warehouse=wh, instance=instance)
             out["success"] = outcome.success
-            out["peak_rss_mib"] = C.peak_rss_mib()  
+            out["peak_rss_mib"] = C.peak_rss_mib()
             con = duckdb.connect(str(wh), read_only=True)
             out["scored_rows"] = con.sql("select count(*) from site_scores where edition = 2024").fetchall()[0][0]
             con.close()

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 SHARED = C.REPO.parent / "shared" / "data" / "sources"
 SHARED_MISSING = ["children", "freedom_of_association", "working_hours", "water"]
@@ -30,8 +29,9 @@ def worker(mirror: str, edition: int, allow: list[str]) -> None:
     t0 = time.perf_counter()
     os.environ["RADAR_SOURCES_MIRROR"] = mirror
     wh = Path(os.environ["BENCH_WAREHOUSE"])
-    from radar_pipeline.runner import refresh_edition
     import duckdb
+
+    from radar_pipeline.runner import refresh_edition
 
     t1 = time.perf_counter()
     outcome = refresh_edition(edition, allow_missing_topics=allow, warehouse=wh)

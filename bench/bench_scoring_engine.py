@@ -19,14 +19,13 @@ Target: 1M sites scored in <= 10 s with <= 2 GiB peak RSS (2 cores).
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 EDITION = 2024
 
@@ -392,7 +391,8 @@ def main() -> None:
             p = C.run_worker(Path(__file__), ["prepare", str(n)])
             print(f"n={n:>8}  generate {p['generate_s']:.1f}s  write JSONL {p['write_jsonl_s']:.1f}s "
                   f"({p['jsonl_mib']:.0f} MiB)  ingest {p['ingest_s']:.1f}s ({p['ingest_s'] / n * 1e6:.1f} us/site, "
-                  f"{p['ingested']} stored, {p['rejected']} rejected)  peak RSS {p['peak_rss_mib']:.0f} MiB", flush=True)
+                  f"{p['ingested']} stored, {p['rejected']} rejected)  peak RSS {p['peak_rss_mib']:.0f} MiB",
+                  flush=True)
         else:
             print(f"n={n:>8}  (cached {engine_db(n)}; use --fresh to re-time generation/ingest)", flush=True)
         s = C.run_worker(Path(__file__), ["score", str(n), str(args.runs)])

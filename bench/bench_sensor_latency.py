@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 
 def worker(n: int, kind: str, seed: int) -> None:
     import dagster as dg
     import duckdb
-
     from bench_partitions import make_instance
+
     from radar_pipeline.definitions import defs
     from radar_pipeline.sites.assets import site_inbox_sensor
     from radar_pipeline.sites.generate import generate_sites, write_sites

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 HEAVY = ("dagster", "pandas", "pandera", "matplotlib", "polars", "duckdb", "pyarrow")
-REPORT = ("import sys, json; print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), "
-          "file=sys.stderr)").format(heavy=HEAVY)
+REPORT = (f"import sys, json; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), "
+          "file=sys.stderr)")
 CASES = {
     "python -c pass (floor)": "pass",
     "radar --help": ("import sys; sys.argv = ['radar', '--help']\n"

@@ -178,7 +178,7 @@ def _register_lazy(sub, argv: list[str]) -> None:
         modules = []
     for module in modules:
         importlib.import_module(module).register(sub)
-    for name, (module, help_line) in LAZY_COMMANDS.items():
+    for name, (_module, help_line) in LAZY_COMMANDS.items():
         if name not in sub.choices:  # listed in `radar --help`; never parsed (named -> real parser)
             sub.add_parser(name, help=help_line, add_help=False)
 

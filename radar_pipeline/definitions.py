@@ -6,9 +6,9 @@ from radar_pipeline.quiet import silence_dagster_maturity_warnings
 
 silence_dagster_maturity_warnings()  # before the asset modules below raise them at definition time
 
-import os  # noqa: E402
+import os
 
-import dagster as dg  # noqa: E402
+import dagster as dg
 
 # Each site partition costs Dagster event rows. These two (read by Dagster at write time) make a
 # scoring run write one planned event for the whole range instead of one per site, and store

@@ -34,7 +34,7 @@ class Progress:
     def active(self) -> bool:
         return max(self.total or 0, self.done) >= self.min_total
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def update(self, n: int, **notes) -> None:

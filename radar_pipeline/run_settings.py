@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -121,14 +122,14 @@ class RadarWarehouse(DuckDBWarehouse):
                 "RADAR_ALLOW_MISSING_TOPICS": ",".join(self.allow_missing_topics) or None}
 
     @contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["RadarWarehouse"]:
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RadarWarehouse]:
         env = self.run_environment()
         saved = {k: os.environ.get(k) for k in env}
         _apply(env)
         if context.log:
-            context.log.info("run settings: source=%s%s, allow_missing_topics=%s, publish to %s" % (
-                self.source, f" ({self.mirror_path})" if self.source == "mirror" else "",
-                self.allow_missing_topics or "none", self.published_path))
+            mirror = f" ({self.mirror_path})" if self.source == "mirror" else ""
+            context.log.info(f"run settings: source={self.source}{mirror}, allow_missing_topics="
+                             f"{self.allow_missing_topics or 'none'}, publish to {self.published_path}")
         try:
             yield self
         finally:

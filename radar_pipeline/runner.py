@@ -12,7 +12,6 @@ from radar_pipeline import lake, settings
 from radar_pipeline.processes import pid_alive
 from radar_pipeline.warehouse import DuckDBWarehouse
 
-
 # Dagster's console logger prints one DEBUG line per partition event; INFO keeps
 # the per-source progress lines and drops the per-site noise.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -86,7 +86,8 @@ def test_pictures_render_png_and_html(tmp_path: Path):
 @pytest.fixture(scope="module")
 def demo_warehouse(tmp_path_factory):
     """Edition 2024 from the sample mirror with 30 synthetic sites scored (no Dagster instance needed)."""
-    from radar_pipeline.pictures.screenshots import prepare_demo
+    from screenshots import prepare_demo  # scripts/screenshots.py (pytest pythonpath)
+
     from radar_pipeline.sites import store
     from radar_pipeline.warehouse import connect
 

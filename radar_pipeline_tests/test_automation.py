@@ -79,7 +79,7 @@ def test_every_launch_path_ends_with_current_scores_and_snapshot(world):
     # 1. the refresh_edition JOB (what the CLI and the schedule run): edition 2025 appears
     cursor = automation.baseline(instance)
     assert refresh_edition(2025, warehouse=wh, instance=instance).success
-    result, n = requested(instance, cursor)
+    _result, n = requested(instance, cursor)
     assert n["site_scores"] == N_SITES and n["risk_map"] == 1  # every site, and 2025's map
     assert n["publish"] == 1  # the daemon submits both as one backfill: site_scores first
     cursor = automation.follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)

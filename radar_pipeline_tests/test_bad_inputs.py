@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 import pytest
@@ -60,14 +60,15 @@ PUBLISHER_CASES = [
     ("renamed_column", "nd_gain", lambda t: t.replace('"ISO3"', '"ISO_3"', 1), ["gain.csv", "ISO3"]),
     ("missing_column", "ituc", lambda t: t.replace("country,rating", "country,score", 1),
      ["ituc_ratings.csv", "rating"]),
-    ("renamed_column_user", "user", lambda t: t.replace("iso3,indicator_id,year,value", "iso3,indicator_id,yr,value", 1),
+    ("renamed_column_user", "user",
+     lambda t: t.replace("iso3,indicator_id,year,value", "iso3,indicator_id,yr,value", 1),
      ["ilo_weekly_hours.csv", "year"]),
-    ("non_numeric_value", "nd_gain", _replace_line(3, lambda l: l.replace('"BGD","Bangladesh",41.6738467837868',
+    ("non_numeric_value", "nd_gain", _replace_line(3, lambda ln: ln.replace('"BGD","Bangladesh",41.6738467837868',
                                                                            '"BGD","Bangladesh",forty-one')),
      ["gain.csv", "line 3", "forty-one"]),
-    ("non_numeric_value_user", "user", _replace_line(3, lambda l: "DNK,ilo_weekly_hours,2020,about 36"),
+    ("non_numeric_value_user", "user", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,about 36"),
      ["ilo_weekly_hours.csv", "line 3", "about 36"]),
-    ("non_integer_year_user", "user", _replace_line(3, lambda l: "DNK,ilo_weekly_hours,twenty,35.9"),
+    ("non_integer_year_user", "user", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,twenty,35.9"),
      ["ilo_weekly_hours.csv", "line 3", "twenty"]),
     ("duplicate_key_user", "user", _append("DNK,ilo_weekly_hours,2019,40.0"),
      ["ilo_weekly_hours.csv", "DNK", "ilo_weekly_hours", "2019"]),
@@ -110,7 +111,7 @@ def test_bad_publisher_or_user_file_names_file_row_and_reason(case_id, source, e
 def test_non_finite_value_in_user_file_is_an_error_not_a_silent_drop(raw, tmp_path, universe):
     mirror = tmp_path / "mirror"
     shutil.copytree(SAMPLE / "user", mirror / "user")
-    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda l: f"DNK,ilo_weekly_hours,2020,{raw}"))
+    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda ln: f"DNK,ilo_weekly_hours,2020,{raw}"))
     with pytest.raises(SourceError) as err:
         registry.load_source("user", EDITION, universe, mirror=mirror, landing=tmp_path / "l",
                              user_dir=tmp_path / "nouser", log=lambda m: None)
@@ -382,7 +383,7 @@ def _load_user(mirror: Path, tmp_path: Path, universe, source: str = "user"):
 def test_user_value_outside_the_indicators_plausible_range_is_an_error(tmp_path, universe):
     """One typo (4700 h/week) would rescale every other country's score."""
     mirror = _user_mirror(tmp_path)
-    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda l: "DNK,ilo_weekly_hours,2020,4700"))
+    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,4700"))
     with pytest.raises(SourceError) as err:
         _load_user(mirror, tmp_path, universe)
     msg = str(err.value)

@@ -4,8 +4,6 @@ has freedom_of_association from ITUC 2025 for every rated country and gap-fills 
 coverage table says so per topic, in the warehouse and in the published file."""
 from __future__ import annotations
 
-import csv
-
 import duckdb
 import polars as pl
 import pytest
@@ -117,7 +115,8 @@ def test_published_coverage_table(shared_run):
     pub = q(published, "select * from coverage_report order by edition, topic")
     wh = q(path, "select * from coverage_report order by edition, topic")
     assert pub.height == wh.height
-    assert pub.select("edition", "topic", "observed", "missing").equals(wh.select("edition", "topic", "observed", "missing"))
+    cols = ("edition", "topic", "observed", "missing")
+    assert pub.select(cols).equals(wh.select(cols))
     share = pub.filter(pl.col("n_countries") > 0)
     assert ((share["share_observed"] - share["observed"] / share["n_countries"]).abs() < 1e-4).all()
     described = q(published, "select column_name from data_dictionary where table_name = 'coverage_report'")
@@ -135,7 +134,7 @@ def test_asset_metadata_shows_thin_and_missing_topics(shared_run):
         assert nodata <= set(md["thin_topics"].value.split(", "))
         table = md["coverage"].value
         assert all(f"| {t} (thin) |" in table for t in nodata)
-        assert len([l for l in table.splitlines() if l.startswith("| ") and "---" not in l]) == len(TOPICS) + 1
+        assert len([ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]) == len(TOPICS) + 1
 
 
 def test_sample_mirror_marks_vintages_released_after_the_edition(tmp_path, monkeypatch):

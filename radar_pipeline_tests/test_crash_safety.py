@@ -100,7 +100,6 @@ from pathlib import Path  # noqa: E402
 import dagster as dg  # noqa: E402
 
 from radar_pipeline import settings  # noqa: E402
-from radar_pipeline.runner import refresh_edition  # noqa: E402
 from radar_pipeline.sites import store  # noqa: E402
 from radar_pipeline.sites.generate import generate_sites, write_sites  # noqa: E402
 

@@ -224,7 +224,7 @@ def test_user_file_without_oceania_is_filled_from_the_world_mean(tmp_path, monke
                       where edition = 2024 and topic = 'working_hours' and iso3 in ('AUS', 'DNK') order by 1""")
     assert conf.rows() == [("AUS", 0.0), ("DNK", 1.0)]
     # the run says which indicator, topic and region were filled from the world mean
-    meta = [m for m in outcome.result.asset_materializations_for_node("indicator_scores")]
+    meta = list(outcome.result.asset_materializations_for_node("indicator_scores"))
     table = meta[0].metadata["world_mean_fills"].value
     assert "ilo_weekly_hours" in table and "working_hours" in table and "Oceania" in table
 

@@ -26,9 +26,9 @@ import shutil
 import socket
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import polars as pl
@@ -467,8 +467,9 @@ def live_run(baseline, server, dead, tmp: Path, monkeypatch, faults: dict[str, F
 
 def test_dagster_recovers_from_transient_faults_with_identical_results(baseline, server, dead_endpoints,
                                                                        tmp_path, monkeypatch):
-    faults = {"ti_cpi": F["5xx_then_ok"], "yale_epi": F["429_retry_after_then_ok"], "undp_gii": F["reset_then_ok"], "nd_gain": F["truncated_then_ok"],
-              "worldbank_wdi": F["5xx_then_ok"], "worldbank_wgi": F["truncated_then_ok"]}
+    faults = {"ti_cpi": F["5xx_then_ok"], "yale_epi": F["429_retry_after_then_ok"], "undp_gii": F["reset_then_ok"],
+              "nd_gain": F["truncated_then_ok"], "worldbank_wdi": F["5xx_then_ok"],
+              "worldbank_wgi": F["truncated_then_ok"]}
     assert {f.name for f in faults.values()} == {"5xx_then_ok", "429_retry_after_then_ok", "reset_then_ok",
                                                  "truncated_then_ok"}
     db, pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch, faults)
@@ -501,7 +502,7 @@ FAILING = {
 def test_dagster_failing_sources_leave_previous_edition_untouched(baseline, server, dead_endpoints,
                                                                   tmp_path, monkeypatch):
     assert len({f.name for f in FAILING.values()}) == len(FAILING)
-    db, pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch, FAILING)
+    db, _pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch, FAILING)
     assert not outcome.success
     for source, fault in FAILING.items():
         msg = outcome.failures.get(f"{source}_observations")
@@ -525,8 +526,8 @@ def test_dagster_failing_sources_leave_previous_edition_untouched(baseline, serv
 
 def test_dagster_unreachable_country_list_fails_before_anything_is_written(baseline, server, dead_endpoints,
                                                                           tmp_path, monkeypatch):
-    db, pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch,
-                                {"un_m49": F["connect_timeout"]})   # connect timeout
+    db, _pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch,
+                                 {"un_m49": F["connect_timeout"]})   # connect timeout
     assert not outcome.success
     msg = outcome.failures.get("countries", "")
     assert "[un_m49]" in msg and "unreachable" in msg, outcome.failures

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import time
 
-import polars as pl
 import pytest
 
 from radar_pipeline.sources import ti_cpi

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -126,7 +126,7 @@ def test_ingest_score_publish_by_tag_and_read_scores_as_published(lake_2024, env
     example = (settings.SQL_DIR / "examples" / "lake" / "scores_as_published.sql").read_text(encoding="utf-8")
     con = connect(lake_2024, read_only=True)
     try:
-        today = datetime.now(timezone.utc).date()  # snapshot_tags.tagged_at is UTC
+        today = datetime.now(UTC).date()  # snapshot_tags.tagged_at is UTC
         con.execute(f"set variable published_on = date '{today.isoformat()}'")
         got = con.sql(example).pl().filter(pl_col_like("site_id", "SYN-5-"))
     finally:
@@ -197,7 +197,7 @@ def test_two_refreshes_and_an_ingest_side_by_side_while_readers_read(lake_2024, 
     finally:
         stop.write_text("stop")
     reads = [json.loads(r.communicate(timeout=120)[0].strip().splitlines()[-1]) for r in readers]
-    for w, (out, err) in zip(writers, results):
+    for w, (_out, err) in zip(writers, results):
         assert w.returncode == 0, err[-3000:]
     assert results[2][0].strip().splitlines()[-1] == "400"
     for r in reads:

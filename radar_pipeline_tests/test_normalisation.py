@@ -23,10 +23,10 @@ def make_db(registry: list[tuple[str, str, str]], obs: list[tuple[str, str, int,
     ensure_schema(con)
     con.register("countries_df", COUNTRIES)
     con.execute("insert into edition_countries select $e, *, 'test' from countries_df", {"e": edition})
-    reg = pl.DataFrame(registry, schema=["indicator_id", "topic", "direction"], orient="row").with_columns(
+    reg = pl.DataFrame(registry, schema=["indicator_id", "topic", "direction"], orient="row").with_columns(  # noqa: F841
         source=pl.lit("x"), unit=pl.lit(None, pl.String), note=pl.lit(None, pl.String))
     con.execute("insert into indicator_registry by name select * from reg")
-    o = pl.DataFrame(obs, schema=["indicator_id", "iso3", "data_year", "value"], orient="row").with_columns(
+    o = pl.DataFrame(obs, schema=["indicator_id", "iso3", "data_year", "value"], orient="row").with_columns(  # noqa: F841
         edition=pl.lit(edition), source=pl.lit("x"), vintage=pl.lit("v"), file=pl.lit("f"), row_ref=pl.lit("r"))
     con.execute("insert into indicator_observations by name select * from o")
     return con
@@ -91,7 +91,7 @@ def test_topic_is_mean_of_indicators():
     con = make_db([("a", "gender", "higher_is_riskier"), ("b", "gender", "lower_is_riskier")],
                   [("a", "AAA", 2023, 0), ("a", "BBB", 2023, 10), ("b", "AAA", 2023, 0), ("b", "BBB", 2023, 10)])
     df = scores(con)
-    rows = pl.DataFrame([{k: v for k, v in r.items()} for r in df.values()])
+    rows = pl.DataFrame([dict(r.items()) for r in df.values()])  # noqa: F841 — DuckDB reads it by name
     con.execute("insert into indicator_scores by name select * from rows")
     t = con.sql(read_sql("country_risk/country_topic_risk"),
                 params={"edition": 2023, "missing_topics": ""}).pl()
@@ -106,7 +106,7 @@ def test_topic_confidence_counts_observed_one_region_half():
     # filled from Sub-Saharan Africa), BBB observed on one indicator and imputed on the other.
     con = make_db([("a", "gender", "higher_is_riskier"), ("b", "gender", "lower_is_riskier")],
                   [("a", "AAA", 2023, 0), ("a", "BBB", 2023, 10), ("b", "AAA", 2023, 0), ("b", "EEE", 2023, 10)])
-    rows = pl.DataFrame(list(scores(con).values()))
+    rows = pl.DataFrame(list(scores(con).values()))  # noqa: F841 — DuckDB reads it by name
     con.execute("insert into indicator_scores by name select * from rows")
     t = con.sql(read_sql("country_risk/country_topic_risk"),
                 params={"edition": 2023, "missing_topics": ""}).pl()

@@ -119,7 +119,8 @@ def test_scores_in_range_and_imputation_flagged(shared_warehouse):
 
 
 def test_edition_window_uses_latest_value_in_y_minus_5(shared_warehouse):
-    obs = q(shared_warehouse, "select edition, min(data_year) lo, max(data_year) hi from indicator_observations group by 1")
+    obs = q(shared_warehouse,
+            "select edition, min(data_year) lo, max(data_year) hi from indicator_observations group by 1")
     for edition, lo, hi in obs.iter_rows():
         assert edition - 5 <= lo and hi <= edition
     # FSI has only 2023: edition 2022 has no FSI, 2023 and 2024 use it

@@ -64,7 +64,7 @@ def test_scoring_many_site_partitions_in_one_run_on_postgres(pg_instance, tmp_pa
     status = pg_instance.get_status_by_partition(
         dg.AssetKey("site_scores"), summary.to_score, sites_partitions)
     assert status is not None and len(status) == 2000
-    assert set(str(s) for s in status.values()) == {"AssetPartitionStatus.MATERIALIZED"}
+    assert {str(s) for s in status.values()} == {"AssetPartitionStatus.MATERIALIZED"}
     con = connect(warehouse, read_only=True)
     n = con.sql("select count(*) from site_scores where final_score is not null").fetchall()[0][0]
     con.close()

@@ -207,8 +207,8 @@ def test_rejects_name_file(tmp_path):
     assert r.rejects["file"][0].endswith("sites.jsonl")
 
 
-@pytest.mark.parametrize("country", ["Niger Delta", "Guinea Pig", "United States of Americana", "Bangladesh Export Zone",
-                                     "Ivory Coast Road"])
+@pytest.mark.parametrize("country", ["Niger Delta", "Guinea Pig", "United States of Americana",
+                                     "Bangladesh Export Zone", "Ivory Coast Road"])
 def test_text_that_merely_contains_a_country_name_is_rejected(tmp_path, country):
     """Issue 11: fuzzy matching mapped `Niger Delta` to Niger, `Guinea Pig` to Guinea."""
     r = read(tmp_path, [site(country=country), site(site_id="ok")])

@@ -8,7 +8,12 @@ import polars as pl
 import pytest
 
 from radar_pipeline.sites.scoring import (
-    factor_rows, load_rules, read_controls, read_saq_factors, score_sites, total_available,
+    factor_rows,
+    load_rules,
+    read_controls,
+    read_saq_factors,
+    score_sites,
+    total_available,
 )
 
 ISIC = pl.DataFrame({
@@ -29,7 +34,7 @@ f1,workers_total,,number,2,true,3,false,,l45,
 f1,workers_total,,number,3,true,4,false,,l90,
 f1,workers_total,,number,4,true,,,,l20,
 f2,labour_intensive,,boolean,,,,,true,l10,
-"""
+"""  # noqa: E501 — the rule table's real header line
 
 
 def _controls_csv(n: int, with_accommodation: bool = False) -> str:
@@ -294,8 +299,10 @@ def _level(tmp_path, answers: list[dict], factor: str) -> str | None:
     ("workers_total", "workers_on_site", 249, "minor"), ("workers_total", "workers_on_site", 250, "moderate"),
     ("workers_total", "workers_on_site", 999, "moderate"), ("workers_total", "workers_on_site", 1000, "high"),
     ("permanent_pct", "permanent_workers_pct", 95, "none"), ("permanent_pct", "permanent_workers_pct", 94.9, "minor"),
-    ("permanent_pct", "permanent_workers_pct", 80, "minor"), ("permanent_pct", "permanent_workers_pct", 79.9, "moderate"),
-    ("permanent_pct", "permanent_workers_pct", 50, "moderate"), ("permanent_pct", "permanent_workers_pct", 49.9, "high"),
+    ("permanent_pct", "permanent_workers_pct", 80, "minor"),
+    ("permanent_pct", "permanent_workers_pct", 79.9, "moderate"),
+    ("permanent_pct", "permanent_workers_pct", 50, "moderate"),
+    ("permanent_pct", "permanent_workers_pct", 49.9, "high"),
     ("migrant_pct", "migrant_workers_pct", 0, "none"), ("migrant_pct", "migrant_workers_pct", 0.1, "minor"),
     ("migrant_pct", "migrant_workers_pct", 10, "minor"), ("migrant_pct", "migrant_workers_pct", 10.1, "moderate"),
     ("migrant_pct", "migrant_workers_pct", 30, "moderate"), ("migrant_pct", "migrant_workers_pct", 30.1, "high"),

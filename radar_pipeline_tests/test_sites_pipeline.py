@@ -5,13 +5,11 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.partitions import sites as sites_partitions
-from radar_pipeline.runner import refresh_edition, score_sites
+from radar_pipeline.runner import score_sites
 from radar_pipeline.sites import store
 from radar_pipeline.sites.assets import RANGE_END, RANGE_START, site_inbox_sensor
 from radar_pipeline.sites.cli import explain_text, score_file

@@ -3,11 +3,7 @@ live path against the local scripted test server (radar_pipeline_tests/http_fixt
 for publishers that answer well, fail, serve error pages or changed layouts."""
 from __future__ import annotations
 
-import csv
 import re
-from pathlib import Path
-
-import pytest
 
 from radar_pipeline import settings
 from radar_pipeline.cli import main
@@ -62,7 +58,6 @@ def _entry(source, vintage, file, url, member=""):
 def test_live_path_against_local_test_server(tmp_path):
     m49 = (SAMPLE / "un_m49/2022/UNSD_Methodology.csv").read_bytes()
     epi = (SAMPLE / "yale_epi/2022/epi2022results05302022.csv").read_bytes()
-    fsi = (SAMPLE / "fund_for_peace_fsi/2023/FSI-2023-DOWNLOAD.xlsx").read_bytes()
     gii = (SAMPLE / "undp_gii/2020/Gender_Inequality_Index_GII_2019.csv").read_bytes()
     renamed = epi.replace(b"BDH.new", b"BDH.score", 1)
     html = b"<!DOCTYPE html><html><body>Service Unavailable</body></html>"
@@ -106,13 +101,13 @@ def test_cli_exit_code_and_lines(tmp_path, capsys, monkeypatch):
     assert main(["sources", "check", "--mirror", str(SAMPLE), "--source", "ituc", "--source", "worldbank_wgi"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "NOT reached" in out[0]
-    assert any(l.startswith("OK") and "worldbank_wgi" in l for l in out)
+    assert any(ln.startswith("OK") and "worldbank_wgi" in ln for ln in out)
     # a broken mirror file makes the command fail with the reason on its line
     bad = tmp_path / "mirror"
     (bad / "ituc/2024").mkdir(parents=True)
     (bad / "ituc/2024/ituc.csv").write_text("country,rating\nDenmark,7\n")
     assert main(["sources", "check", "--mirror", str(bad), "--source", "ituc"]) == 1
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("FAIL"))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FAIL"))
     assert "ituc" in line and "line 2" in line and "'7'" in line
 
 

@@ -103,7 +103,7 @@ def test_bulk_csv_total_sex_total_economy_modelled_preferred(tmp_path):
     assert df.schema == pl.Schema(RAW_OBSERVATION_SCHEMA)
     assert triples(df) == EXPECTED
     assert set(df["indicator_id"]) == {"ilo_weekly_hours"}
-    refs = dict(((c, y), r) for c, y, r in df.select("code", "data_year", "row_ref").iter_rows())
+    refs = {(c, y): r for c, y, r in df.select("code", "data_year", "row_ref").iter_rows()}
     assert refs["AAA", 2022] == "line 3, source BA:101"      # the ECO_AGGREGATE_TOTAL line
     assert refs["BBB", 2022] == "line 12, source XA:2198"
     assert refs["CCC", 2022] == "line 14, source BA:300"
@@ -151,7 +151,7 @@ def test_label_only_download_is_refused(tmp_path):
 
 def test_quarterly_file_is_refused(tmp_path):
     rows = [("AAA", "BA:101", "SEX_T", "ECO_AGGREGATE_TOTAL", "2022Q1", "40")]
-    with pytest.raises(SourceError, match="no annual observations.*2022Q1"):
+    with pytest.raises(SourceError, match=r"no annual observations.*2022Q1"):
         parse(files(tmp_path, "q.csv", bulk_text(rows, indicator="HOW_TEMP_SEX_ECO_NB_Q")))
 
 

@@ -70,7 +70,7 @@ def test_missing_series_columns_name_the_indices_found(tmp_path):
 
 def test_non_numeric_value_names_line_and_column(tmp_path):
     rows = [ROWS[0], ROWS[2].replace("0.019", "n.a.")]
-    with pytest.raises(SourceError, match="'n.a.' is not a number") as exc:
+    with pytest.raises(SourceError, match=r"'n\.a\.' is not a number") as exc:
         undp_gii.parse(write(tmp_path, table(rows)), specs_for("undp_gii", "2024-03"))
     assert (exc.value.row, exc.value.field) == ("line 3, column 'gii_2021'", "gii_2021")
 

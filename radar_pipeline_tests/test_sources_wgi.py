@@ -10,8 +10,7 @@ import polars as pl
 import pytest
 
 from radar_pipeline.sources import registry, un_m49, worldbank_wgi
-from radar_pipeline.sources.base import (RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile,
-                                         SourceError, specs_for)
+from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
 
 
 def landed(folder: Path, vintage: str) -> list[LandedFile]:
@@ -82,7 +81,8 @@ VALUES = {("AAA", "Aland Test", 2022): (0.5, 0.21), ("AAA", "Aland Test", 2023):
 def _wide(path: Path) -> None:
     lines = ['"Country Name","Country Code","Indicator Name","Indicator Code","2022","2023",']
     for code, name in (("AAA", "Aland Test"), ("BBB", "Bravo, Rep.")):
-        for series, k, label in (("RL.EST", 0, "Rule of Law:\nEstimate"), ("RL.STD.ERR", 1, "Rule of Law: Standard Error")):
+        for series, k, label in (("RL.EST", 0, "Rule of Law:\nEstimate"),
+                                 ("RL.STD.ERR", 1, "Rule of Law: Standard Error")):
             vals = ["" if VALUES[code, name, y][k] is None else str(VALUES[code, name, y][k])
                     for y in (2022, 2023)]
             lines.append(",".join(f'"{v}"' for v in [name, code, label, series, *vals]) + ",")

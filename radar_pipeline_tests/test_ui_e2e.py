@@ -10,8 +10,7 @@ import time
 
 import duckdb
 import pytest
-
-from radar_pipeline.pictures.screenshots import DagsterUI, group_members, prepare_demo
+from screenshots import DagsterUI, group_members, prepare_demo  # scripts/ (pytest pythonpath)
 
 N_SITES = 25
 

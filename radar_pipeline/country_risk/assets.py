@@ -24,7 +24,7 @@ GROUP = "country_risk"
 
 
 class CountryRiskConfig(dg.Config):
-    allow_missing_topics: list[str] = []
+    allow_missing_topics: list[str] = []  # noqa: RUF012 — pydantic copies the default per instance
 
 
 # --- reference -------------------------------------------------------------------
@@ -192,7 +192,8 @@ source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
 @dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "sql"},
           deps=[indicator_registry, countries, *source_assets],
           description="Indicator values normalised to 1-6 (min-max by direction) for the latest observation "
-                      "in Y-5..Y; gaps filled with M49 sub-region/region means and flagged (sql/country_risk/indicator_scores.sql).",
+                      "in Y-5..Y; gaps filled with M49 sub-region/region means and flagged "
+                      "(sql/country_risk/indicator_scores.sql).",
           metadata={"dagster/table_name": "indicator_scores"}, code_version=fingerprint.version("country"))
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     edition = int(context.partition_key)

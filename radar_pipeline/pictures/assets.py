@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from radar_pipeline.partitions import editions
 from radar_pipeline.lazy import lazy_module
+from radar_pipeline.partitions import editions
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_scores
 from radar_pipeline.warehouse import DuckDBWarehouse
@@ -85,7 +85,8 @@ def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> d
         "dagster/row_count": table.height,
         "countries_without_shape": ", ".join(not_drawn["iso3"].to_list()[:60]) or "none",
         "highest": dg.MetadataValue.md("| country | inherent (mean) |\n|---|---|\n" + "\n".join(
-            f"| {n} ({i}) | {v:.2f} |" for i, n, v in table.select("iso3", "name", "inherent_mean").head(10).iter_rows())),
+            f"| {n} ({i}) | {v:.2f} |"
+            for i, n, v in table.select("iso3", "name", "inherent_mean").head(10).iter_rows())),
     })
 
 

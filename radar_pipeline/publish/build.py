@@ -31,24 +31,24 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.processes import pid_alive
 from radar_pipeline import rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
+from radar_pipeline.processes import pid_alive
 from radar_pipeline.publish import schemas
 from radar_pipeline.warehouse import ensure_schema
 
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
-              "edition_sources", "coverage_report", "site_scores_history", "site_scores_latest", "site_score_factors", "site_nonconformities",
-              "site_rejects")
+              "edition_sources", "coverage_report", "site_scores_history", "site_scores_latest", "site_score_factors",
+              "site_nonconformities", "site_rejects")
 # Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
 SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
                "site_rejects")
@@ -97,7 +97,7 @@ def _q(value: str) -> str:
 
 
 def new_snapshot_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
@@ -279,7 +279,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
     published = Path(published or settings.published_path()).absolute()
     out = published.parent
     snapshot_id = new_snapshot_id()
-    published_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    published_at = datetime.now(UTC).replace(tzinfo=None)
     snapshots = out / ".snapshots"
     remove_orphans(out)
     con = duckdb.connect()

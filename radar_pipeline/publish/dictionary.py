@@ -54,7 +54,8 @@ How to read it:
 
 def render_markdown() -> str:
     dictionary = empty_dictionary()
-    parts = [INTRO.format(site_tables=", ".join(f"`{t}`" for t in SITE_TABLES), storage_version=STORAGE_VERSION), "## Tables\n"]
+    intro = INTRO.format(site_tables=", ".join(f"`{t}`" for t in SITE_TABLES), storage_version=STORAGE_VERSION)
+    parts = [intro, "## Tables\n"]
     tables = dictionary.unique("table_name", keep="first", maintain_order=True)
     parts.append("| table | one row per / content |\n|---|---|")
     parts += [f"| [`{r['table_name']}`](#{r['table_name']}) | {r['table_description']} |"

@@ -97,10 +97,12 @@ def _column_problems(df: pl.DataFrame) -> list[str]:
     if not weight.dtype.is_integer():
         as_int = weight.cast(pl.Int64, strict=False)
         bad = df.with_row_index("_i").filter(
-            weight.is_not_null() & (as_int.is_null() | (as_int.cast(pl.Float64, strict=False) != weight.cast(pl.Float64, strict=False)))
+            weight.is_not_null()
+            & (as_int.is_null() | (as_int.cast(pl.Float64, strict=False) != weight.cast(pl.Float64, strict=False)))
         )
         for r in bad.iter_rows(named=True):
-            problems.append(f"{_row_label(df, r['_i'])}: weight {r['weight']!r} is not an integer {MIN_WEIGHT}–{MAX_WEIGHT}")
+            problems.append(f"{_row_label(df, r['_i'])}: weight {r['weight']!r} is not an integer "
+                            f"{MIN_WEIGHT}–{MAX_WEIGHT}")
         df = df.with_columns(as_int.alias("weight"))
     try:
         SECTOR_WEIGHTS_PANDERA.validate(df.with_columns(pl.col("weight").cast(pl.Int64)), lazy=True)
@@ -230,8 +232,9 @@ def sanity_orderings(df: pl.DataFrame) -> list[str]:
     problems: list[str] = []
     labour = (df.filter(pl.col("topic").is_in(LABOUR_TOPICS))
               .group_by("level", "isic_code").agg(pl.col("weight").cast(pl.Float64).mean().alias("v")))
-    hs = df.filter(pl.col("topic") == "health_safety").select("level", "isic_code", pl.col("weight").cast(pl.Float64).alias("v"))
-    energy = df.filter(pl.col("topic") == "energy_emissions").select("level", "isic_code", pl.col("weight").cast(pl.Float64).alias("v"))
+    as_v = pl.col("weight").cast(pl.Float64).alias("v")
+    hs = df.filter(pl.col("topic") == "health_safety").select("level", "isic_code", as_v)
+    energy = df.filter(pl.col("topic") == "energy_emissions").select("level", "isic_code", as_v)
 
     def value(frame: pl.DataFrame, level: str, code: str) -> float | None:
         hit = frame.filter((pl.col("level") == level) & (pl.col("isic_code") == code))["v"]
@@ -242,7 +245,8 @@ def sanity_orderings(df: pl.DataFrame) -> list[str]:
         for s in sections:
             if value(frame, "section", s) is None:
                 problems.append(f"ordering cannot be checked: section {s} has no rows")
-            out += [(lvl, code, v) for lvl, code, v in _rows_of_section(frame, s).select("level", "isic_code", "v").iter_rows()]
+            rows = _rows_of_section(frame, s).select("level", "isic_code", "v")
+            out += [(lvl, code, v) for lvl, code, v in rows.iter_rows()]
         return out
 
     for name, frame, fmt in (("labour-standards mean", labour, "{:.2f}"), ("health_safety", hs, "{:.0f}")):

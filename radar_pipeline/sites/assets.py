@@ -9,7 +9,7 @@ request ranges, never one run per site.
 import contextlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -90,7 +90,7 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _record_run(con, run_id: str, edition, keys: list[str], status: str, error, started) -> None:

@@ -7,7 +7,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -172,7 +172,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, part) -> None:
     """Replace the in-memory site tables with one chunk's valid sites."""
     for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
         con.execute(f"delete from {table}")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
                         ("nonconformities", "site_nonconformities")):
         con.register("_radar_chunk", getattr(part, name))

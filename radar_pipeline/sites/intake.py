@@ -32,10 +32,11 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -231,7 +232,8 @@ def _schemas(countries: set[str], isic_codes: list[str], controls: set[str],
         "site_name__type": _type_col("site_name", "string"),
         "country__type": _type_col("country", "string", required=True),
         "iso3": pa.Column(pl.Utf8, nullable=True, checks=pa.Check.isin(
-            sorted(countries), error="unknown country (not an ISO3/ISO2 code or name in the country universe): {value}")),
+            sorted(countries),
+            error="unknown country (not an ISO3/ISO2 code or name in the country universe): {value}")),
         "isic__type": _type_col("isic", "string", required=True),
         "isic_code": pa.Column(pl.Utf8, nullable=True, checks=pa.Check.isin(
             isic_codes, error="unknown ISIC Rev.4 code: {value}")),
@@ -370,10 +372,10 @@ class _SlowRows:
     audit_rows: list[dict]
 
     @classmethod
-    def empty(cls) -> "_SlowRows":
+    def empty(cls) -> _SlowRows:
         return cls([], [], [], [], [], [])
 
-    def extend(self, other: "_SlowRows") -> None:
+    def extend(self, other: _SlowRows) -> None:
         for name in ("parse_rejects", "site_rows", "key_rows", "saq_rows", "ctl_rows", "audit_rows"):
             getattr(self, name).extend(getattr(other, name))
 
@@ -868,7 +870,7 @@ class _Reader:
                 col = [v if type(v) is str else None for v in col]
             cols[key] = col
         audits = pl.DataFrame({"line": a_lines, **cols},
-                              schema={"line": pl.Int64, **{k: pl.Utf8 for k in AUDIT_KEYS}}).with_columns(
+                              schema={"line": pl.Int64, **dict.fromkeys(AUDIT_KEYS, pl.Utf8)}).with_columns(
             pl.col("raised_on").str.to_date("%Y-%m-%d", strict=False).alias("raised_on_date"),
             pl.col("closed_on").str.to_date("%Y-%m-%d", strict=False).alias("closed_on_date"))
         bad.update(audits.filter(
@@ -1000,7 +1002,7 @@ def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: 
     str_cols = ("site_id", "site_name", "country", "isic")
     sites = pl.DataFrame(site_rows, schema={
         "line": pl.Int64, "content_hash": pl.Utf8,
-        **{f"{k}__type": pl.Utf8 for k in TOP_LEVEL_KEYS}, **{k: pl.Utf8 for k in str_cols}})
+        **{f"{k}__type": pl.Utf8 for k in TOP_LEVEL_KEYS}, **dict.fromkeys(str_cols, pl.Utf8)})
 
     # duplicate site ids: every occurrence after the first names the first line (`dup`
     # comes from the caller, which sees the whole file)
@@ -1037,7 +1039,7 @@ def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: 
 
     audits = pl.DataFrame(audit_rows, schema={
         "line": pl.Int64, "pos": pl.Int64, "json_type": pl.Utf8, "_field": pl.Utf8,
-        **{f"{k}__type": pl.Utf8 for k in AUDIT_KEYS}, **{k: pl.Utf8 for k in AUDIT_KEYS}})
+        **{f"{k}__type": pl.Utf8 for k in AUDIT_KEYS}, **dict.fromkeys(AUDIT_KEYS, pl.Utf8)})
     first_pos = pl.col("pos").min().over("line", "nc_id")
     audits = audits.with_columns(
         pl.col("raised_on").str.to_date("%Y-%m-%d", strict=False).alias("raised_on_date"),

@@ -11,7 +11,7 @@ import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -120,7 +120,7 @@ def ingest(con: duckdb.DuckDBPyConnection, path: Path, result: IntakeResult | No
         raise ValueError(problem)
     remove_orphaned_temp_dirs()
     digest = _file_sha256(path)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     if result is None:
         countries, isic, controls = reference(con)
         parts = iter_sites_jsonl(path, countries=countries, isic=isic, controls=controls,
@@ -256,7 +256,7 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
     scoring.load_rules(con, temp=True)
     methodology_version = methodology_version or scoring.site_version()
     scores = scoring.score_sites(con, edition, site_ids, methodology_version, overrides)
-    scored_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
     scores = scores.with_columns(scored_at=pl.lit(scored_at))
     con.execute("begin transaction")
     try:

@@ -7,14 +7,20 @@ country and year within a file and across files, and errors naming file, line an
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import polars as pl
 
 from radar_pipeline.sources._csv_text import LINE, decode_text, first_bad, read_csv_text, spec_table
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content, conform,
-                                         empty_observations)
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def read_csv_raw(file: LandedFile, data: bytes, header_names: list[str]) -> pl.D
         raise SourceError(file.source, f"cannot parse CSV below the header: {exc}",
                           file=file.name) from exc
     raw = raw.rename({c: f"c{i}" for i, c in enumerate(raw.columns)})
-    raw = raw.with_row_index(ROW).with_columns((pl.col(ROW).cast(pl.Int64) + header_line))
+    raw = raw.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64) + header_line)
     return apply_header(raw, 0)
 
 

@@ -39,8 +39,14 @@ import polars as pl
 
 from radar_pipeline import settings
 from radar_pipeline.sources.base import LandedFile, SourceError, load_indicator_specs, specs_for
-from radar_pipeline.sources.fetch import CatalogueEntry, HttpClient, _parse_headers, fetch_entry, \
-    load_catalogue, mirror_files
+from radar_pipeline.sources.fetch import (
+    CatalogueEntry,
+    HttpClient,
+    _parse_headers,
+    fetch_entry,
+    load_catalogue,
+    mirror_files,
+)
 
 # Sources whose files are not indicator observations: (what to call, how to summarise).
 REFERENCE = ("un_m49", "unsd_isic", "ilab_list_of_goods", "eu_cahra")
@@ -129,7 +135,7 @@ def _check(result: Result, source: str, vintage: str, files_fn, universe, aggreg
         result.status = "OK"
     except SourceError as exc:
         result.status, result.detail = "FAIL", str(exc)
-    except Exception as exc:  # an adapter bug must not hide the other sources' lines
+    except Exception as exc:  # noqa: BLE001 — an adapter bug must not hide the other sources' lines
         result.status, result.detail = "FAIL", f"{exc.__class__.__name__}: {exc}"
     return result
 

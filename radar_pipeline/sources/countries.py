@@ -85,7 +85,8 @@ def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.Data
     unmapped = df.filter(pl.col("iso3").is_null() & pl.col("drop_reason").is_null())
     if unmapped.height:
         first = unmapped.group_by("_key", maintain_order=True).agg(pl.first("file"), pl.first("row_ref"))
-        listing = "; ".join(f"'{r['_key']}' ({r['file']}, {r['row_ref']})" for r in first.head(20).iter_rows(named=True))
+        listing = "; ".join(f"'{r['_key']}' ({r['file']}, {r['row_ref']})"
+                            for r in first.head(20).iter_rows(named=True))
         raise SourceError(source, f"{first.height} country name(s) do not map to ISO3: {listing}. "
                           "Add them to rules/country_overrides.csv (action map or drop) if they are legitimate",
                           field="country")

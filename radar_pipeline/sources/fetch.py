@@ -20,11 +20,11 @@ import json
 import os
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Callable
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -107,7 +107,8 @@ class HttpClient:
             except requests.exceptions.ConnectionError as exc:
                 raise SourceError(self.source, f"{url}: publisher unreachable ({_root_cause(exc)}). "
                                   "Offline? Run with --sample or set RADAR_SOURCES_MIRROR=<dir> "
-                                  "(UI launchpad: resources.warehouse.config.source = sample, or mirror + mirror_path)") from exc
+                                  "(UI launchpad: resources.warehouse.config.source = sample, or mirror + "
+                                  "mirror_path)") from exc
             if resp.status_code >= 400:
                 raise SourceError(self.source, f"{url}: HTTP {resp.status_code} {resp.reason} "
                                   f"after retries (body starts {body[:80]!r})")
@@ -136,7 +137,7 @@ def land_bytes(landing: Path, source: str, vintage: str, file: str, data: bytes,
     tmp.write_bytes(data)
     os.replace(tmp, target)
     meta = {"url": url, "sha256": digest, "bytes": len(data),
-            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
     meta_tmp = folder / f".{file}.meta.{os.getpid()}.tmp"
     meta_tmp.write_text(json.dumps(meta, indent=1))
     os.replace(meta_tmp, folder / f"{file}.meta.json")

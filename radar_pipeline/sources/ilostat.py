@@ -52,8 +52,14 @@ import zlib
 import polars as pl
 
 from radar_pipeline.sources._csv_text import LINE, first_bad, parse_float, read_csv_text
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+)
 
 SOURCE = "ilostat"
 FILE_PATTERNS = ("*.csv", "*.csv.gz")

@@ -12,8 +12,14 @@ import re
 import polars as pl
 
 from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+)
 
 SOURCE = "nd_gain"
 FILE_PATTERNS = ("*.csv",)

@@ -16,8 +16,8 @@ to the year it was released:
 | `YYYY`, `YYYY-MM` | YYYY | `2023`, `2023-03`, `2026-06` |
 | `api-YYYY-MM` (live World Bank API download) | YYYY | `api-2026-12` |
 | `FYYYYY` (World Bank fiscal-year products) | YYYY - 1 (FY2023 is published July 2022) | `FY2023` |
-| `current` (a catalogue download of a list that has no release label) | the year it was fetched (`fetched_at` of its `.meta.json`, else the file's mtime) | |
-| anything for a source in NOT_EDITION_BOUND (classifications) | not edition-bound: every edition reads it | `unsd_isic/rev4` |
+| `current` (catalogue list, no release label) | year fetched (`.meta.json` `fetched_at`, else mtime) | |
+| any label of a NOT_EDITION_BOUND source (classifications) | not edition-bound: every edition | `unsd_isic/rev4` |
 
 Any other label is an error naming the source and the folder. The choice is
 made per indicator (a World Bank folder usually holds the indicators of one
@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
 
 import polars as pl
 

@@ -54,7 +54,7 @@ def _text(file: LandedFile) -> str:
     except UnicodeDecodeError:
         # The publisher's own encoding (see module docstring); refuse what is not text at all.
         if b"\x00" in data[:4096]:
-            raise SourceError(file.source, "binary content (NUL bytes), not a CSV", file=file.name)
+            raise SourceError(file.source, "binary content (NUL bytes), not a CSV", file=file.name) from None
         return data.decode("cp1252", errors="replace")
 
 

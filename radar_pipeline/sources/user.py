@@ -22,10 +22,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import (LINE, decode_text, first_bad, parse_float,
-                                               read_csv_text)
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations, load_indicator_specs)
+from radar_pipeline.sources._csv_text import LINE, decode_text, first_bad, parse_float, read_csv_text
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+    load_indicator_specs,
+)
 
 SOURCE = "user"
 FILE_PATTERNS = ("*.csv",)
@@ -62,13 +68,15 @@ def _parse_file(f: LandedFile, known_ids: list[str], ranges: pl.DataFrame | None
               "value is not a finite number")
     if ranges is not None:
         df = df.join(ranges, on="indicator_id", how="left", maintain_order="left")
-        out = (pl.col("value_f") < pl.col("_lo")).fill_null(False) | (pl.col("value_f") > pl.col("_hi")).fill_null(False)
+        below = (pl.col("value_f") < pl.col("_lo")).fill_null(False)
+        out = below | (pl.col("value_f") > pl.col("_hi")).fill_null(False)
         hit = df.filter(out).head(1)
         if hit.height:
             r = hit.row(0, named=True)
-            raise SourceError(SOURCE, f"{r['indicator_id']} value {r['value']!r} for {r['iso3']} {r['year']} is outside "
-                              f"the plausible range {r['_lo']:g} to {r['_hi']:g} ({r['_unit']}; rules/indicators.csv "
-                              f"valid_min/valid_max)", file=f.name, row=f"line {r[LINE]}", field="value")
+            raise SourceError(SOURCE, f"{r['indicator_id']} value {r['value']!r} for {r['iso3']} {r['year']} "
+                              f"is outside the plausible range {r['_lo']:g} to {r['_hi']:g} ({r['_unit']}; "
+                              f"rules/indicators.csv valid_min/valid_max)",
+                              file=f.name, row=f"line {r[LINE]}", field="value")
     dup = (df.with_columns(pl.col(LINE).min().over("iso3", "indicator_id", "data_year").alias("__first"))
              .filter(pl.col(LINE) != pl.col("__first")).head(1))
     if dup.height:

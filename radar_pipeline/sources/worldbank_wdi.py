@@ -33,10 +33,23 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import (LINE, decode_text, first_bad, parse_float, read_csv_text,
-                                               require_columns, spec_table)
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources._csv_text import (
+    LINE,
+    decode_text,
+    first_bad,
+    parse_float,
+    read_csv_text,
+    require_columns,
+    spec_table,
+)
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+)
 from radar_pipeline.sources.fetch import body_hint
 
 SOURCE = "worldbank_wdi"

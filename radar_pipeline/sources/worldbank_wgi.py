@@ -37,8 +37,14 @@ import polars as pl
 
 from radar_pipeline.sources import _publisher_tables as t
 from radar_pipeline.sources._csv_text import LINE, decode_text, spec_table
-from radar_pipeline.sources.base import (IndicatorSpec, LandedFile, SourceError, check_content,
-                                         conform, empty_observations)
+from radar_pipeline.sources.base import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    check_content,
+    conform,
+    empty_observations,
+)
 from radar_pipeline.sources.worldbank_wdi import read_wide_csv
 
 SOURCE = "worldbank_wgi"

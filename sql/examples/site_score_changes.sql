@@ -32,7 +32,7 @@ final as (
         round(final_score - previous_final_score, 1) as score_change,
         previous_category,
         category,
-        previous_category is distinct from category as category_changed
+        (previous_category is distinct from category) as category_changed
     from compared
 )
 

@@ -89,7 +89,8 @@ pieces as (
            e - greatest(1, abs(e)) as probe
     from edges where r = 1
     union all
-    select factor, kind, 2 * r - 1, e, true, e, true, e
+    -- (a union branch repeats values unnamed: the first branch names the columns)
+    select factor, kind, 2 * r - 1, e, true, e, true, e  -- noqa: AL08
     from edges
     union all
     select factor, kind, 2 * r, e, false, nxt, false,

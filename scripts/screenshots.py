@@ -1,6 +1,6 @@
 """The Dagster UI end to end on a throw-away demo, plus headless-Chromium screenshots.
 
-    python -m radar_pipeline.pictures.screenshots --out docs/screenshots
+    python scripts/screenshots.py --out docs/screenshots
 
 builds a demo warehouse from the packaged SAMPLE mirror (edition 2024) with
 synthetic sites in a temp folder, starts `dagster-webserver` and
@@ -164,7 +164,7 @@ class DagsterUI:
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "DagsterUI":
+    def __enter__(self) -> DagsterUI:
         workspace = str(settings.REPO_DIR / "workspace.yaml")
         env = self.demo.env()
         try:
