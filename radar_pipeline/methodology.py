@@ -17,17 +17,22 @@ TOPICS_FILE = "topics.csv"
 TOPIC_COLUMNS = ("topic", "pillar", "topic_order", "label", "pillar_label")
 
 
+def _read_rule_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a rule CSV, refusing a file that lacks any of `columns`."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}")
+        return list(reader)
+
+
 def read_topics(path: Path | None = None) -> list[dict[str, str]]:
     """Rows of rules/topics.csv in topic_order, checked: every column present, ids unique and
     non-blank, orders distinct integers, and each pillar's topics contiguous in that order (a
     pillar's topics are listed together in every table and chart)."""
     path = path or rules_dir() / TOPICS_FILE
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in TOPIC_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}")
-        rows = list(reader)
+    rows = _read_rule_csv(path, TOPIC_COLUMNS)
     problems = []
     for line, r in enumerate(rows, start=2):
         for col in TOPIC_COLUMNS:
@@ -57,12 +62,7 @@ def read_score_categories(path: Path | None = None) -> list[dict]:
     """rules/score_categories.csv in score order, checked: the bands are contiguous (each
     min_score is the previous max_score), only the first min and the last max may be open."""
     path = path or rules_dir() / "score_categories.csv"
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in SCORE_CATEGORY_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}")
-        raw = list(reader)
+    raw = _read_rule_csv(path, SCORE_CATEGORY_COLUMNS)
 
     def bound(line: int, r: dict, col: str) -> float | None:
         text = (r[col] or "").strip()

@@ -23,11 +23,13 @@ from radar_pipeline.methodology import TOPIC_COLUMNS, read_score_categories, rea
 MACRO_FILES = ("sectors/sector_weight_lookup", "sites/score_rules")
 
 
-def _create_temp(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    view = f"_radar_rule_{table}"
+def create_from_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *,
+                      temp: bool = True) -> None:
+    """Create `table` (a constant name) from a polars frame handed over as Arrow."""
+    view = f"_radar_load_{table}"
     con.register(view, frame)
     try:
-        con.execute(f"create or replace temp table {table} as select * from {view}")
+        con.execute(f"create or replace {'temp ' if temp else ''}table {table} as select * from {view}")
     finally:
         con.unregister(view)
 
@@ -35,10 +37,10 @@ def _create_temp(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the rule tables and macros above on `con` (idempotent; cheap: a few rows)."""
     topics = pl.DataFrame(read_topics(), schema=dict.fromkeys(TOPIC_COLUMNS, pl.Utf8))
-    _create_temp(con, "topics", topics.with_columns(pl.col("topic_order").cast(pl.Int32)))
+    create_from_frame(con, "topics", topics.with_columns(pl.col("topic_order").cast(pl.Int32)))
     cats = pl.DataFrame(read_score_categories(),
                         schema={"category": pl.Utf8, "min_score": pl.Float64, "max_score": pl.Float64,
                                 "color": pl.Utf8, "rationale": pl.Utf8})
-    _create_temp(con, "score_categories", cats)
+    create_from_frame(con, "score_categories", cats)
     for name in MACRO_FILES:
         con.execute((settings.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"))

@@ -115,18 +115,8 @@ def load_rules(con: duckdb.DuckDBPyConnection, *, factors_path: Path | None = No
                levels_path: Path | None = None, controls_path: Path | None = None,
                temp: bool = False) -> None:
     """(Re)create saq_factors and controls_catalogue from the rule CSVs."""
-    _create_from(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=temp)
-    _create_from(con, "controls_catalogue", read_controls(controls_path), temp=temp)
-
-
-def _create_from(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, temp: bool) -> None:
-    """Create `table` (a constant name) from a polars frame handed over as Arrow."""
-    view = f"_radar_load_{table}"
-    con.register(view, frame)
-    try:
-        con.execute(f"create or replace {'temp ' if temp else ''}table {table} as select * from {view}")
-    finally:
-        con.unregister(view)
+    rule_sql.create_from_frame(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=temp)
+    rule_sql.create_from_frame(con, "controls_catalogue", read_controls(controls_path), temp=temp)
 
 
 def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
@@ -139,7 +129,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
     else:
         scope = (pl.DataFrame({"site_id": list(site_ids)}, schema={"site_id": pl.Utf8}).unique()
                  .with_row_index("site_key", offset=1).with_columns(pl.col("site_key").cast(pl.Int32)))
-        _create_from(con, "score_scope", scope, temp=True)
+        rule_sql.create_from_frame(con, "score_scope", scope, temp=True)
     _load_overrides(con, overrides)
     rule_sql.install(con)  # round_score, score_category and score_categories (sql/sites/score_rules.sql)
     # The per-site parts are views: the scores read only the sparse answered factors, and the
@@ -164,10 +154,10 @@ def _load_overrides(con: duckdb.DuckDBPyConnection, overrides: pl.DataFrame | No
         rows, in_force, rejects = read.valid, read.in_force(), read.rejects
     else:
         rows, in_force, rejects = pl.DataFrame(schema=OVERRIDE_SCHEMA), overrides, pl.DataFrame(schema=REJECT_SCHEMA)
-    _create_from(con, "site_overrides_in_force", in_force.select("site_id", "category", "reason", "author"),
-                 temp=True)
-    _create_from(con, "site_override_rows", rows, temp=True)
-    _create_from(con, "site_override_rejects", rejects, temp=True)
+    rule_sql.create_from_frame(con, "site_overrides_in_force",
+                               in_force.select("site_id", "category", "reason", "author"), temp=True)
+    rule_sql.create_from_frame(con, "site_override_rows", rows, temp=True)
+    rule_sql.create_from_frame(con, "site_override_rejects", rejects, temp=True)
 
 
 def score_sites(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
