@@ -115,7 +115,7 @@ def worker_prepare(n: int) -> None:
 def worker_score(n: int, runs: int) -> None:
     import duckdb
 
-    from radar_pipeline import METHODOLOGY_VERSION
+    from radar_pipeline import fingerprint
     from radar_pipeline.sites import scoring
 
     con = duckdb.connect(str(engine_db(n)))
@@ -123,7 +123,7 @@ def worker_score(n: int, runs: int) -> None:
     for _ in range(runs):
         t = time.perf_counter()
         scoring.load_rules(con, temp=True)
-        scores = scoring.score_sites(con, EDITION, None, METHODOLOGY_VERSION)
+        scores = scoring.score_sites(con, EDITION, None, fingerprint.version("site"))
         times.append(time.perf_counter() - t)
         rows = scores.height
         del scores
@@ -322,7 +322,7 @@ def site_inherent(site, inherent, classes):
 def worker_loop(n: int, sample: int) -> None:
     import duckdb
 
-    from radar_pipeline import METHODOLOGY_VERSION
+    from radar_pipeline import fingerprint
     from radar_pipeline.sites import scoring
 
     con = duckdb.connect(str(engine_db(n)))
@@ -339,7 +339,7 @@ def worker_loop(n: int, sample: int) -> None:
                                      catalogue)
     # the engine over the same sample (scope = the sample; each site is scored independently)
     scoring.load_rules(con, temp=True)
-    eng = scoring.score_sites(con, EDITION, ids, METHODOLOGY_VERSION)
+    eng = scoring.score_sites(con, EDITION, ids, fingerprint.version("site"))
     mism = []
     for row in eng.select("site_id", "final_score", "category", "adjustment").iter_rows(named=True):
         py = results[row["site_id"]]

@@ -1,3 +1,1 @@
 """Radar supply-chain risk pipeline (Dagster + DuckDB)."""
-
-METHODOLOGY_VERSION = "radar-2023.1"
