@@ -21,7 +21,9 @@ import duckdb
 import polars as pl
 
 from radar_pipeline import lake, settings
+from radar_pipeline.metadata import WAREHOUSE, warehouse_ddl
 
+# the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
 
 
@@ -35,13 +37,25 @@ def is_lake_connection(con: duckdb.DuckDBPyConnection) -> bool:
     return con.sql("select current_database()").fetchall()[0][0] == lake.ALIAS
 
 
+def schema_ddl(*, lake_target: bool = False) -> str:
+    """The warehouse DDL: every table declared in radar_pipeline/metadata (generated from the one
+    declaration, so it cannot drift from the pandera schemas and the Dagster column metadata),
+    then sql/warehouse/create_tables.sql for the tables not declared there yet. Generated at run
+    time rather than into a .sql file: nothing to keep in sync, and a table whose columns come
+    from a rule file gets them from the rules in use. DuckLake has no PRIMARY KEY."""
+    rest = DDL_FILE.read_text(encoding="utf-8")
+    if lake_target:
+        return warehouse_ddl(keys=False) + "\n" + lake.lake_ddl(rest)
+    return warehouse_ddl() + "\n" + rest
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     if is_lake_connection(con):
         # no PRIMARY KEY on a lake; two writers creating a new lake at once may race (retried)
-        lake.retry(lambda: con.execute(lake.lake_ddl(DDL_FILE.read_text(encoding="utf-8")) + ";\n" + lake.TAGS_DDL))
+        lake.retry(lambda: con.execute(schema_ddl(lake_target=True) + ";\n" + lake.TAGS_DDL))
         return
     _migrate_countries_table(con)
-    con.execute(DDL_FILE.read_text(encoding="utf-8"))
+    con.execute(schema_ddl())
 
 
 def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -53,7 +67,7 @@ def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
     if not kind or kind[0][0] != "BASE TABLE":
         return
     con.execute("begin transaction")
-    con.execute(DDL_FILE.read_text(encoding="utf-8").split("create view if not exists countries")[0])
+    con.execute(WAREHOUSE["edition_countries"].ddl())
     if con.sql("select count(*) from information_schema.tables where table_name = 'country_topic_risk' "
                "and table_schema = current_schema()").fetchall()[0][0]:
         con.execute("""insert into edition_countries
@@ -214,17 +228,25 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
 
 def table_schema_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
+    """`dagster/column_schema` of a warehouse table: from its declaration in
+    radar_pipeline/metadata (types, descriptions, constraints, primary key); a table not declared
+    there is described from the database's information_schema."""
+    if table in WAREHOUSE:
+        return WAREHOUSE[table].dagster_schema()
     cols = con.sql("select column_name, data_type from information_schema.columns "
                    "where table_name = $t order by ordinal_position", params={"t": table}).fetchall()
     return dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in cols])
 
 
 def declared_table_schema(table: str) -> dg.TableSchema:
-    """Column schema of a warehouse table as declared in sql/warehouse/create_tables.sql.
+    """Column schema of a warehouse table as declared (radar_pipeline/metadata, else
+    sql/warehouse/create_tables.sql).
 
     For definition-level metadata: assets with many partitions must not repeat a
     schema in every partition's materialization event (100k copies of it).
     """
+    if table in WAREHOUSE:
+        return WAREHOUSE[table].dagster_schema()
     con = duckdb.connect()
     try:
         ensure_schema(con)

@@ -40,6 +40,7 @@ import polars as pl
 
 from radar_pipeline import rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
+from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.processes import pid_alive
 from radar_pipeline.publish import schemas
 from radar_pipeline.warehouse import ensure_schema
@@ -115,27 +116,22 @@ def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
 
 
 def dictionary_rows(con: duckdb.DuckDBPyConnection, db: str) -> pl.DataFrame:
-    """One row per table x column of database `db`: types from information_schema,
-    descriptions from the pandera schemas. Fails on an undocumented or missing column."""
+    """One row per table x column of database `db`: types from information_schema, the rest
+    from the declarations in radar_pipeline/metadata/published.py. Fails on an undocumented or
+    missing column."""
     types = con.sql("select table_name, column_name, ordinal_position, data_type "
                     "from information_schema.columns where table_catalog = $db and table_schema = 'main' "
                     "order by table_name, ordinal_position", params={"db": db}).pl()
     rows, problems = [], []
-    for table, schema in schemas.SCHEMAS.items():
+    for table, declared in PUBLISHED.items():
         cols = types.filter(pl.col("table_name") == table)
         if cols.is_empty():
             problems.append(f"{table}: not built")
             continue
-        actual = cols["column_name"].to_list()
-        if actual != list(schema.columns):
-            problems.append(f"{table}: columns {actual} differ from radar_pipeline/publish/schemas.py "
-                            f"{list(schema.columns)}")
-        for r in cols.iter_rows(named=True):
-            col = schema.columns.get(r["column_name"])
-            rows.append({"table_name": table, "table_description": schema.description,
-                         "ordinal_position": int(r["ordinal_position"]), "column_name": r["column_name"],
-                         "data_type": r["data_type"], "nullable": bool(col.nullable) if col else True,
-                         "description": (col.description if col else None) or ""})
+        table_rows, table_problems = declared.dictionary_rows(
+            cols.select("column_name", "ordinal_position", "data_type").rows())
+        rows += table_rows
+        problems += table_problems
     if problems:
         raise PublishError("published tables do not match their schemas: " + "; ".join(problems))
     return pl.DataFrame(rows, schema={"table_name": pl.Utf8, "table_description": pl.Utf8,
