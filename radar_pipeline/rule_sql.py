@@ -9,16 +9,19 @@ in-memory publish connection get them too, and nothing is written to a warehouse
   round_score(x), score_category(x)   macros, sql/sites/score_rules.sql (§8.3, §8.5)
 
 Each rule thus has one home (a CSV row or one macro), read by every SQL file that applies it.
-The CSVs are read from `settings.rules_dir()` at call time, like the other rule tables, and are
-part of the methodology version (radar_pipeline/fingerprint.py).
+The CSVs are read from `settings.rules_dir()` at call time, like the other rule tables (parsed
+once per file content: cached by path and bytes), and are part of the methodology version
+(radar_pipeline/fingerprint.py).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from radar_pipeline import settings
-from radar_pipeline.methodology import TOPIC_COLUMNS, read_score_categories, read_topics
+from radar_pipeline.methodology import TOPIC_COLUMNS, TOPICS_FILE, read_score_categories, read_topics
 
 MACRO_FILES = ("sectors/sector_weight_lookup", "sites/score_rules")
 
@@ -36,11 +39,33 @@ def create_from_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.Data
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the rule tables and macros above on `con` (idempotent; cheap: a few rows)."""
-    topics = pl.DataFrame(read_topics(), schema=dict.fromkeys(TOPIC_COLUMNS, pl.Utf8))
-    create_from_frame(con, "topics", topics.with_columns(pl.col("topic_order").cast(pl.Int32)))
-    cats = pl.DataFrame(read_score_categories(),
+    rules = settings.rules_dir()
+    create_from_frame(con, "topics", _cached(rules / TOPICS_FILE, _topics_frame))
+    create_from_frame(con, "score_categories", _cached(rules / "score_categories.csv", _categories_frame))
+    for name in MACRO_FILES:
+        con.execute(_cached(settings.SQL_DIR / f"{name}.sql", lambda p: p.read_text(encoding="utf-8")))
+
+
+# install() runs on every scoring, publish and sector connection; each file is parsed and checked
+# once per content: path -> (bytes, value). Keyed by the content rather than the mtime, which
+# has a coarse clock tick: a same-size edit within it would otherwise go unseen.
+_CACHE: dict[str, tuple[bytes, object]] = {}
+
+
+def _cached(path: Path, build):
+    data = path.read_bytes()
+    hit = _CACHE.get(str(path))
+    if hit is None or hit[0] != data:
+        hit = _CACHE[str(path)] = (data, build(path))
+    return hit[1]
+
+
+def _topics_frame(path: Path) -> pl.DataFrame:
+    topics = pl.DataFrame(read_topics(path), schema=dict.fromkeys(TOPIC_COLUMNS, pl.Utf8))
+    return topics.with_columns(pl.col("topic_order").cast(pl.Int32))
+
+
+def _categories_frame(path: Path) -> pl.DataFrame:
+    return pl.DataFrame(read_score_categories(path),
                         schema={"category": pl.Utf8, "min_score": pl.Float64, "max_score": pl.Float64,
                                 "color": pl.Utf8, "rationale": pl.Utf8})
-    create_from_frame(con, "score_categories", cats)
-    for name in MACRO_FILES:
-        con.execute((settings.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"))

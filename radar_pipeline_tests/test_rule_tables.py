@@ -84,3 +84,21 @@ def test_rule_files_have_a_stage() -> None:
     staged = {name for s in fingerprint.STAGES.values() for name in s.rules}
     assert {"topics.csv", "score_categories.csv"} <= staged
     assert "topics.csv" in fingerprint.STAGES["country"].rules
+
+
+def test_rule_files_are_parsed_once_per_content(tmp_path: Path, monkeypatch) -> None:
+    """rule_sql.install runs on every scoring/publish connection: an unchanged rule file is not
+    parsed again, an edited one is (even a same-size edit right after the last read)."""
+    rules = _copy_rules(tmp_path)
+    monkeypatch.setenv("RADAR_RULES_DIR", str(rules))
+    parsed = []
+    real = methodology.read_score_categories
+    monkeypatch.setattr(rule_sql, "read_score_categories", lambda p: parsed.append(p) or real(p))
+    _con(), _con()
+    assert parsed == [rules / "score_categories.csv"]
+    path = rules / "score_categories.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("Medium,4.0,6.0", "Medium,4.0,7.0")
+                    .replace("High,6.0,", "High,7.0,"), encoding="utf-8")
+    con = _con()
+    assert len(parsed) == 2
+    assert con.sql("select score_category(6.5)").fetchall()[0][0] == "Medium"
