@@ -50,7 +50,7 @@ def _env(work: Path) -> None:
 def refresh_worker(target: str, edition: int, work: str, out) -> None:
     _env(Path(work))
     from radar_pipeline import lake
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
 
     t, cpu, start = time.perf_counter(), time.process_time(), time.time()
     outcome = refresh_edition(edition, warehouse=target)

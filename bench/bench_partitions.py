@@ -8,7 +8,7 @@ cached in $RADAR_BENCH_CACHE), then in a fresh child process with a FRESH Dagste
 instance (sqlite: dagster.yaml in a temp DAGSTER_HOME; postgres: dagster-postgres.yaml
 against a new database on the server from bench/pg.sh):
   * register the N keys as "sites" dynamic partitions (timed separately), then
-  * radar_pipeline.runner.score_sites(keys) -> one run over the whole range (timed).
+  * radar_pipeline.cli.runs.score_sites(keys) -> one run over the whole range (timed).
 Baseline in the same invocation: one run per partition, SAMPLED — K (default 5)
 single-partition runs on an instance holding the same N partitions, the median
 extrapolated to N (N x median); nobody waits 19 h to measure it in full.
@@ -108,8 +108,8 @@ def make_instance(kind: str):
 def worker_run(mode: str, n: int, kind: str, k: int) -> None:
     import duckdb
 
+    from radar_pipeline.cli.runs import score_sites
     from radar_pipeline.partitions import sites as sites_partitions
-    from radar_pipeline.runner import score_sites
 
     wh = C.CACHE / f"partitions_{n}.duckdb"
     con = duckdb.connect(str(wh), read_only=True)

@@ -31,7 +31,7 @@ def worker(mirror: str, edition: int, allow: list[str]) -> None:
     wh = Path(os.environ["BENCH_WAREHOUSE"])
     import duckdb
 
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
 
     t1 = time.perf_counter()
     outcome = refresh_edition(edition, allow_missing_topics=allow, warehouse=wh)

@@ -15,8 +15,8 @@ assets' events, whatever launched them:
 
 The automation sensor (`radar_automation`, running by default) submits each tick's requests as
 one backfill, so the site_scores request honours its single-run backfill policy (one run for all
-sites, not one per site). Without a daemon, `follow_data` evaluates the same conditions
-in-process and runs what they request (the CLI does this after a refresh).
+sites, not one per site). Without a daemon, `radar_pipeline.cli.runs.follow_data` evaluates the
+same conditions in-process and runs what they request (the CLI does this after a refresh).
 """
 from __future__ import annotations
 
@@ -130,76 +130,3 @@ def build_vintage_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefin
             cursor=json.dumps(now))
 
     return new_vintage_sensor
-
-
-# --- without a daemon -----------------------------------------------------------------------------
-
-def rescore_all(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None, log=print) -> bool:
-    """Rescore every registered site on the latest edition in one run (the CLI after a refresh)."""
-    import sys
-
-    from radar_pipeline.partitions import sites
-    from radar_pipeline.runner import score_sites
-
-    keys = instance.get_dynamic_partitions(sites.name)
-    if not keys:
-        return True
-    outcome = score_sites(keys, warehouse=warehouse, instance=instance)
-    if not outcome.success:
-        for step, message in outcome.failures.items():
-            print(f"FAILED {step}: {message}", file=sys.stderr)
-        print("Rescoring the sites failed; their previous scores are kept.", file=sys.stderr)
-        return False
-    log(f"Rescored {len(keys)} site(s) on the latest edition")
-    return True
-
-
-def follow_data(instance: dg.DagsterInstance, cursor, *, warehouse: Path | str | None = None,
-                log=print, max_rounds: int = 4):
-    """Evaluate the automation conditions against `instance` and run what they request,
-    in-process, until nothing more is requested — what the daemon's automation sensor does.
-    `cursor` is the result of an evaluation made BEFORE the upstream change (see `baseline`).
-    Returns the last cursor."""
-    from radar_pipeline.definitions import defs
-    from radar_pipeline.publish.runner import publish_warehouse
-    from radar_pipeline.runner import QUIET, _own_tags, score_sites
-    from radar_pipeline.warehouse import DuckDBWarehouse
-
-    wh_path = warehouse or settings.warehouse_path()
-    for _ in range(max_rounds):
-        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
-        cursor = result.cursor
-        if not result.total_requested:
-            break
-        sites = sorted(k for k in result.get_requested_partitions(dg.AssetKey("site_scores")) if k)
-        if sites:
-            log(f"rescoring {len(sites)} site(s) (their inherent risk changed)")
-            outcome = score_sites(sites, warehouse=warehouse, instance=instance)
-            if not outcome.success:
-                raise RuntimeError(f"rescoring failed: {outcome.failures}")
-        # in one tick's order, as the daemon's backfill runs them: scores, then publish
-        pictures = {k: result.get_requested_partitions(dg.AssetKey(k)) for k in FOLLOWS_DATA
-                    if k not in ("site_scores", "publish") and result.get_num_requested(dg.AssetKey(k))}
-        if result.get_num_requested(dg.AssetKey("publish")):
-            log("publishing the BI snapshot (its inputs changed)")
-            outcome = publish_warehouse(warehouse=warehouse, instance=instance)
-            if not outcome.success:
-                raise RuntimeError(f"publish failed: {outcome.failures}")
-        for key, partitions in pictures.items():
-            assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and
-                      dg.AssetKey(key) in a.keys]
-            for partition in sorted(p for p in partitions if p):
-                dg.materialize(assets, partition_key=partition, instance=instance, run_config=QUIET,
-                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))},
-                               raise_on_error=False, tags=_own_tags())
-            if None in partitions:
-                dg.materialize(assets, instance=instance, run_config=QUIET, raise_on_error=False,
-                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))}, tags=_own_tags())
-    return cursor
-
-
-def baseline(instance: dg.DagsterInstance):
-    """The automation cursor now: pass it to `follow_data` after changing upstream data."""
-    from radar_pipeline.definitions import defs
-
-    return dg.evaluate_automation_conditions(defs, instance).cursor

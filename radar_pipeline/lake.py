@@ -295,7 +295,7 @@ def tag_snapshot(con: duckdb.DuckDBPyConnection, kind: str, message: str, **extr
 
 def tag_target(target: object, kind: str, message: str, **extra) -> int | None:
     """tag_snapshot on the warehouse `target` when it is a lake; a DuckDB file has no snapshots
-    (None). Used at the end of each edition refresh and each scoring run (radar_pipeline/runner.py)."""
+    (None). Used at the end of each edition refresh and each scoring run (radar_pipeline/cli/runs.py)."""
     if not is_lake(target):
         return None
     con = connect(target)

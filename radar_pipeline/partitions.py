@@ -1,3 +1,5 @@
+import os
+
 import dagster as dg
 
 from radar_pipeline.run_settings import first_edition
@@ -13,3 +15,38 @@ editions = dg.TimeWindowPartitionsDefinition(
 # One partition per supplier site: each site's score has its own history and
 # re-run button. Keys are site_ids (validated: 1-64 chars of A-Za-z0-9._-).
 sites = dg.DynamicPartitionsDefinition(name="sites")
+
+
+# --- registering site partitions (the CLI's runs and the inbox sensor share these) ------------
+
+# Partition keys registered per add_dynamic_partitions call: the sqlite instance binds one
+# SQL variable per key and fails somewhere between 249k and 251k keys in one call.
+PARTITION_CHUNK = int(os.environ.get("RADAR_PARTITION_CHUNK", "10000"))
+SQLITE_MS_PER_PARTITION = 27.0  # measured: bench/README.md, bench_partitions.py --instance sqlite
+
+
+def is_sqlite_instance(instance: dg.DagsterInstance) -> bool:
+    """The default instance (dagster.yaml) keeps its event log in sqlite (in memory when ephemeral)."""
+    name = type(instance.event_log_storage).__name__.lower()
+    return "sqlite" in name or "inmemory" in name
+
+
+def sqlite_partition_warning(instance: dg.DagsterInstance, n_partitions: int) -> str | None:
+    """The message to show before a run over `n_partitions` site partitions on the sqlite
+    instance when there are more than RADAR_SQLITE_PARTITION_WARN (default 50k); None otherwise."""
+    limit = int(os.environ.get("RADAR_SQLITE_PARTITION_WARN", "50000"))
+    if n_partitions <= limit or not is_sqlite_instance(instance):
+        return None
+    minutes = n_partitions * SQLITE_MS_PER_PARTITION / 60_000
+    return (f"{n_partitions} site partitions on the sqlite Dagster instance: about {minutes:.0f} min at the "
+            f"measured {SQLITE_MS_PER_PARTITION:g} ms per partition (bench/README.md); PostgreSQL takes about "
+            f"1 ms. To switch: copy dagster-postgres.yaml to $DAGSTER_HOME/dagster.yaml, set DAGSTER_PG_* "
+            f"(or `eval \"$(bench/pg.sh start)\"`) and export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 "
+            f"DAGSTER_EVENT_BATCH_SIZE=1000 (README, 'Dagster instance'). Continuing on sqlite.")
+
+
+def add_site_partitions(instance: dg.DagsterInstance, keys: list[str], chunk: int | None = None) -> None:
+    """Register site partitions in calls of at most RADAR_PARTITION_CHUNK keys (any number works)."""
+    chunk = chunk or PARTITION_CHUNK
+    for i in range(0, len(keys), chunk):
+        instance.add_dynamic_partitions(sites.name, keys[i:i + chunk])

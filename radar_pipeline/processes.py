@@ -1,7 +1,7 @@
 """Is a process that left something behind (a run, a temp file, a staging folder) still alive?
 
 One answer for the three places that clean up after killed processes: the run reaper
-(runner.py), publish temp files (publish/build.py) and ingest staging folders (sites/store.py).
+(cli/runs.py), publish temp files (publish/build.py) and ingest staging folders (sites/store.py).
 """
 from __future__ import annotations
 

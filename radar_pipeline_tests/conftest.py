@@ -88,7 +88,7 @@ def sample_edition_2024(tmp_path_factory) -> Path:
     """Edition 2024 refreshed ONCE per session from the packaged sample mirror (no user files,
     no overrides). Site tests copy this file instead of each refreshing their own."""
     from radar_pipeline import settings
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
 
     tmp = tmp_path_factory.mktemp("sample2024")
     mp = pytest.MonkeyPatch()

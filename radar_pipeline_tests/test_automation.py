@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from radar_pipeline import automation, run_settings, settings
+from radar_pipeline.cli.runs import QUIET, baseline, follow_data, refresh_edition, score_sites
 from radar_pipeline.partitions import editions
-from radar_pipeline.runner import QUIET, refresh_edition, score_sites
 from radar_pipeline.sites import generate, store
 from radar_pipeline.warehouse import connect
 
@@ -77,18 +77,18 @@ def test_every_launch_path_ends_with_current_scores_and_snapshot(world):
 
     instance, wh = world["instance"], world["wh"]
     # 1. the refresh_edition JOB (what the CLI and the schedule run): edition 2025 appears
-    cursor = automation.baseline(instance)
+    cursor = baseline(instance)
     assert refresh_edition(2025, warehouse=wh, instance=instance).success
     _result, n = requested(instance, cursor)
     assert n["site_scores"] == N_SITES and n["risk_map"] == 1  # every site, and 2025's map
     assert n["publish"] == 1  # the daemon submits both as one backfill: site_scores first
-    cursor = automation.follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
+    cursor = follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
     assert_current(world, 2025)
     _, n = requested(instance, cursor)
     assert sum(n.values()) == 0  # settled: nothing more to do
 
     # 2. the ASSET GRAPH: "Materialize" edition 2026's assets (an ad hoc run, no job name)
-    cursor = automation.baseline(instance)
+    cursor = baseline(instance)
     edition_assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)
                       and a.partitions_def == editions]
     refs = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is None
@@ -104,15 +104,15 @@ def test_every_launch_path_ends_with_current_scores_and_snapshot(world):
     assert run.dagster_run.job_name != "refresh_edition"  # not the job a run-status sensor watched
     _, n = requested(instance, cursor)
     assert n["site_scores"] == N_SITES
-    cursor = automation.follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
+    cursor = follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
     assert_current(world, 2026)
 
     # 3. a BACKFILL of a site range (score_sites over a partition range): only publish follows
-    cursor = automation.baseline(instance)
+    cursor = baseline(instance)
     assert score_sites(world["keys"][:5], warehouse=wh, instance=instance).success
     _, n = requested(instance, cursor)
     assert n["site_scores"] == 0 and n["publish"] == 1 and n["site_category_distribution"] == 1
-    automation.follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
+    follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
     assert_current(world, 2026)
 
 

@@ -18,8 +18,9 @@ import pytest
 
 from radar_pipeline import schemas, settings
 from radar_pipeline.sites.intake import read_sites_jsonl
-from radar_pipeline.sources import registry, un_m49
-from radar_pipeline.sources.base import SourceError
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import SourceError
 
 SAMPLE = settings.SAMPLE_MIRROR_DIR
 EDITION = 2023
@@ -392,7 +393,7 @@ def test_user_value_outside_the_indicators_plausible_range_is_an_error(tmp_path,
 
 
 def test_every_indicator_has_a_plausible_range():
-    from radar_pipeline.sources.base import load_indicator_specs
+    from radar_pipeline.sources.toolkit import load_indicator_specs
 
     for spec in load_indicator_specs():
         assert spec.valid_min and spec.valid_max, spec.indicator_id
@@ -426,7 +427,7 @@ def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
     """Was a raw primary-key error from the warehouse."""
     import duckdb
 
-    from radar_pipeline.sources.user import clash_with_other_sources
+    from radar_pipeline.sources.adapters.user import clash_with_other_sources
     from radar_pipeline.warehouse import ensure_schema
 
     con = duckdb.connect()

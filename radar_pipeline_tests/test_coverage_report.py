@@ -8,12 +8,12 @@ import duckdb
 import polars as pl
 import pytest
 
+from radar_pipeline.cli.runs import refresh_edition
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.publish.build import publish
-from radar_pipeline.runner import refresh_edition
-from radar_pipeline.sources import ituc
-from radar_pipeline.sources.base import LandedFile, load_indicator_specs, specs_for
-from radar_pipeline.sources.countries import resolve
+from radar_pipeline.sources.adapters import ituc
+from radar_pipeline.sources.reference.countries import resolve
+from radar_pipeline.sources.toolkit import LandedFile, load_indicator_specs, specs_for
 
 # Topics the shared mirror cannot fill in some edition (no real file, or data years before Y-5).
 MAY_BE_MISSING = ["children", "water", "working_hours", "freedom_of_association", "regular_employment", "gender"]

@@ -260,29 +260,30 @@ def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path)
 def test_partitions_registered_in_chunks_and_sqlite_warning_then_runs_chunked(wh, tmp_path, monkeypatch):
     """Issue 10 item 2 with small sizes: registration in chunks (sqlite caps bound variables),
     runs of at most RADAR_RESCORE_CHUNK sites, and the sqlite duration warning."""
-    from radar_pipeline import runner
+    from radar_pipeline import partitions
+    from radar_pipeline.cli import runs
 
     sites = _sites_file(wh, tmp_path / "sites.jsonl", 12)
     con = connect(wh)
     keys = store.ingest(con, sites).to_score
     con.close()
     monkeypatch.setenv("RADAR_SQLITE_PARTITION_WARN", "10")
-    monkeypatch.setattr(runner, "PARTITION_CHUNK", 5)
+    monkeypatch.setattr(partitions, "PARTITION_CHUNK", 5)
     instance = dg.DagsterInstance.ephemeral()
     calls = []
     real_add = instance.add_dynamic_partitions
     monkeypatch.setattr(instance, "add_dynamic_partitions",
                         lambda name, ks: (calls.append(len(ks)), real_add(name, ks))[1])
     messages: list[str] = []
-    outcome = runner.score_sites(keys, edition=2024, warehouse=wh, instance=instance, only_stale=True,
-                                 run_chunk=5, log=messages.append)
+    outcome = runs.score_sites(keys, edition=2024, warehouse=wh, instance=instance, only_stale=True,
+                               run_chunk=5, log=messages.append)
     assert outcome.success, outcome.failures
     assert calls == [5, 5, 2]
     assert len(instance.get_runs()) == 3 and len(_scores(wh)) == 12
     (warning,) = messages
     assert "12 site partitions" in warning and "ms per partition" in warning
     assert "dagster-postgres.yaml" in warning and "Continuing" in warning
-    assert runner.sqlite_partition_warning(instance, 10) is None
+    assert partitions.sqlite_partition_warning(instance, 10) is None
 
 
 def test_write_lock_held_longer_than_50s_is_waited_for_with_a_message(tmp_path):

@@ -17,10 +17,11 @@ import polars as pl
 import pytest
 
 from radar_pipeline import integrity, settings
+from radar_pipeline.cli.runs import refresh_edition, score_sites
 from radar_pipeline.methodology import TOPICS
-from radar_pipeline.runner import refresh_edition, score_sites
-from radar_pipeline.sources import registry, un_m49
-from radar_pipeline.sources.base import LandedFile, SourceError
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
 from radar_pipeline.warehouse import connect
 
 

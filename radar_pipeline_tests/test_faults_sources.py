@@ -34,9 +34,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import runner, settings
-from radar_pipeline.sources import fetch, registry, un_m49
-from radar_pipeline.sources.base import SourceError, specs_for
+from radar_pipeline import settings
+from radar_pipeline.cli.runs import refresh_edition
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import SourceError, fetch, specs_for
 
 from .http_fixture import ScriptedServer
 
@@ -45,7 +47,7 @@ EDITION = 2023
 ND_GAIN_MEMBER = "resources/gain/gain.csv"
 CATALOGUE_SOURCES = ["ti_cpi", "yale_epi", "freedom_house_fiw", "fund_for_peace_fsi", "undp_gii",
                      "nd_gain", "un_m49", "ilostat"]
-API_SOURCES = ["worldbank_wdi", "worldbank_wgi"]   # live mode: World Bank API v2 (registry.API_SOURCES)
+API_SOURCES = ["worldbank_wdi", "worldbank_wgi"]   # live mode: World Bank API v2 (registry.api_sources())
 ALL_SOURCES = CATALOGUE_SOURCES + API_SOURCES
 CSV_SOURCES = {"yale_epi", "undp_gii", "nd_gain", "un_m49", "ilostat"}
 # Reference downloads the non-indicator assets make in live mode (served good in the Dagster runs).
@@ -338,9 +340,9 @@ CASES = [pytest.param(s, f, id=f"{s}-{f.name}") for s in ALL_SOURCES for f in FA
 
 
 def test_matrix_covers_every_live_source_the_refresh_downloads():
-    indicator_live = {s for s in registry.indicator_sources() if s not in registry.USER_SOURCES}
+    indicator_live = {s for s in registry.indicator_sources() if s not in registry.user_sources()}
     assert indicator_live | {"un_m49"} == set(ALL_SOURCES)
-    assert set(registry.API_SOURCES) == set(API_SOURCES)
+    assert set(registry.api_sources()) == set(API_SOURCES)
     assert {c.values[0] for c in CASES} == set(ALL_SOURCES)
 
 
@@ -442,7 +444,7 @@ def baseline(tmp_path_factory):
         mp.setenv("RADAR_SOURCES_MIRROR", str(SAMPLE))
         mp.setenv("RADAR_USER_FILES", str(tmp / "no-user-files"))
         mp.setenv("RADAR_LANDING", str(tmp / "landing"))
-        outcome = runner.refresh_edition(EDITION, allow_missing_topics=[], warehouse=db)
+        outcome = refresh_edition(EDITION, allow_missing_topics=[], warehouse=db)
     assert outcome.success, outcome.failures
     snap = snapshot(db, ALL_SOURCES)
     assert snap["country_topic_risk"] and snap["indicator_values"] and snap["countries"]
@@ -453,7 +455,7 @@ def live_run(baseline, server, dead, tmp: Path, monkeypatch, faults: dict[str, F
     db = tmp / "radar.duckdb"
     shutil.copy(baseline[0], db)
     # user-supplied sources (ITUC, licensed indicators) are read from RADAR_USER_FILES in live mode
-    for s in registry.USER_SOURCES:
+    for s in registry.user_sources():
         shutil.copytree(SAMPLE / s, tmp / "user" / s, ignore=shutil.ignore_patterns("SAMPLE.txt"))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp / "user"))
     pub = Publisher(server, dead)
@@ -462,7 +464,7 @@ def live_run(baseline, server, dead, tmp: Path, monkeypatch, faults: dict[str, F
     pub.add_worldbank({s: f for s, f in faults.items() if s in API_SOURCES})
     pub.add_reference()
     pub.install(monkeypatch, tmp)
-    return db, pub, runner.refresh_edition(EDITION, allow_missing_topics=[], warehouse=db)
+    return db, pub, refresh_edition(EDITION, allow_missing_topics=[], warehouse=db)
 
 
 def test_dagster_recovers_from_transient_faults_with_identical_results(baseline, server, dead_endpoints,

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from radar_pipeline.sources import ti_cpi
-from radar_pipeline.sources.base import LandedFile, SourceError, specs_for
-from radar_pipeline.sources.fetch import CatalogueEntry, HttpClient, fetch_entry, land_bytes
+from radar_pipeline.sources.adapters import ti_cpi
+from radar_pipeline.sources.toolkit import LandedFile, SourceError, specs_for
+from radar_pipeline.sources.toolkit.fetch import CatalogueEntry, HttpClient, fetch_entry, land_bytes
 
 from .http_fixture import ScriptedServer
 

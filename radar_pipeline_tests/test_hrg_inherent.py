@@ -9,9 +9,9 @@ import pytest
 
 from radar_pipeline.sectors.hrg import build_high_risk_goods, load_rule, select_vintage
 from radar_pipeline.sectors.sql import read_sql, run_sql
-from radar_pipeline.sources.base import LandedFile, SourceError
-from radar_pipeline.sources.eu_cahra import parse_cahra
-from radar_pipeline.sources.ilab_list_of_goods import parse_goods
+from radar_pipeline.sources.adapters.eu_cahra import parse_cahra
+from radar_pipeline.sources.adapters.ilab_list_of_goods import parse_goods
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
 
 TOPICS = ["wages", "children", "forced_labour", "regular_employment", "gender", "discrimination",
           "freedom_of_association", "working_hours", "health_safety", "business_ethics",

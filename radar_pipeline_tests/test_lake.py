@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 import pytest
 
 from radar_pipeline import lake, settings
-from radar_pipeline.publish.runner import publish_metadata, publish_warehouse
-from radar_pipeline.runner import refresh_edition, score_sites
+from radar_pipeline.cli.runs import publish_metadata, publish_warehouse, refresh_edition, score_sites
 from radar_pipeline.sites import store
-from radar_pipeline.sites.cli import score_file
 from radar_pipeline.sites.generate import generate_sites, write_sites
+from radar_pipeline.sites.score_file import score_file
 from radar_pipeline.warehouse import connect, declared_table_schema
 from radar_pipeline_tests.conftest import make_lake_target
 
@@ -164,7 +163,7 @@ READER = textwrap.dedent("""
 
 WRITER = textwrap.dedent("""
     import sys
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
     from radar_pipeline.sites import store
     from radar_pipeline.warehouse import connect
     target, what, arg = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
+from radar_pipeline.cli.runs import refresh_edition
 from radar_pipeline.methodology import TOPICS
-from radar_pipeline.runner import refresh_edition
 from radar_pipeline.warehouse import connect
 
 # Topics with no publisher file in ../shared/data/sources (see README).

@@ -18,10 +18,9 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
+from radar_pipeline.cli.runs import publish_warehouse, refresh_edition, score_sites
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.publish import build, buyers, dictionary, schemas
-from radar_pipeline.publish.runner import publish_warehouse
-from radar_pipeline.runner import refresh_edition, score_sites
 from radar_pipeline.sites import generate, store
 from radar_pipeline.warehouse import connect
 

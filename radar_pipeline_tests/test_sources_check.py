@@ -8,7 +8,7 @@ import re
 from radar_pipeline import settings
 from radar_pipeline.cli import main
 from radar_pipeline.sources.check import run_check
-from radar_pipeline.sources.fetch import CatalogueEntry, load_catalogue
+from radar_pipeline.sources.toolkit.fetch import CatalogueEntry, load_catalogue
 from radar_pipeline_tests.http_fixture import ScriptedServer
 
 SAMPLE = settings.SAMPLE_MIRROR_DIR

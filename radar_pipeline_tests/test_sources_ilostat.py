@@ -10,8 +10,10 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
-from radar_pipeline.sources import ilostat, registry, un_m49
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, LandedFile, SourceError, specs_for
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import ilostat
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, LandedFile, SourceError, specs_for
 
 BULK_HEADER = ('"ref_area","source","indicator","sex","classif1","time","obs_value","obs_status",'
                '"note_classif","note_indicator","note_source"')

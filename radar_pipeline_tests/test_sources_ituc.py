@@ -10,9 +10,11 @@ from pathlib import Path
 import polars as pl
 
 from radar_pipeline import settings
-from radar_pipeline.sources import ituc, registry, un_m49
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, LandedFile, specs_for
-from radar_pipeline.sources.countries import resolve
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import ituc
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.reference.countries import resolve
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, LandedFile, specs_for
 
 FILE = Path("ituc/2025/ituc_global_rights_index_2025.csv")
 

@@ -13,8 +13,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from radar_pipeline.sources import freedom_house_fiw, fund_for_peace_fsi, nd_gain, ti_cpi, undp_gii, yale_epi
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
+from radar_pipeline.sources.adapters import freedom_house_fiw, fund_for_peace_fsi, nd_gain, ti_cpi, undp_gii, yale_epi
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
 
 ADAPTERS = [ti_cpi, yale_epi, freedom_house_fiw, fund_for_peace_fsi, undp_gii, nd_gain]
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from radar_pipeline.sources import ituc, un_m49, unsd_isic, user, worldbank_wdi, worldbank_wgi
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
+from radar_pipeline.sources.adapters import ituc, user, worldbank_wdi, worldbank_wgi
+from radar_pipeline.sources.reference import un_m49, unsd_isic
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
 
 WB_AGGREGATES = {"WLD", "EUU", "EMU", "HIC", "LMC", "UMC", "LMY", "SSF", "EAS", "ARB", "AFE", "OED"}
 

@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
-from radar_pipeline.sources import registry, tip
-from radar_pipeline.sources.base import LandedFile, SourceError, load_indicator_specs, specs_for
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import tip
+from radar_pipeline.sources.toolkit import LandedFile, SourceError, load_indicator_specs, specs_for
 
 
 def write(tmp_path: Path, text: str, vintage: str = "2024") -> list[LandedFile]:

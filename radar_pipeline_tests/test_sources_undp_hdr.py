@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
-from radar_pipeline.sources import registry, un_m49, undp_gii, undp_hdr
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, LandedFile, SourceError, specs_for
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import undp_gii, undp_hdr
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, LandedFile, SourceError, specs_for
 
 HEADER = ("iso3,country,hdicode,region,hdi_rank_2022,hdi_2020,hdi_2021,hdi_2022,"
           "gii_rank_2022,gii_2020,gii_2021,gii_2022,mmr_2021")

@@ -9,8 +9,10 @@ import openpyxl
 import polars as pl
 import pytest
 
-from radar_pipeline.sources import registry, un_m49, worldbank_wgi
-from radar_pipeline.sources.base import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import worldbank_wgi
+from radar_pipeline.sources.reference import un_m49
+from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
 
 
 def landed(folder: Path, vintage: str) -> list[LandedFile]:

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from radar_pipeline import fingerprint, settings
-from radar_pipeline.runner import refresh_edition, score_sites
+from radar_pipeline.cli.runs import refresh_edition, score_sites
 from radar_pipeline.sites import store
 from radar_pipeline.warehouse import connect
 
@@ -123,7 +123,7 @@ def test_unionised_site_confidence_and_override_reach_warehouse_and_published(wa
     row = con.sql("select * from site_scores where site_id = 'T-UNION'").pl().row(0, named=True)
     con.close()
     assert (row["category_calculated"], row["category"], row["override_author"]) == (calculated, target, "qa")
-    from radar_pipeline.sites.cli import explain_text
+    from radar_pipeline.sites.explain import explain_text
 
     con = connect(warehouse, read_only=True)
     text = explain_text(con, "T-UNION", None)
@@ -147,8 +147,8 @@ def test_unionised_site_confidence_and_override_reach_warehouse_and_published(wa
 def test_radar_score_output_adds_confidence_category_calculated_and_version(warehouse, tmp_path, monkeypatch):
     """`radar score` (the streamed CLI path) keeps its columns and adds the issue-9 ones, and
     applies the overrides in RADAR_OVERRIDES like the Dagster path."""
-    from radar_pipeline.sites.cli import score_file
     from radar_pipeline.sites.overrides import append_override
+    from radar_pipeline.sites.score_file import score_file
 
     sites = tmp_path / "score_me.jsonl"
     sites.write_text("".join(json.dumps(s) + "\n" for s in SITES))

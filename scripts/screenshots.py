@@ -62,8 +62,8 @@ def prepare_demo(root: Path, n_sites: int = 40, edition: int = 2024) -> Demo:
     DAGSTER_HOME (copy of dagster.yaml) whose instance knows the sites as dynamic partitions."""
     import dagster as dg
 
+    from radar_pipeline.cli.runs import refresh_edition
     from radar_pipeline.partitions import sites as sites_partitions
-    from radar_pipeline.runner import refresh_edition
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import generate_sites, write_sites
     from radar_pipeline.warehouse import connect

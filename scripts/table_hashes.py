@@ -93,7 +93,7 @@ def build(args: argparse.Namespace, tmp: Path) -> Path:
         "RADAR_SITES_INBOX": str(tmp / "inbox"),
         "DAGSTER_HOME": str(tmp / "dagster_home"),
     })
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
 
     allow = [t for t in (args.allow_missing_topics or "").split(",") if t]
     for edition in args.editions:

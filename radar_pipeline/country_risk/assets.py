@@ -15,8 +15,8 @@ from radar_pipeline import fingerprint, integrity, schemas, settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
-from radar_pipeline.sources import user as user_source
-from radar_pipeline.sources.base import SourceError
+from radar_pipeline.sources.adapters import user as user_source
+from radar_pipeline.sources.toolkit import SourceError
 from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
 
 POOL = "duckdb_write"
@@ -36,7 +36,7 @@ class CountryRiskConfig(dg.Config):
                       "edition never changes another (view `countries` = every edition's countries).",
           metadata={"dagster/table_name": "edition_countries"})
 def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    from radar_pipeline.sources import un_m49
+    from radar_pipeline.sources.reference import un_m49
 
     edition = int(context.partition_key)
     files = registry.collect_files("un_m49", mirror=settings.sources_mirror(),

@@ -11,7 +11,9 @@ from radar_pipeline import fingerprint, integrity, rule_sql, settings
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
-from radar_pipeline.sources import eu_cahra, ilab_list_of_goods, registry, unsd_isic
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import eu_cahra, ilab_list_of_goods
+from radar_pipeline.sources.reference import unsd_isic
 from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
 
 GROUP = "sectors"

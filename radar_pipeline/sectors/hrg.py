@@ -27,8 +27,8 @@ import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.settings import rules_dir
-from radar_pipeline.sources.eu_cahra import CAHRA_SCHEMA
-from radar_pipeline.sources.ilab_list_of_goods import GOODS_SCHEMA
+from radar_pipeline.sources.adapters.eu_cahra import CAHRA_SCHEMA
+from radar_pipeline.sources.adapters.ilab_list_of_goods import GOODS_SCHEMA
 
 RISK_TYPES = ("child_labour", "forced_labour", "deforestation", "conflict_minerals")
 CONFLICT_MINERAL_CLASSES = ("0729", "2420")  # §4: tin, tantalum, tungsten, gold ores and smelting

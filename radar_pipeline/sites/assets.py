@@ -202,7 +202,7 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
     known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
     new_keys = [k for k in dict.fromkeys(to_score) if k not in known_set]
     order = [*known, *new_keys]
-    from radar_pipeline.runner import PARTITION_CHUNK, sqlite_partition_warning
+    from radar_pipeline.partitions import PARTITION_CHUNK, sqlite_partition_warning
 
     warning = sqlite_partition_warning(context.instance, len(set(to_score)))
     if warning:

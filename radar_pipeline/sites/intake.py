@@ -45,7 +45,7 @@ import polars as pl
 
 from radar_pipeline.identifiers import ID_REGEX, ID_RULE, id_expr
 from radar_pipeline.settings import rules_dir
-from radar_pipeline.sources.countries import converter
+from radar_pipeline.sources.reference.countries import converter
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 SITE_ID_PATTERN = ID_REGEX  # plus "not only dots": radar_pipeline/identifiers.py, the one id rule

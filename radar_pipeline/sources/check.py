@@ -24,7 +24,6 @@ the landing folder.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import http.server
 import tempfile
@@ -37,9 +36,8 @@ from urllib.parse import quote
 
 import polars as pl
 
-from radar_pipeline import settings
-from radar_pipeline.sources.base import LandedFile, SourceError, load_indicator_specs, specs_for
-from radar_pipeline.sources.fetch import (
+from radar_pipeline.sources.toolkit import FlagsAggregates, LandedFile, SourceError, load_indicator_specs, specs_for
+from radar_pipeline.sources.toolkit.fetch import (
     CatalogueEntry,
     HttpClient,
     _parse_headers,
@@ -70,7 +68,7 @@ class Result:
 def _universe(path: Path | None) -> set[str] | None:
     if path is None:
         return None
-    from radar_pipeline.sources import un_m49
+    from radar_pipeline.sources.reference import un_m49
 
     parse = getattr(un_m49, "parse_universe", un_m49.parse_countries)
     return set(parse(path)["iso3"])
@@ -92,17 +90,17 @@ def summarise(source: str, vintage: str, files: list[LandedFile], universe: set[
     if source == "un_m49":
         return f"{len(_universe(files[-1].path) or ())} countries/areas"
     if source == "unsd_isic":
-        from radar_pipeline.sources import unsd_isic
+        from radar_pipeline.sources.reference import unsd_isic
 
         df = unsd_isic.parse_isic(files[-1].path)
         return f"{df.height} codes, {df.filter(pl.col('level') == 'class').height} classes"
     if source == "ilab_list_of_goods":
-        from radar_pipeline.sources import ilab_list_of_goods
+        from radar_pipeline.sources.adapters import ilab_list_of_goods
 
         df = ilab_list_of_goods.parse_goods(files)
         return f"{df.height} good-country rows, {df['good'].n_unique()} goods, {df['iso3'].n_unique()} countries"
     if source == "eu_cahra":
-        from radar_pipeline.sources import eu_cahra
+        from radar_pipeline.sources.adapters import eu_cahra
 
         df = eu_cahra.parse_cahra(files)
         return f"{df.height} countries listed ({int(df['whole_country'].sum())} whole-country)"
@@ -110,7 +108,7 @@ def summarise(source: str, vintage: str, files: list[LandedFile], universe: set[
     if not specs:
         raise SourceError(source, f"no indicator in rules/indicators.csv applies to vintage {vintage!r}")
     mod = registry.adapter(source)
-    if hasattr(mod, "aggregate_codes") and all(f.name.startswith("Metadata_") for f in files):
+    if isinstance(mod, FlagsAggregates) and all(f.name.startswith("Metadata_") for f in files):
         # a folder holding only the bulk download's country metadata (how aggregates are flagged)
         return f"metadata only: {len(mod.aggregate_codes(files))} aggregate codes flagged for every vintage"
     raw = mod.parse(files, specs, aggregates=aggregates) if aggregates else mod.parse(files, specs)
@@ -121,7 +119,7 @@ def summarise(source: str, vintage: str, files: list[LandedFile], universe: set[
     if universe is None:
         n = raw.select(pl.coalesce("code", "country")).n_unique()
         return f"{raw.height} rows, {n} entities (not mapped: no M49 file), {_years(raw)}; {indicators}"
-    from radar_pipeline.sources.countries import resolve
+    from radar_pipeline.sources.reference.countries import resolve
 
     kept, notes = resolve(raw, universe, source)
     out = f" ({notes.height} rows outside the universe)" if notes.height else ""
@@ -203,7 +201,7 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
                 if e.source == "un_m49" and r.status == "OK":
                     universe = _universe(tmp / "live" / e.source / e.vintage / e.file)
                 emit(_mark_unreached(r))
-            for source in (s for s in registry.API_SOURCES if not sources or s in sources):
+            for source in (s for s in registry.api_sources() if not sources or s in sources):
                 emit(_mark_unreached(_check(
                     Result("FAIL", source, "api", f"{len(specs_for(source))} indicator code(s)",
                            "World Bank API v2", ""), source, "api",
@@ -235,13 +233,13 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
             for source in [*registry.indicator_sources(), *REFERENCE]:
                 if sources and source not in sources:
                     continue
-                if origin == "user files" and source not in registry.USER_SOURCES:
+                if origin == "user files" and source not in registry.user_sources():
                     continue
                 mod = registry.adapter(source)
-                folders = mirror_files(root, source, tuple(getattr(mod, "FILE_PATTERNS", ("*",))))
+                folders = mirror_files(root, source, tuple(mod.FILE_PATTERNS))
                 # as the refresh does: aggregates flagged in any vintage's metadata apply to all
                 aggregates = (mod.aggregate_codes([f for fs in folders.values() for f in fs])
-                              if hasattr(mod, "aggregate_codes") else None)
+                              if isinstance(mod, FlagsAggregates) else None)
                 for vintage, files in folders.items():
                     if origin == "mirror folder" and (source, vintage) in covered:
                         continue
@@ -261,41 +259,9 @@ def _mark_unreached(r: Result) -> Result:
 
 
 def _api_download(source: str, tmp: Path, timeout: float, retries: int) -> list[LandedFile]:
-    from radar_pipeline.sources import registry, worldbank_wdi
+    """What a live refresh downloads for a source that fetches its own files (DownloadsItself)."""
+    from radar_pipeline.sources import registry
 
     client = _client(source, None, timeout, retries)
-    extra = {"source": registry.API_SOURCES[source]} if registry.API_SOURCES[source] else {}
-    dest = tmp / source
-    base = settings.worldbank_api_base()
-    paths = worldbank_wdi.download_countries(client.get, dest, base)
-    for code in sorted({s.series for s in specs_for(source)}):
-        paths += worldbank_wdi.download_api(lambda url, p=None: client.get(url, {**extra, **(p or {})}),
-                                            code, dest, base)
+    paths = registry.adapter(source).download(tmp / source, client, lambda _message: None)
     return [LandedFile(source, "api", p) for p in paths]
-
-
-# --------------------------------------------------------------------------- CLI
-
-def cmd_check(args: argparse.Namespace) -> int:
-    mirror = None
-    if not args.live:
-        mirror = Path(args.mirror) if args.mirror else settings.sources_mirror() or settings.SAMPLE_MIRROR_DIR
-    user_dir = settings.user_files_dir()
-    results = run_check(live=args.live, mirror=Path(mirror) if mirror else None,
-                        user_dir=user_dir if user_dir.is_dir() else None,
-                        sources=args.source or None, timeout=args.timeout, retries=args.retries)
-    return 1 if any(r.status == "FAIL" for r in results) else 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("sources", help="publisher sources: `radar sources check [--live]`")
-    ssub = p.add_subparsers(dest="sources_command", required=True)
-    c = ssub.add_parser("check", help="download (to a temp folder), sniff and parse every catalogue entry; "
-                                      "one line per source file. Offline unless --live")
-    c.add_argument("--live", action="store_true", help="reach the publishers' live URLs")
-    c.add_argument("--mirror", help="offline: mirror folder (default $RADAR_SOURCES_MIRROR, else the "
-                                    "packaged synthetic sample)")
-    c.add_argument("--source", action="append", help="only this source (repeatable)")
-    c.add_argument("--timeout", type=float, default=60.0, help="read timeout per request, seconds")
-    c.add_argument("--retries", type=int, default=2, help="retries per request (backoff between)")
-    c.set_defaults(func=cmd_check)

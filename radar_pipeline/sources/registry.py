@@ -33,25 +33,30 @@ released by Y, else the oldest (`choose_list_vintage`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from types import ModuleType
 
 import polars as pl
 
 from radar_pipeline import settings
-from radar_pipeline.sources.base import LandedFile, SourceError, load_indicator_specs, specs_for
-from radar_pipeline.sources.countries import NOTE_SCHEMA, resolve
-from radar_pipeline.sources.fetch import HttpClient, fetch_entry, load_catalogue, mirror_files
+from radar_pipeline.sources.reference.countries import NOTE_SCHEMA, resolve
+from radar_pipeline.sources.toolkit import (
+    Adapter,
+    DownloadsItself,
+    FlagsAggregates,
+    LandedFile,
+    ObservationAdapter,
+    SourceError,
+    load_indicator_specs,
+    specs_for,
+)
+from radar_pipeline.sources.toolkit.fetch import HttpClient, fetch_entry, load_catalogue, mirror_files
 
-# Sources the user supplies (no publisher file exists): read from the mirror
-# and from RADAR_USER_FILES/<source>/<vintage>/*.csv — never downloaded.
-USER_SOURCES = ("ituc", "tip", "user")
-# World Bank indicators come from the API v2 in live mode (one call set per code).
-API_SOURCES = {"worldbank_wdi": "", "worldbank_wgi": "3"}  # source -> WB API `source` param
 EDITION_WINDOW = 5
 # Sources whose folders are classifications, not releases: every edition reads
 # them whatever their label (METHODOLOGY §1 "as of the edition" binds releases).
@@ -131,11 +136,48 @@ def indicator_sources() -> list[str]:
     return sorted({s.source for s in load_indicator_specs()} | {"user"})
 
 
-def adapter(source: str) -> ModuleType:
-    try:
-        return importlib.import_module(f"radar_pipeline.sources.{source}")
-    except ModuleNotFoundError as exc:
-        raise SourceError(source, f"no adapter module radar_pipeline.sources.{source}") from exc
+# Where adapters live, searched in this order: a source name is a module name in one of them.
+ADAPTER_PACKAGES = ("radar_pipeline.sources.adapters", "radar_pipeline.sources.reference")
+
+
+def adapter(source: str) -> Adapter:
+    """The module `adapters/<source>.py` (or `reference/<source>.py`), checked against the
+    contract: adding a publisher is adding its module, never editing this file."""
+    for package in ADAPTER_PACKAGES:
+        name = f"{package}.{source}"
+        if importlib.util.find_spec(name) is not None:
+            module = importlib.import_module(name)
+            break
+    else:
+        raise SourceError(source, f"no adapter module radar_pipeline/sources/adapters/{source}.py")
+    if not isinstance(module, Adapter):
+        raise SourceError(source, f"adapter module {module.__name__} lacks SOURCE or FILE_PATTERNS "
+                          "(radar_pipeline.sources.toolkit.Adapter)")
+    if source in indicator_sources() and not isinstance(module, ObservationAdapter):
+        raise SourceError(source, f"adapter module {module.__name__} has no parse(files, specs) "
+                          "(radar_pipeline.sources.toolkit.ObservationAdapter)")
+    return module
+
+
+def adapter_names() -> list[str]:
+    """Every adapter module in adapters/ (reference lists excluded; undp_hdr is a layout the
+    undp_gii adapter reads, not a source of its own, so it has no SOURCE)."""
+    import radar_pipeline.sources.adapters as package
+
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                  if isinstance(importlib.import_module(f"{package.__name__}.{m.name}"), Adapter))
+
+
+def user_sources() -> tuple[str, ...]:
+    """Sources the user supplies (no publisher file exists; adapter says USER_SUPPLIED = True):
+    read from the mirror and from RADAR_USER_FILES/<source>/<vintage>/*.csv — never downloaded."""
+    return tuple(s for s in adapter_names() if getattr(adapter(s), "USER_SUPPLIED", False))
+
+
+def api_sources() -> tuple[str, ...]:
+    """Sources whose live files come from the adapter's own `download` (the World Bank API v2),
+    not from rules/sources.csv."""
+    return tuple(s for s in adapter_names() if isinstance(adapter(s), DownloadsItself))
 
 
 @dataclass
@@ -152,9 +194,9 @@ class SourceLoad:
 def collect_files(source: str, *, mirror: Path | None, landing: Path, user_dir: Path,
                   log: Callable[[str], None] = print) -> dict[str, list[LandedFile]]:
     mod = adapter(source)
-    patterns = tuple(getattr(mod, "FILE_PATTERNS", ("*",)))
+    patterns = tuple(mod.FILE_PATTERNS)
     roots: list[Path] = []
-    if source in USER_SOURCES:
+    if source in user_sources():
         roots = [r for r in (mirror, user_dir) if r is not None]
     elif mirror is not None:
         roots = [mirror]
@@ -169,18 +211,9 @@ def collect_files(source: str, *, mirror: Path | None, landing: Path, user_dir: 
 
 
 def _download(source: str, landing: Path, log: Callable[[str], None]) -> None:
-    if source in API_SOURCES:
-        mod = adapter("worldbank_wdi")
-        vintage = f"api-{date.today():%Y-%m}"
-        client = HttpClient(source)
-        params = {"source": API_SOURCES[source]} if API_SOURCES[source] else {}
-        get = lambda url, p=None: client.get(url, {**params, **(p or {})})  # noqa: E731
-        dest = landing / source / vintage
-        base = settings.worldbank_api_base()
-        mod.download_countries(client.get, dest, base)
-        for code in sorted({s.series for s in specs_for(source)}):
-            log(f"[{source}] downloading {code} from the World Bank API v2")
-            mod.download_api(get, code, dest, base)
+    mod = adapter(source)
+    if isinstance(mod, DownloadsItself):
+        mod.download(landing / source / f"api-{date.today():%Y-%m}", HttpClient(source), log)
         return
     entries = [e for e in load_catalogue() if e.source == source]
     if not entries:
@@ -194,7 +227,7 @@ def _download(source: str, landing: Path, log: Callable[[str], None]) -> None:
 def parse_all(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
     mod = adapter(source)
     kwargs = {}
-    if hasattr(mod, "aggregate_codes"):
+    if isinstance(mod, FlagsAggregates):
         # World Bank aggregates are flagged in metadata files that ship with
         # only some downloads; any vintage's list applies to all of them.
         kwargs["aggregates"] = mod.aggregate_codes([f for fs in by_vintage.values() for f in fs])

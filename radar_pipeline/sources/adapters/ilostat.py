@@ -51,8 +51,7 @@ import zlib
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import LINE, first_bad, parse_float, read_csv_text
-from radar_pipeline.sources.base import (
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
@@ -60,6 +59,7 @@ from radar_pipeline.sources.base import (
     conform,
     empty_observations,
 )
+from radar_pipeline.sources.toolkit.tables import LINE, first_bad, parse_float, read_csv_text
 
 SOURCE = "ilostat"
 FILE_PATTERNS = ("*.csv", "*.csv.gz")

@@ -25,9 +25,9 @@ import re
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources import undp_hdr
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.adapters import undp_hdr
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import tables as t
 
 SOURCE = "undp_gii"
 FILE_PATTERNS = ("*.csv",)

@@ -1,11 +1,20 @@
-"""Shared table reading for the publisher adapters that read spreadsheets and CSV tables
-(ti_cpi, yale_epi, freedom_house_fiw, fund_for_peace_fsi, undp_gii, nd_gain).
+"""Reading publisher tables: the one set of helpers every adapter uses for CSV text, CSVs with a
+preamble and spreadsheets (ti_cpi, yale_epi, freedom_house_fiw, fund_for_peace_fsi, undp_gii,
+nd_gain, the World Bank, ILOSTAT, curated and user files, the reference lists).
 
-Publisher files put a title, notes or an embargo line above the header, so the
-header row is always *located by content* (the row holding the expected column
-names), never hard-coded. Every frame these helpers return carries a `__row`
-column: the 1-based row number a spreadsheet user sees (xlsx) or the 1-based
-line number in a text editor (csv), used to build `row_ref`.
+Two ways to find the header, because publishers do both:
+- *line-numbered text* (`read_csv_text`): the header is the first line, or the first line matching
+  a regex below a preamble; every frame carries `__line` (LINE), the 1-based line a user sees in a
+  text editor for the first line of each record. Quoted fields holding a line break (WGI
+  "Indicator Name", WDI metadata notes) are counted, so records after them keep the right line.
+- *located by content* (`read_csv_raw`, `read_sheet_raw` + `locate_header` + `apply_header`):
+  publisher files put a title, notes or an embargo line above the header, so the header row is
+  the row holding the expected column names, never a hard-coded row. These frames carry `__row`
+  (ROW): the 1-based row number a spreadsheet user sees (xlsx) or the line number (csv).
+
+Values: `parse_values` reads publisher cells, where `..`, `NA`, `n/a` and empty mean "no value"
+(those rows are dropped); `parse_float` is the strict reading for data files (only an empty cell
+is missing). Both raise SourceError naming the row and the field of the first bad cell.
 """
 from __future__ import annotations
 
@@ -16,9 +25,16 @@ import re
 import fastexcel
 import polars as pl
 
-from radar_pipeline.sources.base import LandedFile, SourceError, conform, empty_observations
+from radar_pipeline.sources.toolkit.contract import (
+    IndicatorSpec,
+    LandedFile,
+    SourceError,
+    conform,
+    empty_observations,
+)
 
-ROW = "__row"
+ROW = "__row"    # spreadsheet row / CSV line of a located-header frame
+LINE = "__line"  # editor line of the first line of a record (read_csv_text)
 # Cell texts that mean "no value" in these publishers' files.
 MISSING_TOKENS = ("", "na", "n/a", "..")
 # How far down a sheet/CSV the header row may sit.
@@ -123,17 +139,25 @@ def find_column(df: pl.DataFrame, name: str) -> str | None:
 
 
 def require_columns(df: pl.DataFrame, names: list[str], *, source: str, file: str,
-                    where: str) -> dict[str, str]:
-    """Map each expected name to the file's column; SourceError naming the expected
-    column(s) and the columns found when one is missing."""
+                    where: str = "the header") -> dict[str, str]:
+    """Map each expected name to the file's column (case/whitespace-insensitive); SourceError
+    naming the expected column(s) and the columns found when one is missing."""
     mapping = {n: find_column(df, n) for n in names}
     missing = [n for n, c in mapping.items() if c is None]
     if missing:
-        found = [c for c in df.columns if c != ROW and not c.startswith("__col")]
+        found = [c for c in df.columns if c not in (ROW, LINE) and not c.startswith("__col")]
         raise SourceError(source, f"expected column(s) {missing} not found in {where}; "
                           f"columns found: {found}", file=file,
                           field=missing[0])
     return mapping  # type: ignore[return-value]
+
+
+def with_columns_named(file: LandedFile, df: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """`require_columns`, then the found columns renamed to the expected spelling, for code that
+    addresses them by name (`pl.col("Country Code")`)."""
+    present = [n for n in names if n in df.columns]  # exact spelling first: never renamed onto
+    cols = require_columns(df, [n for n in names if n not in present], source=file.source, file=file.name)
+    return df.rename({c: n for n, c in cols.items() if c != n})
 
 
 def parse_values(df: pl.DataFrame, value_col: str, *, source: str, file: str,
@@ -204,3 +228,92 @@ def parse_each(source: str, patterns: tuple[str, ...], parse_file, files: list[L
     if not files:
         raise SourceError(source, f"no file matching {patterns} in the vintage folder")
     return conform(pl.concat([parse_file(f, specs) for f in files], how="diagonal_relaxed"))
+
+
+# --------------------------------------------------------------------------- line-numbered text
+
+def decode_text(file: LandedFile, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # check_content(kind="csv") normally catches this first
+        raise SourceError(file.source, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
+
+
+def read_csv_text(file: LandedFile, text: str, *, header_pattern: str | None = None,
+                  separator: str = ",") -> pl.DataFrame:
+    """All cells as strings (empty cell -> null), header names stripped, unnamed
+    trailing columns dropped, plus `__line`.
+
+    header_pattern: regex (multiline, matched at a line start) that locates the
+    header line below a preamble; None = the header is the first line.
+    """
+    offset = 0
+    if header_pattern is not None:
+        m = re.search(header_pattern, text, flags=re.MULTILINE)
+        if m is None:
+            raise SourceError(file.source, f"no header line matching {header_pattern!r} found",
+                              file=file.name)
+        offset = m.start()
+    header_line = text.count("\n", 0, offset) + 1
+    body = text[offset:]
+    try:
+        df = pl.read_csv(io.StringIO(body), separator=separator, infer_schema=False,
+                         truncate_ragged_lines=False)
+    except Exception as exc:  # polars ComputeError etc. for ragged/unterminated records
+        raise SourceError(file.source, f"cannot parse as CSV below the header on line "
+                          f"{header_line}: {exc}", file=file.name) from exc
+    df = df.rename({c: c.strip() for c in df.columns})
+    df = df.drop([c for c in df.columns if c == "" or re.fullmatch(r"_duplicated_\d+", c)])
+    if df.width == 0:
+        raise SourceError(file.source, "CSV has no named columns", file=file.name)
+    # Line breaks inside the quoted fields of each record.
+    breaks = pl.sum_horizontal(
+        [pl.col(c).str.count_matches("\n").fill_null(0) for c in df.columns]
+    ).cast(pl.Int64)
+    span = breaks + 1
+    cols = df.columns
+    return (df.with_columns((pl.lit(header_line + 1, pl.Int64) + span.cum_sum() - span).alias(LINE))
+              # blank lines come back as all-null records: keep their line count, drop the row
+              .filter(pl.any_horizontal(pl.col(c).is_not_null() for c in cols)))
+
+
+def first_bad(file: LandedFile, df: pl.DataFrame, bad: pl.Expr, field: str | pl.Expr,
+              show: str, reason: str) -> None:
+    """Raise SourceError for the first row where `bad` holds, naming line, field and value."""
+    hit = df.filter(bad).head(1)
+    if hit.height:
+        fld = field if isinstance(field, str) else hit.select(field).item()
+        value = hit[show].item()
+        raise SourceError(file.source, f"{reason}: {value!r}", file=file.name,
+                          row=f"line {hit[LINE].item()}", field=fld)
+
+
+def parse_float(file: LandedFile, df: pl.DataFrame, raw: str, out: str, field: str | pl.Expr) -> pl.DataFrame:
+    """Cast text column `raw` to Float64 as `out`; empty -> null; anything else that is not a
+    number -> SourceError naming the line and field."""
+    df = df.with_columns(pl.col(raw).str.strip_chars().replace("", None).alias(raw))
+    df = df.with_columns(pl.col(raw).cast(pl.Float64, strict=False).alias(out))
+    first_bad(file, df, pl.col(raw).is_not_null() & pl.col(out).is_null(), field, raw,
+              "value is not a number")
+    return df
+
+
+def spec_table(specs: list[IndicatorSpec]) -> pl.DataFrame:
+    """indicator_id/series pairs of the registry rows an adapter was given."""
+    return pl.DataFrame({"indicator_id": [s.indicator_id for s in specs],
+                         "series": [s.series for s in specs]},
+                        schema={"indicator_id": pl.String, "series": pl.String})
+
+
+def raise_cross_file_duplicates(rows: pl.DataFrame, key: list[str], source: str) -> None:
+    """The same key in two files (each file is checked on its own while parsed): a clear error
+    naming both, instead of one silently winning."""
+    first = pl.struct("file", "row_ref").first().over(key)
+    dup = rows.with_columns(first.alias("__first")).filter(
+        pl.col("__first").struct.field("file") != pl.col("file")).head(1)
+    if dup.height:
+        r = dup.row(0, named=True)
+        what = " ".join(str(r[k]) for k in key)
+        raise SourceError(source, f"{what} is given in two files: {r['__first']['file']} "
+                          f"({r['__first']['row_ref']}) and {r['file']} ({r['row_ref']}); keep it in one",
+                          file=r["file"], row=r["row_ref"], field=key[0])

@@ -30,7 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from radar_pipeline.sources.base import LandedFile, SourceError
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
 
 # Several publishers (Cloudflare-fronted CDNs, the CAHRA API) refuse the
 # default python-requests agent; a browser-like one is what their own pages send.

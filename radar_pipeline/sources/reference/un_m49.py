@@ -22,8 +22,8 @@ import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.settings import rules_dir
-from radar_pipeline.sources._csv_text import LINE, read_csv_text, require_columns
-from radar_pipeline.sources.base import LandedFile, SourceError
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
+from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
 
 SOURCE = "un_m49"
 FILE_PATTERNS = ("UNSD_Methodology*.csv",)
@@ -69,7 +69,7 @@ def read_m49_file(path: Path) -> pl.DataFrame:
     except UnicodeDecodeError as exc:
         raise SourceError(SOURCE, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
     df = read_csv_text(file, text, separator=";")
-    require_columns(file, df, [*_COLUMNS, *_FLAGS])
+    df = with_columns_named(file, df, [*_COLUMNS, *_FLAGS])
     return df
 
 

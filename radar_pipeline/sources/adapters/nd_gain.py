@@ -11,8 +11,7 @@ import re
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources.base import (
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
@@ -20,6 +19,7 @@ from radar_pipeline.sources.base import (
     conform,
     empty_observations,
 )
+from radar_pipeline.sources.toolkit import tables as t
 
 SOURCE = "nd_gain"
 FILE_PATTERNS = ("*.csv",)

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources._csv_text import LINE, decode_text, spec_table
-from radar_pipeline.sources.base import (
+from radar_pipeline.sources.adapters import worldbank_wdi
+from radar_pipeline.sources.adapters.worldbank_wdi import read_wide_csv
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
@@ -45,10 +47,13 @@ from radar_pipeline.sources.base import (
     conform,
     empty_observations,
 )
-from radar_pipeline.sources.worldbank_wdi import read_wide_csv
+from radar_pipeline.sources.toolkit import tables as t
+from radar_pipeline.sources.toolkit.fetch import HttpClient
+from radar_pipeline.sources.toolkit.tables import LINE, decode_text, spec_table
 
 SOURCE = "worldbank_wgi"
 FILE_PATTERNS = ("*.csv", "*.xlsx", "*.json")
+API_SOURCE_ID = "3"  # the API v2 `source` parameter of the Worldwide Governance Indicators
 
 # Long-layout value column -> suffix of the wide layout's Indicator Code.
 LONG_SERIES = {"estimate": "EST", "stddev": "STD.ERR", "nsource": "NO.SRC", "pctrank": "PER.RNK",
@@ -138,7 +143,6 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     json_files = [f for f in files if f.name.lower().endswith(".json")]
     if json_files:
         # Same page format as WDI (live mode downloads WGI through the API v2).
-        from radar_pipeline.sources import worldbank_wdi
         frames.append(worldbank_wdi.parse(json_files, specs).with_columns(source=pl.lit(SOURCE)))
     for f in files:
         name = f.name.lower()
@@ -152,3 +156,8 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     if not frames:
         return empty_observations()
     return conform(pl.concat([fr.select(_OUT) for fr in frames], how="vertical_relaxed"))
+
+
+def download(dest: Path, client: HttpClient, log: Callable[[str], None]) -> list[Path]:
+    """Live mode (DownloadsItself): the API v2 pages, as the WDI adapter fetches them."""
+    return worldbank_wdi.download_source(SOURCE, API_SOURCE_ID, dest, client, log)

@@ -3,6 +3,11 @@
 Every command runs the same Dagster assets the UI shows, on a persistent
 instance under DAGSTER_HOME (default data/dagster_home), so runs from the CLI
 appear in the UI's history.
+
+This package is the top floor: the argparse commands (here, `sites.py`, `sources.py`) and the
+in-process job runners (`runs.py`). It imports downward only; nothing in the domain packages
+imports it (radar_pipeline_tests/test_layers.py). This module stays light: `radar --help` must
+not import dagster, polars or duckdb (bench/bench_startup.py), so commands import on use.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         return 2
     import dagster as dg
 
-    from radar_pipeline.runner import refresh_edition
+    from radar_pipeline.cli.runs import refresh_edition
 
     allowed = [t.strip() for t in (args.allow_missing_topics or "").split(",") if t.strip()]
     mirror = os.environ.get("RADAR_SOURCES_MIRROR")
@@ -67,7 +72,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
         # what site_scores' automation condition does under the daemon: every registered site
         # is rescored on the latest edition, so the scores never mix editions
-        from radar_pipeline.automation import rescore_all
+        from radar_pipeline.cli.runs import rescore_all
 
         if not rescore_all(instance, warehouse=settings.warehouse_path()):
             return 1
@@ -75,7 +80,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             return 0
         # as publish's automation condition does under the daemon: without `radar ui` running a BI
         # tool would otherwise never see the new edition
-        from radar_pipeline.publish.runner import publish_cli
+        from radar_pipeline.cli.runs import publish_cli
 
         return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
 
@@ -103,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return code
     import json
 
-    from radar_pipeline.publish.runner import open_hint
+    from radar_pipeline.cli.runs import open_hint
 
     with open(sites_file, encoding="utf-8") as fh:
         site_id = json.loads(fh.readline())["site_id"]
@@ -126,7 +131,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     dagster_home()
     import dagster as dg
 
-    from radar_pipeline.publish.runner import publish_cli
+    from radar_pipeline.cli.runs import publish_cli
 
     with dg.DagsterInstance.get() as instance:
         return publish_cli(warehouse=settings.warehouse_path(), instance=instance)
@@ -144,6 +149,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from radar_pipeline.quiet import quiet_child_processes
 
     quiet_child_processes()
+    # the daemon creates the runs sensors request in its own process, which never imports
+    # definitions.py: it needs the code location's event settings too (see .env)
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     # -m, not workspace.yaml: the code location's working directory stays the user's
     # (relative data/ paths), wherever the package is installed
     os.execvp("dagster", ["dagster", "dev", "-m", "radar_pipeline.definitions",
@@ -155,12 +164,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 # they import polars, duckdb, pandera, dagster (~2 s), which `radar --help` must not pay.
 # A command a module registers must be listed here (test_cli_startup checks it).
 LAZY_COMMANDS = {
-    "sites": ("radar_pipeline.sites.cli", "site files: generate synthetic sites, ingest a JSON Lines file"),
-    "score": ("radar_pipeline.sites.cli", "score a JSON Lines file against the warehouse (writes csv/parquet only)"),
-    "explain": ("radar_pipeline.sites.cli", "readable breakdown of one site's score"),
-    "override": ("radar_pipeline.sites.cli", "recategorise a site with a reason (METHODOLOGY §8b); the score "
+    "sites": ("radar_pipeline.cli.sites", "site files: generate synthetic sites, ingest a JSON Lines file"),
+    "score": ("radar_pipeline.cli.sites", "score a JSON Lines file against the warehouse (writes csv/parquet only)"),
+    "explain": ("radar_pipeline.cli.sites", "readable breakdown of one site's score"),
+    "override": ("radar_pipeline.cli.sites", "recategorise a site with a reason (METHODOLOGY §8b); the score "
                                              "is kept, the category replaced while the override is in force"),
-    "sources": ("radar_pipeline.sources.check", "publisher sources: `radar sources check [--live]`"),
+    "sources": ("radar_pipeline.cli.sources", "publisher sources: `radar sources check [--live]`"),
 }
 
 
@@ -228,7 +237,3 @@ def main(argv: list[str] | None = None) -> int:
     _register_lazy(sub, argv)
     args = parser.parse_args(argv)
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from radar_pipeline.settings import rules_dir
-from radar_pipeline.sources.base import SourceError
+from radar_pipeline.sources.toolkit import SourceError
 
 NOTE_SCHEMA = {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,
                "country": pl.String, "code": pl.String, "reason": pl.String}

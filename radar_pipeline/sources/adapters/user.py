@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import LINE, decode_text, first_bad, parse_float, read_csv_text
-from radar_pipeline.sources.base import (
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
@@ -32,9 +31,18 @@ from radar_pipeline.sources.base import (
     empty_observations,
     load_indicator_specs,
 )
+from radar_pipeline.sources.toolkit.tables import (
+    LINE,
+    decode_text,
+    first_bad,
+    parse_float,
+    raise_cross_file_duplicates,
+    read_csv_text,
+)
 
 SOURCE = "user"
 FILE_PATTERNS = ("*.csv",)
+USER_SUPPLIED = True  # no publisher file: read from the mirror and RADAR_USER_FILES, never downloaded
 COLUMNS = ["iso3", "indicator_id", "year", "value"]
 
 
@@ -98,22 +106,8 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     known_ids = sorted({s.indicator_id for s in all_specs})
     ranges = _ranges(all_specs)
     rows = pl.concat([_parse_file(f, known_ids, ranges) for f in files])
-    raise_cross_file_duplicates(rows, ["indicator_id", "code", "data_year"])
+    raise_cross_file_duplicates(rows, ["indicator_id", "code", "data_year"], source=SOURCE)
     return conform(rows)
-
-
-def raise_cross_file_duplicates(rows: pl.DataFrame, key: list[str], source: str = SOURCE) -> None:
-    """The same key in two files (each file is checked on its own while parsed): a clear error
-    naming both, instead of one silently winning."""
-    first = pl.struct("file", "row_ref").first().over(key)
-    dup = rows.with_columns(first.alias("__first")).filter(
-        pl.col("__first").struct.field("file") != pl.col("file")).head(1)
-    if dup.height:
-        r = dup.row(0, named=True)
-        what = " ".join(str(r[k]) for k in key)
-        raise SourceError(source, f"{what} is given in two files: {r['__first']['file']} "
-                          f"({r['__first']['row_ref']}) and {r['file']} ({r['row_ref']}); keep it in one",
-                          file=r["file"], row=r["row_ref"], field=key[0])
 
 
 def clash_with_other_sources(con, edition: int, source: str, observations: pl.DataFrame) -> str | None:

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources._curated import CuratedRatings
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile
+from radar_pipeline.sources.toolkit.curated import CuratedRatings
 
 SOURCE = "tip"
 FILE_PATTERNS = ("*.csv",)
+USER_SUPPLIED = True  # no publisher file: read from the mirror and RADAR_USER_FILES, never downloaded
 
 # METHODOLOGY §2: Tier 1 = 1, Tier 2 = 2, Tier 2 Watch List = 3, Tier 3 = 4.
 TIERS = {"1": 1.0, "2": 2.0, "2WL": 3.0, "2WATCHLIST": 3.0, "3": 4.0}

@@ -27,10 +27,10 @@ import re
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources._csv_text import LINE, read_csv_text
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError
-from radar_pipeline.sources.fetch import body_hint
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile, SourceError
+from radar_pipeline.sources.toolkit import tables as t
+from radar_pipeline.sources.toolkit.fetch import body_hint
+from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text
 
 KEY_COLUMNS = ("iso3", "country")
 

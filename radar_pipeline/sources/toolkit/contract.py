@@ -1,21 +1,35 @@
-"""The contract every publisher adapter follows.
+"""The contract between a publisher adapter and the pipeline, with its types.
 
 An adapter turns the files one publisher released (one folder per vintage)
 into long observation rows. It never maps country names itself and never
-decides which rows an edition uses: `countries.resolve` maps names/codes to
-ISO3 and `country_risk` applies the edition window. That keeps adapters
+decides which rows an edition uses: `reference.countries.resolve` maps names/codes
+to ISO3 and `registry` applies the edition window. That keeps adapters
 small and makes every one of them testable on the publisher's own file.
+
+An adapter is a module `radar_pipeline.sources.adapters.<source>` (the module name is the
+source name) satisfying `ObservationAdapter` (indicator sources) or `Adapter` (snapshot lists);
+`registry.adapter(source)` imports it and checks that.
+Optional capabilities are further protocols the module may also satisfy:
+`DownloadsItself` (files come from an API, not from a rules/sources.csv URL) and
+`FlagsAggregates` (some files only say which codes are aggregates). `USER_SUPPLIED = True`
+marks a source with no publisher file (curated or licensed data read from the mirror and
+RADAR_USER_FILES, never downloaded).
 """
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import polars as pl
 
 from radar_pipeline.settings import rules_dir
+
+if TYPE_CHECKING:
+    from radar_pipeline.sources.toolkit.fetch import HttpClient
 
 # Columns (and dtypes) every parser returns.
 RAW_OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
@@ -82,6 +96,46 @@ class LandedFile:
     @property
     def name(self) -> str:
         return self.path.name
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What every adapter module provides (checked by `registry.adapter`): how its files are found."""
+
+    SOURCE: str                       # == the module name, the mirror/landing folder name
+    FILE_PATTERNS: tuple[str, ...]    # which files of a vintage folder are this source's (fnmatch)
+
+
+@runtime_checkable
+class ObservationAdapter(Adapter, Protocol):
+    """An adapter of indicator observations (every source in rules/indicators.csv). The snapshot
+    lists (EU CAHRA, ILAB goods) are plain `Adapter`s with their own parse function, read by the
+    sectors package."""
+
+    def parse(self, files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
+        """Rows in RAW_OBSERVATION_SCHEMA for one vintage folder's `files`; `specs` are the
+        rules/indicators.csv rows of this source that apply to that vintage."""
+        ...
+
+
+@runtime_checkable
+class DownloadsItself(Protocol):
+    """An adapter whose live files come from an API rather than rules/sources.csv URLs (the World
+    Bank API v2): the registry (and `radar sources check --live`) call `download` instead of the
+    catalogue, into a vintage folder it labels `api-YYYY-MM`."""
+
+    def download(self, dest: Path, client: HttpClient, log: Callable[[str], None]) -> list[Path]:
+        """Fetch every file this source reads into the folder `dest`; return their paths."""
+        ...
+
+
+@runtime_checkable
+class FlagsAggregates(Protocol):
+    """An adapter some of whose files only say which codes are aggregates (World Bank
+    metadata): those codes apply to every vintage, so the registry passes `aggregates=` to
+    `parse` with the codes found across all the source's folders."""
+
+    def aggregate_codes(self, files: list[LandedFile]) -> set[str]: ...
 
 
 @lru_cache(maxsize=1)

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources._curated import CuratedRatings
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile
+from radar_pipeline.sources.toolkit.curated import CuratedRatings
 
 SOURCE = "ituc"
 FILE_PATTERNS = ("*.csv",)
+USER_SUPPLIED = True  # no publisher file: read from the mirror and RADAR_USER_FILES, never downloaded
 
 RATINGS = {"1": 1.0, "2": 2.0, "3": 3.0, "4": 4.0, "5": 5.0, "5+": 6.0}
 

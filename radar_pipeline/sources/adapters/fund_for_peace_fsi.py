@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import tables as t
 
 SOURCE = "fund_for_peace_fsi"
 FILE_PATTERNS = ("*.xlsx",)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.sources._csv_text import LINE, read_csv_text, require_columns
-from radar_pipeline.sources.base import LandedFile, SourceError
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
+from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
 
 SOURCE = "unsd_isic"
 FILE_PATTERNS = ("ISIC_Rev_4_english_structure*.txt", "ISIC_Rev_4_english_structure*.Txt")
@@ -50,7 +50,7 @@ def parse_isic(path: Path) -> pl.DataFrame:
     except UnicodeDecodeError as exc:
         raise SourceError(SOURCE, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
     raw = read_csv_text(file, text)
-    require_columns(file, raw, ["Code", "Description"])
+    raw = with_columns_named(file, raw, ["Code", "Description"])
     return _structure(raw, file)
 
 

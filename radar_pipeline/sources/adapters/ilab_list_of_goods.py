@@ -24,8 +24,8 @@ import xml.etree.ElementTree as ET
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.sources.base import LandedFile, SourceError, check_content
-from radar_pipeline.sources.countries import names_to_iso3
+from radar_pipeline.sources.reference.countries import names_to_iso3
+from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
 
 SOURCE = "ilab_list_of_goods"
 FILE_PATTERNS = ("*.xml",)

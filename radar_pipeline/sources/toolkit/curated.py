@@ -12,14 +12,21 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import LINE, decode_text, first_bad, read_csv_text, spec_table
-from radar_pipeline.sources.base import (
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
     check_content,
     conform,
     empty_observations,
+)
+from radar_pipeline.sources.toolkit.tables import (
+    LINE,
+    decode_text,
+    first_bad,
+    raise_cross_file_duplicates,
+    read_csv_text,
+    spec_table,
 )
 
 
@@ -76,8 +83,6 @@ class CuratedRatings:
     def parse(self, files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
         if not files or not specs:
             return empty_observations()
-        from radar_pipeline.sources.user import raise_cross_file_duplicates
-
         rows = pl.concat([self.parse_file(f) for f in files])
         raise_cross_file_duplicates(rows, ["country", "data_year"], source=self.source)
         # Every registry row of the source reads the same value column.

@@ -15,7 +15,7 @@ import json
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.sources.base import LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
 
 SOURCE = "eu_cahra"
 FILE_PATTERNS = ("*.json",)

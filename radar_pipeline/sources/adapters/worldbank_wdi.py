@@ -16,9 +16,9 @@ c. API v2 JSON pages as `download_api` stores them: `<CODE>.p<N>.json`, each the
    `countries.p<N>.json` (bodies of `/v2/country?format=json`) whose records
    with region id "NA" ("Aggregates") flag aggregates.
 
-Live mode: `download_api(get, code, dest)` / `download_countries(get, dest)`
-store the API pages under those names; `get(url, params) -> bytes` is the
-caller's HTTP function.
+Live mode: `download(dest, client, log)` (the adapter contract's DownloadsItself) stores the
+country list and every registry code's pages there, through `download_api(get, code, dest)` /
+`download_countries(get, dest)`; `get(url, params) -> bytes` is the caller's HTTP function.
 
 Aggregates are dropped when the folder (or the caller, via `aggregates=`)
 says which codes they are; otherwise they are kept and the central country
@@ -33,27 +33,30 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.sources._csv_text import (
-    LINE,
-    decode_text,
-    first_bad,
-    parse_float,
-    read_csv_text,
-    require_columns,
-    spec_table,
-)
-from radar_pipeline.sources.base import (
+from radar_pipeline import settings
+from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
     check_content,
     conform,
     empty_observations,
+    specs_for,
 )
-from radar_pipeline.sources.fetch import body_hint
+from radar_pipeline.sources.toolkit.fetch import HttpClient, body_hint
+from radar_pipeline.sources.toolkit.tables import (
+    LINE,
+    decode_text,
+    first_bad,
+    parse_float,
+    read_csv_text,
+    spec_table,
+    with_columns_named,
+)
 
 SOURCE = "worldbank_wdi"
 FILE_PATTERNS = ("*.csv", "*.json")
+API_SOURCE_ID = ""  # the API v2 `source` parameter: empty = WDI, the API's default database
 
 API_BASE_URL = "https://api.worldbank.org/v2"
 _PAGE_FILE = re.compile(r"^(?P<stem>.+)\.p(?P<page>\d+)\.json$")
@@ -92,7 +95,7 @@ def _csv_kind(file: LandedFile, text: str) -> str:
 
 def _metadata_aggregates(file: LandedFile, text: str) -> set[str]:
     df = read_csv_text(file, text)
-    require_columns(file, df, ["Country Code", "Region"])
+    df = with_columns_named(file, df, ["Country Code", "Region"])
     return set(df.filter(pl.col("Region").str.strip_chars().fill_null("") == "")
                  ["Country Code"].drop_nulls().to_list())
 
@@ -203,7 +206,7 @@ def read_wide_csv(file: LandedFile, text: str) -> pl.DataFrame:
     Indicator Code,<years>` below any preamble -> long rows (__line, country, code, series,
     data_year, value)."""
     df = read_csv_text(file, text, header_pattern=_BULK_HEADER)
-    require_columns(file, df, ["Country Name", "Country Code", "Indicator Code"])
+    df = with_columns_named(file, df, ["Country Name", "Country Code", "Indicator Code"])
     years = [c for c in df.columns if re.fullmatch(r"\d{4}", c)]
     if not years:
         raise SourceError(file.source, "no year columns (1960, 1961, ...) in the header", file=file.name)
@@ -218,7 +221,7 @@ def read_wide_csv(file: LandedFile, text: str) -> pl.DataFrame:
 
 def _long(file: LandedFile, text: str) -> pl.DataFrame:
     df = read_csv_text(file, text)
-    require_columns(file, df, ["year", "entity_code", "indicator_code", "value"])
+    df = with_columns_named(file, df, ["year", "entity_code", "indicator_code", "value"])
     df = parse_float(file, df, "value", "value_f", "value")
     df = df.with_columns(pl.col("year").str.strip_chars().cast(pl.Int32, strict=False).alias("data_year"))
     first_bad(file, df, pl.col("year").is_not_null() & pl.col("data_year").is_null(), "year", "year",
@@ -357,3 +360,21 @@ def download_countries(get: Getter, dest: Path, base_url: str = API_BASE_URL,
     `dest/countries.p<N>.json`."""
     url = f"{base_url.rstrip('/')}/country"
     return _fetch_pages(get, url, {"format": "json", "per_page": per_page}, _COUNTRIES_STEM, Path(dest))
+
+
+def download(dest: Path, client: HttpClient, log: Callable[[str], None]) -> list[Path]:
+    """Live mode (DownloadsItself): every registry code of this source from the API v2."""
+    return download_source(SOURCE, API_SOURCE_ID, dest, client, log)
+
+
+def download_source(source: str, api_source_id: str, dest: Path, client: HttpClient,
+                    log: Callable[[str], None]) -> list[Path]:
+    """The API v2 country list and every rules/indicators.csv code of `source` (one API
+    database, `api_source_id`) into `dest`; the World Bank adapters' `download`."""
+    params = {"source": api_source_id} if api_source_id else {}
+    base = settings.worldbank_api_base()
+    paths = download_countries(client.get, dest, base)
+    for code in sorted({s.series for s in specs_for(source)}):
+        log(f"[{source}] downloading {code} from the World Bank API v2")
+        paths += download_api(lambda url, p=None: client.get(url, {**params, **(p or {})}), code, dest, base)
+    return paths

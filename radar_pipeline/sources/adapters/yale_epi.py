@@ -12,8 +12,8 @@ import re
 
 import polars as pl
 
-from radar_pipeline.sources import _publisher_tables as t
-from radar_pipeline.sources.base import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import IndicatorSpec, LandedFile, SourceError, check_content
+from radar_pipeline.sources.toolkit import tables as t
 
 SOURCE = "yale_epi"
 # The publisher also releases e.g. epi2024weights.csv next to the results file.

@@ -1,0 +1,268 @@
+"""Run the project's Dagster jobs in-process (the `radar` commands, the tests, benches, scripts).
+
+Every job launch outside the daemon lives here, on the top floor with the commands: it imports
+the definitions and the domain packages, and nothing below imports it (test_layers checks that).
+The daemon's automation (radar_pipeline.automation) decides *what* is due; `follow_data` and
+`rescore_all` do what it would do when no daemon runs.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from radar_pipeline import lake, settings
+from radar_pipeline.partitions import add_site_partitions, sqlite_partition_warning
+from radar_pipeline.processes import pid_alive
+from radar_pipeline.warehouse import DuckDBWarehouse
+
+# Dagster's console logger prints one DEBUG line per partition event; INFO keeps
+# the per-source progress lines and drops the per-site noise.
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    failures: dict[str, str]          # step key -> innermost error message
+    result: dg.ExecuteInProcessResult
+
+
+def root_message(err) -> str:
+    """The user's error: Dagster wraps the user's exception in its own. Unwrap only
+    Dagster's wrappers, so a SourceError/Failure keeps its "[source] file: reason"
+    instead of being replaced by its low-level cause (UnicodeDecodeError, ConnectTimeout)."""
+    while err is not None and err.cause is not None and (
+            err.cls_name.startswith(("Dagster", "RetryRequested"))):
+        err = err.cause
+    return err.message.strip() if err is not None else "unknown error"
+
+
+PID_TAG, HOST_TAG = "radar/pid", "radar/host"
+LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _own_tags() -> dict[str, str]:
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs whose `radar` process died (SIGKILL, OOM, power loss) as failed.
+
+    An in-process run holds its `duckdb_write` pool slot until it finishes; if
+    the process is killed, the run stays STARTED and the slot stays claimed, so
+    every later run would wait for it forever. Without a daemon nothing frees
+    it, so each `radar` command does: same host, process gone -> run failed,
+    slots freed. (Daemon-launched runs are covered by run_monitoring.)
+    """
+    reaped = []
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=LIVE_STATUSES, tags={HOST_TAG: host})):
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid and pid != os.getpid() and not pid_alive(pid, cmdline_contains=b"radar"):
+            instance.report_run_failed(run, message=f"radar process {pid} on {host} died mid-run")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
+def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = None,
+                    warehouse: Path | str | None = None,
+                    instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    from radar_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("refresh_edition")
+    run_config = {**QUIET, "ops": {"country_topic_risk": {"config": {
+        "allow_missing_topics": list(allow_missing_topics or [])}}}}
+    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
+    result = job.execute_in_process(partition_key=str(edition), run_config=run_config, instance=instance,
+                                    resources=resources, raise_on_error=False, tags=_own_tags())
+    failures = {e.step_key: root_message(e.step_failure_data.error)
+                for e in result.all_events if e.is_step_failure}
+    if result.success:
+        lake.tag_target(resources["warehouse"].path, "refresh", f"refresh edition {edition}",
+                        edition=edition, run_id=result.run_id)
+    return RunOutcome(result.success, failures, result)
+
+
+def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | None = None,
+                instance: dg.DagsterInstance | None = None, only_stale: bool = False,
+                run_chunk: int | None = None, log=None) -> RunOutcome:
+    """Register `keys` as site partitions (in chunks) and score them: one run over their
+    range, or one run per RADAR_RESCORE_CHUNK keys when there are more. only_stale: each
+    run scores only the sites of its range whose current content has no score yet (not the
+    unchanged sites between two changed ones)."""
+    from radar_pipeline.definitions import defs
+    from radar_pipeline.partitions import sites
+    from radar_pipeline.sites.assets import RANGE_END, RANGE_START, RESCORE_CHUNK, range_requests
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
+    known = instance.get_dynamic_partitions(sites.name)
+    known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
+    new = [k for k in dict.fromkeys(keys) if k not in known_set]
+    warning = sqlite_partition_warning(instance, len(set(keys)))
+    if warning:
+        log(f"WARNING: {warning}")
+    if new:
+        add_site_partitions(instance, new)
+    requests = range_requests([*known, *new], set(keys), edition=edition, only_stale=only_stale,
+                              chunk=run_chunk or RESCORE_CHUNK)
+    job = defs.resolve_job_def("score_sites")
+    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
+    success, failures, result = True, {}, None
+    for request in requests:
+        result = job.execute_in_process(run_config={**QUIET, **request.run_config}, instance=instance,
+                                        resources=resources,
+                                        tags={RANGE_START: request.tags[RANGE_START],
+                                              RANGE_END: request.tags[RANGE_END], **_own_tags()},
+                                        raise_on_error=False)
+        success = success and result.success
+        failures.update({e.step_key: root_message(e.step_failure_data.error)
+                         for e in result.all_events if e.is_step_failure})
+    if success and result is not None:
+        lake.tag_target(resources["warehouse"].path, "scoring", f"score {len(set(keys))} site(s)"
+                        + (f" for edition {edition}" if edition else ""), edition=edition, run_id=result.run_id)
+    return RunOutcome(success, failures, result)
+
+
+# --- publish ----------------------------------------------------------------------------------
+
+def publish_warehouse(*, warehouse: Path | str | None = None,
+                      instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """Reload buyer lists and publish a new snapshot to RADAR_PUBLISHED (one in-process run)."""
+    from radar_pipeline.definitions import defs
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
+    job = defs.resolve_job_def("publish_warehouse")
+    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    lake.apply_pool_limit(instance, resources["warehouse"].path)
+    result = job.execute_in_process(run_config=QUIET, instance=instance, resources=resources,
+                                    raise_on_error=False, tags=_own_tags())
+    failures = {e.step_key: root_message(e.step_failure_data.error)
+                for e in result.all_events if e.is_step_failure}
+    return RunOutcome(result.success, failures, result)
+
+
+def publish_metadata(outcome: RunOutcome) -> dict:
+    """The `publish` asset's materialization metadata (path, row_counts, buyers) as plain values."""
+    for event in outcome.result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key == dg.AssetKey("publish"):
+            return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return {}
+
+
+def open_hint(path: Path | str) -> str:
+    """The commands a user types to look at a published snapshot (read-only: never blocks the pipeline)."""
+    path = Path(path)
+    return "\n".join([
+        f"  duckdb -readonly {path}   # with the DuckDB CLI, if installed",
+        f"  python -c \"import duckdb; print(duckdb.connect('{path}', read_only=True)"
+        ".sql('select * from site_scores_latest limit 10'))\"",
+        f"  Parquet for any BI tool: {path.parent / 'parquet'}/*.parquet",
+    ])
+
+
+def publish_cli(*, warehouse: Path | str | None, instance: dg.DagsterInstance) -> int:
+    """`radar publish` and the publish step at the end of `radar refresh` / `radar sites ingest`."""
+    started = time.perf_counter()
+    outcome = publish_warehouse(warehouse=warehouse, instance=instance)
+    if not outcome.success:
+        for step, message in outcome.failures.items():
+            print(f"FAILED {step}: {message}", file=sys.stderr)
+        print("Publishing failed; the previous BI snapshot (if any) is unchanged.", file=sys.stderr)
+        return 1
+    meta = publish_metadata(outcome)
+    if lake.is_lake(warehouse or settings.warehouse_path()):
+        print(f"Published lake snapshot {meta.get('snapshot_id')} at {meta.get('published_at')} "
+              f"(no copy) in {time.perf_counter() - started:.1f}s; read it as published with "
+              f"sql/examples/lake/scores_as_published.sql, or attach the lake read-only (docs/deploy.md)")
+        return 0
+    path = Path(meta.get("path") or settings.published_path())
+    counts = meta.get("row_counts") or {}
+    summary = ", ".join(f"{t} {n}" for t, n in counts.items() if t in (
+        "country_risk", "inherent_risk", "site_scores_latest"))
+    print(f"Published the BI snapshot in {time.perf_counter() - started:.1f}s -> {path}"
+          + (f" ({summary})" if summary else ""))
+    print("Open it (read-only) with:\n" + open_hint(path))
+    return 0
+
+
+# --- what the daemon's automation does, without a daemon ---------------------------------------
+
+def rescore_all(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None, log=print) -> bool:
+    """Rescore every registered site on the latest edition in one run (the CLI after a refresh)."""
+    from radar_pipeline.partitions import sites
+
+    keys = instance.get_dynamic_partitions(sites.name)
+    if not keys:
+        return True
+    outcome = score_sites(keys, warehouse=warehouse, instance=instance)
+    if not outcome.success:
+        for step, message in outcome.failures.items():
+            print(f"FAILED {step}: {message}", file=sys.stderr)
+        print("Rescoring the sites failed; their previous scores are kept.", file=sys.stderr)
+        return False
+    log(f"Rescored {len(keys)} site(s) on the latest edition")
+    return True
+
+
+def follow_data(instance: dg.DagsterInstance, cursor, *, warehouse: Path | str | None = None,
+                log=print, max_rounds: int = 4):
+    """Evaluate the automation conditions against `instance` and run what they request,
+    in-process, until nothing more is requested — what the daemon's automation sensor does.
+    `cursor` is the result of an evaluation made BEFORE the upstream change (see `baseline`).
+    Returns the last cursor."""
+    from radar_pipeline.automation import FOLLOWS_DATA
+    from radar_pipeline.definitions import defs
+
+    wh_path = warehouse or settings.warehouse_path()
+    for _ in range(max_rounds):
+        result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
+        cursor = result.cursor
+        if not result.total_requested:
+            break
+        sites = sorted(k for k in result.get_requested_partitions(dg.AssetKey("site_scores")) if k)
+        if sites:
+            log(f"rescoring {len(sites)} site(s) (their inherent risk changed)")
+            outcome = score_sites(sites, warehouse=warehouse, instance=instance)
+            if not outcome.success:
+                raise RuntimeError(f"rescoring failed: {outcome.failures}")
+        # in one tick's order, as the daemon's backfill runs them: scores, then publish
+        pictures = {k: result.get_requested_partitions(dg.AssetKey(k)) for k in FOLLOWS_DATA
+                    if k not in ("site_scores", "publish") and result.get_num_requested(dg.AssetKey(k))}
+        if result.get_num_requested(dg.AssetKey("publish")):
+            log("publishing the BI snapshot (its inputs changed)")
+            outcome = publish_warehouse(warehouse=warehouse, instance=instance)
+            if not outcome.success:
+                raise RuntimeError(f"publish failed: {outcome.failures}")
+        for key, partitions in pictures.items():
+            assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and
+                      dg.AssetKey(key) in a.keys]
+            for partition in sorted(p for p in partitions if p):
+                dg.materialize(assets, partition_key=partition, instance=instance, run_config=QUIET,
+                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))},
+                               raise_on_error=False, tags=_own_tags())
+            if None in partitions:
+                dg.materialize(assets, instance=instance, run_config=QUIET, raise_on_error=False,
+                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))}, tags=_own_tags())
+    return cursor
+
+
+def baseline(instance: dg.DagsterInstance):
+    """The automation cursor now: pass it to `follow_data` after changing upstream data."""
+    from radar_pipeline.definitions import defs
+
+    return dg.evaluate_automation_conditions(defs, instance).cursor

@@ -1,0 +1,60 @@
+"""`radar explain`: one site's score as readable text, from the warehouse's stored rows."""
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+
+def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | None) -> str:
+    if edition is None:
+        row = con.sql("select max(edition) from site_scores where site_id = $s", params={"s": site_id}).fetchall()
+        edition = row[0][0]
+        if edition is None:
+            raise SystemExit(f"site {site_id!r} has no score in the warehouse")
+    s = con.sql("select * from site_scores where site_id = $s and edition = $e",
+                params={"s": site_id, "e": edition}).pl()
+    if s.is_empty():
+        raise SystemExit(f"site {site_id!r} has no score for edition {edition}")
+    s = s.row(0, named=True)
+    f = con.sql("select kind, item, detail, points from site_score_factors where site_id = $s and edition = $e "
+                "order by kind, points desc nulls last, item", params={"s": site_id, "e": edition}).pl()
+    topics = con.sql("""select topic, country_score, sector_weight, hrg_uplift, score from inherent_risk
+                        where edition = $e and iso3 = $c and isic_class = $k order by topic""",
+                     params={"e": edition, "c": s["iso3"], "k": s["isic_class"] or ""}).pl()
+
+    def fmt(v, nd=2):
+        return "-" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
+
+    lines = [f"Site {site_id}  ({s['iso3']}, ISIC {s['isic_code']})  edition {edition}  "
+             f"methodology {s['methodology_version']}",
+             f"FINAL SCORE {fmt(s['final_score'], 1)}  -> {s['category']}"
+             f"{'  [primary producer]' if s['is_primary_producer'] else ''}",
+             *([f"OVERRIDE: category {s['category_calculated']} -> {s['category']} by {s['override_author']}: "
+                f"{s['override_reason']}"] if s.get("override_reason") else []),
+             f"Confidence {fmt(s.get('confidence'))} ({s.get('confidence_label') or 'unknown'}) = 0.5 x inherent "
+             f"confidence {fmt(s.get('inherent_confidence'))} + 0.5 x SAQ completeness "
+             f"{fmt(s.get('saq_completeness'))}; it qualifies the score, never changes it",
+             "",
+             f"Inherent risk {fmt(s['inherent'])} (labour {fmt(s['labour_standards'])}, H&S "
+             f"{fmt(s['health_safety'])}, ethics {fmt(s['business_ethics'])}, environment {fmt(s['environment'])})"
+             + (f"; topics missing this edition: {s['missing_topics']}" if s['missing_topics'] else "")]
+    if topics.height:
+        lines.append("  topic                    country + sector + HRG = topic score (cap 10)")
+        for t in topics.iter_rows(named=True):
+            lines.append(f"  {t['topic']:<24} {t['country_score']:5.2f} + {t['sector_weight']:.0f} + "
+                         f"{t['hrg_uplift']:.0f} = {t['score']:.2f}")
+    if s["inherent_only"]:
+        lines.append("Site characteristics: no self-assessment -> base = inherent (inherent_only)")
+    else:
+        lines.append(f"Site characteristics {fmt(s['site_characteristics'])} = 1 + 9 * min(1, "
+                     f"{fmt(s['raw_points'], 1)} / (0.45 * {fmt(s['total_available'], 0)}));"
+                     f" {s['n_unanswered']} question(s) unanswered")
+        for r in f.filter((pl.col("kind") == "saq_factor") & (pl.col("points") > 0)).iter_rows(named=True):
+            lines.append(f"  +{r['points']:g}  {r['item']}: {r['detail'] or ''}")
+    lines.append(f"Management controls {fmt(s['management_controls'])} (rounded {fmt(s['mc_rounded'], 1)})")
+    for r in f.filter((pl.col("kind") == "control") & (pl.col("points") > 0)).iter_rows(named=True):
+        lines.append(f"  {r['points']:g} pt  {r['item']}")
+    lines += [f"Open audit findings: {s['open_critical']} critical/business-critical, {s['open_major']} major",
+              f"Base {fmt(s['base'])} -> adjustment {s['adjustment']} -> {fmt(s['final_score'], 1)} "
+              f"({s.get('category_calculated') or s['category']})"]
+    return "\n".join(lines)

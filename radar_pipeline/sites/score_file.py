@@ -1,0 +1,193 @@
+"""Score a JSON Lines file of sites against the warehouse without writing to it (`radar score`,
+tests, notebooks): streamed in chunks through an in-memory DuckDB holding the reference tables and
+the edition's inherent risk, so memory does not grow with the file and the warehouse is never locked
+for writing."""
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from radar_pipeline.sites import scoring, store
+from radar_pipeline.warehouse import attach_read_only, ensure_schema, exists
+
+
+@dataclass
+class ScoreFileResult:
+    n_scored: int = 0
+    n_rejected: int = 0
+    rejects: list[pl.DataFrame] = field(default_factory=list)  # the first `rejects_kept` reject rows
+    out: Path | None = None
+    explain_out: Path | None = None
+
+
+OUT_FORMATS = (".csv", ".parquet")
+# Lines read and scored at once by `radar score`. Validating a chunk peaks at ~15 KiB per line
+# (pandera frames of every answer), and the next chunk is read while this one is scored:
+# 20k lines keep 200k-1M sites under 1 GiB; 50k (the ingest chunk) went to 1.2 GiB.
+SCORE_CHUNK_LINES = 20_000
+REJECTS_SHOWN = 20
+
+
+def _scoring_connection(edition: int, warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the warehouse's reference tables and the edition's inherent
+    risk: scoring a file never writes to (nor locks for writing) the warehouse."""
+    if not exists(warehouse):
+        raise SystemExit(f"no warehouse at {warehouse}: run `radar refresh --edition {edition}` first")
+    con = duckdb.connect()
+    ensure_schema(con)
+    attach_read_only(con, warehouse, "wh")  # a file or a DuckLake (duckdb 1.5 takes no $p in ATTACH)
+    # the reference tables intake validates against (base tables only: `countries` may be a
+    # view over `edition_countries`)
+    tables = {(r[0], r[1]) for r in con.sql("select database_name, table_name from duckdb_tables()").fetchall()}
+    for table in ("edition_countries", "countries", "isic"):
+        if ("memory", table) in tables and ("wh", table) in tables:
+            con.execute(f"insert into {table} by name select * from wh.{table}")
+    con.execute("insert into inherent_risk_overall by name select * from wh.inherent_risk_overall "
+                "where edition = $e", {"e": edition})
+    con.execute("detach wh")
+    if not con.sql("select count(*) from inherent_risk_overall").fetchall()[0][0]:
+        con.close()
+        raise SystemExit(f"edition {edition} has no inherent risk in {warehouse}: run "
+                         f"`radar refresh --edition {edition}` first")
+    scoring.load_rules(con, temp=True)
+    return con
+
+
+def _load_chunk(con: duckdb.DuckDBPyConnection, part) -> None:
+    """Replace the in-memory site tables with one chunk's valid sites."""
+    for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
+        con.execute(f"delete from {table}")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
+                        ("nonconformities", "site_nonconformities")):
+        con.register("_radar_chunk", getattr(part, name))
+        try:
+            extra = ", $now as updated_at" if table == "sites" else ""
+            con.execute(f"insert into {table} by name select *{extra} from _radar_chunk",
+                        {"now": now} if extra else None)
+        finally:
+            con.unregister("_radar_chunk")
+
+
+class _Sink:
+    """Append frames to a .csv or .parquet file chunk by chunk (header / schema from the first)."""
+
+    def __init__(self, path: Path):
+        self.path, self._fh, self._writer = path, None, None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self.path.suffix == ".csv":
+            first = self._fh is None
+            if first:
+                self._fh = open(self.path, "wb")
+            frame.write_csv(self._fh, include_header=first)
+        else:
+            import pyarrow.parquet as pq
+
+            table = frame.to_arrow()
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
+                  explain_out: Path | None = None, chunk_lines: int | None = None,
+                  progress: bool = True, rejects_kept: int | None = REJECTS_SHOWN) -> ScoreFileResult:
+    """Score a JSON Lines file against the warehouse's inherent risk, streamed: the file is read
+    and scored in chunks of `chunk_lines` lines, so memory does not grow with it. Writes the
+    scores (one row per valid site, ordered by site_id, the columns of the engine's site_scores)
+    to `out`, and with `explain_out` the explanation rows (site_score_factors) as well; the
+    explanation rows are only computed when asked for (they are ~80 rows per site)."""
+    from radar_pipeline.progress import MIN_TOTAL, Progress, count_lines
+    from radar_pipeline.sites.intake import iter_sites_jsonl
+
+    for path, what in ((out, "--out"), (explain_out, "--explain")):
+        if path is not None and path.suffix not in OUT_FORMATS:
+            raise SystemExit(f"{what} must end in .csv or .parquet, got {path.name}")
+    if not sites_file.is_file():
+        raise SystemExit(f"no such sites file: {sites_file}")
+    con = _scoring_connection(edition, warehouse)
+    result = ScoreFileResult(out=out, explain_out=explain_out)
+    factors_sql = (f"select * from ({scoring._sql('site_score_factors')}) order by site_id, kind, item"
+                   if explain_out is not None else None)
+    # one version for the whole file, as store.score_and_store does for a Dagster run
+    version = scoring.site_version()
+    factor_params = {k: v for k, v in {"edition": edition, "methodology_version": version}.items()
+                     if factors_sql and f"${k}" in factors_sql}
+    try:
+        countries, isic, controls = store.reference(con)
+        chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
+                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES)
+        total = count_lines(sites_file) if progress else None
+        with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \
+                Progress("score", total=total, min_total=MIN_TOTAL if progress else 1 << 62) as bar:
+            explain = _Sink(explain_out) if explain_out is not None else None
+            parts: list[Path] = []
+            try:
+                # the next chunk is read and validated (polars, orjson) while DuckDB scores this one
+                pending = reader.submit(next, chunks, None)
+                k = 0
+                while (part := pending.result()) is not None:
+                    pending = reader.submit(next, chunks, None)
+                    result.n_rejected += part.rejects.height
+                    room = (part.rejects.height if rejects_kept is None
+                            else rejects_kept - sum(r.height for r in result.rejects))
+                    if room > 0 and part.rejects.height:
+                        result.rejects.append(part.rejects.head(room))
+                    _load_chunk(con, part)
+                    scores = scoring.score_sites(con, edition, None, version)
+                    result.n_scored += scores.height
+                    parts.append(Path(tmp) / f"scores_{k:06d}.parquet")
+                    scores.write_parquet(parts[-1], compression="lz4")
+                    if explain is not None:
+                        explain.write(con.sql(factors_sql, params=factor_params).pl())
+                    bar.update(part.sites.height + part.rejects["line"].n_unique(),
+                               rejected=result.n_rejected)
+                    k += 1
+                if not parts:  # an empty file: the columns without rows (the site tables are empty)
+                    parts.append(Path(tmp) / "scores_empty.parquet")
+                    scoring.score_sites(con, edition, None, version).write_parquet(parts[-1])
+                    if explain is not None:
+                        explain.write(con.sql(factors_sql, params=factor_params).pl())
+            finally:
+                if explain is not None:
+                    explain.close()
+            _write_sorted(parts, out)
+    finally:
+        con.close()
+    return result
+
+
+def _write_sorted(parts: list[Path], out: Path) -> None:
+    """The chunks' scores as one file ordered by site_id (as a whole-file scoring wrote them)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = pl.scan_parquet(parts).sort("site_id")
+    if out.suffix == ".csv":
+        frame.sink_csv(out)
+    else:
+        frame.sink_parquet(out)
+
+
+def score_file(sites_file: Path, edition: int, warehouse: Path, *,
+               chunk_lines: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Scores (and rejects) of a JSON Lines file as frames, through the same streamed path as
+    `radar score` (small files: tests, notebooks)."""
+    with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp:
+        out = Path(tmp) / "scores.parquet"
+        result = score_file_to(sites_file, edition, warehouse, out, chunk_lines=chunk_lines, progress=False,
+                               rejects_kept=None)
+        scores = pl.read_parquet(out)
+    return scores, pl.concat(result.rejects) if result.rejects else pl.DataFrame()
