@@ -25,7 +25,8 @@ row_summary as (
     select
         edition,
         iso3,
-        avg(score) as mean_score,
+        -- summed in topic order: a float sum in arrival order can differ in the last bit between runs
+        avg(score order by topic) as mean_score,
         count(*)::integer as n_topics,
         -- METHODOLOGY §8a: a missing topic counts 0, so divide by all the topics.
         sum(confidence order by topic) / (select count(*) from topics) as confidence,
