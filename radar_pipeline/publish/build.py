@@ -67,13 +67,10 @@ def default_keep_snapshots() -> int:
     previous one): RADAR_KEEP_SNAPSHOTS, default 2."""
     return max(1, int(os.environ.get("RADAR_KEEP_SNAPSHOTS", "2")))
 
-DICTIONARY_DDL = """create table {db}.main.data_dictionary (
-    table_name varchar not null, table_description varchar, ordinal_position integer not null,
-    column_name varchar not null, data_type varchar not null, nullable boolean not null,
-    description varchar not null)"""
-PUBLISH_INFO_DDL = """create table {db}.main.publish_info (
-    snapshot_id varchar not null, scope varchar not null, published_at timestamp not null,
-    source_warehouse varchar not null, table_name varchar not null, row_count bigint not null)"""
+# the two tables publish writes itself (the others are CREATE TABLE AS sql/publish/*.sql)
+DICTIONARY_DDL = PUBLISHED["data_dictionary"].ddl(keys=False, if_not_exists=False,
+                                                  qualified="{db}.main.data_dictionary")
+PUBLISH_INFO_DDL = PUBLISHED["publish_info"].ddl(keys=False, if_not_exists=False, qualified="{db}.main.publish_info")
 
 
 class PublishError(RuntimeError):
