@@ -48,7 +48,7 @@ def worker(n: int, kind: str, seed: int) -> None:
     con.close()
     df = generate_sites(n, seed, countries, classes)
     instance, cleanup = make_instance(kind)
-    warehouse = DuckDBWarehouse(path=str(wh))
+    warehouse = DuckDBWarehouse(database=str(wh))
     job = defs.resolve_job_def("score_sites")
     out: dict = {"n": n}
     try:

@@ -149,7 +149,7 @@ def default_warehouse() -> RadarWarehouse:
     source, mirror = default_source()
     allowed = os.environ.get("RADAR_ALLOW_MISSING_TOPICS")
     return RadarWarehouse(
-        path=str(settings.warehouse_path()), source=source, mirror_path=mirror,
+        database=str(settings.warehouse_path()), source=source, mirror_path=mirror,
         allow_missing_topics=[t.strip() for t in allowed.split(",") if t.strip()] if allowed is not None
         else list(setting("sources", "allow_missing_topics", [])),
         published_path=os.environ.get("RADAR_PUBLISHED") or str(setting("publish", "target",

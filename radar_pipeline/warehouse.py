@@ -19,6 +19,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from radar_pipeline import lake, settings
 from radar_pipeline.metadata import WAREHOUSE, warehouse_ddl
@@ -211,20 +213,59 @@ def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
     return con.sql(f"select count(*) from {table} where {cond}", params=where or None).fetchall()[0][0]
 
 
-class DuckDBWarehouse(dg.ConfigurableResource):
+class DuckDBWarehouse(DuckDBResource):
     """The pipeline's warehouse (RADAR_WAREHOUSE): the embedded DuckDB file (default
-    data/radar.duckdb) or a DuckLake target `ducklake:...` (radar_pipeline/lake.py)."""
+    data/radar.duckdb) or a DuckLake target `ducklake:...` (radar_pipeline/lake.py).
 
-    path: str = str(settings.warehouse_path())
+    A `dagster_duckdb.DuckDBResource` (`database`, `connection_config`, `get_connection()`),
+    extended with `read_only` and `memory_limit`. `get_connection` is the project's one
+    connection factory (`connect` above) rather than the base class's `duckdb.connect` with
+    backoff, which cannot serve here (measured in bench/bench_duckdb_resource.py, figures in
+    bench/README.md): it cannot open a DuckLake target, always opens read-write (a reader holds
+    the file's write lock), gives up after ~102 s of retries while a refresh holds the lock (a
+    refresh holds it for minutes), and leaves the connection open when the body raises.
+    """
+
+    database: str = Field(default=str(settings.warehouse_path()),
+                          description="The warehouse: a DuckDB file (RADAR_WAREHOUSE, default "
+                                      "data/radar.duckdb) or a DuckLake target 'ducklake:<catalog>'.")
+    read_only: bool = Field(default=False, description="Open every connection read-only (a reporting "
+                            "code location: it never takes the file's write lock).")
+    memory_limit: str = Field(default="", description="DuckDB memory_limit for every connection, e.g. "
+                              "'4GB' ('' = DuckDB's default, 80% of RAM).")
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False  # the connection logic is this project's, not dagster-duckdb's
+
+    @property
+    def path(self) -> str:
+        """The warehouse target (the name the pipeline's code uses for `database`)."""
+        return self.database
+
+    def duckdb_settings(self) -> dict[str, object]:
+        """DuckDB settings applied to every connection: `connection_config` plus `memory_limit`."""
+        return {**self.connection_config, **({"memory_limit": self.memory_limit} if self.memory_limit else {})}
 
     @contextmanager
     def get_connection(self, read_only: bool = False,
                        wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.path, read_only=read_only, wait_seconds=wait_seconds)
+        con = connect(self.database, read_only=self.read_only or read_only, wait_seconds=wait_seconds)
         try:
+            # SET, not duckdb.connect(config=): the same for a file and a lake session
+            for key, value in self.duckdb_settings().items():
+                con.execute(f"set {key} = {_sql_literal(value)}")
             yield con
         finally:
             con.close()
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def table_schema_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:

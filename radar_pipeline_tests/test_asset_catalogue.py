@@ -107,7 +107,7 @@ def test_picture_assets_materialize_with_embedded_images(demo_warehouse, monkeyp
 
     out = demo_warehouse.root / "pictures"
     monkeypatch.setenv("RADAR_PICTURES", str(out))
-    resources = {"warehouse": DuckDBWarehouse(path=str(demo_warehouse.warehouse))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(demo_warehouse.warehouse))}
     r1 = dg.materialize([pictures.risk_map], partition_key="2024", resources=resources)
     r2 = dg.materialize([pictures.site_category_distribution, pictures.site_explanations], resources=resources,
                         run_config={"ops": {"site_explanations": {"config": {"top_n": 3}}}})

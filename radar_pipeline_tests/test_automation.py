@@ -98,7 +98,7 @@ def test_every_launch_path_ends_with_current_scores_and_snapshot(world):
     selection = [a for a in edition_assets if not {k.to_user_string() for k in a.keys} & pictures]
     run = dg.materialize([*selection, *refs], partition_key="2026", instance=instance,
                          selection=[k for a in selection for k in a.keys],
-                         resources={"warehouse": run_settings.RadarWarehouse(path=str(wh), source="sample")},
+                         resources={"warehouse": run_settings.RadarWarehouse(database=str(wh), source="sample")},
                          raise_on_error=False, run_config=QUIET)
     assert run.success
     assert run.dagster_run.job_name != "refresh_edition"  # not the job a run-status sensor watched
@@ -192,7 +192,7 @@ def test_run_settings_are_launchpad_config_with_defaults_from_the_environment(mo
     job = defs.resolve_job_def("refresh_edition")
     fields = job.run_config_schema.config_type.fields["resources"].config_type.fields["warehouse"] \
         .config_type.fields["config"].config_type.fields
-    assert {"path", "source", "mirror_path", "allow_missing_topics", "published_path"} <= set(fields)
+    assert {"database", "source", "mirror_path", "allow_missing_topics", "published_path"} <= set(fields)
     assert not fields["source"].is_required
 
 
@@ -207,7 +207,7 @@ def test_run_settings_apply_to_the_run_and_hints_name_the_ui_field(monkeypatch, 
     def run(**config):
         return job.execute_in_process(
             partition_key="2022", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-            run_config={"resources": {"warehouse": {"config": {"path": wh, **config}}}})
+            run_config={"resources": {"warehouse": {"config": {"database": wh, **config}}}})
 
     bad = run(source="mirror", mirror_path=str(tmp_path / "nowhere"))
     assert not bad.success

@@ -204,7 +204,7 @@ def test_inbox_sensor_requests_sites_a_killed_tick_stored_but_never_scored(wh, t
     summary = store.ingest(con, sites)  # a tick that stored them and died before its run request
     con.close()
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"warehouse": DuckDBWarehouse(path=str(wh))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(wh))}
     result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     (request,) = result.run_requests
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary.new[0], summary.new[-1])
@@ -223,7 +223,7 @@ def test_inbox_sensor_survives_a_file_it_cannot_read(wh, tmp_path, monkeypatch):
     (inbox / "b_loop.jsonl").symlink_to(inbox / "b_loop.jsonl")
     _sites_file(wh, inbox / "c_good.jsonl", 3)
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"warehouse": DuckDBWarehouse(path=str(wh))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(wh))}
     result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert len(result.run_requests) == 1
     con = connect(wh, read_only=True)
@@ -454,7 +454,7 @@ def test_inbox_sensor_skips_a_tick_while_another_process_holds_the_warehouse(wh,
     try:
         assert holder.stdout.readline().strip() == "held"
         ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
-                                      resources={"warehouse": DuckDBWarehouse(path=str(wh))})
+                                      resources={"warehouse": DuckDBWarehouse(database=str(wh))})
         result = assets.site_inbox_sensor(ctx)
     finally:
         holder.kill()

@@ -117,7 +117,7 @@ def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, mon
     _write(inbox / "batch1.jsonl", [*sites, "{not json", {"site_id": "'; drop table sites; --",
                                                           "country": "BGD", "isic": "1410"}])
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(warehouse))}
 
     ctx = dg.build_sensor_context(instance=instance, resources=resources)
     result = site_inbox_sensor(ctx)

@@ -79,7 +79,7 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     job = defs.resolve_job_def("refresh_edition")
     run_config = {**QUIET, "ops": {"country_topic_risk": {"config": {
         "allow_missing_topics": list(allow_missing_topics or [])}}}}
-    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
     instance = instance or dg.DagsterInstance.ephemeral()
     reap_dead_runs(instance)
     lake.apply_pool_limit(instance, resources["warehouse"].path)
@@ -118,7 +118,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
     requests = range_requests([*known, *new], set(keys), edition=edition, only_stale=only_stale,
                               chunk=run_chunk or RESCORE_CHUNK)
     job = defs.resolve_job_def("score_sites")
-    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
     lake.apply_pool_limit(instance, resources["warehouse"].path)
     success, failures, result = True, {}, None
     for request in requests:
@@ -146,7 +146,7 @@ def publish_warehouse(*, warehouse: Path | str | None = None,
     instance = instance or dg.DagsterInstance.ephemeral()
     reap_dead_runs(instance)
     job = defs.resolve_job_def("publish_warehouse")
-    resources = {"warehouse": DuckDBWarehouse(path=str(warehouse or settings.warehouse_path()))}
+    resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
     lake.apply_pool_limit(instance, resources["warehouse"].path)
     result = job.execute_in_process(run_config=QUIET, instance=instance, resources=resources,
                                     raise_on_error=False, tags=_own_tags())
@@ -253,11 +253,11 @@ def follow_data(instance: dg.DagsterInstance, cursor, *, warehouse: Path | str |
                       dg.AssetKey(key) in a.keys]
             for partition in sorted(p for p in partitions if p):
                 dg.materialize(assets, partition_key=partition, instance=instance, run_config=QUIET,
-                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))},
+                               resources={"warehouse": DuckDBWarehouse(database=str(wh_path))},
                                raise_on_error=False, tags=_own_tags())
             if None in partitions:
                 dg.materialize(assets, instance=instance, run_config=QUIET, raise_on_error=False,
-                               resources={"warehouse": DuckDBWarehouse(path=str(wh_path))}, tags=_own_tags())
+                               resources={"warehouse": DuckDBWarehouse(database=str(wh_path))}, tags=_own_tags())
     return cursor
 
 

@@ -1,0 +1,69 @@
+"""The warehouse resource is a dagster_duckdb.DuckDBResource extended for read-only and memory_limit
+(issue 14 item 4), whose connections come from the project's one factory (warehouse.connect).
+bench/bench_duckdb_resource.py measures why the base class's own get_connection cannot serve."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from radar_pipeline.warehouse import DuckDBWarehouse, connect
+
+OPEN_ELSEWHERE = ("import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro').close()\n"
+                  "    print('opened')\nexcept duckdb.IOException as exc:\n    print('refused', exc)")
+
+
+def other_process_opens(path, mode: str) -> str:
+    return subprocess.run([sys.executable, "-c", OPEN_ELSEWHERE, str(path), mode], capture_output=True,
+                          text=True, timeout=120).stdout.strip()
+
+
+def test_is_a_duckdb_resource_with_memory_limit_and_connection_config(tmp_path):
+    wh = DuckDBWarehouse(database=str(tmp_path / "wh.duckdb"), memory_limit="300MB",
+                         connection_config={"threads": 1})
+    assert isinstance(wh, DuckDBResource) and wh.path == wh.database
+    with wh.get_connection() as con:
+        limit, threads = con.sql("select current_setting('memory_limit'), current_setting('threads')").fetchall()[0]
+        assert "MiB" in limit and float(limit.split()[0]) == pytest.approx(286.1, abs=1)  # 300 MB
+        assert threads == 1
+        assert con.sql("select count(*) from duckdb_tables() where table_name = 'site_scores'").fetchall()[0][0] == 1
+
+
+def test_read_only_resource_never_takes_the_write_lock(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    connect(path).close()
+    with DuckDBWarehouse(database=str(path), read_only=True).get_connection() as con:
+        assert other_process_opens(path, "ro") == "opened"  # readers side by side
+        with pytest.raises(duckdb.InvalidInputException, match="read-only"):
+            con.execute("create table t (x int)")
+
+
+def test_a_failing_body_closes_its_connection(tmp_path):
+    """The base class's generator has no try/finally: its connection (and the file's write lock)
+    outlives a failing asset while the error is kept. Ours is closed."""
+    path = tmp_path / "wh.duckdb"
+    kept = []
+    try:
+        with DuckDBWarehouse(database=str(path)).get_connection() as con:
+            con.execute("select 1")
+            raise RuntimeError("asset failed")
+    except RuntimeError as exc:
+        kept.append(exc)
+    assert other_process_opens(path, "rw") == "opened"
+
+
+def test_launchpad_config_names_the_duckdb_resource_fields(tmp_path):
+    @dg.asset
+    def probe(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        with warehouse.get_connection() as con:
+            limit = con.sql("select current_setting('memory_limit')").fetchall()[0][0]
+        return dg.MaterializeResult(metadata={"database": warehouse.database, "memory_limit": limit})
+
+    result = dg.materialize([probe], resources={"warehouse": DuckDBWarehouse()}, run_config={
+        "resources": {"warehouse": {"config": {"database": str(tmp_path / "x.duckdb"), "memory_limit": "1GB"}}}})
+    meta = result.asset_materializations_for_node("probe")[0].metadata
+    assert meta["database"].value == str(tmp_path / "x.duckdb") and "MiB" in meta["memory_limit"].value
