@@ -44,46 +44,61 @@ NOTE = ("SYNTHETIC SAMPLE DATA — not publisher values; layout mirrors {what}; 
 # M49: (region code, region, sub-region code, sub-region, intermediate code,
 #       intermediate name, M49 name, M49 code, ISO2, LDC, LLDC, SIDS)
 # --------------------------------------------------------------------------
-M49 = {
-    "EGY": ("002", "Africa", "015", "Northern Africa", "", "", "Egypt", "818", "EG", "", "", ""),
-    "ETH": ("002", "Africa", "202", "Sub-Saharan Africa", "014", "Eastern Africa",
-            "Ethiopia", "231", "ET", "x", "x", ""),
-    "KEN": ("002", "Africa", "202", "Sub-Saharan Africa", "014", "Eastern Africa", "Kenya", "404", "KE", "", "", ""),
-    "SOM": ("002", "Africa", "202", "Sub-Saharan Africa", "014", "Eastern Africa", "Somalia", "706", "SO", "x", "", ""),
-    "ZAF": ("002", "Africa", "202", "Sub-Saharan Africa", "018", "Southern Africa",
-            "South Africa", "710", "ZA", "", "", ""),
-    "CIV": ("002", "Africa", "202", "Sub-Saharan Africa", "011", "Western Africa",
-            "Côte d’Ivoire", "384", "CI", "", "", ""),
-    "GHA": ("002", "Africa", "202", "Sub-Saharan Africa", "011", "Western Africa", "Ghana", "288", "GH", "", "", ""),
-    "NGA": ("002", "Africa", "202", "Sub-Saharan Africa", "011", "Western Africa", "Nigeria", "566", "NG", "", "", ""),
-    "SEN": ("002", "Africa", "202", "Sub-Saharan Africa", "011", "Western Africa", "Senegal", "686", "SN", "x", "", ""),
-    "MEX": ("019", "Americas", "419", "Latin America and the Caribbean", "013", "Central America",
-            "Mexico", "484", "MX", "", "", ""),
-    "BRA": ("019", "Americas", "419", "Latin America and the Caribbean", "005", "South America",
-            "Brazil", "076", "BR", "", "", ""),
-    "COL": ("019", "Americas", "419", "Latin America and the Caribbean", "005", "South America",
-            "Colombia", "170", "CO", "", "", ""),
-    "PER": ("019", "Americas", "419", "Latin America and the Caribbean", "005", "South America",
-            "Peru", "604", "PE", "", "", ""),
-    "CAN": ("019", "Americas", "021", "Northern America", "", "", "Canada", "124", "CA", "", "", ""),
-    "USA": ("019", "Americas", "021", "Northern America", "", "", "United States of America", "840", "US", "", "", ""),
-    "KAZ": ("142", "Asia", "143", "Central Asia", "", "", "Kazakhstan", "398", "KZ", "", "x", ""),
-    "CHN": ("142", "Asia", "030", "Eastern Asia", "", "", "China", "156", "CN", "", "", ""),
-    "THA": ("142", "Asia", "035", "South-eastern Asia", "", "", "Thailand", "764", "TH", "", "", ""),
-    "VNM": ("142", "Asia", "035", "South-eastern Asia", "", "", "Viet Nam", "704", "VN", "", "", ""),
-    "BGD": ("142", "Asia", "034", "Southern Asia", "", "", "Bangladesh", "050", "BD", "x", "", ""),
-    "IND": ("142", "Asia", "034", "Southern Asia", "", "", "India", "356", "IN", "", "", ""),
-    "TUR": ("142", "Asia", "145", "Western Asia", "", "", "Turkey", "792", "TR", "", "", ""),
-    "POL": ("150", "Europe", "151", "Eastern Europe", "", "", "Poland", "616", "PL", "", "", ""),
-    "DNK": ("150", "Europe", "154", "Northern Europe", "", "", "Denmark", "208", "DK", "", "", ""),
-    "GBR": ("150", "Europe", "154", "Northern Europe", "", "",
-            "United Kingdom of Great Britain and Northern Ireland", "826", "GB", "", "", ""),
-    "FRA": ("150", "Europe", "155", "Western Europe", "", "", "France", "250", "FR", "", "", ""),
-    "DEU": ("150", "Europe", "155", "Western Europe", "", "", "Germany", "276", "DE", "", "", ""),
-    "NLD": ("150", "Europe", "155", "Western Europe", "", "", "Netherlands", "528", "NL", "", "", ""),
-    "AUS": ("009", "Oceania", "053", "Australia and New Zealand", "", "", "Australia", "036", "AU", "", "", ""),
-    "FJI": ("009", "Oceania", "054", "Melanesia", "", "", "Fiji", "242", "FJ", "", "", "x"),
+# M49 geographic groups, each written once: (region code, region, sub-region code, sub-region,
+# intermediate code, intermediate name)
+M49_GROUPS = {
+    "NORTHERN_AFRICA": ("002", "Africa", "015", "Northern Africa", "", ""),
+    "EASTERN_AFRICA": ("002", "Africa", "202", "Sub-Saharan Africa", "014", "Eastern Africa"),
+    "SOUTHERN_AFRICA": ("002", "Africa", "202", "Sub-Saharan Africa", "018", "Southern Africa"),
+    "WESTERN_AFRICA": ("002", "Africa", "202", "Sub-Saharan Africa", "011", "Western Africa"),
+    "CENTRAL_AMERICA": ("019", "Americas", "419", "Latin America and the Caribbean", "013", "Central America"),
+    "SOUTH_AMERICA": ("019", "Americas", "419", "Latin America and the Caribbean", "005", "South America"),
+    "NORTHERN_AMERICA": ("019", "Americas", "021", "Northern America", "", ""),
+    "CENTRAL_ASIA": ("142", "Asia", "143", "Central Asia", "", ""),
+    "EASTERN_ASIA": ("142", "Asia", "030", "Eastern Asia", "", ""),
+    "SOUTH_EASTERN_ASIA": ("142", "Asia", "035", "South-eastern Asia", "", ""),
+    "SOUTHERN_ASIA": ("142", "Asia", "034", "Southern Asia", "", ""),
+    "WESTERN_ASIA": ("142", "Asia", "145", "Western Asia", "", ""),
+    "EASTERN_EUROPE": ("150", "Europe", "151", "Eastern Europe", "", ""),
+    "NORTHERN_EUROPE": ("150", "Europe", "154", "Northern Europe", "", ""),
+    "WESTERN_EUROPE": ("150", "Europe", "155", "Western Europe", "", ""),
+    "AUSTRALIA_AND_NEW_ZEALAND": ("009", "Oceania", "053", "Australia and New Zealand", "", ""),
+    "MELANESIA": ("009", "Oceania", "054", "Melanesia", "", ""),
 }
+# iso3: (M49 group, M49 name, M49 code, ISO2, LDC, LLDC, SIDS)
+_M49_ROWS = {
+    "EGY": ("NORTHERN_AFRICA", "Egypt", "818", "EG", "", "", ""),
+    "ETH": ("EASTERN_AFRICA", "Ethiopia", "231", "ET", "x", "x", ""),
+    "KEN": ("EASTERN_AFRICA", "Kenya", "404", "KE", "", "", ""),
+    "SOM": ("EASTERN_AFRICA", "Somalia", "706", "SO", "x", "", ""),
+    "ZAF": ("SOUTHERN_AFRICA", "South Africa", "710", "ZA", "", "", ""),
+    "CIV": ("WESTERN_AFRICA", "Côte d’Ivoire", "384", "CI", "", "", ""),
+    "GHA": ("WESTERN_AFRICA", "Ghana", "288", "GH", "", "", ""),
+    "NGA": ("WESTERN_AFRICA", "Nigeria", "566", "NG", "", "", ""),
+    "SEN": ("WESTERN_AFRICA", "Senegal", "686", "SN", "x", "", ""),
+    "MEX": ("CENTRAL_AMERICA", "Mexico", "484", "MX", "", "", ""),
+    "BRA": ("SOUTH_AMERICA", "Brazil", "076", "BR", "", "", ""),
+    "COL": ("SOUTH_AMERICA", "Colombia", "170", "CO", "", "", ""),
+    "PER": ("SOUTH_AMERICA", "Peru", "604", "PE", "", "", ""),
+    "CAN": ("NORTHERN_AMERICA", "Canada", "124", "CA", "", "", ""),
+    "USA": ("NORTHERN_AMERICA", "United States of America", "840", "US", "", "", ""),
+    "KAZ": ("CENTRAL_ASIA", "Kazakhstan", "398", "KZ", "", "x", ""),
+    "CHN": ("EASTERN_ASIA", "China", "156", "CN", "", "", ""),
+    "THA": ("SOUTH_EASTERN_ASIA", "Thailand", "764", "TH", "", "", ""),
+    "VNM": ("SOUTH_EASTERN_ASIA", "Viet Nam", "704", "VN", "", "", ""),
+    "BGD": ("SOUTHERN_ASIA", "Bangladesh", "050", "BD", "x", "", ""),
+    "IND": ("SOUTHERN_ASIA", "India", "356", "IN", "", "", ""),
+    "TUR": ("WESTERN_ASIA", "Turkey", "792", "TR", "", "", ""),
+    "POL": ("EASTERN_EUROPE", "Poland", "616", "PL", "", "", ""),
+    "DNK": ("NORTHERN_EUROPE", "Denmark", "208", "DK", "", "", ""),
+    "GBR": ("NORTHERN_EUROPE", "United Kingdom of Great Britain and Northern Ireland", "826", "GB", "", "", ""),
+    "FRA": ("WESTERN_EUROPE", "France", "250", "FR", "", "", ""),
+    "DEU": ("WESTERN_EUROPE", "Germany", "276", "DE", "", "", ""),
+    "NLD": ("WESTERN_EUROPE", "Netherlands", "528", "NL", "", "", ""),
+    "AUS": ("AUSTRALIA_AND_NEW_ZEALAND", "Australia", "036", "AU", "", "", ""),
+    "FJI": ("MELANESIA", "Fiji", "242", "FJ", "", "", "x"),
+}
+M49 = {iso: (*M49_GROUPS[group], *rest) for iso, (group, *rest) in _M49_ROWS.items()}
 M49_ONLY = {"SEN", "NLD", "FJI", "KAZ"}
 
 # iso3: dev, then per-publisher names (None = same as `name`)
@@ -747,21 +762,31 @@ def make_wgi() -> None:
 
 
 # ------------------------------------------------------------------- ITUC, user file
+def _curated_csvs(source: str, column: str, file: str, value, name=lambda iso: COUNTRIES[iso][1]) -> None:
+    """The curated `country,<column>` CSV of a report-only publisher (ITUC, TIP): one vintage folder
+    per year 2022-2024, countries in name order; `value(iso, year)` is the cell (None = left out)."""
+    for year in (2022, 2023, 2024):
+        lines = [f"country,{column}"]
+        for iso in sorted(ISO, key=lambda i: COUNTRIES[i][1]):
+            cell = value(iso, year)
+            if cell is not None:
+                lines.append(csv_line([name(iso), cell]).strip())
+        write_text(OUT / f"{source}/{year}/{file}", "\n".join(lines) + "\n")
+
+
 def make_ituc() -> None:
     spell = {"DEU": "DEU", "CIV": "Côte d'Ivoire", "TUR": "Türkiye", "VNM": "Viet Nam", "USA": "United States",
              "GBR": "GBR", "KEN": "Kenya"}
-    for year in (2022, 2023, 2024):
-        lines = ["country,rating"]
-        for iso in sorted(ISO, key=lambda i: COUNTRIES[i][1]):
-            if not has(iso, "ituc") and year != 2024:
-                continue
-            if iso == "SOM":
-                rating = "5+"
-            else:
-                x = 1 + 4 * (1 - dev(iso)) + rng("ituc", iso, year).uniform(-0.6, 0.6)
-                rating = str(int(min(5, max(1, round(x)))))
-            lines.append(csv_line([spell.get(iso, COUNTRIES[iso][1]), rating]).strip())
-        write_text(OUT / f"ituc/{year}/ituc_ratings.csv", "\n".join(lines) + "\n")
+
+    def rating(iso: str, year: int) -> str | None:
+        if not has(iso, "ituc") and year != 2024:
+            return None
+        if iso == "SOM":
+            return "5+"
+        x = 1 + 4 * (1 - dev(iso)) + rng("ituc", iso, year).uniform(-0.6, 0.6)
+        return str(int(min(5, max(1, round(x)))))
+
+    _curated_csvs("ituc", "rating", "ituc_ratings.csv", rating, name=lambda iso: spell.get(iso, COUNTRIES[iso][1]))
     note("ituc", "the project's curated ITUC Global Rights Index CSV (country,rating; rating 1-5 or 5+; names or "
          "ISO3) — ITUC publishes no data file; one vintage folder per index year 2022-2024")
 
@@ -774,14 +799,14 @@ TIP_SPECIAL_CASES = ("SOM",)
 
 def make_tip() -> None:
     labels = {1: "1", 2: "2", 3: "2WL", 4: "3"}
-    for year in (2022, 2023, 2024):
-        lines = ["country,tier"]
-        for iso in sorted(ISO, key=lambda i: COUNTRIES[i][1]):
-            if iso in TIP_SPECIAL_CASES:
-                continue
-            x = 1 + 3 * (1 - dev(iso)) + rng("tip", iso, year).uniform(-0.7, 0.7)
-            lines.append(csv_line([COUNTRIES[iso][1], labels[int(min(4, max(1, round(x))))]]).strip())
-        write_text(OUT / f"tip/{year}/tip_tiers.csv", "\n".join(lines) + "\n")
+
+    def tier(iso: str, year: int) -> str | None:
+        if iso in TIP_SPECIAL_CASES:
+            return None
+        x = 1 + 3 * (1 - dev(iso)) + rng("tip", iso, year).uniform(-0.7, 0.7)
+        return labels[int(min(4, max(1, round(x))))]
+
+    _curated_csvs("tip", "tier", "tip_tiers.csv", tier)
     note("tip", "the project's curated US State Department Trafficking in Persons report CSV (country,tier; "
          "tier 1, 2, 2WL, 3) — the report is published as text; one vintage folder per report year "
          "2022-2024; SOM left out (a 'Special Case' in the real reports)")
