@@ -25,9 +25,12 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -138,6 +141,17 @@ def attach(con: duckdb.DuckDBPyConnection, target: object, alias: str = ALIAS, *
 _INSTANCES: dict[tuple[int, str, bool], duckdb.DuckDBPyConnection] = {}
 _INSTANCES_LOCK = threading.Lock()
 READY: set[tuple[int, str, bool]] = set()  # instances whose schema warehouse.ensure_schema checked
+# Every statement outside an explicit transaction starts a lake transaction, which costs a
+# catalog round trip (~20-30 ms on a local PostgreSQL, more on a remote one). A refresh opens
+# ~50 sessions and ran ~65 `select current_database()` probes: the cursors connect() hands out
+# are remembered here (weakly), so "is this a lake session?" needs no query.
+_CURSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cursor -> instance key
+# connect() checks that the catalog connection is alive only when the instance has not handed
+# out a session for this long (a code server idle between runs while PostgreSQL restarted);
+# inside a run the sessions follow each other within seconds.
+LIVENESS_IDLE_S = 10.0
+_LAST_USED: dict[tuple[int, str, bool], float] = {}
+_TARGETS: dict[tuple[int, str, bool], LakeTarget] = {}
 
 
 def instance_key(target: object, read_only: bool) -> tuple[int, str, bool]:
@@ -160,11 +174,16 @@ def connect(target: object, *, read_only: bool = False) -> duckdb.DuckDBPyConnec
                     raise
                 _INSTANCES[key] = base
             con = base.cursor()
+            idle = time.monotonic() - _LAST_USED.get(key, float("-inf"))
         try:
             con.execute(f"use {ALIAS}")
-            # one catalog round trip: a cached instance whose catalog connection died (the
-            # PostgreSQL server restarted under a long-lived code server) is replaced, once
-            con.sql(f"select id from {ALIAS}.current_snapshot()").fetchall()
+            if idle > LIVENESS_IDLE_S:
+                # one catalog round trip: a cached instance whose catalog connection died (the
+                # PostgreSQL server restarted under a long-lived code server) is replaced, once
+                con.sql(f"select id from {ALIAS}.current_snapshot()").fetchall()
+            _LAST_USED[key] = time.monotonic()
+            _CURSORS[con] = key
+            _TARGETS[key] = parse(target)
             return con
         except duckdb.Error:
             con.close()
@@ -174,7 +193,16 @@ def connect(target: object, *, read_only: bool = False) -> duckdb.DuckDBPyConnec
                 if _INSTANCES.get(key) is base:
                     _INSTANCES.pop(key).close()
                     READY.discard(key)
+                    _LAST_USED.pop(key, None)
     raise AssertionError("unreachable")
+
+
+def session_key(con: object) -> tuple[int, str, bool] | None:
+    """The instance key of a session connect() handed out (None: not a lake session of ours)."""
+    try:
+        return _CURSORS.get(con)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
 
 
 def forget(target: object) -> None:
@@ -183,6 +211,7 @@ def forget(target: object) -> None:
         for key in [k for k in _INSTANCES if k[1] == str(parse(target))]:
             _INSTANCES.pop(key).close()
             READY.discard(key)
+            _LAST_USED.pop(key, None)
 
 
 POOL = "duckdb_write"
@@ -239,9 +268,78 @@ def retry(fn, attempts: int = 8):
             if i == attempts - 1 or not is_conflict(exc):
                 raise
             RETRIES += 1
-            log.info("lake write conflict, retry %d in %.1f s: %s", i + 1, delay, str(exc).splitlines()[0])
-            time.sleep(delay)
+            log.info("lake write conflict, retry %d in %.1f s: %s", i + 1, delay, " ".join(str(exc).split())[:300])
+            time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: two writers do not retry in step
             delay = min(delay * 2, 5.0)
+
+
+# Table write locks. DuckLake settles concurrent commits optimistically and its rule is coarse:
+# a transaction that inserts into a table fails at commit when another one committed a delete
+# from that table meanwhile, whichever rows either touched. Every radar write is
+# delete-then-insert of a slice, so two editions refreshed side by side conflicted on every
+# shared table (indicator_observations, source_files, edition_sources, ...: 5-12 conflicts per
+# refresh pair, each a back-off sleep plus the whole transaction done again). On a PostgreSQL
+# catalog a slice replace first takes a PostgreSQL advisory lock per table it writes (keyed by
+# the lake's catalog schema and the table): a second writer of the same table waits for the
+# first one's commit (a few hundred ms) and then starts on the newer snapshot instead of failing
+# and redoing its work. Writes to other tables, and readers, never wait. A writer that cannot
+# take locks (no psycopg2, catalog not reachable that way) falls back to retrying.
+_LOCK_CONNECTIONS: dict[tuple[int, str, bool], object] = {}
+_LOCK_GUARD = threading.Lock()
+LOCK_WAITS = [0, 0.0]  # lock waits that blocked and their seconds (bench/bench_lake.py reports them)
+
+
+def _lock_connection(key):
+    conn = _LOCK_CONNECTIONS.get(key)
+    if conn is not None and not conn.closed:
+        return conn
+    target = _TARGETS.get(key)
+    if target is None or not target.on_postgres:
+        return None
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(target.catalog[len("postgres:"):], connect_timeout=10)
+        conn.autocommit = True
+    except Exception as exc:  # noqa: BLE001 — locks are an optimisation; conflicts are still retried
+        log.info("lake table locks unavailable (%s): concurrent writers retry on conflict instead", exc)
+        _LOCK_CONNECTIONS[key] = None
+        return None
+    _LOCK_CONNECTIONS[key] = conn
+    return conn
+
+
+@contextmanager
+def table_locks(con: duckdb.DuckDBPyConnection, tables):
+    """Hold this lake's write lock of each table in `tables` (sorted: no deadlock between two
+    writers of overlapping sets) for the duration of the block; a no-op off PostgreSQL."""
+    key = session_key(con)
+    names = sorted(set(tables))
+    with _LOCK_GUARD:
+        conn = _lock_connection(key) if key is not None and names else None
+    if conn is None:
+        yield
+        return
+    space = _TARGETS[key].metadata_schema or "main"
+    taken = []
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute("select pg_try_advisory_lock(hashtext(%s), hashtext(%s))", (space, name))
+                if not cur.fetchone()[0]:
+                    started = time.perf_counter()
+                    cur.execute("select pg_advisory_lock(hashtext(%s), hashtext(%s))", (space, name))
+                    LOCK_WAITS[0] += 1
+                    LOCK_WAITS[1] += time.perf_counter() - started
+                taken.append(name)
+        yield
+    finally:
+        try:
+            with conn.cursor() as cur:
+                for name in reversed(taken):
+                    cur.execute("select pg_advisory_unlock(hashtext(%s), hashtext(%s))", (space, name))
+        except Exception:  # noqa: BLE001 — a dead session releases its locks anyway
+            conn.close()
 
 
 def run_transaction(con: duckdb.DuckDBPyConnection, body, *, attempts: int = 8):

@@ -35,7 +35,11 @@ def read_sql(name: str) -> str:
 
 
 def is_lake_connection(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when `con` is a DuckLake session from connect() (the lake is its default catalog)."""
+    """True when `con` is a DuckLake session from connect() (the lake is its default catalog).
+    Sessions lake.connect handed out are known without a query (each query outside a
+    transaction costs the lake a catalog round trip)."""
+    if lake.session_key(con) is not None:
+        return True
     return con.sql("select current_database()").fetchall()[0][0] == lake.ALIAS
 
 
@@ -154,24 +158,59 @@ def replace_slice(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame
     Column order follows the target table; `rows` must carry every column.
     Returns the number of rows inserted.
     """
-    cond = " and ".join(f"{k} = ${k}" for k in where) or "true"
-    cols = [r[0] for r in con.sql(f"select column_name from information_schema.columns "
-                                   f"where table_name = '{table}' order by ordinal_position").fetchall()]
+    return replace_slices(con, [(table, rows, where)], params)[0]
+
+
+def replace_slices(con: duckdb.DuckDBPyConnection,
+                   slices: list[tuple[str, pl.DataFrame | str, dict[str, object]]],
+                   params: dict[str, object] | None = None) -> list[int]:
+    """replace_slice for several (table, rows, where) slices in ONE transaction: what one asset
+    writes (a source's observations, files, notes and vintages) lands together or not at all,
+    and on a lake it is one commit (one snapshot, one set of catalog writes) instead of one per
+    table. Returns the rows inserted per slice."""
+    prepared = [(table, rows, where, " and ".join(f"{k} = ${k}" for k in where) or "true")
+                for table, rows, where in slices]
+
+    def body(c):
+        return [_replace_slice_body(c, table, table_columns(c, table), rows, where, cond, params)
+                for table, rows, where, cond in prepared]
     if is_lake_connection(con):
         # a lake commit can lose a race with another writer (two editions' refreshes both
         # replacing a shared table): the slice replace is rerun on the newer snapshot
-        def body(c):
-            lake.commit_message(c, f"replace {table} where {where or 'all rows'}", table=table, **where)
-            return _replace_slice_body(c, table, cols, rows, where, cond, params)
-        return lake.run_transaction(con, body)
+        def named(c):
+            lake.commit_message(c, "replace " + ", ".join(f"{t} where {w or 'all rows'}" for t, _r, w, _c in prepared),
+                                tables=[t for t, *_ in prepared], **prepared[0][2])
+            return body(c)
+        # writers of the same table queue (lake.table_locks) rather than conflict and redo
+        with lake.table_locks(con, [t for t, *_ in prepared]):
+            return lake.run_transaction(con, named)
     con.execute("begin transaction")
     try:
-        n = _replace_slice_body(con, table, cols, rows, where, cond, params)
+        out = body(con)
         con.execute("commit")
     except BaseException as exc:
         rollback(con, exc)
         raise
-    return n
+    return out
+
+
+# Column order of a lake's tables per (lake instance, table): the lake's tables are created by
+# this code from the declared DDL and never altered at run time, and information_schema on a
+# lake costs a catalog round trip per call (61 calls per edition refresh before this cache).
+# A DuckDB file is asked every time (cheap, and an old file may predate a column).
+_LAKE_COLUMNS: dict[tuple, list[str]] = {}
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    key = lake.session_key(con)
+    cached = _LAKE_COLUMNS.get((key, table)) if key is not None else None
+    if cached is not None:
+        return cached
+    cols = [r[0] for r in con.sql(f"select column_name from information_schema.columns "
+                                   f"where table_name = '{table}' order by ordinal_position").fetchall()]
+    if key is not None and cols:
+        _LAKE_COLUMNS[(key, table)] = cols
+    return cols
 
 
 def in_transaction(con: duckdb.DuckDBPyConnection, body, message: str | None = None):
@@ -203,14 +242,41 @@ def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
     con.execute(f"delete from {table} where {cond}", where or None)
     if isinstance(rows, pl.DataFrame):
         missing = [c for c in cols if c not in rows.columns]
+def replace_table_unless_same(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> bool:
+    """Replace every row of a reference table (isic, sector_weights, ...) with `rows` unless it
+    already holds exactly these rows (as a multiset); returns whether it wrote. Every edition's
+    refresh rebuilds these tables from the same rule files: two refreshes side by side on a lake
+    both deleting the same data file is a write conflict (one reruns after a back-off), and a
+    rewrite of identical rows is a snapshot and Parquet file for nothing. The comparison runs
+    inside the transaction, so a rerun after a conflict sees the other writer's rows and stops."""
+    columns = table_columns(con, table)
+    cols = ", ".join(f'"{c}"' for c in columns)
+    comparable = set(columns) <= set(rows.columns)  # else columns left to their default: write
+
+    def body(c):
+        c.register("_replace_table_rows", rows)
+        try:
+            differ = not comparable or c.sql(f"""select exists (select {cols} from {table} except all
+                                              select {cols} from _replace_table_rows)
+                                   or exists (select {cols} from _replace_table_rows except all
+                                              select {cols} from {table})""").fetchall()[0][0]
+            if differ:
+                c.execute(f"delete from {table}")
+                c.execute(f"insert into {table} by name select * from _replace_table_rows")
+            return bool(differ)
+        finally:
+            c.unregister("_replace_table_rows")
+    with lake.table_locks(con, [table]):
+        return in_transaction(con, body, f"replace {table}")
+
+
         if missing:
             raise ValueError(f"rows for {table} lack columns {missing}")
         staged = rows.select(cols)  # noqa: F841 — referenced by name in the SQL below
-        con.execute(f"insert into {table} select * from staged")
-    else:
-        con.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from ({rows})",
-                    {**(params or {})})
-    return con.sql(f"select count(*) from {table} where {cond}", params=where or None).fetchall()[0][0]
+        # the INSERT's own row count: a count(*) of the slice afterwards cost the lake a scan
+        return con.execute(f"insert into {table} select * from staged").fetchall()[0][0]
+    return con.execute(f"insert into {table} ({', '.join(cols)}) select {', '.join(cols)} from ({rows})",
+                       {**(params or {})}).fetchall()[0][0]
 
 
 class DuckDBWarehouse(DuckDBResource):

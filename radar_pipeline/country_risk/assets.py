@@ -17,7 +17,14 @@ from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import user as user_source
 from radar_pipeline.sources.toolkit import SourceError
-from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.warehouse import (
+    DuckDBWarehouse,
+    read_sql,
+    replace_slice,
+    replace_slices,
+    replace_table_unless_same,
+    table_schema_metadata,
+)
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -58,8 +65,8 @@ def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
                      pl.lit(vintage).alias("m49_vintage"))
     sources_read = registry.list_source_rows(edition, "un_m49", files)
     with warehouse.get_connection() as con:
-        n = replace_slice(con, "edition_countries", rows, {"edition": edition})
-        replace_slice(con, "edition_sources", sources_read, {"edition": edition, "source": "un_m49"})
+        n, _ = replace_slices(con, [("edition_countries", rows, {"edition": edition}),
+                                    ("edition_sources", sources_read, {"edition": edition, "source": "un_m49"})])
         schema = table_schema_metadata(con, "edition_countries")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "dagster/column_schema": schema,
@@ -86,11 +93,8 @@ def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     if problems:
         raise dg.Failure("rules/indicators.csv: " + "; ".join(problems[:5]))
     with warehouse.get_connection() as con:
-        con.register("_indicator_rows", df)
-        in_transaction(con, lambda c: (c.execute("delete from indicator_registry"),
-                                       c.execute("insert into indicator_registry select * from _indicator_rows")),
-                       "replace indicator_registry")  # retried on a DuckLake write conflict
-        con.unregister("_indicator_rows")
+        # unchanged rules are not rewritten; a DuckLake write conflict is retried
+        replace_table_unless_same(con, "indicator_registry", df)
         schema = table_schema_metadata(con, "indicator_registry")
     return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "dagster/column_schema": schema,
                                           "topics_covered": len(set(df["topic"]))})
@@ -157,10 +161,10 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
         notes_df = notes.with_columns(edition=pl.lit(edition, pl.Int32))
         with warehouse.get_connection() as con:
             where = {"edition": edition, "source": source}
-            n = replace_slice(con, "indicator_observations", obs, where)
-            replace_slice(con, "source_files", files_df, where)
-            replace_slice(con, "source_notes", notes_df, where)
-            replace_slice(con, "edition_sources", load.edition_sources, where)
+            # one transaction: the source's rows, files, notes and vintages land together
+            n, *_ = replace_slices(con, [("indicator_observations", obs, where), ("source_files", files_df, where),
+                                         ("source_notes", notes_df, where),
+                                         ("edition_sources", load.edition_sources, where)])
             schema = table_schema_metadata(con, "indicator_observations")
         yield dg.AssetCheckResult(check_name=check_name, passed=True,
                                   metadata={"rows": n, "left_out": notes.height})

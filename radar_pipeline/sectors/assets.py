@@ -14,7 +14,14 @@ from radar_pipeline.sectors import hrg, weights
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import eu_cahra, ilab_list_of_goods
 from radar_pipeline.sources.reference import unsd_isic
-from radar_pipeline.warehouse import DuckDBWarehouse, in_transaction, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.warehouse import (
+    DuckDBWarehouse,
+    read_sql,
+    replace_slice,
+    replace_slices,
+    replace_table_unless_same,
+    table_schema_metadata,
+)
 
 GROUP = "sectors"
 
@@ -26,14 +33,9 @@ def _files(source: str, log) -> list:
 
 
 def _replace_all(con, table: str, df: pl.DataFrame) -> None:
-    def body(c):
-        c.execute(f"delete from {table}")
-        c.execute(f"insert into {table} by name select * from _replace_all_rows")
-    con.register("_replace_all_rows", df)
-    try:
-        in_transaction(con, body, f"replace {table}")  # retried on a DuckLake write conflict
-    finally:
-        con.unregister("_replace_all_rows")
+    # unchanged rules are not rewritten (every edition's refresh rebuilds them); a DuckLake
+    # write conflict is retried
+    replace_table_unless_same(con, table, df)
 
 
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"},
@@ -110,11 +112,11 @@ def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
             edition, goods, cahra, hrg.load_rule("goods_isic"), hrg.load_rule("deforestation_default"),
             hrg.load_rule("eudr_low_risk_countries"), universe, user_deforestation=user_defo)
         rows = rows.join(universe, on="iso3", how="semi")  # areas outside M49 have no country risk
-        n = replace_slice(con, "high_risk_goods", rows, {"edition": edition})
-        replace_slice(con, "hrg_unmapped", unmapped.with_columns(edition=pl.lit(edition, pl.Int32)),
-                      {"edition": edition})
-        for src, rows_read in sources_read.items():
-            replace_slice(con, "edition_sources", rows_read, {"edition": edition, "source": src})
+        n, *_ = replace_slices(con, [
+            ("high_risk_goods", rows, {"edition": edition}),
+            ("hrg_unmapped", unmapped.with_columns(edition=pl.lit(edition, pl.Int32)), {"edition": edition}),
+            *(("edition_sources", rows_read, {"edition": edition, "source": src})
+              for src, rows_read in sources_read.items())])
         schema = table_schema_metadata(con, "high_risk_goods")
     yield dg.AssetCheckResult(check_name="every_good_mapped", passed=unmapped.height == 0,
                               severity=dg.AssetCheckSeverity.ERROR,
