@@ -238,10 +238,6 @@ def replace_all(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame |
     return replace_slice(con, table, rows, {}, params)
 
 
-def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
-    con.execute(f"delete from {table} where {cond}", where or None)
-    if isinstance(rows, pl.DataFrame):
-        missing = [c for c in cols if c not in rows.columns]
 def replace_table_unless_same(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> bool:
     """Replace every row of a reference table (isic, sector_weights, ...) with `rows` unless it
     already holds exactly these rows (as a multiset); returns whether it wrote. Every edition's
@@ -270,6 +266,10 @@ def replace_table_unless_same(con: duckdb.DuckDBPyConnection, table: str, rows: 
         return in_transaction(con, body, f"replace {table}")
 
 
+def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
+    con.execute(f"delete from {table} where {cond}", where or None)
+    if isinstance(rows, pl.DataFrame):
+        missing = [c for c in cols if c not in rows.columns]
         if missing:
             raise ValueError(f"rows for {table} lack columns {missing}")
         staged = rows.select(cols)  # noqa: F841 — referenced by name in the SQL below
