@@ -115,8 +115,9 @@ def _q(value: str) -> str:
 
 
 def attach(con: duckdb.DuckDBPyConnection, target: object, alias: str = ALIAS, *,
-           read_only: bool = False) -> None:
-    """Attach the lake `target` to `con` as `alias` (extensions loaded from the pip packages)."""
+           read_only: bool = False, snapshot: int | None = None) -> None:
+    """Attach the lake `target` to `con` as `alias` (extensions loaded from the pip packages);
+    `snapshot`: read-only, as of that snapshot id (time travel for every table at once)."""
     lake = parse(target)
     load_extensions(con, lake)
     options = []
@@ -126,10 +127,12 @@ def attach(con: duckdb.DuckDBPyConnection, target: object, alias: str = ALIAS, *
         options.append(f"data_path {_q(lake.data_path)}")
     if lake.metadata_schema:
         options.append(f"metadata_schema {_q(lake.metadata_schema)}")
-    if read_only:
+    if read_only or snapshot is not None:
         options.append("read_only")
     elif not lake.on_postgres:
         Path(lake.catalog).parent.mkdir(parents=True, exist_ok=True)
+    if snapshot is not None:
+        options.append(f"snapshot_version {int(snapshot)}")
     opts = f" ({', '.join(options)})" if options else ""
     retry(lambda: con.execute(f"attach {_q(PREFIX + lake.catalog)} as {alias}{opts}"))
 

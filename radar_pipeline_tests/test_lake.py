@@ -44,6 +44,7 @@ def env(tmp_path_factory):
     mp.setenv("RADAR_LANDING", str(tmp / "landing"))
     mp.setenv("RADAR_BUYERS_INBOX", str(tmp / "buyers"))
     mp.setenv("RADAR_OVERRIDES", str(tmp / "overrides"))
+    mp.setenv("RADAR_PUBLISHED", str(tmp / "published" / "radar.duckdb"))  # Parquet + buyer files go here
     yield tmp
     mp.undo()
 
@@ -132,6 +133,70 @@ def test_ingest_score_publish_by_tag_and_read_scores_as_published(lake_2024, env
         con.close()
     assert got.height == 150
     assert sorted(zip(got["site_id"], got["final_score"], got["category"])) == scored
+
+
+def test_publish_on_a_lake_exports_parquet_and_buyer_files_from_the_tagged_snapshot(lake_2024, env):
+    """`radar publish` on a lake tags a snapshot and cuts the Parquet export and one file per buyer
+    (only that buyer's sites) from exactly that snapshot; the lake itself is not copied."""
+    import duckdb
+
+    countries, classes = reference(lake_2024)
+    sites_file = env / "sites_buyers.jsonl"
+    write_sites(generate_sites(40, 7, countries, classes), sites_file)
+    con = connect(lake_2024)
+    try:
+        summary = store.ingest(con, sites_file)
+    finally:
+        con.close()
+    assert score_sites(summary.to_score, edition=2024, warehouse=lake_2024).success
+    mine = sorted(summary.to_score)
+    inbox = env / "buyers"
+    inbox.mkdir(exist_ok=True)
+    (inbox / "acme.csv").write_text("buyer_id,site_id\n" + "".join(f"acme,{s}\n" for s in mine[:5]))
+    (inbox / "beta.jsonl").write_text("".join(json.dumps({"buyer_id": "beta", "site_id": s}) + "\n"
+                                              for s in mine[5:8]))
+
+    outcome = publish_warehouse(warehouse=lake_2024)
+    assert outcome.success, outcome.failures
+    meta = publish_metadata(outcome)
+    sid = meta["snapshot_id"]
+    assert meta["buyers"] == {"acme": 5, "beta": 3}
+    out = settings.published_path().parent
+    assert not settings.published_path().exists()  # the lake is what BI reads: no main copy
+
+    # the Parquet export holds the lake's scores as of the tagged snapshot
+    tagged = {r[0]: (r[1], r[2]) for r in rows(
+        lake_2024, f"select site_id, final_score, category from site_scores at (version => {int(sid)}) "
+                   "where edition = 2024 and site_id like 'SYN-7-%'")}
+    assert len(tagged) == 40
+    pq = duckdb.connect()
+    exported = {r[0]: (r[1], r[2]) for r in pq.sql(
+        f"select site_id, final_score, category from '{out / 'parquet' / 'site_scores_latest.parquet'}' "
+        "where site_id like 'SYN-7-%'").fetchall()}
+    assert exported == tagged
+    info = pq.sql(f"select distinct scope, source_warehouse from "
+                  f"'{out / 'parquet' / 'publish_info.parquet'}'").fetchall()
+    assert len(info) == 1 and info[0][0] == "all" and info[0][1].endswith(f"snapshot {sid}")
+    assert pq.sql(f"select count(*) from '{out / 'parquet' / 'country_risk.parquet'}'").fetchall()[0][0] > 0
+
+    # each buyer's file and Parquet hold only its own sites, plus the public country tables
+    for buyer, expected in (("acme", mine[:5]), ("beta", mine[5:8])):
+        db = duckdb.connect(str(out / "buyers" / f"{buyer}.duckdb"), read_only=True)
+        try:
+            assert [r[0] for r in db.sql("select site_id from site_scores_latest order by 1").fetchall()] == expected
+            assert {r[0]: (r[1], r[2]) for r in db.sql(
+                "select site_id, final_score, category from site_scores_latest").fetchall()} == \
+                {s: tagged[s] for s in expected}
+            assert db.sql("select count(*) from country_risk").fetchall()[0][0] > 0
+            assert db.sql("select distinct scope from publish_info").fetchall() == [(f"buyer:{buyer}",)]
+        finally:
+            db.close()
+        got = pq.sql(f"select site_id from '{out / 'buyers' / buyer / 'parquet' / 'site_scores_latest.parquet'}' "
+                     "order by 1").fetchall()
+        assert [r[0] for r in got] == expected
+    pq.close()
+    tags = rows(lake_2024, "select kind, snapshot_id from snapshot_tags where kind = 'published'")
+    assert ("published", sid) in tags
 
 
 def pl_col_like(col: str, prefix: str):

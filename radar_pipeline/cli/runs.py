@@ -187,8 +187,10 @@ def publish_cli(*, warehouse: Path | str | None, instance: dg.DagsterInstance) -
     meta = publish_metadata(outcome)
     if lake.is_lake(warehouse or settings.warehouse_path()):
         print(f"Published lake snapshot {meta.get('snapshot_id')} at {meta.get('published_at')} "
-              f"(no copy) in {time.perf_counter() - started:.1f}s; read it as published with "
-              f"sql/examples/lake/scores_as_published.sql, or attach the lake read-only (docs/deploy.md)")
+              f"(no copy of the lake) in {time.perf_counter() - started:.1f}s; read it as published with "
+              f"sql/examples/lake/scores_as_published.sql, or attach the lake read-only (docs/deploy.md). "
+              f"Parquet export of that snapshot: {meta.get('parquet')}/*.parquet; buyer files: "
+              f"{len(meta.get('buyers') or {})} in {Path(meta.get('parquet') or '.').parent / 'buyers'}")
         return 0
     path = Path(meta.get("path") or settings.published_path())
     counts = meta.get("row_counts") or {}

@@ -60,15 +60,22 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
                 "publish_info; documented in docs/data_dictionary.md.",
 )
 def publish(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    target = settings.published_path()
     if lake.is_lake(warehouse.path):
-        # a DuckLake warehouse is published by tagging its current snapshot: no copy (lake.publish)
+        # A DuckLake warehouse is published by tagging its current snapshot (lake.publish); BI
+        # tools read the lake itself, so the main file is not copied. The Parquet export and the
+        # buyer files are cut from that tagged snapshot, whatever writers do meanwhile.
         with warehouse.get_connection() as con:
             info = lake.publish(con)
         context.log.info(f"tagged lake snapshot {info['snapshot_id']} as published at {info['published_at']}")
+        result = build.publish(warehouse.path, target, log=context.log.info, lake_snapshot=info["snapshot_id"])
         return dg.MaterializeResult(metadata={
             "snapshot_id": info["snapshot_id"], "path": lake.parse(warehouse.path).display(),
-            "published_at": info["published_at"], "row_counts": dg.MetadataValue.json(info["row_counts"])})
-    target = settings.published_path()
+            "published_at": info["published_at"], "row_counts": dg.MetadataValue.json(info["row_counts"]),
+            "export_id": result.snapshot_id, "parquet": str(target.parent / "parquet"),
+            "published_row_counts": dg.MetadataValue.json(result.row_counts),
+            "buyers": dg.MetadataValue.json({b: c.get("site_scores_latest", 0) for b, c in result.buyers.items()}),
+            "removed_buyer_files": ", ".join(result.removed_buyers) or "none"})
     result = build.publish(warehouse.path, target, log=context.log.info)
     return dg.MaterializeResult(metadata={
         "snapshot_id": result.snapshot_id, "path": str(result.path),

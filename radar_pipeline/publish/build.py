@@ -38,7 +38,7 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline import rule_sql, settings
+from radar_pipeline import lake, rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.processes import pid_alive
@@ -263,12 +263,21 @@ def remove_orphans(out: Path) -> list[Path]:
 
 
 def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,
-            keep_snapshots: int | None = None) -> PublishResult:
+            keep_snapshots: int | None = None, lake_snapshot: int | None = None) -> PublishResult:
     """Build a new snapshot of the published file (+ Parquet, + one file per buyer) from the
     warehouse and swap it in atomically. The warehouse is only read. Parquet snapshot folders
-    beyond the newest `keep_snapshots` (default RADAR_KEEP_SNAPSHOTS, 2) are removed."""
+    beyond the newest `keep_snapshots` (default RADAR_KEEP_SNAPSHOTS, 2) are removed.
+
+    A DuckLake warehouse is read as of `lake_snapshot` (the snapshot `radar publish` tagged, so
+    every table comes from that one state while writers go on) and gets the Parquet export and
+    the buyer files, but no copy of the main file: BI tools read the lake itself."""
     n_keep = default_keep_snapshots() if keep_snapshots is None else keep_snapshots
-    warehouse = Path(warehouse).resolve()
+    on_lake = lake.is_lake(warehouse)
+    if on_lake and lake_snapshot is None:
+        raise PublishError("publishing a DuckLake warehouse needs the snapshot id to export (lake.publish tags it)")
+    source = (f"{lake.parse(warehouse).display()} snapshot {lake_snapshot}" if on_lake
+              else str(Path(warehouse).resolve()))
+    warehouse = warehouse if on_lake else Path(warehouse).resolve()
     published = Path(published or settings.published_path()).absolute()
     out = published.parent
     snapshot_id = new_snapshot_id()
@@ -277,21 +286,28 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
     remove_orphans(out)
     con = duckdb.connect()
     staged: list[tuple[Path, Path]] = []  # (temp file, target) renamed at the end
+    transient: list[Path] = []  # temp files removed at the end (the main file of a lake publish)
     parquet_links: list[tuple[Path, Path]] = []
     try:
-        con.execute(f"attach {_q(warehouse)} as wh (read_only)")
+        if on_lake:
+            lake.attach(con, warehouse, "wh", snapshot=lake_snapshot)
+        else:
+            con.execute(f"attach {_q(warehouse)} as wh (read_only)")
         con.execute("use wh")
         result = PublishResult(snapshot_id, published, {})
 
         def fill_main(db: str) -> None:
             build_sql_tables(con, db)
             result.row_counts = _finish(con, db, dictionary=None, snapshot_id=snapshot_id,
-                                        scope="all", published_at=published_at, source=str(warehouse))
+                                        scope="all", published_at=published_at, source=source)
             validate(con, db, result.row_counts)
             _export_parquet(con, db, snapshots / "all" / snapshot_id / "parquet")
 
         main_tmp = _build_file(con, published, snapshot_id, "pub", fill_main)
-        staged.append((main_tmp, published))
+        if on_lake:
+            transient.append(main_tmp)  # the buyer files are cut from it, then it goes
+        else:
+            staged.append((main_tmp, published))
         parquet_links.append((out / "parquet", snapshots / "all" / snapshot_id / "parquet"))
         log(f"published snapshot {snapshot_id}: " + ", ".join(f"{t}={n}" for t, n in result.row_counts.items()))
 
@@ -312,7 +328,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
                                 f"where site_id in (select site_id from wh.main.buyer_sites "
                                 f"where buyer_id = $b)", {"b": buyer_id})
                 counts = _finish(con, db, dictionary=dictionary, snapshot_id=snapshot_id,
-                                 scope=f"buyer:{buyer_id}", published_at=published_at, source=str(warehouse))
+                                 scope=f"buyer:{buyer_id}", published_at=published_at, source=source)
                 result.buyers[buyer_id] = counts
                 _export_parquet(con, db, snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet")
 
@@ -324,12 +340,14 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         if buyers:
             con.execute("detach pubsrc")
     except BaseException:
-        for tmp, _ in staged:
+        for tmp in [*(t for t, _ in staged), *transient]:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(snapshots / "all" / snapshot_id, ignore_errors=True)
         raise
     finally:
         con.close()
+    for tmp in transient:
+        tmp.unlink(missing_ok=True)
 
     # Swap: each file is one atomic rename; readers see the old or the new file, never a mix.
     for tmp, target in staged:

@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 
 from radar_pipeline.identifiers import id_problem
-from radar_pipeline.warehouse import rollback
+from radar_pipeline.warehouse import in_transaction
 
 MAX_LINE_BYTES = 1 << 16
 ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
@@ -122,16 +122,15 @@ def load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
     result = read_folder(folder)
     con.register("_buyer_rows", result.rows)
     con.register("_buyer_rejects", result.rejects)
-    con.execute("begin transaction")
+
+    def body(c):
+        c.execute("delete from buyer_sites")
+        c.execute("insert into buyer_sites by name select * from _buyer_rows")
+        c.execute("delete from buyer_site_rejects")
+        c.execute("insert into buyer_site_rejects by name select * from _buyer_rejects")
     try:
-        con.execute("delete from buyer_sites")
-        con.execute("insert into buyer_sites by name select * from _buyer_rows")
-        con.execute("delete from buyer_site_rejects")
-        con.execute("insert into buyer_site_rejects by name select * from _buyer_rejects")
-        con.execute("commit")
-    except BaseException as exc:
-        rollback(con, exc)
-        raise
+        # on a DuckLake: a named snapshot, rerun if it raced another writer of these tables
+        in_transaction(con, body, "replace buyer_sites from the buyers inbox")
     finally:
         con.unregister("_buyer_rows")
         con.unregister("_buyer_rejects")
