@@ -31,6 +31,9 @@ class RunOutcome:
     success: bool
     failures: dict[str, str]          # step key -> innermost error message
     result: dg.ExecuteInProcessResult
+    runs: int = 1                     # runs planned (score_sites: one per chunk of sites)
+    runs_failed: int = 0
+    interrupted: bool = False         # stopped by a signal (Ctrl-C, SIGTERM): later runs not started
 
 
 def root_message(err) -> str:
@@ -120,20 +123,39 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
     job = defs.resolve_job_def("score_sites")
     resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
     lake.apply_pool_limit(instance, resources["warehouse"].path)
-    success, failures, result = True, {}, None
+    success, failures, result, runs_failed, interrupted = True, {}, None, 0, False
     for request in requests:
         result = job.execute_in_process(run_config={**QUIET, **request.run_config}, instance=instance,
                                         resources=resources,
                                         tags={RANGE_START: request.tags[RANGE_START],
                                               RANGE_END: request.tags[RANGE_END], **_own_tags()},
                                         raise_on_error=False)
+        # a failed chunk does not stop the others: its sites stay unscored (stale_sites) and the
+        # next ingest or sensor tick scores exactly those
         success = success and result.success
+        runs_failed += not result.success
+        step_errors = [e.step_failure_data.error for e in result.all_events if e.is_step_failure]
         failures.update({e.step_key: root_message(e.step_failure_data.error)
                          for e in result.all_events if e.is_step_failure})
+        # but Ctrl-C / SIGTERM does: Dagster turns the signal into a failed run, and without this
+        # the command would carry on with the next chunk
+        if any(_interrupted(err) for err in step_errors):
+            interrupted = True
+            break
     if success and result is not None:
         lake.tag_target(resources["warehouse"].path, "scoring", f"score {len(set(keys))} site(s)"
                         + (f" for edition {edition}" if edition else ""), edition=edition, run_id=result.run_id)
-    return RunOutcome(success, failures, result)
+    return RunOutcome(success, failures, result, runs=len(requests), runs_failed=runs_failed,
+                      interrupted=interrupted)
+
+
+def _interrupted(err) -> bool:
+    """A step failure caused by a signal (DagsterExecutionInterruptedError, KeyboardInterrupt)."""
+    while err is not None:
+        if err.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+            return True
+        err = err.cause
+    return False
 
 
 # --- publish ----------------------------------------------------------------------------------

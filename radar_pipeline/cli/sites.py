@@ -101,6 +101,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not outcome.success:
             for step, message in outcome.failures.items():
                 print(f"FAILED {step}: {message}", file=sys.stderr)
+            # the other runs' sites are scored; Dagster does not mark a failed run's partitions
+            # failed (planned-events setting), so say where it is recorded and how to finish
+            what = ("interrupted; the remaining runs were not started" if outcome.interrupted
+                    else "failed (table site_scoring_runs)")
+            print(f"{outcome.runs_failed} of {outcome.runs} scoring run(s) {what}; their sites stay stored "
+                  f"but unscored: run the same command again to score them, nothing is published until then",
+                  file=sys.stderr)
             return 1
         con = connect(warehouse, read_only=True)
         try:
