@@ -286,13 +286,12 @@ def load_sample(con, sample_ids: list[str]):
     sites = {r[0]: {"iso3": r[1], "isic_code": r[2], "isic_level": r[3]} for r in con.sql(
         "select site_id, iso3, isic_code, isic_level from sites join _sample using (site_id)").fetchall()}
     answers: dict[str, dict] = {s: {} for s in sites}
-    for sid, field, num, boolean, text in con.sql(
-            "select site_id, field, value_num, value_bool, value_text from site_saq join _sample using (site_id)"
-    ).fetchall():
-        value = num if num is not None else boolean if boolean is not None else text
-        answers[sid][field] = value
-    # a site with stored SAQ rows whose values are all null still "has a SAQ" (same as the SQL)
-    saq_sites = {r[0] for r in con.sql("select distinct site_id from site_saq join _sample using (site_id)").fetchall()}
+    # site_saq: one row per site, one column per question (null = unanswered)
+    saq = con.sql("select * from site_saq join _sample using (site_id)").pl()
+    for row in saq.iter_rows(named=True):
+        answers[row["site_id"]] = {k: v for k, v in row.items() if k != "site_id" and v is not None}
+    # a site with a site_saq row "has a SAQ" (same as the SQL)
+    saq_sites = set(saq["site_id"].to_list())
     claimed: dict[str, set] = {s: set() for s in sites}
     for sid, cid in con.sql("select site_id, control_id from site_controls join _sample using (site_id)").fetchall():
         claimed[sid].add(cid)

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from radar_pipeline import lake, settings
 from radar_pipeline.metadata import WAREHOUSE, warehouse_ddl
+from radar_pipeline.sites import saq_table
 
 # the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
@@ -59,9 +60,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     if is_lake_connection(con):
         # no PRIMARY KEY on a lake; two writers creating a new lake at once may race (retried)
         lake.retry(lambda: con.execute(schema_ddl(lake_target=True) + ";\n" + lake.TAGS_DDL))
+        lake.retry(lambda: saq_table.ensure(con))
         return
     _migrate_countries_table(con)
     con.execute(schema_ddl())
+    # site_saq: columns from rules/saq_fields.csv; converts the long table of earlier versions
+    saq_table.ensure(con)
 
 
 def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:

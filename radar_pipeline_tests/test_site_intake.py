@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from radar_pipeline.sites.intake import read_sites_jsonl
+from radar_pipeline.sites.intake import load_saq_fields, read_sites_jsonl
 
 ISIC = pl.DataFrame({
     "code": ["C", "14", "141", "1410", "A", "01", "011", "0111"],
@@ -49,9 +49,14 @@ def test_good_site_tables(tmp_path):
     assert (s["site_id"], s["iso3"], s["isic_code"], s["isic_level"], s["isic_class"], s["source_line"]) == \
         ("ZS-1", "BGD", "1410", "class", "1410", 1)
     assert len(s["content_hash"]) == 64
-    saq = {row["field"]: row for row in r.saq.iter_rows(named=True)}
-    assert saq["workers_total"]["value_num"] == 1250.0 and saq["labour_intensive"]["value_bool"] is True
-    assert saq["worker_representation"]["value_text"] == "committee"
+    # one row per site, one typed column per question of saq_fields.csv
+    assert r.saq.height == 1 and r.saq.columns[0] == "site_id"
+    assert r.saq.columns[1:] == load_saq_fields()["field"].to_list()
+    assert r.saq.schema["workers_total"] == pl.Int64 and r.saq.schema["migrant_pct"] == pl.Float64
+    saq = r.saq.row(0, named=True)
+    assert saq["site_id"] == "ZS-1"
+    assert saq["workers_total"] == 1250 and saq["labour_intensive"] is True
+    assert saq["worker_representation"] == "committee"
     assert r.controls.to_dicts() == [{"site_id": "ZS-1", "control_id": "ppe_enforced"}]
     assert r.nonconformities["severity"].to_list() == ["major", "critical"]
     assert r.nonconformities.schema["raised_on"] == pl.Date
@@ -155,7 +160,8 @@ def test_saq_rules(tmp_path, saq, field, fragment):
 def test_saq_percent_edges_and_null_accepted(tmp_path):
     r = read(tmp_path, [site(saq={"migrant_pct": 0, "permanent_pct": 100, "piece_rate": None})])
     assert r.rejects.height == 0
-    assert sorted(r.saq["field"].to_list()) == ["migrant_pct", "permanent_pct"]
+    answered = [f for f, v in r.saq.row(0, named=True).items() if v is not None and f != "site_id"]
+    assert sorted(answered) == ["migrant_pct", "permanent_pct"]
 
 
 def test_saq_not_object(tmp_path):

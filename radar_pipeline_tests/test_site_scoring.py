@@ -7,6 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from radar_pipeline.sites import saq_table
 from radar_pipeline.sites.scoring import (
     factor_rows,
     load_rules,
@@ -91,6 +92,9 @@ def make_con(tmp_path: Path, *, sites, saq=(), controls=(), ncs=(), inherent=Non
         con.register(f"_{name}", frame)
         con.execute(f"create table {name} as select * from _{name}")
         con.unregister(f"_{name}")
+    # the answers are written long (one dict per answer, as num/flag below) and stored as the
+    # warehouse does, one row per site: the conversion of the long table of earlier versions
+    saq_table.ensure(con)
     return con
 
 

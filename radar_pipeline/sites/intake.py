@@ -69,8 +69,9 @@ SITES_SCHEMA = {
     "isic_level": pl.Utf8, "isic_class": pl.Utf8, "source_file": pl.Utf8,
     "source_line": pl.Int64, "content_hash": pl.Utf8,
 }
-SAQ_SCHEMA = {"site_id": pl.Utf8, "field": pl.Utf8, "value_num": pl.Float64,
-              "value_bool": pl.Boolean, "value_text": pl.Utf8}
+# site_saq is one row per site, one typed column per question (radar_pipeline/sites/saq_table.py)
+SAQ_DTYPES = {"integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean, "enum": pl.Utf8, "text": pl.Utf8}
+MAX_INTEGER = 2**63  # an integer answer is stored as BIGINT: whole numbers below this in size
 CONTROLS_SCHEMA = {"site_id": pl.Utf8, "control_id": pl.Utf8}
 NC_SCHEMA = {"site_id": pl.Utf8, "nc_id": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8,
              "raised_on": pl.Date, "closed_on": pl.Date}
@@ -95,6 +96,25 @@ def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
         path or rules_dir() / "saq_fields.csv",
         schema_overrides={"min": pl.Float64, "max": pl.Float64, "allowed_values": pl.Utf8},
     )
+
+
+def saq_schema(saq_fields: pl.DataFrame) -> dict[str, pl.DataType]:
+    """Columns of IntakeResult.saq (and of the table site_saq): site_id, then one per question,
+    typed as saq_fields.csv says."""
+    return {"site_id": pl.Utf8, **{r["field"]: SAQ_DTYPES[r["type"]]
+                                   for r in saq_fields.select("field", "type").iter_rows(named=True)}}
+
+
+def _wide_saq(long: pl.DataFrame, saq_fields: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Long answers (key, field, value_num, value_bool, value_text; valid, at most one per key and
+    field) -> one row per key, one typed column per question; keys without answers have no row."""
+    source = {"integer": "value_num", "number": "value_num", "boolean": "value_bool",
+              "enum": "value_text", "text": "value_text"}
+    specs = list(saq_fields.select("field", "type").iter_rows())
+    if long.height == 0:
+        return pl.DataFrame(schema={key: long.schema[key], **{f: SAQ_DTYPES[t] for f, t in specs}})
+    return long.group_by(key, maintain_order=True).agg(
+        pl.col(source[t]).filter(pl.col("field") == f).first().cast(SAQ_DTYPES[t]).alias(f) for f, t in specs)
 
 
 # Short names that several countries answer to: rejected with the candidates, never guessed.
@@ -265,6 +285,9 @@ def _schemas(countries: set[str], isic_codes: list[str], controls: set[str],
                 pl.when(pl.col("expected_type") == "integer")
                 .then(pl.col("value_num") == pl.col("value_num").floor()),
                 "must be a whole number: {value}"),
+            _frame_check(  # stored as BIGINT
+                pl.when(pl.col("expected_type") == "integer").then(pl.col("value_num").abs() < MAX_INTEGER),
+                f"too large for a whole number (at most {MAX_INTEGER - 1}): {{value}}"),
             _frame_check(
                 (pl.col("min").is_null() | (pl.col("value_num") >= pl.col("min")))
                 & (pl.col("max").is_null() | (pl.col("value_num") <= pl.col("max"))),
@@ -537,8 +560,8 @@ def _one_reject_per_line(rejects: pl.DataFrame) -> pl.DataFrame:
     return folded.select("file", "line", "site_id", "field", reason.alias("reason")).cast(REJECTS_SCHEMA)
 
 
-def _empty_result() -> IntakeResult:
-    return IntakeResult(sites=pl.DataFrame(schema=SITES_SCHEMA), saq=pl.DataFrame(schema=SAQ_SCHEMA),
+def _empty_result(saq_fields: pl.DataFrame) -> IntakeResult:
+    return IntakeResult(sites=pl.DataFrame(schema=SITES_SCHEMA), saq=pl.DataFrame(schema=saq_schema(saq_fields)),
                         controls=pl.DataFrame(schema=CONTROLS_SCHEMA),
                         nonconformities=pl.DataFrame(schema=NC_SCHEMA), rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
 
@@ -564,6 +587,7 @@ class _Reader:
                        None if r["allowed_values"] is None else r["allowed_values"].split("|"))
                       for r in saq_fields.iter_rows(named=True)]
         self.saq_keys = frozenset(s[0] for s in self.specs)
+        self.saq_schema = saq_schema(saq_fields)
 
     @property
     def schemas(self) -> dict[str, pa.DataFrameSchema]:
@@ -620,9 +644,10 @@ class _Reader:
         saq = frames["saq"].join(line_to_site, on="line", how="inner", maintain_order="left")
         ctl = frames["controls"].join(line_to_site, on="line", how="inner", maintain_order="left")
         ncs = frames["audits"].join(line_to_site, on="line", how="inner", maintain_order="left")
+        saq_cols = self.saq_schema
         if exact is None:
             return IntakeResult(
-                sites=sites, saq=saq.select(list(SAQ_SCHEMA)).cast(SAQ_SCHEMA),
+                sites=sites, saq=saq.select(list(saq_cols)).cast(saq_cols),
                 controls=ctl.select("site_id", "control_id").unique(maintain_order=True).cast(CONTROLS_SCHEMA),
                 nonconformities=ncs.select(list(NC_SCHEMA)).cast(NC_SCHEMA),
                 rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
@@ -631,9 +656,9 @@ class _Reader:
         return IntakeResult(
             sites=pl.concat([sites.with_columns(_l=pl.col("source_line")),
                              ex.sites.with_columns(_l=pl.col("source_line"))]).sort("_l", **order).drop("_l"),
-            saq=pl.concat([saq.select("line", *SAQ_SCHEMA).cast(SAQ_SCHEMA),
+            saq=pl.concat([saq.select("line", *saq_cols).cast(saq_cols),
                            ex.saq.join(ex_lines, on="site_id", how="left", maintain_order="left")
-                           .select("line", *SAQ_SCHEMA)]).sort("line", **order).drop("line"),
+                           .select("line", *saq_cols)]).sort("line", **order).drop("line"),
             controls=pl.concat([ctl.select("line", "site_id", "control_id").cast(CONTROLS_SCHEMA),
                                 ex.controls.join(ex_lines, on="site_id", how="left", maintain_order="left")
                                 .select("line", "site_id", "control_id")])
@@ -783,18 +808,18 @@ class _Reader:
             | pl.col("isic_level").is_null()
         )["line"].to_list())
 
-        # SAQ: one column per questionnaire field, typed as a whole, checked in one pass,
-        # then unpivoted to long rows (line order, questionnaire order within a line)
+        # SAQ: one column per questionnaire field, typed as a whole, checked in one pass; kept
+        # wide (site_saq is one row per site), rows of lines with at least one answer
         saq_line, saq_vals = fast["saq_line"], fast["saq_vals"]
         n_fields = len(self.specs)
         cols: dict[str, pl.Series] = {}
         wrong: list[pl.Expr] = []
-        kinds: dict[str, list[str]] = {"value_num": [], "value_bool": [], "value_text": []}
         for k, (field, ftype, lo, hi, allowed) in enumerate(self.specs):
             col = saq_vals[k::n_fields]
             types = set(map(type, col))
             types.discard(_NONE)
             if not types:
+                cols[field] = pl.Series(field, [None] * len(saq_line), dtype=SAQ_DTYPES[ftype])
                 continue
             ok_types = {bool} if ftype == "boolean" else {str} if ftype == "enum" else {int, float}
             if not types <= ok_types:
@@ -805,14 +830,11 @@ class _Reader:
             v = pl.col(field)
             if ftype == "boolean":
                 cols[field] = pl.Series(field, col, dtype=pl.Boolean)
-                kinds["value_bool"].append(field)
             elif ftype == "enum":
                 cols[field] = pl.Series(field, col, dtype=pl.Utf8)
-                kinds["value_text"].append(field)
                 wrong.append(~v.is_in(allowed or []))
             else:
                 cols[field] = pl.Series(field, col, dtype=pl.Float64, strict=False)
-                kinds["value_num"].append(field)
                 # finite, and in the range where orjson and json.dumps print a float alike
                 w = ~v.is_finite() | ~((v == 0) | ((v.abs() >= 1e-4) & (v.abs() < 1e15)))
                 if lo is not None:
@@ -825,20 +847,12 @@ class _Reader:
         wide = pl.DataFrame([pl.Series("line", saq_line, dtype=pl.Int64), *cols.values()])
         if wrong:
             bad.update(wide.filter(pl.any_horizontal([w.fill_null(False) for w in wrong]))["line"].to_list())
-        # long rows in line order: stack the fields (field-major), then gather row-major
-        # (an index computed with numpy, cheaper than sorting the million-row result)
-        value_cols = {"value_num": pl.Float64, "value_bool": pl.Boolean, "value_text": pl.Utf8}
-        per_field = [wide.select("line", pl.lit(field, pl.Utf8).alias("field"),
-                                 *((pl.col(field) if field in kinds[name] else pl.lit(None, dtype)).alias(name)
-                                   for name, dtype in value_cols.items()))
-                     for field in cols]
-        if per_field:
-            n, m = wide.height, len(per_field)
-            row_major = (np.arange(m)[None, :] * n + np.arange(n)[:, None]).ravel()
-            saq = (pl.concat(per_field, rechunk=True)[row_major]
-                   .filter(pl.any_horizontal(pl.col(name).is_not_null() for name in value_cols)))
-        else:
-            saq = pl.DataFrame(schema={"line": pl.Int64, "field": pl.Utf8, **value_cols})
+        # integers were checked as doubles (whole, |x| < 1e15 on this path): now BIGINT; a bad
+        # line's value that does not fit becomes null, and the line goes to the exact path anyway
+        saq = wide.with_columns(pl.col(spec[0]).cast(pl.Int64, strict=False)
+                                for spec in self.specs if spec[1] == "integer")
+        if self.specs:
+            saq = saq.filter(pl.any_horizontal(pl.col(spec[0]).is_not_null() for spec in self.specs))
 
         # controls: strings from the catalogue
         ctls = fast["ctls"]
@@ -917,7 +931,8 @@ def read_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, con
     definition (default rules/saq_fields.csv). Holds the whole result in memory: for big
     files use `iter_sites_jsonl` (store.ingest does)."""
     parts = list(iter_sites_jsonl(path, countries=countries, isic=isic, controls=controls,
-                                  saq_fields=saq_fields, chunk_lines=chunk_lines)) or [_empty_result()]
+                                  saq_fields=saq_fields, chunk_lines=chunk_lines)) \
+        or [_empty_result(saq_fields if saq_fields is not None else load_saq_fields())]
     if len(parts) == 1:
         return parts[0]
     return IntakeResult(*(pl.concat([getattr(p, name) for p in parts])
@@ -953,8 +968,8 @@ def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic
         pl.when(pl.col("isic_level") == "class").then(pl.col("isic_code")).alias("isic_class"),
         pl.lit(file_name).alias("source_file"), pl.col("line").alias("source_line"), "content_hash",
     ).cast(SITES_SCHEMA)
-    saq_out = (frames["saq"].join(line_to_site, on="line", how="inner")
-               .select(list(SAQ_SCHEMA)).cast(SAQ_SCHEMA))
+    saq_out = _wide_saq(frames["saq"].join(line_to_site, on="line", how="inner"), saq_fields, "site_id") \
+        .select(list(saq_schema(saq_fields)))
     ctl_out = (frames["controls"].join(line_to_site, on="line", how="inner")
                .select("site_id", "control_id").unique(maintain_order=True).cast(CONTROLS_SCHEMA))
     nc_out = (frames["audits"].join(line_to_site, on="line", how="inner")

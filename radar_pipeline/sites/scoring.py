@@ -1,15 +1,23 @@
 """Site scoring (METHODOLOGY §6–§9) over DuckDB tables; the SQL lives in sql/sites/.
 
-Tables read: sites, site_saq, site_controls, site_nonconformities (latest state),
-inherent_risk_overall, isic, and the rule tables saq_factors / controls_catalogue
-that `load_rules` creates from the CSVs in radar_pipeline/rules/.
+Tables read: sites, site_saq (one row per site, one typed column per question of
+rules/saq_fields.csv: radar_pipeline/sites/saq_table.py), site_controls,
+site_nonconformities (latest state), inherent_risk_overall, isic, and the rule tables
+saq_factors / controls_catalogue that `load_rules` creates from the CSVs in
+radar_pipeline/rules/.
 
-`score_sites` and `factor_rows` only read: they fill the temp table score_scope,
-create the per-site parts as temp views (site_factor_answers: one row per answered
-site/factor; site_factor_points / site_control_points: the site x factor / site x
-control grids, computed only when read) and materialise the scores as the temp table
-scored_sites (not site_scores, the warehouse table the scores are published to) on
-the caller's connection.
+`score_sites` and `factor_rows` only read: they fill the temp table score_scope, resolve the
+factor bands (sql/sites/saq_bands.sql, a few dozen rows) and create the per-site parts as temp
+views. Three of them read site_saq's columns and are rendered here from the bands and the
+control catalogue, because DuckDB cannot address a column by a name held in a row:
+site_answer_points (one row per site with a questionnaire, one column per factor: the points
+of its answer, null when unanswered), site_answer_bands (the same with the band and the
+answer text, for the explanation rows) and site_control_conditions (one column per
+conditional control: its points where it applies). They are evaluated row-wise on one row per site,
+where a long layout needed ~27 rows per site and hash joins over all of them. The rest is SQL
+(site_conditional_controls, site_factor_points, site_control_points: computed only when
+read) and the scores are materialised as the temp table scored_sites (not site_scores, the
+warehouse table the scores are published to) on the caller's connection.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import polars as pl
 
 from radar_pipeline import rule_sql
 from radar_pipeline.settings import SQL_DIR, rules_dir
+from radar_pipeline.sites import saq_table
 
 SITES_SQL = SQL_DIR / "sites"
 LEVEL_POINTS = {1: 1, 2: 2, 3: 3, 4: 7}  # §7 control level -> points
@@ -132,14 +141,152 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
         rule_sql.create_from_frame(con, "score_scope", scope, temp=True)
     _load_overrides(con, overrides)
     rule_sql.install(con)  # round_score, score_category and score_categories (sql/sites/score_rules.sql)
-    # The per-site parts are views: the scores read only the sparse answered factors, and the
-    # site x factor / site x control grids are computed only when the explanation rows (or a
-    # caller) read them. Table names are constants; values only travel as bound parameters.
-    for view in ("site_factor_answers", "site_conditional_controls", "site_factor_points",
-                 "site_control_points"):
+    # The per-site parts are views: the scores read one row per site, and the site x factor /
+    # site x control grids are computed only when the explanation rows (or a caller) read them.
+    con.execute("create or replace temp table saq_bands as " + _sql("saq_bands"))
+    for view, sql in answer_views(con).items():
+        con.execute(f"create or replace temp view {view} as {sql}")
+    for view in ("site_conditional_controls", "site_factor_points", "site_control_points"):
         con.execute(f"create or replace temp view {view} as " + _sql(view))
     con.execute("create or replace temp table scored_sites as " + _sql("site_scores"),
                 {"edition": edition, "methodology_version": methodology_version})
+
+
+# ---------------------------------------------------------------- views over site_saq's columns
+
+_NUMERIC = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
+            "UTINYINT", "DOUBLE", "FLOAT", "REAL"}
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _double(x: float) -> str:
+    # repr() of a float reads back as the same double
+    return "'infinity'::double" if x == float("inf") else "'-infinity'::double" if x == float("-inf") \
+        else f"{x!r}::double"
+
+
+def _in_band(x: str, band: dict) -> str:
+    """lo <= x < hi, leaving out an infinite bound (saq_bands: every numeric band half-open)."""
+    tests = ([f"{x} >= {_double(band['lo'])}"] if band["lo"] != float("-inf") else []) \
+        + ([f"{x} < {_double(band['hi'])}"] if band["hi"] != float("inf") else [])
+    return " and ".join(tests) or "true"
+
+
+def _factor_case(bands: list[dict], types: dict[str, str], then) -> str:
+    """One factor's answer -> then(band) for the band it falls in, then(None) for an answer in
+    no band (level none, 0 points), null when unanswered — as sql/sites/saq_bands.sql describes:
+    a yes/no answer reads the factor's boolean bands, a choice its enum bands, a number its
+    number bands; a ratio factor needs both shares (numbers) and reads its ratio bands when the
+    denominator share is > 0 (the ratio rounded to 9 decimals, so 45/15 lands on an edge) and
+    its ratio_zero_denominator bands (the numerator share) when it is 0."""
+    field, den = bands[0]["field"], bands[0]["denominator_field"]
+    bands = [b for b in bands if b["kind"] is not None]
+    of_kind = lambda kind: [b for b in bands if b["kind"] == kind]  # noqa: E731
+    none = then(None)
+    col = _ident(field)
+    ftype = types.get(field)
+    if den is not None:
+        if ftype not in _NUMERIC or types.get(den) not in _NUMERIC:
+            return "null"  # a ratio reads two numeric answers: anything else is never answered
+        num, dcol = f"{col}::double", f"{_ident(den)}::double"
+        ratio = f"round({num} / {dcol}, 9)"
+        on_ratio = "".join(f" when {_in_band(ratio, b)} then {then(b)}" for b in of_kind("ratio"))
+        on_zero = "".join(f" when {_in_band(num, b)} then {then(b)}" for b in of_kind("ratio_zero_denominator"))
+        return (f"case when {col} is null or {_ident(den)} is null then null"
+                f" when {dcol} > 0 then (case{on_ratio} else {none} end)"
+                f" when {dcol} = 0 then (case{on_zero} else {none} end) else {none} end")
+    if ftype is None:
+        return "null"  # no such column: never answered
+    if ftype == "BOOLEAN":
+        yes = next((then(b) for b in of_kind("boolean") if b["match_text"] == "true"), none)
+        no = next((then(b) for b in of_kind("boolean") if b["match_text"] == "false"), none)
+        return f"case when {col} then {yes} when not {col} then {no} end"
+    if ftype in _NUMERIC:
+        whens = "".join(f" when {_in_band(col + '::double', b)} then {then(b)}" for b in of_kind("number"))
+    else:
+        whens = "".join(f" when {col} = {_text(b['match_text'])} then {then(b)}" for b in of_kind("enum"))
+    return f"case when {col} is null then null{whens} else {none} end"
+
+
+def _answer_text(bands: list[dict], types: dict[str, str]) -> str:
+    """The answer as the explanation rows show it: a number as a double (1250.0), yes/no as
+    true/false, a choice as given; a ratio factor as `field=w, denominator=d (ratio r)`."""
+    field, den = bands[0]["field"], bands[0]["denominator_field"]
+    ftype = types.get(field)
+
+    def shown(name: str, kind: str | None) -> str:
+        return f"{_ident(name)}::double::varchar" if kind in _NUMERIC else f"{_ident(name)}::varchar"
+
+    if ftype is None:
+        return "null::varchar"
+    if den is not None:
+        if ftype not in _NUMERIC or types.get(den) not in _NUMERIC:
+            return "null::varchar"
+        ratio = f"round({_ident(field)}::double / {_ident(den)}::double, 9)"
+        return (f"{_text(field + '=')} || {shown(field, ftype)} || {_text(', ' + den + '=')} || "
+                f"{shown(den, types[den])} || coalesce(' (ratio ' || round(case when {_ident(den)} > 0 then "
+                f"{ratio} end, 3)::varchar || ')', '')")
+    return shown(field, ftype)
+
+
+def _condition(control: dict, types: dict[str, str]) -> str:
+    """The control's points where the site's answer passes its condition (§7), null otherwise
+    (an unanswered condition leaves the control out)."""
+    field, test, value = control["applies_when_field"], control["applies_when_test"], control["applies_when_value"]
+    ftype = types.get(field)
+    if ftype is None or ftype in _NUMERIC:
+        return "null::double"  # only yes/no and choice answers are conditions (read_controls)
+    answer = f"lower({_ident(field)}::varchar)" if ftype == "BOOLEAN" else _ident(field)
+    op = {"is": "=", "is_not": "<>"}[test]
+    return f"case when {answer} {op} {_text(value)} then {_double(control['points'])} end"
+
+
+def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """SELECTs of the temp views site_answer_points, site_answer_bands and site_control_conditions
+    over site_saq for the sites in score_scope, rendered from the temp table saq_bands and the
+    controls_catalogue (see the module docstring). Names are quoted, values are SQL literals."""
+    types = saq_table.table_columns(con)
+    if not types:
+        raise RuntimeError("no site_saq table: open the warehouse for writing once (radar_pipeline.warehouse."
+                           "connect creates it from rules/saq_fields.csv)")
+    if "field" in types and "value_num" in types:
+        raise RuntimeError("site_saq is still in the long layout of earlier versions: open the warehouse for "
+                           "writing once (e.g. `radar sites ingest` or `radar refresh`) to convert it")
+    by_factor: dict[int, list[dict]] = {}
+    for band in con.sql("select * from saq_bands order by factor_id, band_id").pl().iter_rows(named=True):
+        by_factor.setdefault(band["factor_id"], []).append(band)
+    def band_points(band: dict | None) -> str:
+        return _double(band["points"]) if band else "0::double"
+
+    def band_id(band: dict | None) -> str:
+        return str(band["band_id"]) if band else "0"
+
+    points, explained = [], []
+    for factor_id, bands in by_factor.items():
+        name = _ident(bands[0]["factor"])
+        points.append(f"({_factor_case(bands, types, band_points)}) as {name}")
+        band = _factor_case(bands, types, band_id)
+        explained.append(f"{{'factor_id': {factor_id}, 'band_id': ({band}), "
+                         f"'answer': {_answer_text(bands, types)}}} as {name}")
+    conditions = [f"{_condition(c, types)} as {_ident(c['control_id'])}" for c in con.sql(
+        "select control_id, points, applies_when_field, applies_when_test, applies_when_value from controls_catalogue "
+        "where applies_when_field is not null order by control_id").pl().iter_rows(named=True)]
+    # UNPIVOT needs a column: a catalogue without conditional controls gets one that is never true
+    conditions = conditions or ["null::double as _no_conditional_control"]
+    scoped = "from site_saq as q inner join score_scope as sc using (site_id)"
+
+    def select(cols: list[str]) -> str:
+        return "select sc.site_key" + "".join(f",\n    {c}" for c in cols) + f"\n{scoped}"
+
+    return {"site_answer_points": select(points), "site_answer_bands": select(explained),
+            "site_control_conditions": select(conditions)}
 
 
 def _load_overrides(con: duckdb.DuckDBPyConnection, overrides: pl.DataFrame | None) -> None:

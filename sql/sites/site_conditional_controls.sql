@@ -7,47 +7,20 @@
 -- put controls the site may not need into its denominator. Controls without a condition
 -- apply everywhere and have no row here (site_scores adds them once, for every site).
 -- Read by site_scores (available / achieved points) and site_control_points (explanation grid).
--- Tables: score_scope, site_saq, controls_catalogue. No parameters.
+-- Tables: the view site_control_conditions (one row per site in scope with a questionnaire,
+-- one column per conditional control: its points where its condition passes, else null;
+-- rendered by scoring.py from controls_catalogue). No parameters.
 with
 
-scope as (
-    select site_key, site_id from score_scope
-),
-
 conditions as (
-    select
-        control_id,
-        points,
-        applies_when_field as field,
-        applies_when_test as test,
-        applies_when_value as value
-    from controls_catalogue
-    where applies_when_field is not null
+    select * from site_control_conditions
 ),
 
--- the answer as text: yes/no questions as 'true' / 'false', choices as given
-answers as (
-    select
-        sc.site_key,
-        q.field,
-        coalesce(q.value_text, lower(q.value_bool::varchar)) as answer
-    from site_saq as q
-    inner join scope as sc using (site_id)
-    where q.field in (select field from conditions)
-),
-
+-- UNPIVOT leaves out the nulls: one row per control that applies
 final as (
-    select
-        a.site_key,
-        k.control_id,
-        k.points
-    from answers as a
-    inner join conditions as k using (field)
-    where a.answer is not null
-        and case k.test
-            when 'is' then a.answer = k.value
-            when 'is_not' then a.answer <> k.value
-        end
+    unpivot conditions
+    on columns(* exclude (site_key))
+    into name control_id value points
 )
 
-select * from final
+select site_key, control_id, points from final

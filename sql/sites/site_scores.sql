@@ -1,14 +1,17 @@
 -- One row per site in scope: combined overall site risk (METHODOLOGY §6, §7, §8, §9).
 -- Parameters: $edition (inherent-risk edition), $methodology_version (stamped on rows).
 -- Tables: score_scope (site_key: an integer per distinct site_id, carried through every
--- join and group by below instead of the text id), sites, site_saq, site_controls (one row per
+-- join and group by below instead of the text id), sites, site_controls (one row per
 -- claimed site/control: the intake de-duplicates), site_nonconformities, saq_factors,
 -- controls_catalogue, isic, inherent_risk_overall, site_overrides_in_force (site_id, category,
--- reason, author: at most one per site, §8b), and the views site_factor_answers (sparse
--- answered factors for the same scope) and site_conditional_controls (conditional controls
--- that apply, §7). Macros round_score and score_category: sql/sites/score_rules.sql (the one
--- home of the rounding and category rules). Per-site sums come straight from the sparse inputs:
--- the site x factor / site x control grids are built only for the explanation rows.
+-- reason, author: at most one per site, §8b), and the views site_answer_points (one row per
+-- site in scope with a questionnaire — a site_saq row —, one column per SAQ factor: the
+-- points of the band its answer falls in, null when unanswered; rendered by scoring.py from
+-- sql/sites/saq_bands.sql) and site_conditional_controls (conditional controls that apply, §7).
+-- Macros round_score and score_category: sql/sites/score_rules.sql (the one home of the
+-- rounding and category rules). Per-site sums come straight from one row per site
+-- and the sparse control inputs: the site x factor / site x control grids are built only for
+-- the explanation rows.
 with
 
 scope as (
@@ -21,8 +24,11 @@ sites_in_scope as (
     inner join scope as sc using (site_id)
 ),
 
-factor_answers as (
-    select site_key, points from site_factor_answers
+-- one list per site: every factor's points, null where unanswered (the view's columns are
+-- the factors, whatever saq_factors.csv lists)
+answer_points as (
+    select site_key, list_value(*columns(* exclude (site_key))) as points
+    from site_answer_points
 ),
 
 catalogue as (
@@ -31,7 +37,14 @@ catalogue as (
 ),
 
 conditional as (
-    select site_key, control_id, points from site_conditional_controls
+    select site_key, control_id from site_conditional_controls
+),
+
+-- one row per site with a questionnaire, one column per conditional control: its points where
+-- it applies, else null (rendered by scoring.py from controls_catalogue)
+condition_points as (
+    select site_key, list_value(*columns(* exclude (site_key))) as points
+    from site_control_conditions
 ),
 
 overrides as (
@@ -105,16 +118,11 @@ site_sector as (
     left join isic as x on x.code = s.isic_code
 ),
 
--- raw points = sum over answered factors of their band's points; unanswered = factors - answered
+-- raw points = sum over answered factors of their band's points; unanswered = factors - answered.
+-- One row per site with a questionnaire: "no self-assessment" = no row (no site_saq row)
 characteristics as (
-    select site_key, sum(points) as raw_points, count(*) as n_answered
-    from factor_answers
-    group by site_key
-),
-
--- "no self-assessment" = not one SAQ answer stored for the site
-has_saq as (
-    select sc.site_key from scope as sc semi join site_saq using (site_id)
+    select site_key, list_sum(points) as raw_points, list_count(points) as n_answered
+    from answer_points
 ),
 
 -- §7, as in site_control_points: a control applies when it has no condition, or the site's
@@ -125,32 +133,46 @@ always_available as (
 ),
 
 conditional_available as (
-    select site_key, sum(points) as points
-    from conditional
-    group by site_key
+    select site_key, coalesce(list_sum(points), 0) as points
+    from condition_points
 ),
 
 -- achieved: claimed controls that apply (a claimed control outside the catalogue, or one
--- that does not apply, earns nothing)
-achieved as (
+-- that does not apply, earns nothing). Claims of unconditional controls are summed per site_id
+-- before the join to scope (one row per site instead of one per claim, ~8 per site); claims
+-- of conditional controls also need the site's applicability (conditional).
+achieved_always as (
+    select sc.site_key, a.points
+    from (
+        select c.site_id, sum(k.points) as points
+        from site_controls as c
+        inner join catalogue as k using (control_id)
+        where k.applies_when_field is null
+        group by c.site_id
+    ) as a
+    inner join scope as sc using (site_id)
+),
+
+achieved_conditional as (
     select sc.site_key, sum(k.points) as points
     from site_controls as c
-    inner join scope as sc using (site_id)
     inner join catalogue as k using (control_id)
-    left join conditional as y on y.site_key = sc.site_key and y.control_id = k.control_id
-    where k.applies_when_field is null or y.control_id is not null
+    inner join scope as sc using (site_id)
+    semi join conditional as y on y.site_key = sc.site_key and y.control_id = c.control_id
+    where k.applies_when_field is not null
     group by sc.site_key
 ),
 
 controls as (
     select
         s.site_key,
-        coalesce(ac.points, 0)::double as achieved_points,
+        (coalesce(aa.points, 0) + coalesce(ac.points, 0))::double as achieved_points,
         (al.points + coalesce(ca.points, 0))::double as available_points
     from scope as s
     cross join always_available as al
     left join conditional_available as ca using (site_key)
-    left join achieved as ac using (site_key)
+    left join achieved_always as aa using (site_key)
+    left join achieved_conditional as ac using (site_key)
 ),
 
 -- §8.2 audit state: open findings only (site_nonconformities holds the latest state)
@@ -178,14 +200,14 @@ assembled as (
         i.environment,
         i.missing_topics,
         i.inherent_confidence,
-        h.site_key is null as inherent_only,
+        ch.site_key is null as inherent_only,
         coalesce(ch.raw_points, 0) as raw_points,
         t.total_available,
         t.n_factors - coalesce(ch.n_answered, 0) as n_unanswered,
         -- §8a: answered factors / all factors; 0 without an SAQ (no answers at all)
         coalesce(ch.n_answered, 0) / t.n_factors as saq_completeness,
         -- §6: 1 + 9 * min(1, raw / (0.45 * total)); not used (null) when there is no SAQ
-        case when h.site_key is not null
+        case when ch.site_key is not null
             then 1 + 9 * least(1.0, coalesce(ch.raw_points, 0) / (0.45 * t.total_available))
         end as site_characteristics,
         -- §7: 5 * achieved / available; null when no control applies (nothing to reduce on)
@@ -198,7 +220,6 @@ assembled as (
     from sites_in_scope as s
     cross join total_available as t
     left join site_inherent as i using (site_key)
-    left join has_saq as h using (site_key)
     left join characteristics as ch using (site_key)
     left join controls as ct using (site_key)
     left join audit_state as a using (site_key)

@@ -3,10 +3,6 @@
 -- from that declaration by radar_pipeline/warehouse.py before this file runs
 -- (`python -m radar_pipeline.metadata` prints that DDL).
 
-create table if not exists site_saq (
-    site_id varchar not null,
-    field varchar not null,
-    value_num double,
-    value_bool boolean,
-    value_text varchar
-);
+-- site_saq (one row per site, one typed column per question of rules/saq_fields.csv) is created
+-- from that CSV by radar_pipeline/sites/saq_table.py (ensure), which also converts the long
+-- table of earlier versions.
