@@ -56,7 +56,7 @@ defs = dg.Definitions(
     assets=[*reference_assets, *edition_assets, sites.site_register, sites.site_scores,
             *pictures.picture_assets, *publish.assets],
     asset_checks=asset_checks,
-    jobs=[refresh_edition_job, sites.score_sites_job, *publish.jobs],
+    jobs=[refresh_edition_job, sites.score_sites_job, sites.score_and_publish_job, *publish.jobs],
     schedules=[automation.build_annual_schedule(refresh_edition_job)],
     sensors=[sites.site_inbox_sensor, *publish.sensors, automation.automation_sensor,
              automation.build_vintage_sensor(refresh_edition_job)],

@@ -9,6 +9,7 @@ request ranges, never one run per site.
 import contextlib
 import json
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,6 +104,19 @@ score_sites_job = dg.define_asset_job(
     "score_sites", selection=[site_scores], executor_def=dg.in_process_executor,
     description="Score a range of site partitions in one run (the UI's backfill uses the same policy).")
 
+# What the inbox sensor launches: the scores AND the BI snapshot in one run. Publishing through
+# the automation sensor instead costs a second hop (its tick wait + a second run process start,
+# ~20 s of a 2000-site inbox -> published latency). The publish step is skipped when scoring
+# fails; the publish asset's automation condition does not fire again after this run (publish
+# is updated after site_scores, which resets its "since last handled").
+# Selected by key: the publish assets import this module.
+score_and_publish_job = dg.define_asset_job(
+    "score_and_publish", selection=dg.AssetSelection.assets("site_scores", "publish"),
+    executor_def=dg.in_process_executor,
+    description="Score the inbox's new/changed sites (one run for the range) and publish the BI snapshot "
+                "right after, in the same run (what site_inbox_sensor launches).")
+SCORING_JOBS = (score_sites_job.name, score_and_publish_job.name)
+
 
 def inbox_dir() -> Path:
     return Path(os.environ.get("RADAR_SITES_INBOX", "data/inbox"))
@@ -114,7 +128,8 @@ RESCORE_CHUNK = int(os.environ.get("RADAR_RESCORE_CHUNK", "50000"))
 
 
 def range_request(keys_in_order: list[str], wanted: set[str], edition: int = 0,
-                  run_key: str | None = None, only_stale: bool = False) -> dg.RunRequest | None:
+                  run_key: str | None = None, only_stale: bool = False,
+                  job_name: str = "score_sites") -> dg.RunRequest | None:
     """One RunRequest covering every wanted key: Dagster runs take a contiguous
     partition range, so this is the smallest range that holds them (with only_stale the
     sites in between are left alone; without, they are rescored idempotently)."""
@@ -122,41 +137,68 @@ def range_request(keys_in_order: list[str], wanted: set[str], edition: int = 0,
     if not positions:
         return None
     return dg.RunRequest(
-        run_key=run_key, job_name="score_sites",
+        run_key=run_key, job_name=job_name,
         run_config={"ops": {"site_scores": {"config": {"edition": edition, "only_stale": only_stale}}}},
         tags={RANGE_START: keys_in_order[positions[0]], RANGE_END: keys_in_order[positions[-1]]})
 
 
 def range_requests(keys_in_order: list[str], wanted: set[str], edition: int = 0, only_stale: bool = False,
-                   chunk: int | None = None, run_key_prefix: str | None = None) -> list[dg.RunRequest]:
+                   chunk: int | None = None, run_key_prefix: str | None = None,
+                   last_job: str = "score_sites") -> list[dg.RunRequest]:
     """Range requests of at most `chunk` (RADAR_RESCORE_CHUNK) wanted keys each, in partition
-    order: a run over any number of sites stays within what the instance handles per run."""
+    order: a run over any number of sites stays within what the instance handles per run.
+    The last one runs `last_job` (the inbox sensor: score_and_publish, so a file is published
+    once, not once per chunk; a chunk that finishes after it is published by automation)."""
     chunk = chunk or RESCORE_CHUNK
     ordered = [k for k in keys_in_order if k in wanted]
     groups = [ordered[i:i + chunk] for i in range(0, len(ordered), chunk)]
     requests = []
     for n, group in enumerate(groups):
         request = range_request(group, set(group), edition=edition, only_stale=only_stale,
-                                run_key=f"{run_key_prefix}-{n}" if run_key_prefix else None)
+                                run_key=f"{run_key_prefix}-{n}" if run_key_prefix else None,
+                                job_name=last_job if n == len(groups) - 1 else "score_sites")
         if request:
             requests.append(request)
     return requests
 
 
-@dg.sensor(job=score_sites_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+# Inbox -> published within 30 s (issue 12) leaves little for the tick wait: a tick every 5 s.
+# A tick with nothing new only lists the inbox and asks the run storage one indexed question
+# (no warehouse connection, so it never competes for the DuckDB write lock).
+INBOX_TICK_SECONDS = int(os.environ.get("RADAR_INBOX_TICK_SECONDS", "5"))
+# ... and looks for stored-but-unscored sites (a killed intake) at most this often
+RESUME_CHECK_SECONDS = 60
+
+
+def _read_cursor(cursor: str | None) -> tuple[dict[str, str], float]:
+    """(file name -> size:mtime seen, time of the last unscored-sites check). Before the resume
+    check had a cadence the cursor was the file map alone: read as such (checked 'never')."""
+    data = json.loads(cursor) if cursor else {}
+    if isinstance(data.get("files"), dict):
+        return data["files"], float(data.get("resume_checked_at", 0))
+    return data, 0.0
+
+
+@dg.sensor(jobs=[score_sites_job, score_and_publish_job], minimum_interval_seconds=INBOX_TICK_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING,
            description="Watches RADAR_SITES_INBOX for new or changed *.jsonl files: validates every line, "
                        "stores valid sites (rejects with reasons in site_rejects), registers new site "
-                       "partitions and requests ONE scoring run for the new/changed sites.")
+                       "partitions and requests ONE run that scores the new/changed sites and publishes "
+                       "the BI snapshot.")
 def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    seen, resume_checked_at = _read_cursor(context.cursor)
     inbox = inbox_dir()
     files = sorted(p for p in inbox.glob("*.jsonl") if p.is_file()) if inbox.is_dir() else []
     pending = [p for p in files if seen.get(p.name) != _stat_key(p)]
     # sites stored but never scored (a tick or a `radar sites ingest` killed between storing and
-    # scoring) are looked for whenever no scoring run is queued or running
+    # scoring) are looked for when no scoring run is queued or running, with every new file and
+    # otherwise every RESUME_CHECK_SECONDS
     busy = _scoring_in_progress(context.instance)
     if not pending and busy:
         return dg.SkipReason(f"no new or changed files in {inbox}; a scoring run is in progress")
+    now = time.time()
+    if not pending and now - resume_checked_at < RESUME_CHECK_SECONDS:
+        return dg.SkipReason(f"no new or changed files in {inbox}")
     to_score: list[str] = []
     events = []
     with contextlib.ExitStack() as stack:
@@ -184,6 +226,7 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
                           "changed": len(summary.changed), "unchanged": summary.unchanged,
                           "rejected": summary.rejected}))
         if not busy:
+            resume_checked_at = now
             try:
                 just_stored = set(to_score)
                 store.latest_edition(con)  # raises when no edition is refreshed yet
@@ -196,8 +239,10 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
                 context.log.warning(f"{len(resumed)} site(s) stored earlier but not scored for their current "
                                     f"content (an interrupted intake or run): requesting their scoring")
                 to_score.extend(resumed)
+    cursor = json.dumps({"files": seen, "resume_checked_at": resume_checked_at})
     if not to_score and not events:
-        return dg.SkipReason(f"no new or changed files in {inbox} and no unscored sites")
+        return dg.SensorResult(skip_reason=f"no new or changed files in {inbox} and no unscored sites",
+                               cursor=cursor)
     known = context.instance.get_dynamic_partitions(sites_partitions.name)
     known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
     new_keys = [k for k in dict.fromkeys(to_score) if k not in known_set]
@@ -208,10 +253,10 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
     if warning:
         context.log.warning(warning)
     return dg.SensorResult(
-        run_requests=range_requests(order, set(to_score), only_stale=True),
+        run_requests=range_requests(order, set(to_score), only_stale=True, last_job=score_and_publish_job.name),
         dynamic_partitions_requests=[sites_partitions.build_add_request(new_keys[i:i + PARTITION_CHUNK])
                                      for i in range(0, len(new_keys), PARTITION_CHUNK)],
-        asset_events=events, cursor=json.dumps(seen))
+        asset_events=events, cursor=cursor)
 
 
 def _stat_key(path: Path) -> str:
@@ -227,8 +272,8 @@ _UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.D
 
 
 def _scoring_in_progress(instance: dg.DagsterInstance) -> bool:
-    return bool(instance.get_run_ids(filters=dg.RunsFilter(job_name=score_sites_job.name,
-                                                            statuses=_UNFINISHED), limit=1))
+    return any(instance.get_run_ids(filters=dg.RunsFilter(job_name=job, statuses=_UNFINISHED), limit=1)
+               for job in SCORING_JOBS)
 
 
 site_register = dg.AssetSpec(
