@@ -181,6 +181,9 @@ def test_declarations_are_consistent():
     for tables in (WAREHOUSE, PUBLISHED):
         for table in tables.values():
             table.fields()  # raises on a duplicated column or a key naming no column
+            assert table.description, table.name
+            # the Dagster UI and the data dictionary show every column's description
+            assert [f.name for f in table.fields() if not f.description] == [], table.name
     with pytest.raises(ValueError, match="declared twice"):
         Table("t", "d", [F["iso3"], F["iso3"]]).fields()
     with pytest.raises(ValueError, match="unknown columns"):
