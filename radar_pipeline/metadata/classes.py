@@ -17,7 +17,7 @@ failure names the column and value instead of aborting an INSERT).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 # DuckDB type (as written in the DDL) -> polars dtype for pandera. The DuckDB name upper-cased
 # is what information_schema.columns.data_type reports, which the Dagster metadata shows.
@@ -85,8 +85,6 @@ class Table:
     # null until their slice is rebuilt)
     added_later: tuple[str, ...] = ()
     view_sql: str | None = None     # a view: its SELECT (the columns describe its output)
-    note: str = ""                  # a SQL comment put above the DDL (why the table is shaped so)
-    extra: dict = field(default_factory=dict)
 
     def fields(self) -> list[Field]:
         cols = list(self.columns() if callable(self.columns) else self.columns)
@@ -98,9 +96,6 @@ class Table:
         if unknown:
             raise ValueError(f"table {self.name}: primary key / added_later name unknown columns {unknown}")
         return cols
-
-    def field(self, name: str) -> Field:
-        return next(f for f in self.fields() if f.name == name)
 
     @property
     def column_names(self) -> list[str]:
@@ -116,18 +111,16 @@ class Table:
         exists = " if not exists" if if_not_exists else ""
         head = ""
         if comments:
-            head = "".join(f"-- {line}\n" for line in (self.description, *self.note.splitlines()) if line)
+            head = f"-- {self.description}\n" if self.description else ""
         if self.view_sql is not None:
             return f"{head}create view{exists} {name} as\n{self.view_sql.strip()};\n"
         fields = self.fields()
-        lines = []
-        for f in fields:
-            not_null = " not null" if (not f.nullable or f.name in self.primary_key) else ""
-            comment = f"  -- {f.description}" if comments and f.description else ""
-            lines.append(f"    {f.name} {f.type}{not_null}{{sep}}{comment}")
+        entries = [(f"{f.name} {f.type}" + (" not null" if not f.nullable or f.name in self.primary_key else ""),
+                    f.description) for f in fields]
         if keys and self.primary_key:
-            lines.append(f"    primary key ({', '.join(self.primary_key)}){{sep}}")
-        body = "\n".join(line.replace("{sep}", "," if i < len(lines) - 1 else "") for i, line in enumerate(lines))
+            entries.append((f"primary key ({', '.join(self.primary_key)})", ""))
+        body = "\n".join(f"    {text}{',' if i < len(entries) - 1 else ''}"
+                         + (f"  -- {desc}" if comments and desc else "") for i, (text, desc) in enumerate(entries))
         out = f"{head}create table{exists} {name} (\n{body}\n);\n"
         types = {f.name: f.type for f in fields}
         out += "".join(f"alter table {name} add column if not exists {c} {types[c]};\n" for c in self.added_later)
