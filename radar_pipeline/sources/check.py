@@ -36,7 +36,14 @@ from urllib.parse import quote
 
 import polars as pl
 
-from radar_pipeline.sources.toolkit import FlagsAggregates, LandedFile, SourceError, load_indicator_specs, specs_for
+from radar_pipeline.sources.toolkit import (
+    FlagsAggregates,
+    LandedFile,
+    ListsSummary,
+    SourceError,
+    load_indicator_specs,
+    specs_for,
+)
 from radar_pipeline.sources.toolkit.fetch import (
     CatalogueEntry,
     HttpClient,
@@ -45,9 +52,6 @@ from radar_pipeline.sources.toolkit.fetch import (
     load_catalogue,
     mirror_files,
 )
-
-# Sources whose files are not indicator observations: (what to call, how to summarise).
-REFERENCE = ("un_m49", "unsd_isic", "ilab_list_of_goods", "eu_cahra")
 
 
 @dataclass
@@ -87,27 +91,12 @@ def summarise(source: str, vintage: str, files: list[LandedFile], universe: set[
     `aggregates`: World Bank aggregate codes flagged by other vintages' metadata."""
     from radar_pipeline.sources import registry
 
-    if source == "un_m49":
-        return f"{len(_universe(files[-1].path) or ())} countries/areas"
-    if source == "unsd_isic":
-        from radar_pipeline.sources.reference import unsd_isic
-
-        df = unsd_isic.parse_isic(files[-1].path)
-        return f"{df.height} codes, {df.filter(pl.col('level') == 'class').height} classes"
-    if source == "ilab_list_of_goods":
-        from radar_pipeline.sources.adapters import ilab_list_of_goods
-
-        df = ilab_list_of_goods.parse_goods(files)
-        return f"{df.height} good-country rows, {df['good'].n_unique()} goods, {df['iso3'].n_unique()} countries"
-    if source == "eu_cahra":
-        from radar_pipeline.sources.adapters import eu_cahra
-
-        df = eu_cahra.parse_cahra(files)
-        return f"{df.height} countries listed ({int(df['whole_country'].sum())} whole-country)"
+    mod = registry.adapter(source)
+    if isinstance(mod, ListsSummary):
+        return mod.summary(files)
     specs = specs_for(source, vintage) if source != "user" else list(load_indicator_specs())
     if not specs:
         raise SourceError(source, f"no indicator in rules/indicators.csv applies to vintage {vintage!r}")
-    mod = registry.adapter(source)
     if isinstance(mod, FlagsAggregates) and all(f.name.startswith("Metadata_") for f in files):
         # a folder holding only the bulk download's country metadata (how aggregates are flagged)
         return f"metadata only: {len(mod.aggregate_codes(files))} aggregate codes flagged for every vintage"
@@ -230,7 +219,7 @@ def run_check(*, live: bool, mirror: Path | None, user_dir: Path | None = None,
         for root, origin in ((mirror, "mirror folder"), (user_dir, "user files")):
             if root is None:
                 continue
-            for source in [*registry.indicator_sources(), *REFERENCE]:
+            for source in [*registry.indicator_sources(), *registry.list_sources()]:
                 if sources and source not in sources:
                     continue
                 if origin == "user files" and source not in registry.user_sources():

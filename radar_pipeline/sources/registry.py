@@ -50,6 +50,7 @@ from radar_pipeline.sources.toolkit import (
     DownloadsItself,
     FlagsAggregates,
     LandedFile,
+    ListsSummary,
     ObservationAdapter,
     SourceError,
     load_indicator_specs,
@@ -166,6 +167,19 @@ def adapter_names() -> list[str]:
 
     return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
                   if isinstance(importlib.import_module(f"{package.__name__}.{m.name}"), Adapter))
+
+
+def list_sources() -> tuple[str, ...]:
+    """Snapshot lists and reference files (modules with a `summary`, ListsSummary): reference/
+    first (M49 is the universe the others map into), then adapters/."""
+    import radar_pipeline.sources.reference as reference
+
+    names = [m.name for m in pkgutil.iter_modules(reference.__path__)] + adapter_names()
+    return tuple(s for s in names if isinstance(importlib.import_module(_module_name(s)), ListsSummary))
+
+
+def _module_name(source: str) -> str:
+    return next(f"{p}.{source}" for p in ADAPTER_PACKAGES if importlib.util.find_spec(f"{p}.{source}"))
 
 
 def user_sources() -> tuple[str, ...]:

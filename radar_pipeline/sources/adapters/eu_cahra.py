@@ -82,3 +82,9 @@ def parse_cahra(files: list[LandedFile]) -> pl.DataFrame:
         raise SourceError(SOURCE, f"parsed CAHRA list fails validation: {exc}",
                           file=", ".join(sorted({f.name for f in files}))) from exc
     return df
+
+
+def summary(files: list[LandedFile]) -> str:
+    """`radar sources check`'s line for a vintage folder (ListsSummary)."""
+    df = parse_cahra(files)
+    return f"{df.height} countries listed ({int(df['whole_country'].sum())} whole-country)"

@@ -154,3 +154,9 @@ def parse_goods(files: list[LandedFile]) -> pl.DataFrame:
         raise SourceError(SOURCE, f"parsed goods fail validation: {exc}",
                           file=", ".join(sorted({f.name for f in files}))) from exc
     return df
+
+
+def summary(files: list[LandedFile]) -> str:
+    """`radar sources check`'s line for a vintage folder (ListsSummary)."""
+    df = parse_goods(files)
+    return f"{df.height} good-country rows, {df['good'].n_unique()} goods, {df['iso3'].n_unique()} countries"

@@ -117,3 +117,8 @@ def parse_universe(path: Path) -> pl.DataFrame:
     """The country universe of METHODOLOGY §1: M49 areas with a region + the universe additions."""
     m49 = parse_countries(path)
     return pl.concat([m49, universe_additions(m49)], how="vertical_relaxed").sort("iso3")
+
+
+def summary(files: list[LandedFile]) -> str:
+    """`radar sources check`'s line for a vintage folder (ListsSummary)."""
+    return f"{len(set(parse_universe(files[-1].path)['iso3']))} countries/areas"

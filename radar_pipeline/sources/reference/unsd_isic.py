@@ -117,3 +117,9 @@ def _structure(raw: pl.DataFrame, file: LandedFile) -> pl.DataFrame:
         return ISIC_SCHEMA.validate(out)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"ISIC table fails validation: {exc}", file=file.name) from exc
+
+
+def summary(files: list[LandedFile]) -> str:
+    """`radar sources check`'s line for a vintage folder (ListsSummary)."""
+    df = parse_isic(files[-1].path)
+    return f"{df.height} codes, {df.filter(pl.col('level') == 'class').height} classes"

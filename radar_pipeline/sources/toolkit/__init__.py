@@ -10,6 +10,7 @@ from radar_pipeline.sources.toolkit.contract import (
     FlagsAggregates,
     IndicatorSpec,
     LandedFile,
+    ListsSummary,
     ObservationAdapter,
     SourceError,
     check_content,
@@ -21,6 +22,6 @@ from radar_pipeline.sources.toolkit.contract import (
 
 __all__ = [
     "RAW_OBSERVATION_SCHEMA", "Adapter", "DownloadsItself", "FlagsAggregates", "IndicatorSpec", "LandedFile",
-    "ObservationAdapter", "SourceError", "check_content", "conform", "empty_observations", "load_indicator_specs",
-    "specs_for",
+    "ListsSummary", "ObservationAdapter", "SourceError", "check_content", "conform", "empty_observations",
+    "load_indicator_specs", "specs_for",
 ]

@@ -119,6 +119,16 @@ class ObservationAdapter(Adapter, Protocol):
 
 
 @runtime_checkable
+class ListsSummary(Adapter, Protocol):
+    """A snapshot list or reference file (EU CAHRA, ILAB goods, UN M49, ISIC), not indicator
+    observations: `radar sources check` parses each vintage folder with `summary`."""
+
+    def summary(self, files: list[LandedFile]) -> str:
+        """One line: what the folder's files hold (counts), or SourceError."""
+        ...
+
+
+@runtime_checkable
 class DownloadsItself(Protocol):
     """An adapter whose live files come from an API rather than rules/sources.csv URLs (the World
     Bank API v2): the registry (and `radar sources check --live`) call `download` instead of the
