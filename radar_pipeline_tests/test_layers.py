@@ -98,6 +98,8 @@ def test_every_source_has_an_adapter_satisfying_the_contract():
         assert isinstance(module, ObservationAdapter) and module.SOURCE == source
     for source in ("un_m49", "unsd_isic", "eu_cahra", "ilab_list_of_goods"):
         assert isinstance(registry.adapter(source), Adapter)
+    # `radar sources check` finds the lists by their `summary`, M49 (the universe) first
+    assert registry.list_sources() == ("un_m49", "unsd_isic", "eu_cahra", "ilab_list_of_goods")
     assert set(registry.api_sources()) == {"worldbank_wdi", "worldbank_wgi"}
     assert set(registry.user_sources()) == {"ituc", "tip", "user"}
 
