@@ -56,7 +56,7 @@ def sample_warehouse(edition: int = 2024) -> Path:
     """A warehouse refreshed for `edition` from the packaged SYNTHETIC sample mirror
     (built once into the cache dir, in a child process; ~15-20 s)."""
     path = CACHE / f"sample_{edition}.duckdb"
-    if path.exists():
+    if path.exists() and _readable(path):
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".building.duckdb")
@@ -68,8 +68,23 @@ def sample_warehouse(edition: int = 2024) -> Path:
     print(f"[setup] building sample warehouse {path} ...", file=sys.stderr, flush=True)
     subprocess.run([PYTHON, "-c", code], check=True, env=env, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    tmp.rename(path)
+    tmp.replace(path)
     return path
+
+
+def _readable(path: Path) -> bool:
+    """False for a cached file another duckdb version wrote (e.g. built before the 1.5.5 pin:
+    "database file with version number 999"): it is rebuilt rather than failing every bench."""
+    import duckdb
+
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.IOException as exc:
+        if "version" not in str(exc):
+            raise
+        print(f"[setup] {path} was written by another duckdb version: rebuilding", file=sys.stderr, flush=True)
+        return False
+    return True
 
 
 def copy_warehouse(src: Path, dst: Path) -> Path:
@@ -107,3 +122,69 @@ def run_worker(script: Path, args: list[str], env: dict | None = None, timeout: 
 def emit(obj: dict) -> None:
     """Worker output: one JSON line on stdout."""
     print(json.dumps(obj), flush=True)
+
+
+# --- inbox benches: synthetic files landing, a real daemon ------------------------------------
+
+def synthetic_sites(warehouse: Path, n: int, seed: int):
+    """`n` synthetic sites (ids SYN-<seed>-...) over the warehouse's countries and ISIC classes."""
+    import duckdb
+
+    from radar_pipeline.sites.generate import generate_sites
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        countries, classes = reference_lists(con)
+    finally:
+        con.close()
+    return generate_sites(n, seed, countries, classes)
+
+
+def land_sites(df, dest: Path) -> float:
+    """Write the sites beside `dest`, then rename them into place, so a sensor never reads half a
+    file; returns the wall-clock time (time.time()) at which the file landed."""
+    from radar_pipeline.sites.generate import write_sites
+
+    staged = dest.parent.parent / f".{dest.name}.landing"
+    write_sites(df, staged)
+    os.replace(staged, dest)
+    return time.time()
+
+
+def _ui_helpers():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import screenshots  # scripts/screenshots.py: process-group start/stop shared with the UI tests
+
+    return screenshots
+
+
+def start_daemon(env: dict, log: Path) -> subprocess.Popen:
+    """`dagster-daemon run -w workspace.yaml` in its own process group (stop it with stop_group).
+    The instance's sqlite files are created here first: the daemon and its code server creating
+    them at the same moment can leave two alembic heads ("more than one head present")."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.get_run_ids(limit=1)
+        instance.all_instigator_state()
+        instance.get_latest_materialization_event(dg.AssetKey("publish"))
+    bin_dir = Path(PYTHON).parent
+    return _ui_helpers()._start([str(bin_dir / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+                                env, log)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    _ui_helpers().stop_group(proc)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes of a process group (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _ui_helpers().group_members(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / ticks

@@ -1,25 +1,35 @@
-"""Latency from a JSON Lines file landing in the inbox to its sites being in the PUBLISHED file,
-through the daemon's own steps, on a sqlite instance (dagster.yaml in a temp DAGSTER_HOME).
+"""Latency from a JSON Lines file landing in the inbox to its sites' scores being in the PUBLISHED
+file, through a real `dagster-daemon` on a sqlite instance (issue 12: <= 30 s for 2000 sites).
 
-    python bench/bench_inbox_to_published.py [--sites 2000] [--runs 1]
+    python bench/bench_inbox_to_published.py [--sites 2000] [--drops 5] [--idle-seconds 60]
 
-Per run, in a child process: a fresh copy of the sample warehouse (edition 2024), a fresh
-instance, one automation evaluation as the baseline (the daemon has evaluated before the file
-lands). Then, timed from the moment the file lands:
-  * intake   = site_inbox_sensor evaluated (validate + store + one run request);
-  * scoring  = the new partitions registered and the ONE score_sites run executed in-process;
-  * decide   = the automation conditions evaluated (dg.evaluate_automation_conditions): publish
-               must be requested because site_scores changed;
-  * publish  = the publish_warehouse run (buyer lists + the BI snapshot + Parquet);
-  * check    = the published file lists every site of the file.
-NOT included: the waits for the sensor ticks (site_inbox_sensor every 30 s, radar_automation
-every 15 s under the daemon: add up to 45 s) and the run launcher's process start-up (~2-3 s of
-imports per run) - the daemon adds those, not the pipeline.
+Set-up (not timed): a copy of the sample warehouse (edition 2024), a fresh DAGSTER_HOME
+(dagster.yaml, sqlite), temp inbox / published / buyers / pictures folders, and
+`dagster-daemon run -w workspace.yaml` with that environment, started in its own process group
+and stopped (SIGTERM, then SIGKILL) at the end. The daemon is warmed up: the bench waits until
+site_inbox_sensor has ticked, then (optionally) samples the daemon's CPU use while idle.
+
+Per drop: a file of --sites new synthetic sites lands atomically (os.replace) in the inbox at a
+random moment (uniform 0-10 s after the previous drop's runs finished: a random phase of the
+sensor ticks); the stopwatch runs until the published file lists every site of the file with a
+score. Everything the daemon does is inside the figure: the wait for the sensor tick, the tick
+(validate + store + run request), queueing, the run process start-up, the scoring and publish
+steps, and the atomic swap of the published file. The breakdown comes from the instance's run
+record and step stats:
+  tick wait + intake = file landed -> run created (the sensor evaluation that requested it)
+  launch             = run created -> run started (queued coordinator + process start + imports)
+  score / publish    = the two steps of the run
+  rest               = step end -> the published file seen with the sites (run teardown, polling)
+
+Idle CPU: the daemon's process group (daemon + its code server) CPU seconds over --idle-seconds
+while nothing lands; with --tick-seconds A B the sensor interval is set through
+RADAR_INBOX_TICK_SECONDS per idle window, and the difference gives the cost of a cheap tick.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import time
@@ -28,86 +38,148 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
-
-def worker(n: int, seed: int) -> None:
-    import dagster as dg
+def published_count(path: Path, prefix: str) -> int:
+    """Sites of one drop with a score in the published file (0 if it is absent or mid-swap)."""
     import duckdb
-    from bench_partitions import make_instance
 
-    work = Path(tempfile.mkdtemp(prefix="radar-bench-inbox-pub-"))
-    wh = C.copy_warehouse(C.sample_warehouse(), work / "wh.duckdb")
-    inbox = work / "inbox"
-    inbox.mkdir()
-    published = work / "published" / "radar.duckdb"
-    os.environ.update(RADAR_SITES_INBOX=str(inbox), RADAR_PUBLISHED=str(published), RADAR_WAREHOUSE=str(wh),
-                      RADAR_BUYERS_INBOX=str(work / "buyers"), RADAR_PICTURES=str(work / "pictures"))
-
-    from radar_pipeline.definitions import defs
-    from radar_pipeline.sites.assets import site_inbox_sensor
-    from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import DuckDBWarehouse
-
-    con = duckdb.connect(str(wh), read_only=True)
-    countries, classes = C.reference_lists(con)
-    con.close()
-    df = generate_sites(n, seed, countries, classes)
-    instance, cleanup = make_instance("sqlite")
-    warehouse = DuckDBWarehouse(path=str(wh))
-    out: dict = {"n": n}
+    if not path.exists():
+        return 0
     try:
-        cursor = dg.evaluate_automation_conditions(defs, instance).cursor
-        staged = work / "landing.jsonl"
-        write_sites(df, staged)
-        os.replace(staged, inbox / "sites.jsonl")   # the file "lands" atomically
-        t0 = time.perf_counter()
-        with dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}) as ctx:
-            result = site_inbox_sensor(ctx)
-        t1 = time.perf_counter()
-        for req in result.dynamic_partitions_requests:
-            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-        scored_ok = True
-        for request in result.run_requests:
-            run = defs.resolve_job_def("score_sites").execute_in_process(
-                run_config={**QUIET, **request.run_config}, instance=instance,
-                resources={"warehouse": warehouse}, tags=request.tags, raise_on_error=False)
-            scored_ok &= run.success
-        t2 = time.perf_counter()
-        decision = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
-        wants_publish = decision.get_num_requested(dg.AssetKey("publish")) == 1
-        t3 = time.perf_counter()
-        pub = defs.resolve_job_def("publish_warehouse").execute_in_process(
-            run_config=QUIET, instance=instance, resources={"warehouse": warehouse}, raise_on_error=False)
-        t4 = time.perf_counter()
-        con = duckdb.connect(str(published), read_only=True)
-        in_file = con.sql("select count(*) from site_scores_latest").fetchall()[0][0]
-        con.close()
-        out.update(intake_s=t1 - t0, scoring_s=t2 - t1, decide_s=t3 - t2, publish_s=t4 - t3, total_s=t4 - t0,
-                   success=scored_ok and pub.success and wants_publish, published_sites=in_file,
-                   peak_rss_mib=C.peak_rss_mib())
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:  # being swapped in: look again
+        return 0
+    try:
+        return con.execute("select count(*) from site_scores_latest where site_id like $p and final_score "
+                           "is not null", {"p": f"{prefix}%"}).fetchall()[0][0]
+    except duckdb.Error:
+        return 0
     finally:
-        cleanup()
-    C.emit(out)
+        con.close()
+
+
+def sensor_ticks(instance, name: str) -> int:
+    from dagster._core.scheduler.instigation import InstigatorType  # not exported at the top level
+
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name == name:
+            return len(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5))
+    return 0
+
+
+def unfinished_runs(instance) -> int:
+    import dagster as dg
+
+    return len(instance.get_run_ids(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED])))
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def idle_cpu(work: Path, env: dict, tick: int | None, seconds: float) -> float:
+    """CPU seconds per minute of a freshly started daemon left idle for `seconds` (after warm-up)."""
+    import dagster as dg
+
+    env = {**env, **({"RADAR_INBOX_TICK_SECONDS": str(tick)} if tick else {})}
+    daemon = C.start_daemon(env, work / f"daemon-idle-{tick}.log")
+    try:
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            wait_for(lambda: sensor_ticks(instance, "site_inbox_sensor") >= 2, 180, "two inbox sensor ticks")
+        time.sleep(5)
+        before = C.group_cpu_seconds(daemon.pid)
+        time.sleep(seconds)
+        return (C.group_cpu_seconds(daemon.pid) - before) * 60 / seconds
+    finally:
+        C.stop_group(daemon)
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        return worker(int(sys.argv[2]), int(sys.argv[3]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sites", type=int, nargs="+", default=[2000])
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--sites", type=int, default=2000)
+    ap.add_argument("--drops", type=int, default=5)
+    ap.add_argument("--timeout", type=float, default=300, help="per drop, seconds")
+    ap.add_argument("--idle-seconds", type=float, default=0, help="measure the idle daemon's CPU for this long")
+    ap.add_argument("--tick-seconds", type=int, nargs="*", default=[],
+                    help="inbox sensor intervals to compare idle (RADAR_INBOX_TICK_SECONDS)")
     args = ap.parse_args()
-    print(f"machine: {C.machine()}; instance: sqlite", flush=True)
-    C.sample_warehouse()
-    for n in args.sites:
-        rs = [C.run_worker(Path(__file__), [str(n), str(i + 1)]) for i in range(args.runs)]
-        for r in rs:
-            ok = r["success"] and r["published_sites"] == n
-            print(f"sites={n}: file landed -> published {r['total_s']:.1f}s = intake {r['intake_s']:.1f}s + "
-                  f"scoring run {r['scoring_s']:.1f}s + automation decision {r['decide_s']:.2f}s + "
-                  f"publish run {r['publish_s']:.1f}s; {r['published_sites']} sites in the published file; "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB" + ("" if ok else f"  FAILED: {r}"), flush=True)
+    import dagster as dg
+
+    from radar_pipeline.run_settings import instance_yaml
+
+    print(f"machine: {C.machine()}; instance: sqlite; load average {os.getloadavg()[0]:.2f}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="radar-bench-inbox-pub-"))
+    wh = C.copy_warehouse(C.sample_warehouse(), work / "wh.duckdb")
+    home = work / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
+    inbox = work / "inbox"
+    inbox.mkdir()
+    published = work / "published" / "radar.duckdb"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "RADAR_WAREHOUSE": str(wh), "RADAR_SITES_INBOX": str(inbox),
+           "RADAR_PUBLISHED": str(published), "RADAR_BUYERS_INBOX": str(work / "buyers"),
+           "RADAR_PICTURES": str(work / "pictures"), "RADAR_LANDING": str(work / "landing")}
+    print(f"work folder {work}", flush=True)
+
+    for tick in args.tick_seconds if args.idle_seconds else []:
+        cpu = idle_cpu(work / f"idle-{tick}", env, tick, args.idle_seconds)
+        print(f"idle daemon (inbox sensor every {tick} s): {cpu:.2f} CPU s per minute", flush=True)
+        (work / f"idle-{tick}").mkdir(exist_ok=True)
+
+    files = [C.synthetic_sites(wh, args.sites, seed=100 + i) for i in range(args.drops)]
+    daemon = C.start_daemon(env, work / "daemon.log")
+    rng = random.Random(12)
+    rows = []
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            wait_for(lambda: sensor_ticks(instance, "site_inbox_sensor") >= 1, 180, "the first inbox sensor tick")
+            if args.idle_seconds and not args.tick_seconds:
+                before = C.group_cpu_seconds(daemon.pid)
+                time.sleep(args.idle_seconds)
+                cpu = (C.group_cpu_seconds(daemon.pid) - before) * 60 / args.idle_seconds
+                print(f"idle daemon: {cpu:.2f} CPU s per minute", flush=True)
+            for i, df in enumerate(files):
+                time.sleep(rng.uniform(0, 10))
+                prefix = f"SYN-{100 + i}-"
+                known = set(instance.get_run_ids())
+                t0 = C.land_sites(df, inbox / f"drop-{i}.jsonl")
+                wait_for(lambda p=prefix: published_count(published, p) == args.sites, args.timeout,
+                         f"drop {i} in the published file", every=0.25)
+                total = time.time() - t0
+                wait_for(lambda: unfinished_runs(instance) == 0, args.timeout, "the runs to finish")
+                new = [instance.get_run_record_by_id(r) for r in set(instance.get_run_ids()) - known]
+                row = {"total": total, "runs": sorted(f"{r.dagster_run.job_name}:{r.dagster_run.status.value}"
+                                                      for r in new)}
+                inbox_runs = [r for r in new if r.dagster_run.job_name == "score_and_publish"]
+                if inbox_runs:
+                    r = inbox_runs[0]
+                    steps = {s.step_key: s for s in instance.get_run_step_stats(r.dagster_run.run_id)}
+                    created = r.create_timestamp.timestamp()
+                    row.update(tick=created - t0, launch=r.start_time - created,
+                               score=_step(steps, "site_scores"), publish=_step(steps, "publish"),
+                               rest=t0 + total - max(s.end_time or 0 for s in steps.values()))
+                rows.append(row)
+                print(f"drop {i}: {args.sites} sites landed -> published {total:.1f} s"
+                      + (f" = tick wait + intake {row['tick']:.1f} s + launch {row['launch']:.1f} s + score "
+                         f"{row['score']:.1f} s + publish {row['publish']:.1f} s + rest {row['rest']:.1f} s"
+                         if "tick" in row else "") + f"; runs: {', '.join(row['runs'])}", flush=True)
+    finally:
+        C.stop_group(daemon)
+    totals = sorted(r["total"] for r in rows)
+    print(f"\n{args.sites} sites, {len(rows)} drops: inbox -> published median {C.median(totals):.1f} s, "
+          f"worst {totals[-1]:.1f} s, best {totals[0]:.1f} s  [{', '.join(f'{t:.1f}' for t in totals)}]; "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+
+def _step(steps: dict, key: str) -> float:
+    s = steps.get(key)
+    return (s.end_time - s.start_time) if s and s.end_time and s.start_time else float("nan")
 
 
 if __name__ == "__main__":

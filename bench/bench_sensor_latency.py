@@ -11,9 +11,9 @@ RADAR_SITES_INBOX (clock starts when the write completes), then:
   * scoring = registering the new site partitions (the sensor's dynamic-partitions request)
               and executing its ONE RunRequest in-process (score_sites job over the range);
   * check   = the scores are in site_scores (count = sites in the file).
-NOT included: the wait for the sensor tick (minimum_interval_seconds=30 under the daemon, so
-add 0-30 s plus the daemon's tick/launch overhead in production) and the run launcher's
-process start-up (the daemon launches runs in a new process: a few seconds for imports).
+NOT included: the wait for the sensor tick (every 5 s under the daemon, RADAR_INBOX_TICK_SECONDS)
+and the run launcher's process start-up (the daemon launches runs in a new process: a few
+seconds for imports). bench_inbox_to_published.py measures the whole path through a real daemon.
 """
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def worker(n: int, kind: str, seed: int) -> None:
 
     from radar_pipeline.definitions import defs
     from radar_pipeline.sites.assets import site_inbox_sensor
-    from radar_pipeline.sites.generate import generate_sites, write_sites
     from radar_pipeline.warehouse import DuckDBWarehouse
 
     work = Path(tempfile.mkdtemp(prefix="radar-bench-sensor-"))
@@ -43,18 +42,13 @@ def worker(n: int, kind: str, seed: int) -> None:
     inbox = work / "inbox"
     inbox.mkdir()
     os.environ["RADAR_SITES_INBOX"] = str(inbox)
-    con = duckdb.connect(str(wh), read_only=True)
-    countries, classes = C.reference_lists(con)
-    con.close()
-    df = generate_sites(n, seed, countries, classes)
+    df = C.synthetic_sites(wh, n, seed)
     instance, cleanup = make_instance(kind)
     warehouse = DuckDBWarehouse(database=str(wh))
     job = defs.resolve_job_def("score_sites")
     out: dict = {"n": n}
     try:
-        staged = work / "landing.jsonl"
-        write_sites(df, staged)
-        os.replace(staged, inbox / "sites.jsonl")   # the file "lands" atomically
+        C.land_sites(df, inbox / "sites.jsonl")   # the file "lands" atomically
         t0 = time.perf_counter()
         with dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}) as ctx:
             result = site_inbox_sensor(ctx)
