@@ -11,7 +11,8 @@ version*. Three stages, each a superset of the one before:
                 sector_weight_lookup macro)                   inherent_risk(_overall)
     site      + SAQ fields/factors/levels, controls,       -> site_scores, site_score_factors
                 score categories, sql/sites (incl. the
-                score_rules macros)
+                score_rules macros), sites/scoring.py
+                (renders bands and conditions into SQL)
 
 So editing rules/sector_weights.csv changes the inherent and site versions and leaves the
 country version alone; two rows with the same version were computed by the same rules.
@@ -42,6 +43,9 @@ class Stage:
     rules: tuple[str, ...]        # file names under the rules folder
     sql: tuple[str, ...]          # folders under sql/ (every *.sql in them)
     tables: tuple[str, ...]       # warehouse tables whose rows carry this stage's version
+    # Python modules that turn rules into SQL (radar_pipeline/<path>): the site stage renders
+    # each factor's bands and each control's condition into SQL over site_saq's columns there
+    code: tuple[str, ...] = ()
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -57,7 +61,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("site", "inherent",
           rules=("saq_fields.csv", "saq_factors.csv", "saq_levels.csv", "controls.csv", "score_categories.csv"),
           sql=("sites",),
-          tables=("site_scores", "site_score_factors")),
+          tables=("site_scores", "site_score_factors"),
+          code=("sites/scoring.py",)),
 )}
 # Files in the rules folder that do not change any number (checked by a test: every other
 # file must belong to a stage, so a new rule table cannot silently escape the version).
@@ -90,6 +95,8 @@ def stage_files(stage: str, *, rules_dir: Path | None = None,
         files.append((f"rules/{name}", rules / name))
     for folder in s.sql:
         files += [(f"sql/{folder}/{p.name}", p) for p in sorted((sql / folder).glob("*.sql"))]
+    for name in s.code:
+        files.append((f"radar_pipeline/{name}", settings.PACKAGE_DIR / name))
     return files
 
 
