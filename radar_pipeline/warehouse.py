@@ -23,8 +23,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from radar_pipeline import lake, settings
-from radar_pipeline.metadata import WAREHOUSE, warehouse_ddl
-from radar_pipeline.sites import saq_table
+from radar_pipeline.metadata import WAREHOUSE, saq_table, warehouse_ddl
 
 # the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"

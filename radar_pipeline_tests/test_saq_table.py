@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from radar_pipeline import settings
-from radar_pipeline.sites import saq_table, scoring
+from radar_pipeline.metadata import saq_table
+from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import read_sites_jsonl
 from radar_pipeline.warehouse import connect
 

@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline.sites import saq_table
+from radar_pipeline.metadata import saq_table
 from radar_pipeline.sites.scoring import (
     factor_rows,
     load_rules,

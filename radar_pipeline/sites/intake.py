@@ -69,7 +69,7 @@ SITES_SCHEMA = {
     "isic_level": pl.Utf8, "isic_class": pl.Utf8, "source_file": pl.Utf8,
     "source_line": pl.Int64, "content_hash": pl.Utf8,
 }
-# site_saq is one row per site, one typed column per question (radar_pipeline/sites/saq_table.py)
+# site_saq is one row per site, one typed column per question (radar_pipeline/metadata/saq_table.py)
 SAQ_DTYPES = {"integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean, "enum": pl.Utf8, "text": pl.Utf8}
 MAX_INTEGER = 2**63  # an integer answer is stored as BIGINT: whole numbers below this in size
 CONTROLS_SCHEMA = {"site_id": pl.Utf8, "control_id": pl.Utf8}

@@ -1,7 +1,7 @@
 """Site scoring (METHODOLOGY §6–§9) over DuckDB tables; the SQL lives in sql/sites/.
 
 Tables read: sites, site_saq (one row per site, one typed column per question of
-rules/saq_fields.csv: radar_pipeline/sites/saq_table.py), site_controls,
+rules/saq_fields.csv: radar_pipeline/metadata/saq_table.py), site_controls,
 site_nonconformities (latest state), inherent_risk_overall, isic, and the rule tables
 saq_factors / controls_catalogue that `load_rules` creates from the CSVs in
 radar_pipeline/rules/.
@@ -27,8 +27,8 @@ import duckdb
 import polars as pl
 
 from radar_pipeline import rule_sql
+from radar_pipeline.metadata import saq_table
 from radar_pipeline.settings import SQL_DIR, rules_dir
-from radar_pipeline.sites import saq_table
 
 SITES_SQL = SQL_DIR / "sites"
 LEVEL_POINTS = {1: 1, 2: 2, 3: 3, 4: 7}  # §7 control level -> points
