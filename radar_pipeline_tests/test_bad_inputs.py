@@ -275,13 +275,13 @@ def test_rejects_are_one_row_per_line_with_a_count(tmp_path):
 
 def test_exact_path_rows_are_bounded_by_a_budget(tmp_path, monkeypatch):
     """Many bad lines under the size cap are validated in groups (same rejects as one group)."""
-    from radar_pipeline.sites import intake
+    from radar_pipeline.sites.intake import exact
 
     lines = [_site(site_id=f"BAD-{i}", controls=[0] * 50) for i in range(40)] + [_site(site_id="OK-1")]
     path = tmp_path / "sites.jsonl"
     path.write_text("\n".join(lines) + "\n")
     whole = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
-    monkeypatch.setattr(intake, "EXACT_ROWS_BUDGET", 200)
+    monkeypatch.setattr(exact, "EXACT_ROWS_BUDGET", 200)  # read by the exact path at run time
     grouped = read_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS)
     assert grouped.rejects.height == 40 and grouped.rejects.equals(whole.rejects)
     assert grouped.sites["site_id"].to_list() == ["OK-1"]
