@@ -399,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     demo = prepare_demo(root, n_sites=args.sites)
     print(f"demo in {root}: warehouse + {len(demo.site_ids)} sites ({time.perf_counter() - started:.0f}s)")
-    with DagsterUI(demo) as ui:
+    from radar_pipeline.pictures.serve import serving_pictures
+
+    # as `radar ui` does: the pictures folder over HTTP, so the pictures show inline in the UI
+    with serving_pictures(root / "pictures") as pictures_url, DagsterUI(demo) as ui:
+        print(f"pictures served at {pictures_url}")
         print(f"Dagster UI at {ui.url} (webserver pid {ui.pids()[0]}, daemon pid {ui.pids()[1]})")
         backfill = ui.launch_backfill(["site_scores"], demo.site_ids)
         print(f"backfill {backfill}: {ui.wait_backfill(backfill)}")
@@ -415,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
             (f"{ui.url}/asset-groups", "dagster_asset_graph_stages.png", (1800, 1000)),
             (f"{ui.url}/asset-groups?expanded={expanded}", "dagster_asset_graph_sites_pictures.png", (1800, 1000)),
             (f"{ui.url}/assets/risk_map?partition=2024", "dagster_risk_map_asset.png", (1600, 1300)),
+            # the pictures inline in the metadata table, at the UI's default size (no dialog)
+            (f"{ui.url}/assets/site_category_distribution", "dagster_site_categories_inline.png", (1920, 1400)),
+            (f"{ui.url}/assets/site_explanations", "dagster_site_explanation_inline.png", (1920, 1400)),
             # the run settings (source, mirror, topics allowed missing, publish target) in the launchpad
             (f"{ui.url}/locations/{ui.location}/jobs/refresh_edition/playground",
              "dagster_launchpad_run_settings.png", (1800, 1100)),

@@ -153,10 +153,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # definitions.py: it needs the code location's event settings too (see .env)
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-    # -m, not workspace.yaml: the code location's working directory stays the user's
-    # (relative data/ paths), wherever the package is installed
-    os.execvp("dagster", ["dagster", "dev", "-m", "radar_pipeline.definitions",
-                          "-h", args.host, "-p", str(args.port)])
+    import subprocess
+
+    from radar_pipeline.pictures.assets import pictures_dir
+    from radar_pipeline.pictures.serve import serving_pictures
+
+    # the pictures folder over HTTP (RADAR_PICTURES_URL for the processes below), so the
+    # pictures' metadata can show them inline in the UI (pictures/serve.py says why)
+    with serving_pictures(pictures_dir(), host=args.host) as url:
+        print(f"Pictures served at {url} (shown in the pictures assets' metadata)", flush=True)
+        # -m, not workspace.yaml: the code location's working directory stays the user's
+        # (relative data/ paths), wherever the package is installed
+        proc = subprocess.Popen(["dagster", "dev", "-m", "radar_pipeline.definitions",
+                                 "-h", args.host, "-p", str(args.port)])
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached dagster dev too: let it shut down
+            return proc.wait()
 
 
 # Commands defined in other modules: name -> (module with `register(sub)`, help line shown by

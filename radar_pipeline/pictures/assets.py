@@ -5,8 +5,10 @@ write PNG + HTML files, and put the files' paths and a small embedded copy of
 the picture in the materialization metadata, so the picture shows in the UI.
 """
 
+import hashlib
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import polars as pl
@@ -21,11 +23,18 @@ from radar_pipeline.warehouse import DuckDBWarehouse
 render = lazy_module("radar_pipeline.pictures.render")
 
 GROUP = "pictures"
-# Resolution of the preview embedded in the metadata. Dagster 1.13 has no image metadata type:
-# a markdown image is the only way to show a picture in the UI, in the "Show Markdown" dialog,
-# which scales it to its width (~900 px). At 100 dpi the figures fill it with legible labels;
-# at 40-60 dpi they were a blur. The full-resolution PNG/HTML paths are listed beside it.
+# Dagster 1.13 has no image metadata type; a markdown image is the only way to show a picture.
+# The UI renders markdown inline in the metadata table while it is shorter than 1,000 characters
+# (dagster-webserver's MetadataEntry component), else behind "[Show Markdown]". So:
+# * "picture": a markdown image LINKING to the PNG served at RADAR_PICTURES_URL (`radar ui` serves
+#   the pictures folder, see serve.py): short, so it shows inline at the UI's default size;
+# * "preview": the picture embedded as a data URI, readable without any server, in the dialog
+#   (scaled to ~900 px: at 100 dpi the labels stay legible; at 40-60 dpi they were a blur).
 PREVIEW_DPI = 100
+INLINE_MARKDOWN_LIMIT = 1000
+# The inline picture is drawn at most this wide: the metadata table's value column of a 1920-px
+# window; a wider image is cut at the column's edge, not scaled down.
+INLINE_WIDTH_PX = 820
 KINDS = {"duckdb", "matplotlib", "html"}
 
 
@@ -41,6 +50,26 @@ class SitePicturesConfig(dg.Config):
 def _md_image(uri: str, alt: str, files: list[Path]) -> dg.MetadataValue:
     listing = "\n".join(f"- `{p}`" for p in files)
     return dg.MetadataValue.md(f"![{alt}]({uri})\n\n{listing}")
+
+
+def inline_picture(fig, png: Path, alt: str) -> dict[str, dg.MetadataValue]:
+    """{"picture": markdown image linking to a copy of `fig` beside `png` (<name>_inline.png, at
+    most INLINE_WIDTH_PX wide) under RADAR_PICTURES_URL}, or {} when no URL is set, the PNG is
+    outside the pictures folder or the markdown would be too long to show inline. The ?v=
+    content hash makes the browser fetch a redrawn picture, not its cached one."""
+    base = os.environ.get("RADAR_PICTURES_URL", "").rstrip("/")
+    if not base:
+        return {}
+    png = png.with_name(f"{png.stem}_inline.png")
+    fig.savefig(png, format="png", dpi=min(PREVIEW_DPI, INLINE_WIDTH_PX / fig.get_size_inches()[0]),
+                bbox_inches="tight", facecolor="white")
+    try:
+        rel = png.resolve().relative_to(pictures_dir().resolve())
+    except ValueError:
+        return {}
+    version = hashlib.sha256(png.read_bytes()).hexdigest()[:12]
+    markdown = f"![{alt}]({base}/{quote(rel.as_posix())}?v={version})"
+    return {"picture": dg.MetadataValue.md(markdown)} if len(markdown) < INLINE_MARKDOWN_LIMIT else {}
 
 
 def _site_edition(con, wanted: int) -> int:
@@ -79,6 +108,7 @@ def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> d
         values, table.drop("iso2"), out, edition,
         f"Inherent risk per country, edition {edition} (mean over ISIC classes)")
     return dg.MaterializeResult(metadata={
+        **inline_picture(fig, png, f"risk map {edition}"),
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), f"risk map {edition}", [png, page]),
@@ -113,6 +143,7 @@ def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWare
                                                         edition)
     totals = {c: int(by_country[c].sum()) for c in render.CATEGORIES}
     return dg.MaterializeResult(metadata={
+        **inline_picture(fig, png, f"site categories {edition}"),
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), "site categories", [png, page]),
@@ -158,6 +189,7 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
         items = site_explanation_inputs(con, edition, config.top_n)
     pngs, page, first = render.write_site_explanations(items, pictures_dir() / "sites" / "explain", edition)
     metadata: dict = {
+        **(inline_picture(first, pngs[0], "highest-risk site") if first is not None else {}),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "edition": edition, "dagster/row_count": len(pngs),
         "sites": dg.MetadataValue.md("| rank | site | final | category | picture |\n|---|---|---|---|---|\n"
