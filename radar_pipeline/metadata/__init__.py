@@ -5,6 +5,8 @@
   published.py  the published BI tables (PUBLISHED)
   classes.py    Field, Table and the generators: DDL, pandera schema, Dagster column
                 schema, data dictionary rows
+  saq_table.py  site_saq, whose columns come from rules/saq_fields.csv (its own DDL and
+                migration for now; a Table with `columns=` a function can take it over)
 
 `python -m radar_pipeline.metadata` prints the warehouse DDL generated from the declarations.
 """

@@ -4,5 +4,5 @@
 -- (`python -m radar_pipeline.metadata` prints that DDL).
 
 -- site_saq (one row per site, one typed column per question of rules/saq_fields.csv) is created
--- from that CSV by radar_pipeline/sites/saq_table.py (ensure), which also converts the long
+-- from that CSV by radar_pipeline/metadata/saq_table.py (ensure), which also converts the long
 -- table of earlier versions.
