@@ -363,8 +363,22 @@ def run_transaction(con: duckdb.DuckDBPyConnection, body, *, attempts: int = 8):
     return retry(once, attempts)
 
 
+# The Dagster run whose steps this process executes (set by the warehouse resource for the
+# run, radar_pipeline.warehouse.DuckDBWarehouse.setup_for_execution): every commit names it, so
+# tag_run finds the last snapshot a run wrote whoever launched it (CLI, UI, schedule, sensor).
+_RUN_ID: str | None = None
+
+
+def set_run(run_id: str | None) -> None:
+    global _RUN_ID
+    _RUN_ID = run_id
+
+
 def commit_message(con: duckdb.DuckDBPyConnection, message: str, **extra) -> None:
-    """Name the snapshot the open transaction will commit (`lake.snapshots()` shows it)."""
+    """Name the snapshot the open transaction will commit (`lake.snapshots()` shows it); the
+    extra info carries the Dagster run id when a run is executing."""
+    if _RUN_ID and "run_id" not in extra:
+        extra["run_id"] = _RUN_ID
     con.execute(f"call {ALIAS}.set_commit_message('radar', $m, extra_info => $x)",
                 {"m": message, "x": json.dumps(extra, default=str)})
 
@@ -378,15 +392,16 @@ TAGS_DDL = """create table if not exists snapshot_tags (
 )"""
 
 
-def tag_snapshot(con: duckdb.DuckDBPyConnection, kind: str, message: str, **extra) -> int:
-    """Name the lake's current snapshot: a row in `snapshot_tags` (committed as a snapshot of its
-    own whose commit message is `message`). A refresh or scoring run is many transactions (one
-    per asset); the tag marks the state it left, so `AT (VERSION => snapshot_id)` reads the
-    warehouse exactly as that run (or a publish) saw it. Returns the tagged snapshot id."""
+def tag_snapshot(con: duckdb.DuckDBPyConnection, kind: str, message: str, *, snapshot: int | None = None,
+                 **extra) -> int:
+    """Name a snapshot of the lake (default: the current one): a row in `snapshot_tags` (committed
+    as a snapshot of its own whose commit message is `message`). A refresh or scoring run is many
+    transactions (one per asset); the tag marks the state it left, so `AT (VERSION => snapshot_id)`
+    reads the warehouse exactly as that run (or a publish) saw it. Returns the tagged snapshot id."""
     retry(lambda: con.execute(TAGS_DDL))
 
     def body(c):
-        sid = current_snapshot(c)
+        sid = current_snapshot(c) if snapshot is None else snapshot
         c.execute("insert into snapshot_tags values ($s, $k, current_timestamp at time zone 'UTC', $m, $x)",
                   {"s": sid, "k": kind, "m": message, "x": json.dumps(extra, default=str)})
         commit_message(c, message, kind=kind, tagged_snapshot=sid, **extra)
@@ -394,14 +409,30 @@ def tag_snapshot(con: duckdb.DuckDBPyConnection, kind: str, message: str, **extr
     return run_transaction(con, body)
 
 
-def tag_target(target: object, kind: str, message: str, **extra) -> int | None:
-    """tag_snapshot on the warehouse `target` when it is a lake; a DuckDB file has no snapshots
-    (None). Used at the end of each edition refresh and each scoring run (radar_pipeline/cli/runs.py)."""
+def tag_run(target: object, run_id: str, kind: str, message: str, *, ended_at: float | None = None,
+            **extra) -> int | None:
+    """The closing tag of one Dagster run on the lake `target` (None off a lake): the last
+    snapshot the run's own writes committed (their commit info names the run), else the last one
+    committed by the time the run ended (`ended_at`, epoch seconds), else the current one. A run
+    already tagged with this kind is not tagged again (the CLI and the run-status sensor may both
+    see one run). Returns the tagged snapshot id."""
     if not is_lake(target):
         return None
     con = connect(target)
     try:
-        return tag_snapshot(con, kind, message, **extra)
+        retry(lambda: con.execute(TAGS_DDL))
+        done = con.sql("select snapshot_id from snapshot_tags where kind = $k "
+                       "and json_extract_string(extra, '$.run_id') = $r", params={"k": kind, "r": run_id}).fetchall()
+        if done:
+            return done[0][0]
+        sid = con.sql(f"""select max(snapshot_id) from {ALIAS}.snapshots()
+                          where json_extract_string(commit_extra_info, '$.run_id') = $r
+                            and json_extract(commit_extra_info, '$.tagged_snapshot') is null""",
+                      params={"r": run_id}).fetchall()[0][0]
+        if sid is None and ended_at is not None:
+            sid = con.sql(f"select max(snapshot_id) from {ALIAS}.snapshots() "
+                          f"where snapshot_time <= to_timestamp($t)", params={"t": ended_at}).fetchall()[0][0]
+        return tag_snapshot(con, kind, message, snapshot=sid, run_id=run_id, **extra)
     finally:
         con.close()
 

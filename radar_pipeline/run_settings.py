@@ -131,7 +131,8 @@ class RadarWarehouse(DuckDBWarehouse):
             context.log.info(f"run settings: source={self.source}{mirror}, allow_missing_topics="
                              f"{self.allow_missing_topics or 'none'}, publish to {self.published_path}")
         try:
-            yield self
+            with super().yield_for_execution(context) as resource:  # DuckDBWarehouse's setup/teardown
+                yield resource
         finally:
             _apply(saved)
 

@@ -307,6 +307,14 @@ class DuckDBWarehouse(DuckDBResource):
     def _is_dagster_maintained(cls) -> bool:
         return False  # the connection logic is this project's, not dagster-duckdb's
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # on a lake every commit of this run names the run, so its closing snapshot tag
+        # (lake.tag_run: CLI, or the run-status sensor for UI/schedule/sensor runs) finds it
+        lake.set_run(context.run.run_id if context.run is not None else None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        lake.set_run(None)
+
     @property
     def path(self) -> str:
         """The warehouse target (the name the pipeline's code uses for `database`)."""

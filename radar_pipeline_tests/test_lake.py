@@ -199,6 +199,70 @@ def test_publish_on_a_lake_exports_parquet_and_buyer_files_from_the_tagged_snaps
     assert ("published", sid) in tags
 
 
+def test_runs_launched_from_the_ui_or_a_schedule_get_their_closing_snapshot_tag(lake_2024, env):
+    """A refresh and a scoring run launched as the UI, a schedule or a sensor launch them (the
+    job executed on an instance with the warehouse in its launchpad config, not through radar's
+    runners) get their closing tag from lake_snapshot_tag_sensor: the last snapshot the run itself
+    wrote, tagged once however often the sensor sees the run."""
+    import dagster as dg
+
+    from radar_pipeline.definitions import defs
+    from radar_pipeline.partitions import add_site_partitions
+    from radar_pipeline.publish.assets import lake_snapshot_tag_sensor
+    from radar_pipeline.sites.assets import range_requests
+
+    instance = dg.DagsterInstance.ephemeral()
+    launchpad = {"resources": {"warehouse": {"config": {"database": lake_2024, "source": "sample"}}}}
+
+    def sensor_sees(result) -> None:
+        run = instance.get_run_by_id(result.run_id)
+        event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+        for _ in range(2):  # a second tick over the same run adds nothing
+            lake_snapshot_tag_sensor(dg.build_run_status_sensor_context(
+                sensor_name=lake_snapshot_tag_sensor.name, dagster_instance=instance, dagster_run=run,
+                dagster_event=event))
+
+    def tags_of(run_id: str) -> list[tuple]:
+        return rows(lake_2024, "select kind, snapshot_id, message from snapshot_tags "
+                               "where json_extract_string(extra, '$.run_id') = $r", r=run_id)
+
+    def last_write(run_id: str) -> int:
+        return rows(lake_2024, "select max(snapshot_id) from lake.snapshots() "
+                               "where json_extract_string(commit_extra_info, '$.run_id') = $r "
+                               "and json_extract(commit_extra_info, '$.tagged_snapshot') is null", r=run_id)[0][0]
+
+    refresh = defs.resolve_job_def("refresh_edition").execute_in_process(
+        partition_key="2024", run_config=launchpad, instance=instance)
+    assert refresh.success
+    assert tags_of(refresh.run_id) == []  # no radar runner: nothing tagged the run yet
+    sensor_sees(refresh)
+    assert last_write(refresh.run_id) is not None  # the run's own commits name it
+    assert tags_of(refresh.run_id) == [("refresh", last_write(refresh.run_id), "refresh edition 2024")]
+
+    countries, classes = reference(lake_2024)
+    sites_file = env / "sites_ui.jsonl"
+    write_sites(generate_sites(20, 11, countries, classes), sites_file)
+    con = connect(lake_2024)
+    try:
+        keys = sorted(store.ingest(con, sites_file).to_score)
+    finally:
+        con.close()
+    add_site_partitions(instance, keys)
+    (request,) = range_requests(keys, set(keys), edition=2024)
+    scoring = defs.resolve_job_def("score_sites").execute_in_process(
+        run_config={**request.run_config, **launchpad}, tags=request.tags, instance=instance)
+    assert scoring.success
+    sensor_sees(scoring)
+    (kind, sid, message), = tags_of(scoring.run_id)
+    # site scoring commits carry no run id (sites/store.py writes without a commit message): the
+    # tag names the last snapshot committed by the time the run ended
+    assert kind == "scoring" and sid >= last_write(refresh.run_id)
+    assert keys[0] in message and keys[-1] in message
+    # the tagged snapshot holds exactly what the run scored
+    assert rows(lake_2024, f"select count(*) from site_scores at (version => {sid}) "
+                           "where site_id like 'SYN-11-%'")[0][0] == 20
+
+
 def pl_col_like(col: str, prefix: str):
     import polars as pl
 

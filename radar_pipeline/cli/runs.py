@@ -91,8 +91,8 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
     if result.success:
-        lake.tag_target(resources["warehouse"].path, "refresh", f"refresh edition {edition}",
-                        edition=edition, run_id=result.run_id)
+        lake.tag_run(resources["warehouse"].path, result.run_id, "refresh", f"refresh edition {edition}",
+                     edition=edition)
     return RunOutcome(result.success, failures, result)
 
 
@@ -143,8 +143,8 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
             interrupted = True
             break
     if success and result is not None:
-        lake.tag_target(resources["warehouse"].path, "scoring", f"score {len(set(keys))} site(s)"
-                        + (f" for edition {edition}" if edition else ""), edition=edition, run_id=result.run_id)
+        lake.tag_run(resources["warehouse"].path, result.run_id, "scoring", f"score {len(set(keys))} site(s)"
+                     + (f" for edition {edition}" if edition else ""), edition=edition)
     return RunOutcome(success, failures, result, runs=len(requests), runs_failed=runs_failed,
                       interrupted=interrupted)
 

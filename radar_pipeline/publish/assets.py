@@ -103,6 +103,69 @@ def buyers_inbox_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=[dg.RunRequest()], cursor=json.dumps(state))
 
 
+# --- closing snapshot tags on a DuckLake ------------------------------------------------------
+
+REFRESH_JOB = "refresh_edition"
+
+
+def closing_tag(run: dg.DagsterRun) -> tuple[str, str, dict] | None:
+    """(kind, message, extra) of the closing snapshot tag a finished run gets on a lake: `scoring`
+    for a run that scored sites, `refresh` for one that refreshed an edition (the refresh job, or
+    an asset run of its assets from the UI); None for the rest (publish tags itself)."""
+    from radar_pipeline.country_risk import assets as country_risk
+    from radar_pipeline.country_risk import coverage
+    from radar_pipeline.sectors import assets as sectors
+    from radar_pipeline.sites.assets import RANGE_END, RANGE_START, SCORING_JOBS
+
+    selected = {k.to_user_string() for k in (run.asset_selection or ())}
+    partition = run.tags.get("dagster/partition")
+    if run.job_name in SCORING_JOBS or "site_scores" in selected:
+        start, end = run.tags.get(RANGE_START), run.tags.get(RANGE_END)
+        where = f" {start}..{end}" if start else (f" {partition}" if partition else "")
+        return "scoring", f"score sites{where}", {"range_start": start, "range_end": end or partition}
+    # the refresh job's edition assets (radar_pipeline/definitions.py selects the same lists)
+    refresh_assets = {k.to_user_string() for a in (
+        *country_risk.source_assets, country_risk.countries, country_risk.indicator_scores,
+        country_risk.country_topic_risk, coverage.coverage_report, *sectors.edition_assets) for k in a.keys}
+    if run.job_name == REFRESH_JOB or (selected & refresh_assets and partition):
+        return "refresh", f"refresh edition {partition}", {"edition": int(partition) if partition else None}
+    return None
+
+
+def tag_finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun, warehouse: str) -> int | None:
+    """Give a successful refresh or scoring run its closing tag on the lake `warehouse` (its last
+    own snapshot, lake.tag_run); None when it is not one, or the warehouse is a DuckDB file."""
+    what = closing_tag(run) if lake.is_lake(warehouse) else None
+    if what is None:
+        return None
+    kind, message, extra = what
+    stats = instance.get_run_stats(run.run_id)
+    return lake.tag_run(warehouse, run.run_id, kind, message, ended_at=stats.end_time, **extra)
+
+
+def run_warehouse(run: dg.DagsterRun) -> str:
+    """The warehouse a run used: its launchpad resource config, else the definitions' default."""
+    config = ((run.run_config or {}).get("resources", {}).get("warehouse", {}) or {}).get("config") or {}
+    return str(config.get("database") or settings.warehouse_path())
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="On a DuckLake warehouse: gives every successful edition refresh and scoring run launched "
+                "from the UI, a schedule or a sensor its closing named snapshot (a `refresh` / `scoring` row "
+                "in snapshot_tags naming the last snapshot the run wrote), as `radar` does for its own runs.")
+def lake_snapshot_tag_sensor(context: dg.RunStatusSensorContext):
+    warehouse = run_warehouse(context.dagster_run)
+    if not lake.is_lake(warehouse):
+        return dg.SkipReason("the warehouse is a DuckDB file: no snapshots to tag")
+    sid = tag_finished_run(context.instance, context.dagster_run, warehouse)
+    if sid is None:
+        return dg.SkipReason(f"run {context.dagster_run.run_id} is neither a refresh nor a scoring run")
+    context.log.info(f"tagged lake snapshot {sid} for run {context.dagster_run.run_id}")
+    return None
+
+
 assets = [buyer_sites, publish]
 jobs = [publish_job]
-sensors = [buyers_inbox_sensor]
+sensors = [buyers_inbox_sensor, lake_snapshot_tag_sensor]
