@@ -287,13 +287,15 @@ def retry(fn, attempts: int = 8):
 # first one's commit (a few hundred ms) and then starts on the newer snapshot instead of failing
 # and redoing its work. Writes to other tables, and readers, never wait. A writer that cannot
 # take locks (no psycopg2, catalog not reachable that way) falls back to retrying.
-_LOCK_CONNECTIONS: dict[tuple[int, str, bool], object] = {}
+_LOCK_CONNECTIONS: dict[tuple[int, str, bool], object] = {}  # False: could not connect
 _LOCK_GUARD = threading.Lock()
 LOCK_WAITS = [0, 0.0]  # lock waits that blocked and their seconds (bench/bench_lake.py reports them)
 
 
 def _lock_connection(key):
     conn = _LOCK_CONNECTIONS.get(key)
+    if conn is False:  # tried once and failed: not again for every write
+        return None
     if conn is not None and not conn.closed:
         return conn
     target = _TARGETS.get(key)
@@ -306,7 +308,7 @@ def _lock_connection(key):
         conn.autocommit = True
     except Exception as exc:  # noqa: BLE001 — locks are an optimisation; conflicts are still retried
         log.info("lake table locks unavailable (%s): concurrent writers retry on conflict instead", exc)
-        _LOCK_CONNECTIONS[key] = None
+        _LOCK_CONNECTIONS[key] = False
         return None
     _LOCK_CONNECTIONS[key] = conn
     return conn

@@ -345,6 +345,42 @@ def test_two_refreshes_and_an_ingest_side_by_side_while_readers_read(lake_2024, 
     assert {("refresh edition 2023",), ("refresh edition 2024",)} <= set(kinds)
 
 
+LOCK_HOLDER = textwrap.dedent("""
+    import sys, time
+    from radar_pipeline import lake
+    from radar_pipeline.warehouse import connect
+    con = connect(sys.argv[1])
+    with lake.table_locks(con, ["source_files"]):
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+""")
+
+
+def test_slice_writers_of_one_table_queue_on_its_lock_and_others_do_not_wait(lake_2024):
+    """lake.table_locks: while another process holds the lock of a table, a writer of that table
+    waits for it (instead of failing at commit); a writer of another table does not wait."""
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, lake_2024, "5"], stdout=subprocess.PIPE,
+                              text=True, env=os.environ.copy())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        con = connect(lake_2024)
+        try:
+            t = time.perf_counter()
+            with lake.table_locks(con, ["indicator_observations"]):
+                other = time.perf_counter() - t
+            t = time.perf_counter()
+            with lake.table_locks(con, ["source_files", "edition_sources"]):
+                same = time.perf_counter() - t
+        finally:
+            con.close()
+    finally:
+        holder.wait(timeout=60)
+    assert other < 1.0
+    assert same > 1.0  # waited for (most of) the holder's 5 s
+
+
 def test_the_write_pool_has_one_slot_for_a_file_and_n_for_a_lake(monkeypatch, tmp_path):
     import dagster as dg
 
