@@ -43,8 +43,8 @@ def drop_sites(world, name: str, n: int, seed: int) -> list[str]:
 
 
 def tick(world, cursor=None):
-    return assets.site_inbox_sensor(dg.build_sensor_context(instance=world["instance"], cursor=cursor,
-                                                            resources=world["resources"]))
+    with dg.build_sensor_context(instance=world["instance"], cursor=cursor, resources=world["resources"]) as ctx:
+        return assets.site_inbox_sensor(ctx)
 
 
 def run_requests(world, result) -> list[dg.RunResult]:
