@@ -87,7 +87,12 @@ def idle_cpu(work: Path, env: dict, tick: int | None, seconds: float) -> float:
     """CPU seconds per minute of a freshly started daemon left idle for `seconds` (after warm-up)."""
     import dagster as dg
 
-    env = {**env, **({"RADAR_INBOX_TICK_SECONDS": str(tick)} if tick else {})}
+    from radar_pipeline.run_settings import instance_yaml
+
+    home = work / "dagster_home"  # an instance of its own: no ticks of another window counted
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
+    env = {**env, "DAGSTER_HOME": str(home), **({"RADAR_INBOX_TICK_SECONDS": str(tick)} if tick else {})}
     daemon = C.start_daemon(env, work / f"daemon-idle-{tick}.log")
     try:
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
@@ -130,7 +135,6 @@ def main() -> None:
     for tick in args.tick_seconds if args.idle_seconds else []:
         cpu = idle_cpu(work / f"idle-{tick}", env, tick, args.idle_seconds)
         print(f"idle daemon (inbox sensor every {tick} s): {cpu:.2f} CPU s per minute", flush=True)
-        (work / f"idle-{tick}").mkdir(exist_ok=True)
 
     files = [C.synthetic_sites(wh, args.sites, seed=100 + i) for i in range(args.drops)]
     daemon = C.start_daemon(env, work / "daemon.log")

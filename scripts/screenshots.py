@@ -406,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pictures served at {pictures_url}")
         print(f"Dagster UI at {ui.url} (webserver pid {ui.pids()[0]}, daemon pid {ui.pids()[1]})")
         backfill = ui.launch_backfill(["site_scores"], demo.site_ids)
-        print(f"backfill {backfill}: {ui.wait_backfill(backfill)}")
+        print(f"backfill {backfill}: {ui.wait_backfill(backfill, timeout=600)}")
         for keys, partition, config in (
                 (["risk_map"], "2024", None),
                 (["site_category_distribution", "site_explanations"], None,
                  {"ops": {"site_explanations": {"config": {"top_n": 5}}}})):
             run_id = ui.launch_assets(keys, partition=partition, run_config=config)
-            print(f"{', '.join(keys)}: run {run_id} {ui.wait_run(run_id)}")
+            print(f"{', '.join(keys)}: run {run_id} {ui.wait_run(run_id, timeout=600)}")
         ui.graphql("mutation { setNuxSeen }")  # no "join the community" dialog over the screenshots
         expanded = ",".join(f"global@global:{g}" for g in ("sectors", "sites", "publish", "pictures"))
         shots = [
