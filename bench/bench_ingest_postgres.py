@@ -202,54 +202,61 @@ def measure(n: int, instance: str, stop_after_registration: bool, keep: bool) ->
     cmd = [*RADAR, "sites", "ingest", str(file), "--warehouse", str(wh), "--edition", "2024"]
     print(f"\n== {n:,} sites, {instance} instance{f' (database {db})' if db else ''}: {' '.join(cmd[2:])}",
            flush=True)
-    load_before = os.getloadavg()[0]
-    watch = Watch(cmd, env, stop_when=(lambda line: " - score_sites - " in line) if stop_after_registration else None)
-    rc, cpu, maxrss = watch.run()
-    r: dict = {"n": n, "instance": instance, "rc": rc, "wall": watch.t1 - watch.t0, "cpu": cpu, "maxrss": maxrss,
-               "generate_s": gen_s, "load_before": load_before, "load_max": max(watch.load, default=load_before),
-               "load_mean": sum(watch.load) / len(watch.load) if watch.load else load_before,
-               "stopped": watch.stopped}
-    t_stored = watch.first(lambda s: SUMMARY.search(s) is not None)
-    m = next((SUMMARY.search(s) for _, s in watch.lines if SUMMARY.search(s)), None)
-    r["new"] = int(m.group(1)) if m else None
-    r["warning"] = next((s for _, s in watch.lines if "WARNING" in s and "partitions" in s), None)
-    t_scored = watch.first(lambda s: s.startswith("scored "))
-    details = pg_details(db) if db else None
-    t_run = watch.first(lambda s: " - score_sites - " in s)
-    score_runs = [x for x in details["runs"] if x["job"] == "score_sites"] if details else []
-    if score_runs and score_runs[0]["start"]:
-        t_run = min(t_run or 1e18, score_runs[0]["start"])
-    bounds = [watch.t0, t_stored, t_run, t_scored, watch.t1]
-    r["phases"] = {}
-    for name, a, b in zip(PHASES, bounds, bounds[1:]):
-        if name == "scoring runs" and watch.stopped:
-            break
-        if a is not None and b is not None:
-            r["phases"][name] = (b - a, watch.peak(a, b), watch.cpu(a, b))
-    if details:
-        r["partitions"] = details["partitions"]
-        r["reg_span"] = (details["reg_last"] - details["reg_first"]) if details["reg_first"] else None
-        r["runs"] = details["runs"]
-    elif rc == 0 or watch.stopped:
-        r["partitions"] = child_count(env, "import dagster as dg; i = dg.DagsterInstance.get(); "
-                                           "print(len(i.get_dynamic_partitions('sites')))")
-    if rc == 0 and not watch.stopped:
-        import duckdb
+    try:
+        load_before = os.getloadavg()[0]
+        first_run = (lambda line: " - score_sites - " in line) if stop_after_registration else None
+        watch = Watch(cmd, env, stop_when=first_run)
+        rc, cpu, maxrss = watch.run()
+        r: dict = {"n": n, "instance": instance, "rc": rc, "wall": watch.t1 - watch.t0, "cpu": cpu, "maxrss": maxrss,
+                   "generate_s": gen_s, "load_before": load_before, "load_max": max(watch.load, default=load_before),
+                   "load_mean": sum(watch.load) / len(watch.load) if watch.load else load_before,
+                   "stopped": watch.stopped}
+        t_stored = watch.first(lambda s: SUMMARY.search(s) is not None)
+        m = next((SUMMARY.search(s) for _, s in watch.lines if SUMMARY.search(s)), None)
+        r["new"] = int(m.group(1)) if m else None
+        r["warning"] = next((s for _, s in watch.lines if "WARNING" in s and "partitions" in s), None)
+        t_scored = watch.first(lambda s: s.startswith("scored "))
+        try:
+            details = pg_details(db) if db else None
+        except Exception as exc:  # noqa: BLE001 — a command that died before creating the instance's tables
+            print(f"no instance details: {exc}", file=sys.stderr)
+            details = None
+        t_run = watch.first(lambda s: " - score_sites - " in s)
+        score_runs = [x for x in details["runs"] if x["job"] == "score_sites"] if details else []
+        if score_runs and score_runs[0]["start"]:
+            t_run = min(t_run or 1e18, score_runs[0]["start"])
+        bounds = [watch.t0, t_stored, t_run, t_scored, watch.t1]
+        r["phases"] = {}
+        for name, a, b in zip(PHASES, bounds, bounds[1:]):
+            if name == "scoring runs" and watch.stopped:
+                break
+            if a is not None and b is not None:
+                r["phases"][name] = (b - a, watch.peak(a, b), watch.cpu(a, b))
+        if details:
+            r["partitions"] = details["partitions"]
+            r["reg_span"] = (details["reg_last"] - details["reg_first"]) if details["reg_first"] else None
+            r["runs"] = details["runs"]
+        elif rc == 0 or watch.stopped:
+            r["partitions"] = child_count(env, "import dagster as dg; i = dg.DagsterInstance.get(); "
+                                               "print(len(i.get_dynamic_partitions('sites')))")
+        if rc == 0 and not watch.stopped:
+            import duckdb
 
-        con = duckdb.connect(str(wh), read_only=True)
-        r["scored"] = con.sql("select count(*) from site_scores where edition = 2024 and final_score is not null"
-                              ).fetchall()[0][0]
-        r["stored"] = con.sql("select count(*) from sites").fetchall()[0][0]
-        con.close()
-        pub = duckdb.connect(env["RADAR_PUBLISHED"], read_only=True)
-        r["published"] = pub.sql("select count(*) from site_scores_latest").fetchall()[0][0]
-        pub.close()
-    if db and not keep:
-        pg_admin(f"drop database {db} with (force)")
-    if not keep:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        print(f"kept {tmp}" + (f" and database {db}" if db else ""))
+            con = duckdb.connect(str(wh), read_only=True)
+            r["scored"] = con.sql("select count(*) from site_scores where edition = 2024 and final_score is not null"
+                                  ).fetchall()[0][0]
+            r["stored"] = con.sql("select count(*) from sites").fetchall()[0][0]
+            con.close()
+            pub = duckdb.connect(env["RADAR_PUBLISHED"], read_only=True)
+            r["published"] = pub.sql("select count(*) from site_scores_latest").fetchall()[0][0]
+            pub.close()
+    finally:  # also when the command or a check failed: no database or 1 GB folder left behind
+        if db and not keep:
+            pg_admin(f"drop database {db} with (force)")
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept {tmp}" + (f" and database {db}" if db else ""))
     return r
 
 
