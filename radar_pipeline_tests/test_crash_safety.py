@@ -205,7 +205,8 @@ def test_inbox_sensor_requests_sites_a_killed_tick_stored_but_never_scored(wh, t
     con.close()
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": DuckDBWarehouse(database=str(wh))}
-    result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:  # the resource is a generator
+        result = site_inbox_sensor(ctx)
     (request,) = result.run_requests
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary.new[0], summary.new[-1])
     assert request.run_config["ops"]["site_scores"]["config"]["only_stale"] is True
@@ -224,7 +225,8 @@ def test_inbox_sensor_survives_a_file_it_cannot_read(wh, tmp_path, monkeypatch):
     _sites_file(wh, inbox / "c_good.jsonl", 3)
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": DuckDBWarehouse(database=str(wh))}
-    result = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:  # the resource is a generator
+        result = site_inbox_sensor(ctx)
     assert len(result.run_requests) == 1
     con = connect(wh, read_only=True)
     try:
@@ -453,9 +455,9 @@ def test_inbox_sensor_skips_a_tick_while_another_process_holds_the_warehouse(wh,
                                "print('held', flush=True); time.sleep(30)", str(wh)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        ctx = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
-                                      resources={"warehouse": DuckDBWarehouse(database=str(wh))})
-        result = assets.site_inbox_sensor(ctx)
+        with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                     resources={"warehouse": DuckDBWarehouse(database=str(wh))}) as ctx:
+            result = assets.site_inbox_sensor(ctx)
     finally:
         holder.kill()
         holder.wait()

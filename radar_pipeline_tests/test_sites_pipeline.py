@@ -108,6 +108,11 @@ def _write(path: Path, rows: list[dict | str]):
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
 
 
+def _tick(instance, resources, cursor):
+    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as ctx:
+        return site_inbox_sensor(ctx)
+
+
 def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, monkeypatch):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -119,8 +124,8 @@ def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, mon
     instance = dg.DagsterInstance.ephemeral()
     resources = {"warehouse": DuckDBWarehouse(database=str(warehouse))}
 
-    ctx = dg.build_sensor_context(instance=instance, resources=resources)
-    result = site_inbox_sensor(ctx)
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:  # the resource is a generator
+        result = site_inbox_sensor(ctx)
     assert isinstance(result, dg.SensorResult)
     assert len(result.run_requests) == 1
     req = result.run_requests[0]
@@ -138,21 +143,18 @@ def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, mon
     instance.add_dynamic_partitions(sites_partitions.name, list(added.partition_keys))
     with connect(warehouse) as con:
         store.score_and_store(con, 2024, list(added.partition_keys))
-    again = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
-                                                      cursor=result.cursor))
+    again = _tick(instance, resources, result.cursor)
     assert isinstance(again, dg.SkipReason)
 
     # the same content re-sent under a new name changes nothing and requests nothing
     _write(inbox / "batch1-copy.jsonl", sites)
-    resent = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
-                                                       cursor=result.cursor))
+    resent = _tick(instance, resources, result.cursor)
     assert resent.run_requests == [] and resent.dynamic_partitions_requests == []
 
     # one site changes its answers: only that site is requested
     sites[2]["saq"]["workers_total"] = 5000
     _write(inbox / "batch2.jsonl", [sites[2]])
-    changed = site_inbox_sensor(dg.build_sensor_context(instance=instance, resources=resources,
-                                                        cursor=resent.cursor))
+    changed = _tick(instance, resources, resent.cursor)
     req = changed.run_requests[0]
     assert (req.tags[RANGE_START], req.tags[RANGE_END]) == ("S-2", "S-2")
     con = connect(warehouse, read_only=True)
