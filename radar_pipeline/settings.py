@@ -41,6 +41,13 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
 
 
+def memory_limit() -> str:
+    """DuckDB memory_limit for the pipeline's own in-memory work connections (publish). DuckDB's
+    default is 80 % of RAM, and a publish of 1M sites took 16.8 GiB of it as buffer cache; with a
+    limit it spills to disk instead (RADAR_MEMORY_LIMIT, e.g. "4GB")."""
+    return os.environ.get("RADAR_MEMORY_LIMIT", "2GB")
+
+
 def published_path() -> Path:
     """The BI-facing snapshot file (read-only for BI tools; replaced atomically by `publish`)."""
     return Path(os.environ.get("RADAR_PUBLISHED", "data/published/radar.duckdb"))

@@ -259,6 +259,35 @@ def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path)
     assert not orphan.exists() and mine.exists()
 
 
+def test_publish_spill_folders_of_dead_publishes_are_removed_and_publish_memory_is_bounded(tmp_path, monkeypatch):
+    from radar_pipeline.publish import build
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f".spill.{dead.pid}.x1"
+    orphan.mkdir()
+    (orphan / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
+    mine = tmp_path / f".spill.{os.getpid()}.x2"
+    mine.mkdir()
+    assert orphan in build.remove_orphans(tmp_path)
+    assert not orphan.exists() and mine.exists()
+    # the publish connection gets the configured limit and a spill folder it removes afterwards
+    seen = {}
+    real_connect = build.duckdb.connect
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs.get("config") or {})
+        raise RuntimeError("stop after connect")
+
+    monkeypatch.setattr(build.duckdb, "connect", spy)
+    monkeypatch.setenv("RADAR_MEMORY_LIMIT", "1GB")
+    with pytest.raises(RuntimeError):
+        build.publish(tmp_path / "missing.duckdb", tmp_path / "out" / "radar.duckdb")
+    monkeypatch.setattr(build.duckdb, "connect", real_connect)
+    assert seen["memory_limit"] == "1GB" and Path(seen["temp_directory"]).parent == tmp_path / "out"
+    assert not Path(seen["temp_directory"]).exists()
+
+
 def test_partitions_registered_in_chunks_and_sqlite_warning_then_runs_chunked(wh, tmp_path, monkeypatch):
     """Issue 10 item 2 with small sizes: registration in chunks (sqlite caps bound variables),
     runs of at most RADAR_RESCORE_CHUNK sites, and the sqlite duration warning."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,7 +250,8 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
 
 def remove_orphans(out: Path) -> list[Path]:
     """Temp files of publishes whose process died (`.<name>.<snapshot>.<pid>.tmp[.wal]` in the
-    published folder and its buyers folder): removed at the start of the next publish."""
+    published folder and its buyers folder, and `.spill.<pid>.*` spill folders): removed at the
+    start of the next publish."""
     import re
 
     removed = []
@@ -259,6 +261,11 @@ def remove_orphans(out: Path) -> list[Path]:
             if m and path.is_file() and not pid_alive(int(m.group(1))):
                 path.unlink(missing_ok=True)
                 removed.append(path)
+    for path in out.glob(".spill.*") if out.is_dir() else ():  # DuckDB spill folders (publish)
+        m = re.match(r"\.spill\.(\d+)\.", path.name)
+        if m and path.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
@@ -284,7 +291,15 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
     published_at = datetime.now(UTC).replace(tzinfo=None)
     snapshots = out / ".snapshots"
     remove_orphans(out)
-    con = duckdb.connect()
+    out.mkdir(parents=True, exist_ok=True)
+    # bounded memory whatever the number of sites: spill to a folder beside the output (same
+    # disk, removed at the end) rather than DuckDB's default of 80 % of RAM
+    spill = Path(tempfile.mkdtemp(prefix=f".spill.{os.getpid()}.", dir=out))
+    try:
+        con = duckdb.connect(config={"memory_limit": settings.memory_limit(), "temp_directory": str(spill)})
+    except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
     staged: list[tuple[Path, Path]] = []  # (temp file, target) renamed at the end
     transient: list[Path] = []  # temp files removed at the end (the main file of a lake publish)
     parquet_links: list[tuple[Path, Path]] = []
@@ -346,6 +361,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         raise
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     for tmp in transient:
         tmp.unlink(missing_ok=True)
 
