@@ -66,7 +66,7 @@ def _refresh_run_config() -> dict:
     """The settings file's run settings as explicit run config (visible on the run's page)."""
     wh = run_settings.default_warehouse()
     return {"resources": {"warehouse": {"config": {
-        "path": wh.path, "source": wh.source, "mirror_path": wh.mirror_path,
+        "database": wh.database, "source": wh.source, "mirror_path": wh.mirror_path,
         "allow_missing_topics": list(wh.allow_missing_topics), "published_path": wh.published_path,
         "keep_snapshots": wh.keep_snapshots}}}}
 

@@ -246,6 +246,8 @@ def test_annual_schedule_refreshes_the_current_edition_on_the_configured_date(mo
     assert request.partition_key == "2026"
     config = request.run_config["resources"]["warehouse"]["config"]
     assert config["source"] == "sample" and config["allow_missing_topics"] == ["wages"]
+    # the config the schedule sends is one the job accepts (a renamed field would fail the run)
+    dg.validate_run_config(defs.resolve_job_def("refresh_edition"), request.run_config)
     (tmp_path / "radar.toml").write_text('[schedule]\nannual_refresh = "02-30"\n')
     with pytest.raises(ValueError, match="annual_refresh must be MM-DD"):
         automation.build_annual_schedule(refresh_edition_job)
