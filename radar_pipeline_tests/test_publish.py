@@ -555,3 +555,30 @@ def test_buyers_inbox_sensor_requests_a_publish_on_change(tmp_path, monkeypatch)
     assert not same.run_requests
     (tmp_path / "b.csv").unlink()  # a removed list must be published too (the buyer loses access)
     assert len(buyers_inbox_sensor(dg.build_sensor_context(cursor=same.cursor)).run_requests) == 1
+
+
+def test_validation_streams_batches_and_checks_uniqueness_over_the_whole_table(monkeypatch):
+    """Published tables are validated in bounded batches (memory at 1M sites): a bad value in a
+    later batch and a duplicate key split across two batches are both reported."""
+    import pandera.polars as pa
+
+    schema = pa.DataFrameSchema({"site_id": pa.Column(str, unique=True),
+                                 "score": pa.Column(float, pa.Check.in_range(1.0, 6.0))}, name="t")
+    monkeypatch.setattr(schemas, "SCHEMAS", {"t": schema})
+    monkeypatch.setattr(build, "VALIDATE_BATCH_ROWS", 2)
+    con = duckdb.connect()
+    con.execute("create table t (site_id varchar, score double)")
+    con.execute("insert into t values ('a', 1.0), ('b', 2.0), ('c', 3.0), ('d', 4.0), ('e', 5.0)")
+    build.validate(con, "memory", {"t": 5})  # clean: no error
+    con.execute("update t set score = 7.5 where site_id = 'e'")  # third batch
+    with pytest.raises(build.PublishError, match="score"):
+        build.validate(con, "memory", {"t": 5})
+    con.execute("update t set score = 5.0 where site_id = 'e'")
+    con.execute("update t set site_id = 'a' where site_id = 'e'")  # batches 1 and 3
+    with pytest.raises(build.PublishError, match=r"\(site_id\) appear more than once"):
+        build.validate(con, "memory", {"t": 5})
+    con.execute("delete from t")
+    build.validate(con, "memory", {"t": 0})  # empty table: dtype checks only
+    con.execute("alter table t alter score type varchar")
+    with pytest.raises(build.PublishError, match="score"):
+        build.validate(con, "memory", {"t": 0})

@@ -57,6 +57,7 @@ SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors"
 PUBLIC_TABLES = tuple(t for t in SQL_TABLES if t not in SITE_TABLES)
 ALL_TABLES = (*SQL_TABLES, "data_dictionary", "publish_info")
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
+VALIDATE_BATCH_ROWS = 200_000  # rows per pandera pass (bounded memory at 1M sites)
 # Storage format of every published file. DuckDB 2.0 writes v2.0.0 by default, which DuckDB 1.x
 # (what most BI drivers bundle: DBeaver, Metabase, Superset's duckdb-engine installs) refuses to
 # open. v1.1.0 is read by every DuckDB >= 1.1 and holds all the types the published tables use.
@@ -176,22 +177,50 @@ def _comment(con: duckdb.DuckDBPyConnection, db: str, dictionary: pl.DataFrame) 
                         f"is {_q(r['description'])}")
 
 
+def _duplicates(con: duckdb.DuckDBPyConnection, db: str, table: str, schema: pa.DataFrameSchema) -> list[str]:
+    """Unique columns and the unique key, checked in SQL over the WHOLE table (the pandera pass
+    below sees batches of a sample, so it cannot see a duplicate in two batches)."""
+    keys = [[c] for c, col in schema.columns.items() if col.unique]
+    if schema.unique:
+        keys.append(list(schema.unique))
+    problems = []
+    for key in keys:
+        cols = ", ".join(f'"{c}"' for c in key)
+        n = con.sql(f"select count(*) from (select {cols} from {db}.main.{table} "
+                    f"group by all having count(*) > 1)").fetchall()[0][0]
+        if n:
+            problems.append(f"{table}: {n} value(s) of ({', '.join(key)}) appear more than once")
+    return problems
+
+
 def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) -> None:
-    """pandera-validate every published table (tables over VALIDATE_MAX_ROWS on a block
-    sample: uniqueness is then checked on the sample only)."""
+    """pandera-validate every published table, in batches of VALIDATE_BATCH_ROWS so memory stays
+    bounded whatever the number of sites (tables over VALIDATE_MAX_ROWS on a block sample);
+    uniqueness is checked in SQL over the whole table."""
     problems = []
     for table, schema in schemas.SCHEMAS.items():
         n = counts.get(table, 0)
+        problems += _duplicates(con, db, table, schema)
+        batch_schema = schema
+        if schema.unique or any(col.unique for col in schema.columns.values()):
+            # uniqueness was checked above on the whole table; per batch it would only repeat it
+            batch_schema = schema.update_columns({c: {"unique": False} for c, col in schema.columns.items()
+                                                  if col.unique})
+            batch_schema.unique = None
         sample = (f" using sample {100 * VALIDATE_MAX_ROWS / n:.4f}% (system, 42)"
                   if n > VALIDATE_MAX_ROWS else "")
-        df = con.sql(f"select * from {db}.main.{table}{sample}").pl()
-        try:
-            schema.validate(df, lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            cases = exc.failure_cases.head(5)
-            problems.append(f"{table}: " + "; ".join(
-                f"{r.get('column')} {r.get('check')} failed for {r.get('failure_case')}"
-                for r in cases.iter_rows(named=True)))
+        rel = con.sql(f"select * from {db}.main.{table}{sample}")
+        # an empty table still gets its dtype checks (one empty batch)
+        batches = rel.to_arrow_reader(VALIDATE_BATCH_ROWS) if n else [rel.limit(0).to_arrow_table()]
+        for batch in batches:
+            try:
+                batch_schema.validate(pl.from_arrow(batch), lazy=True)
+            except pa.errors.SchemaErrors as exc:
+                cases = exc.failure_cases.head(5)
+                problems.append(f"{table}: " + "; ".join(
+                    f"{r.get('column')} {r.get('check')} failed for {r.get('failure_case')}"
+                    for r in cases.iter_rows(named=True)))
+                break  # the first failing batch names the problem; the rest would repeat it
     if problems:
         raise PublishError("published tables failed validation: " + " | ".join(problems))
 
