@@ -45,7 +45,7 @@ def memory_limit() -> str:
     """DuckDB memory_limit for the pipeline's own in-memory work connections (publish). DuckDB's
     default is 80 % of RAM, and a publish of 1M sites took 16.8 GiB of it as buffer cache; with a
     limit it spills to disk instead (RADAR_MEMORY_LIMIT, e.g. "4GB")."""
-    return os.environ.get("RADAR_MEMORY_LIMIT", "2GB")
+    return os.environ.get("RADAR_MEMORY_LIMIT", "1GB")
 
 
 def published_path() -> Path:
