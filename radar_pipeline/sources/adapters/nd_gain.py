@@ -40,13 +40,7 @@ def _parse_file(file: LandedFile, indicator_ids: list[str]) -> pl.DataFrame:
                       pl.col(cols[ISO3]).str.strip_chars().alias("code"), pl.col(t.ROW),
                       *year_cols)
               .filter(pl.col("country").is_not_null() | pl.col("code").is_not_null())
-              .unpivot(on=list(year_cols), index=["country", "code", t.ROW],
-                       variable_name="column", value_name="raw_value")
-              .with_columns(
-                  pl.format("line {}, column '{}'", pl.col(t.ROW), pl.col("column"))
-                  .alias("row_ref"),
-                  pl.col("column").replace_strict(year_cols, return_dtype=pl.Int32)
-                  .alias("data_year")))
+              .pipe(t.year_columns_to_long, year_cols, ["country", "code", t.ROW]))
     long = t.parse_values(long, "raw_value", source=SOURCE, file=file.name, field_col="column")
     return pl.concat([long.with_columns(pl.lit(i).alias("indicator_id")) for i in indicator_ids]
                      ).with_columns(pl.lit(SOURCE).alias("source"),

@@ -63,13 +63,7 @@ def _parse_file(file: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
                            .fill_null(False))
                    .select(pl.col(cols[COUNTRY]).str.strip_chars().alias("country"),
                            pl.col(t.ROW), *year_cols)
-                   .unpivot(on=list(year_cols), index=["country", t.ROW],
-                            variable_name="column", value_name="raw_value")
-                   .with_columns(
-                       pl.format("line {}, column '{}'", pl.col(t.ROW), pl.col("column"))
-                       .alias("row_ref"),
-                       pl.col("column").replace_strict(year_cols, return_dtype=pl.Int32)
-                       .alias("data_year")))
+                   .pipe(t.year_columns_to_long, year_cols, ["country", t.ROW]))
     countries = t.parse_values(countries, "raw_value", source=SOURCE, file=file.name,
                                field_col="column")
     return pl.concat([countries.with_columns(pl.lit(s.indicator_id).alias("indicator_id"))

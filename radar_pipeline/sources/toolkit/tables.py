@@ -196,6 +196,19 @@ def check_years(df: pl.DataFrame, year_src: str, *, source: str, file: str,
                           file=file, row=first[ref_col], field=year_src)
 
 
+def year_columns_to_long(df: pl.DataFrame, year_cols: dict[str, int], index: list[str],
+                         row_ref: pl.Expr | None = None) -> pl.DataFrame:
+    """A table with one column per year -> one row per (index, year column): `column` (the
+    header), `raw_value`, `row_ref` (default "line <n>, column '<header>'") and `data_year`
+    (`year_cols` maps each header to its year)."""
+    if row_ref is None:
+        row_ref = pl.format("line {}, column '{}'", pl.col(ROW), pl.col("column"))
+    return (df.unpivot(on=list(year_cols), index=index, variable_name="column", value_name="raw_value")
+              .with_columns(row_ref.alias("row_ref"),
+                            pl.col("column").replace_strict(year_cols, return_dtype=pl.Int32)
+                            .alias("data_year")))
+
+
 def series_columns_to_long(df: pl.DataFrame, cols: dict[str, str], specs, *, source: str,
                            file: LandedFile, sheet: str, country: str, year: str) -> pl.DataFrame:
     """A name-keyed sheet with a year column and one column per registry series
