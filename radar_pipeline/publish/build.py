@@ -42,7 +42,7 @@ import polars as pl
 from radar_pipeline import lake, rule_sql, settings
 from radar_pipeline.identifiers import child_path, is_id
 from radar_pipeline.metadata import PUBLISHED
-from radar_pipeline.processes import pid_alive
+from radar_pipeline.processes import remove_left_by_dead
 from radar_pipeline.publish import schemas
 from radar_pipeline.warehouse import ensure_schema
 
@@ -281,21 +281,10 @@ def remove_orphans(out: Path) -> list[Path]:
     """Temp files of publishes whose process died (`.<name>.<snapshot>.<pid>.tmp[.wal]` in the
     published folder and its buyers folder, and `.spill.<pid>.*` spill folders): removed at the
     start of the next publish."""
-    import re
-
-    removed = []
-    for folder in (out, out / "buyers"):
-        for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
-            m = re.search(r"\.(\d+)\.tmp(\.wal)?$", path.name)
-            if m and path.is_file() and not pid_alive(int(m.group(1))):
-                path.unlink(missing_ok=True)
-                removed.append(path)
-    for path in out.glob(".spill.*") if out.is_dir() else ():  # DuckDB spill folders (publish)
-        m = re.match(r"\.spill\.(\d+)\.", path.name)
-        if m and path.is_dir() and not pid_alive(int(m.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    temp_files = [p for folder in (out, out / "buyers") for p in folder.glob(".*.tmp*") if p.is_file()]
+    spill_dirs = [p for p in out.glob(".spill.*") if p.is_dir()]  # DuckDB spill folders (publish)
+    return (remove_left_by_dead(temp_files, r"\.(\d+)\.tmp(\.wal)?$")
+            + remove_left_by_dead(spill_dirs, r"^\.spill\.(\d+)\."))
 
 
 def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,

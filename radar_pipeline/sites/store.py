@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
 import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline.processes import pid_alive
+from radar_pipeline.processes import remove_left_by_dead
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
 from radar_pipeline.warehouse import rollback
@@ -80,14 +78,9 @@ _TMP_PREFIX = "radar-ingest-"
 def remove_orphaned_temp_dirs(tmp_root: Path | None = None) -> list[Path]:
     """Staging folders of ingests whose process died (SIGKILL, OOM): `radar-ingest-<pid>-*`
     in the temp folder with <pid> gone. Called at the start of every ingest."""
-    removed = []
     root = Path(tmp_root or tempfile.gettempdir())
-    for path in root.glob(f"{_TMP_PREFIX}*"):
-        m = re.match(rf"{_TMP_PREFIX}(\d+)-", path.name)
-        if m and path.is_dir() and not path.is_symlink() and not pid_alive(int(m.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    return remove_left_by_dead((p for p in root.glob(f"{_TMP_PREFIX}*") if p.is_dir()),
+                               rf"^{_TMP_PREFIX}(\d+)-")
 
 
 def _file_sha256(path: Path) -> str:
