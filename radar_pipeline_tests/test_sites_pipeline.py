@@ -198,3 +198,34 @@ def test_failed_scoring_run_is_recorded(warehouse, tmp_path):
     runs = con.sql("select status, n_sites, first_site, error from site_scoring_runs").fetchall()
     con.close()
     assert len(runs) == 1 and runs[0][:3] == ("failure", 1, "A") and "no inherent risk" in runs[0][3]
+
+
+def test_ingest_records_the_file_digest_replaces_its_rejects_and_restores_threads(warehouse, tmp_path):
+    """The digest is computed beside the parse (store.ingest): it must still be the file's
+    sha256 on every row that names it, a re-load of the same content must replace its rejects
+    rather than add to them, and the connection's DuckDB thread count (lowered while the file
+    is parsed) is given back, also when the ingest fails."""
+    import hashlib
+
+    f = tmp_path / "a.jsonl"
+    _write(f, [{"site_id": "A", "country": "DNK", "isic": "6419"}, "{broken",
+               {"site_id": "B", "country": "XXX", "isic": "6419"}])
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()
+    con = connect(warehouse)
+    try:
+        con.execute("set threads = 3")
+        for _ in range(2):
+            summary = store.ingest(con, f, chunk_lines=1)
+            assert summary.file_sha256 == digest and summary.rejected == 2
+        assert con.sql("select file_sha256, count(*) from site_rejects group by all").fetchall() == [(digest, 2)]
+        assert {r[0] for r in con.sql("select file_sha256 from site_intake_files").fetchall()} == {digest}
+        assert con.sql("select current_setting('threads')").fetchall()[0][0] == 3
+        def interrupt(part):
+            raise KeyboardInterrupt  # Ctrl-C while chunks are applied
+
+        with pytest.raises(KeyboardInterrupt):
+            store.ingest(con, f, chunk_lines=1, on_chunk=interrupt)
+        assert con.sql("select current_setting('threads')").fetchall()[0][0] == 3
+        assert con.sql("select count(*) from site_rejects").fetchall()[0][0] == 2  # rolled back
+    finally:
+        con.close()
