@@ -91,7 +91,7 @@ def idle_cpu(work: Path, env: dict, tick: int | None, seconds: float) -> float:
 
     home = work / "dagster_home"  # an instance of its own: no ticks of another window counted
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
+    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml", home))
     env = {**env, "DAGSTER_HOME": str(home), **({"RADAR_INBOX_TICK_SECONDS": str(tick)} if tick else {})}
     daemon = C.start_daemon(env, work / f"daemon-idle-{tick}.log")
     try:
@@ -123,7 +123,7 @@ def main() -> None:
     wh = C.copy_warehouse(C.sample_warehouse(), work / "wh.duckdb")
     home = work / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
+    (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml", home))
     inbox = work / "inbox"
     inbox.mkdir()
     published = work / "published" / "radar.duckdb"

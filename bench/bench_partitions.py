@@ -78,7 +78,7 @@ def make_instance(kind: str):
     if kind == "sqlite":
         from radar_pipeline.run_settings import instance_yaml  # storage under this home
 
-        (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml"))
+        (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml", home))
         os.environ["DAGSTER_HOME"] = str(home)
         return dg.DagsterInstance.get(), lambda: None
     import psycopg2

@@ -158,17 +158,24 @@ def default_warehouse() -> RadarWarehouse:
         keep_snapshots=int(os.environ.get("RADAR_KEEP_SNAPSHOTS") or setting("publish", "keep_snapshots", 2)))
 
 
-def instance_yaml(source: Path | None = None) -> str:
-    """dagster.yaml for a DAGSTER_HOME of its own: the project's file without its `storage` and
-    `local_artifact_storage` keys. Those pin the storage to data/dagster_home for `dagster dev` /
-    `dg dev` in the repository root; a copy keeping them would store every other instance (a
-    test's, a bench's) in the working directory's data/dagster_home instead of its own home."""
+def instance_yaml(source: Path | None = None, home: Path | None = None) -> str:
+    """dagster.yaml for a DAGSTER_HOME of its own (`home`; default: whatever $DAGSTER_HOME is
+    when the instance loads): the project's file with its storage folder set to that home and
+    without `local_artifact_storage`. The project's file pins the
+    storage to data/dagster_home for `dagster dev` / `dg dev` in the repository root; a copy
+    keeping that would store every other instance (a test's, a bench's) in the working
+    directory's data/dagster_home instead of its own home. The storage class is kept (the
+    batching sqlite storage, radar_pipeline/instance_storage.py)."""
     import yaml
 
     source = source or settings.project_path("dagster.yaml")
     config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    for key in ("storage", "local_artifact_storage"):
-        config.pop(key, None)
+    config.pop("local_artifact_storage", None)
+    custom = (config.get("storage") or {}).get("custom")
+    if custom and isinstance(custom.get("config"), dict) and "base_dir" in custom["config"]:
+        custom["config"]["base_dir"] = str(Path(home).resolve()) if home else {"env": "DAGSTER_HOME"}
+    elif (config.get("storage") or {}).get("sqlite"):
+        config.pop("storage")  # Dagster's default: sqlite under DAGSTER_HOME
     return yaml.safe_dump(config, sort_keys=False)
 
 

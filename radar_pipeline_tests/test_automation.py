@@ -297,8 +297,11 @@ def test_dagster_dev_in_the_repo_root_keeps_the_project_instance(tmp_path, monke
             assert inst.python_log_level == "INFO"  # no DEBUG line per site partition on the console
         shutil.rmtree(throwaway)
     assert (tmp_path / "data" / "dagster_home" / "history" / "runs.db").exists()
-    own_home = yaml.safe_load(run_settings.instance_yaml())
-    assert "storage" not in own_home and own_home["python_logs"]["python_log_level"] == "INFO"
+    # a DAGSTER_HOME of its own: the same (batching sqlite) storage class, under that home
+    own_home = yaml.safe_load(run_settings.instance_yaml(home=tmp_path / "elsewhere"))
+    assert own_home["storage"]["custom"]["class"] == "RadarSqliteStorage"
+    assert own_home["storage"]["custom"]["config"]["base_dir"] == str((tmp_path / "elsewhere").resolve())
+    assert "local_artifact_storage" not in own_home and own_home["python_logs"]["python_log_level"] == "INFO"
     # dg dev / dg check defs: the same code location
     pyproject = tomllib.loads((settings.REPO_DIR / "pyproject.toml").read_text())
     assert pyproject["tool"]["dg"]["project"]["code_location_target_module"] == \

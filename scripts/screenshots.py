@@ -73,7 +73,7 @@ def prepare_demo(root: Path, n_sites: int = 40, edition: int = 2024) -> Demo:
     home.mkdir(exist_ok=True)
     from radar_pipeline.run_settings import instance_yaml  # storage under this home, not the repo's
 
-    (home / "dagster.yaml").write_text(instance_yaml(), encoding="utf-8")
+    (home / "dagster.yaml").write_text(instance_yaml(home=home), encoding="utf-8")
     (root / "inbox").mkdir(exist_ok=True)
     demo = Demo(root, home, root / "radar.duckdb")
     saved = {k: os.environ.get(k) for k in ("RADAR_SOURCES_MIRROR", "RADAR_USER_FILES", "RADAR_LANDING")}

@@ -19,20 +19,39 @@ from pathlib import Path
 
 from radar_pipeline import settings
 
+_GENERATED = "# Written by radar from the project's dagster.yaml; radar rewrites it when that file changes. " \
+             "Delete this line to keep your own edits.\n"
+
 
 def dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or Path("data/dagster_home").resolve())
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     source = settings.project_path("dagster.yaml")
-    if not target.exists() and source.exists():
-        # without the repo-root storage folder (for `dagster dev` in the repo root): the
-        # instance stores under this DAGSTER_HOME
+    if source.exists():
+        # the instance stores under this DAGSTER_HOME, not the repo-root folder the project's
+        # file names for `dagster dev` in the repo root
         from radar_pipeline.run_settings import instance_yaml
 
-        target.write_text(instance_yaml(source), encoding="utf-8")
+        wanted = _GENERATED + instance_yaml(source, home)
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current is None or (current != wanted and _written_by_radar(current, source)):
+            target.write_text(wanted, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _written_by_radar(text: str, source: Path) -> bool:
+    """A copy radar wrote (its first line), or one written before that line existed: the
+    project's file minus `storage` and `local_artifact_storage`, as radar wrote it then."""
+    if text.startswith(_GENERATED):
+        return True
+    import yaml
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    for key in ("storage", "local_artifact_storage"):
+        config.pop(key, None)
+    return text == yaml.safe_dump(config, sort_keys=False)
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
