@@ -22,7 +22,12 @@ sites = dg.DynamicPartitionsDefinition(name="sites")
 # Partition keys registered per add_dynamic_partitions call: the sqlite instance binds one
 # SQL variable per key and fails somewhere between 249k and 251k keys in one call.
 PARTITION_CHUNK = int(os.environ.get("RADAR_PARTITION_CHUNK", "10000"))
-SQLITE_MS_PER_PARTITION = 27.0  # measured: bench/README.md, bench_partitions.py --instance sqlite
+# ms per site partition of a scoring run on the sqlite instance (bench/README.md, bench_partitions.py
+# --instance sqlite): with the project's storage (radar_pipeline/instance_storage.py) and the two
+# event settings of .env, and with Dagster's own sqlite storage, which writes event by event
+SQLITE_MS_PER_PARTITION = 0.75
+SQLITE_MS_PER_PARTITION_UNBATCHED = 27.0
+_EVENT_SETTINGS = ("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1", "DAGSTER_EVENT_BATCH_SIZE=1000")
 
 
 def is_sqlite_instance(instance: dg.DagsterInstance) -> bool:
@@ -31,18 +36,36 @@ def is_sqlite_instance(instance: dg.DagsterInstance) -> bool:
     return "sqlite" in name or "inmemory" in name
 
 
+def writes_events_in_batches(instance: dg.DagsterInstance) -> bool:
+    """This process writes a run's partition events in batches: the project's sqlite storage (or
+    a non-sqlite one) and DAGSTER_EVENT_BATCH_SIZE set."""
+    from radar_pipeline.instance_storage import BatchingSqliteEventLogStorage
+
+    batching_storage = (isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+                        or not is_sqlite_instance(instance))
+    return batching_storage and int(os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or 0) > 0
+
+
 def sqlite_partition_warning(instance: dg.DagsterInstance, n_partitions: int) -> str | None:
     """The message to show before a run over `n_partitions` site partitions on the sqlite
     instance when there are more than RADAR_SQLITE_PARTITION_WARN (default 50k); None otherwise."""
     limit = int(os.environ.get("RADAR_SQLITE_PARTITION_WARN", "50000"))
     if n_partitions <= limit or not is_sqlite_instance(instance):
         return None
-    minutes = n_partitions * SQLITE_MS_PER_PARTITION / 60_000
-    return (f"{n_partitions} site partitions on the sqlite Dagster instance: about {minutes:.0f} min at the "
-            f"measured {SQLITE_MS_PER_PARTITION:g} ms per partition (bench/README.md); PostgreSQL takes about "
-            f"1 ms. To switch: copy dagster-postgres.yaml to $DAGSTER_HOME/dagster.yaml, set DAGSTER_PG_* "
-            f"(or `eval \"$(bench/pg.sh start)\"`) and export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 "
-            f"DAGSTER_EVENT_BATCH_SIZE=1000 (README, 'Dagster instance'). Continuing on sqlite.")
+    switch = ("For a long-lived deployment with many sites use PostgreSQL: copy dagster-postgres.yaml "
+              "to $DAGSTER_HOME/dagster.yaml and set DAGSTER_PG_* (or `eval \"$(bench/pg.sh start)\"`) "
+              "(README, 'Dagster instance').")
+    if writes_events_in_batches(instance):
+        minutes = n_partitions * SQLITE_MS_PER_PARTITION / 60_000
+        return (f"{n_partitions} site partitions on the sqlite Dagster instance: its event writes take about "
+                f"{minutes:.0f} min at the measured {SQLITE_MS_PER_PARTITION:g} ms per partition "
+                f"(bench/README.md). {switch} Continuing on sqlite.")
+    minutes = n_partitions * SQLITE_MS_PER_PARTITION_UNBATCHED / 60_000
+    return (f"{n_partitions} site partitions on the sqlite Dagster instance, written event by event: about "
+            f"{minutes:.0f} min at the measured {SQLITE_MS_PER_PARTITION_UNBATCHED:g} ms per partition "
+            f"(bench/README.md). {SQLITE_MS_PER_PARTITION:g} ms with the project's dagster.yaml storage "
+            f"(radar_pipeline.instance_storage) and {' '.join(_EVENT_SETTINGS)} in the environment. "
+            f"{switch} Continuing on sqlite.")
 
 
 def add_site_partitions(instance: dg.DagsterInstance, keys: list[str], chunk: int | None = None) -> None:

@@ -124,3 +124,22 @@ def test_radar_home_uses_the_batching_storage_and_upgrades_an_old_copy(tmp_path,
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+def test_sqlite_warning_predicts_with_the_rate_of_the_storage_in_use(tmp_path, monkeypatch):
+    """Issue 10 item 2: the duration said before a big run on sqlite is the one this process
+    will see: batched (the project's storage and DAGSTER_EVENT_BATCH_SIZE) or event by event."""
+    from radar_pipeline import partitions
+
+    monkeypatch.setenv("RADAR_SQLITE_PARTITION_WARN", "50000")
+    with _instance(tmp_path / "radar", batching=True) as radar, \
+            _instance(tmp_path / "plain", batching=False) as plain:
+        monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+        fast = partitions.sqlite_partition_warning(radar, 400_000)
+        assert "about 5 min at the measured 0.75 ms per partition" in fast and "Continuing" in fast
+        slow = partitions.sqlite_partition_warning(plain, 400_000)
+        assert "written event by event: about 180 min at the measured 27 ms" in slow
+        assert "DAGSTER_EVENT_BATCH_SIZE=1000" in slow and "dagster-postgres.yaml" in slow
+        monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
+        assert "event by event" in partitions.sqlite_partition_warning(radar, 400_000)
+        assert partitions.sqlite_partition_warning(radar, 50_000) is None
