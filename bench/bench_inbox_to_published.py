@@ -28,6 +28,7 @@ RADAR_INBOX_TICK_SECONDS per idle window, and the difference gives the cost of a
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import sys
@@ -65,6 +66,19 @@ def sensor_ticks(instance, name: str) -> int:
         if state.instigator_name == name:
             return len(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5))
     return 0
+
+
+def tick_period(instance, name: str) -> float | None:
+    """Median seconds between consecutive ticks of sensor `name` (the last 200)."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name == name:
+            stamps = sorted(t.timestamp for t in instance.get_ticks(state.instigator_origin_id, state.selector_id,
+                                                                    limit=200))
+            gaps = [b - a for a, b in itertools.pairwise(stamps)]
+            return C.median(gaps) if gaps else None
+    return None
 
 
 def unfinished_runs(instance) -> int:
@@ -140,6 +154,7 @@ def main() -> None:
     daemon = C.start_daemon(env, work / "daemon.log")
     rng = random.Random(12)
     rows = []
+    period = None
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             wait_for(lambda: sensor_ticks(instance, "site_inbox_sensor") >= 1, 180, "the first inbox sensor tick")
@@ -173,8 +188,11 @@ def main() -> None:
                       + (f" = tick wait + intake {row['tick']:.1f} s + launch {row['launch']:.1f} s + score "
                          f"{row['score']:.1f} s + publish {row['publish']:.1f} s + rest {row['rest']:.1f} s"
                          if "tick" in row else "") + f"; runs: {', '.join(row['runs'])}", flush=True)
+            period = tick_period(instance, "site_inbox_sensor")
     finally:
         C.stop_group(daemon)
+    if period is not None:
+        print(f"site_inbox_sensor ticked every {period:.1f} s (median gap between ticks)")
     totals = sorted(r["total"] for r in rows)
     print(f"\n{args.sites} sites, {len(rows)} drops: inbox -> published median {C.median(totals):.1f} s, "
           f"worst {totals[-1]:.1f} s, best {totals[0]:.1f} s  [{', '.join(f'{t:.1f}' for t in totals)}]; "
