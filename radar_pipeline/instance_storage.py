@@ -29,6 +29,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 
 _BATCHED = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
+ROWS_PER_INSERT = 100
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -40,7 +41,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             return super().store_event_batch(events)
         run_id = events[0].run_id
         with self.run_connection(run_id) as conn:
-            conn.execute(self.prepare_insert_event_batch(events))
+            # a multi-row INSERT binds 7 variables per event and sqlite caps them per statement
+            # (32766; 999 before 3.32): DAGSTER_EVENT_BATCH_SIZE is the user's, so chunk it
+            for i in range(0, len(events), ROWS_PER_INSERT):
+                conn.execute(self.prepare_insert_event_batch(events[i:i + ROWS_PER_INSERT]))
         with self.index_transaction() as conn:
             # one insert per row: the ids must pair with the events, and sqlite does not promise
             # the order of a multi-row INSERT ... RETURNING

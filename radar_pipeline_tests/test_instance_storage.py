@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from radar_pipeline import instance_storage
 from radar_pipeline.cli import dagster_home
 from radar_pipeline.instance_storage import BatchingSqliteEventLogStorage, RadarSqliteStorage
 from radar_pipeline.run_settings import instance_yaml
@@ -66,6 +67,7 @@ def _runs(instance) -> list[str]:
 
 def test_batched_writes_leave_the_instance_as_dagsters_own_sqlite_storage_does(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "50")  # batches of 50, 30 and 40 per run
+    monkeypatch.setattr(instance_storage, "ROWS_PER_INSERT", 7)  # and statements of 7 rows in each
     one_by_one: list[str] = []
     real_store_event = SqliteEventLogStorage.store_event
 
