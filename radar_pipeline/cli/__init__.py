@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -184,11 +185,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
         # -m, not workspace.yaml: the code location's working directory stays the user's
         # (relative data/ paths), wherever the package is installed
         proc = subprocess.Popen(["dagster", "dev", "-m", "radar_pipeline.definitions",
-                                 "-h", args.host, "-p", str(args.port)])
+                                 "-h", args.host, "-p", str(args.port)], preexec_fn=_default_sigint)
+
+        def stop(signum, frame):
+            # `kill`, systemd, a container stop: dagster dev shuts its webserver, daemon and
+            # code server down on SIGINT, not on SIGTERM; without this they outlive `radar ui`
+            proc.send_signal(signal.SIGINT)
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             return proc.wait()
         except KeyboardInterrupt:  # Ctrl-C reached dagster dev too: let it shut down
             return proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _default_sigint() -> None:
+    """In the child before exec: a shell starting `radar ui &` leaves SIGINT ignored, and an
+    ignored signal stays ignored across exec, so dagster dev could not be stopped with it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # Commands defined in other modules: name -> (module with `register(sub)`, help line shown by
