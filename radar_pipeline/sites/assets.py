@@ -166,6 +166,8 @@ def range_requests(keys_in_order: list[str], wanted: set[str], edition: int = 0,
 # A tick with nothing new only lists the inbox and asks the run storage one indexed question
 # (no warehouse connection, so it never competes for the DuckDB write lock).
 INBOX_TICK_SECONDS = int(os.environ.get("RADAR_INBOX_TICK_SECONDS", "5"))
+# ... and looks for stored-but-unscored sites (a killed intake) at most this often
+RESUME_CHECK_SECONDS = 60
 
 
 def loop_aligned(seconds: int) -> int:
@@ -175,8 +177,6 @@ def loop_aligned(seconds: int) -> int:
     other time (measured: the inbox sensor ticked every 10.0 s). One second less keeps the
     period the user asked for."""
     return max(1, seconds - 1)
-# ... and looks for stored-but-unscored sites (a killed intake) at most this often
-RESUME_CHECK_SECONDS = 60
 
 
 def _read_cursor(cursor: str | None) -> tuple[dict[str, str], float]:
