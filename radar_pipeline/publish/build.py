@@ -177,14 +177,19 @@ def _comment(con: duckdb.DuckDBPyConnection, db: str, dictionary: pl.DataFrame) 
                         f"is {_q(r['description'])}")
 
 
-def _duplicates(con: duckdb.DuckDBPyConnection, db: str, table: str, schema: pa.DataFrameSchema) -> list[str]:
-    """Unique columns and the unique key, checked in SQL over the WHOLE table (the pandera pass
-    below sees batches of a sample, so it cannot see a duplicate in two batches)."""
+def _unique_keys(schema: pa.DataFrameSchema) -> list[list[str]]:
+    """The schema's unique columns (one key each) and its unique key, if any."""
     keys = [[c] for c, col in schema.columns.items() if col.unique]
     if schema.unique:
         keys.append(list(schema.unique))
+    return keys
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, db: str, table: str, schema: pa.DataFrameSchema) -> list[str]:
+    """Unique columns and the unique key, checked in SQL over the WHOLE table (the pandera pass
+    below sees batches of a sample, so it cannot see a duplicate in two batches)."""
     problems = []
-    for key in keys:
+    for key in _unique_keys(schema):
         cols = ", ".join(f'"{c}"' for c in key)
         n = con.sql(f"select count(*) from (select {cols} from {db}.main.{table} "
                     f"group by all having count(*) > 1)").fetchall()[0][0]
@@ -202,7 +207,7 @@ def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) ->
         n = counts.get(table, 0)
         problems += _duplicates(con, db, table, schema)
         batch_schema = schema
-        if schema.unique or any(col.unique for col in schema.columns.values()):
+        if _unique_keys(schema):
             # uniqueness was checked above on the whole table; per batch it would only repeat it
             batch_schema = schema.update_columns({c: {"unique": False} for c, col in schema.columns.items()
                                                   if col.unique})
