@@ -7,6 +7,8 @@ CI (CI=true), where it must be present.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,12 @@ def sample_edition_2024(tmp_path_factory) -> Path:
     finally:
         mp.undo()
     return path
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped: what a killed ingest or publish
+    leaves in the names of its temp files and folders."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -441,20 +441,15 @@ def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
     assert clash_with_other_sources(con, 2023, "ti_cpi", obs) is None
 
 
-def test_temp_files_of_a_killed_publish_are_removed_by_the_next(tmp_path):
-    import subprocess
-    import sys
-
+def test_temp_files_of_a_killed_publish_are_removed_by_the_next(tmp_path, dead_pid):
     from radar_pipeline.publish import build
     from radar_pipeline.warehouse import connect
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     out = tmp_path / "published"
     (out / "buyers").mkdir(parents=True)
-    left = [out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp",
-            out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp.wal",
-            out / "buyers" / f".acme.duckdb.20260101T000000Z-aaaaaa.{dead.pid}.tmp"]
+    left = [out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead_pid}.tmp",
+            out / f".radar.duckdb.20260101T000000Z-aaaaaa.{dead_pid}.tmp.wal",
+            out / "buyers" / f".acme.duckdb.20260101T000000Z-aaaaaa.{dead_pid}.tmp"]
     for f in left:
         f.write_bytes(b"x")
     connect(tmp_path / "wh.duckdb").close()

@@ -247,10 +247,8 @@ def test_ingest_of_a_path_that_is_not_a_file_is_a_clear_error(wh, tmp_path, kind
     assert rc == 2 and "Traceback" not in err and str(target) in err, (out, err)
 
 
-def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    orphan = tmp_path / f"radar-ingest-{dead.pid}-abc"
+def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path, dead_pid):
+    orphan = tmp_path / f"radar-ingest-{dead_pid}-abc"
     orphan.mkdir()
     (orphan / "000000_sites.parquet").write_bytes(b"x")
     mine = tmp_path / f"radar-ingest-{os.getpid()}-def"
@@ -259,12 +257,11 @@ def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path)
     assert not orphan.exists() and mine.exists()
 
 
-def test_publish_spill_folders_of_dead_publishes_are_removed_and_publish_memory_is_bounded(tmp_path, monkeypatch):
+def test_publish_spill_folders_of_dead_publishes_are_removed_and_publish_memory_is_bounded(tmp_path, monkeypatch,
+                                                                                           dead_pid):
     from radar_pipeline.publish import build
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    orphan = tmp_path / f".spill.{dead.pid}.x1"
+    orphan = tmp_path / f".spill.{dead_pid}.x1"
     orphan.mkdir()
     (orphan / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
     mine = tmp_path / f".spill.{os.getpid()}.x2"
