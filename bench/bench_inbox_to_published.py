@@ -59,26 +59,25 @@ def published_count(path: Path, prefix: str) -> int:
         con.close()
 
 
-def sensor_ticks(instance, name: str) -> int:
+def _ticks(instance, name: str, limit: int) -> list:
+    """The last `limit` ticks of sensor `name` (none before it first ticked)."""
     from dagster._core.scheduler.instigation import InstigatorType  # not exported at the top level
 
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         if state.instigator_name == name:
-            return len(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5))
-    return 0
+            return instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=limit)
+    return []
+
+
+def sensor_ticks(instance, name: str) -> int:
+    return len(_ticks(instance, name, limit=5))
 
 
 def tick_period(instance, name: str) -> float | None:
     """Median seconds between consecutive ticks of sensor `name` (the last 200)."""
-    from dagster._core.scheduler.instigation import InstigatorType
-
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
-        if state.instigator_name == name:
-            stamps = sorted(t.timestamp for t in instance.get_ticks(state.instigator_origin_id, state.selector_id,
-                                                                    limit=200))
-            gaps = [b - a for a, b in itertools.pairwise(stamps)]
-            return C.median(gaps) if gaps else None
-    return None
+    stamps = sorted(t.timestamp for t in _ticks(instance, name, limit=200))
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    return C.median(gaps) if gaps else None
 
 
 def unfinished_runs(instance) -> int:
