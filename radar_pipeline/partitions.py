@@ -37,13 +37,12 @@ def is_sqlite_instance(instance: dg.DagsterInstance) -> bool:
 
 
 def writes_events_in_batches(instance: dg.DagsterInstance) -> bool:
-    """This process writes a run's partition events in batches: the project's sqlite storage (or
-    a non-sqlite one) and DAGSTER_EVENT_BATCH_SIZE set."""
+    """On the sqlite instance, this process writes a run's partition events in batches: the
+    project's sqlite storage and DAGSTER_EVENT_BATCH_SIZE set."""
     from radar_pipeline.instance_storage import BatchingSqliteEventLogStorage
 
-    batching_storage = (isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
-                        or not is_sqlite_instance(instance))
-    return batching_storage and int(os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or 0) > 0
+    return (isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+            and int(os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or 0) > 0)
 
 
 def sqlite_partition_warning(instance: dg.DagsterInstance, n_partitions: int) -> str | None:
