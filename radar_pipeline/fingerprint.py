@@ -36,6 +36,12 @@ from radar_pipeline import settings
 DIGEST_CHARS = 12
 
 
+# The release months of the download catalogue (rules/sources.csv `released`) decide which
+# vintages an edition may read (METHODOLOGY §1), so they are rules; its URLs are not. This label
+# hashes only the (source, vintage, released) of the rows that declare a month.
+RELEASE_MONTHS = "sources.csv:released"
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -50,7 +56,8 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("country", None,
-          rules=("topics.csv", "indicators.csv", "country_overrides.csv", "universe_additions.csv"),
+          rules=("topics.csv", "indicators.csv", "country_overrides.csv", "universe_additions.csv",
+                 "gap_filling.csv", RELEASE_MONTHS),
           sql=("country_risk",),
           tables=("indicator_scores", "country_topic_risk")),
     Stage("inherent", "country",
@@ -77,9 +84,22 @@ def package_version() -> str:
 
 
 def _content_digest(path: Path) -> str:
+    if path.name == RELEASE_MONTHS:
+        return _release_months_digest(path.with_name(RELEASE_MONTHS.split(":")[0]))
     if not path.is_file():
         return "absent"
     return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+def _release_months_digest(path: Path) -> str:
+    import csv
+
+    if not path.is_file():
+        return "absent"
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = sorted((r.get("source", ""), r.get("vintage", ""), (r.get("released") or "").strip())
+                      for r in csv.DictReader(fh) if (r.get("released") or "").strip())
+    return hashlib.sha256("\n".join(",".join(r) for r in rows).encode()).hexdigest()
 
 
 def stage_files(stage: str, *, rules_dir: Path | None = None,

@@ -122,4 +122,42 @@ TOPIC_PILLAR: dict[str, str] = {r["topic"]: r["pillar"] for r in _ROWS}
 TOPIC_LABELS: dict[str, str] = {r["topic"]: r["label"] for r in _ROWS}
 DIRECTIONS = ("higher_is_riskier", "lower_is_riskier")
 CATEGORIES: tuple[str, ...] = categories()  # site score categories, lowest first
-IMPUTATION_METHODS = ("direct", "intermediate_region_mean", "subregion_mean", "region_mean", "world_mean")
+# METHODOLOGY §2.3 gap filling, peers first, in the order tried; §8a confidence of each
+# (1 observed, 0.5 peers: same income group, 0.25 geography alone, 0 the world mean)
+IMPUTATION_CONFIDENCE: dict[str, float] = {
+    "direct": 1.0,
+    "peer_subregion_mean": 0.5,
+    "peer_region_mean": 0.5,
+    "income_group_mean": 0.5,
+    "subregion_mean": 0.25,
+    "region_mean": 0.25,
+    "world_mean": 0.0,
+}
+IMPUTATION_METHODS = tuple(IMPUTATION_CONFIDENCE)
+INCOME_GROUPS = ("low", "lower_middle", "upper_middle", "high")
+
+
+GAP_FILLING_FILE = "gap_filling.csv"
+GAP_FILLING_SETTINGS = {"min_donors": (1, 50)}  # setting -> allowed whole-number range
+
+
+def gap_filling_settings(path: Path | None = None) -> dict[str, int]:
+    """rules/gap_filling.csv (setting, value, reason) as {setting: int}: every known setting
+    present once, a whole number in its range; errors name the file, line and setting."""
+    path = path or rules_dir() / GAP_FILLING_FILE
+    rows = _read_rule_csv(path, ("setting", "value", "reason"))
+    out: dict[str, int] = {}
+    for line, r in enumerate(rows, start=2):
+        name, raw = (r["setting"] or "").strip(), (r["value"] or "").strip()
+        if name not in GAP_FILLING_SETTINGS:
+            raise ValueError(f"{path} line {line}: unknown setting {name!r} (known: {sorted(GAP_FILLING_SETTINGS)})")
+        if name in out:
+            raise ValueError(f"{path} line {line}: setting {name!r} given twice")
+        lo, hi = GAP_FILLING_SETTINGS[name]
+        if not raw.isdigit() or not lo <= int(raw) <= hi:
+            raise ValueError(f"{path} line {line}: {name} = {raw!r} must be a whole number {lo}-{hi}")
+        out[name] = int(raw)
+    missing = sorted(set(GAP_FILLING_SETTINGS) - set(out))
+    if missing:
+        raise ValueError(f"{path}: missing setting(s) {missing}")
+    return out

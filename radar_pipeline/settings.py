@@ -37,6 +37,26 @@ def overrides_dir() -> Path:
 SAMPLE_MIRROR_DIR = PACKAGE_DIR / "sample_mirror"
 
 
+# The synthetic sample mirror describes 30 countries, so no indicator in it could reach the
+# coverage rule's real thresholds (min_countries 100, METHODOLOGY §2): runs on it apply this cap
+# instead, and say so (indicator_coverage.min_countries, the run metadata).
+SAMPLE_MIN_COUNTRIES = 10
+
+
+def min_countries_cap() -> int | None:
+    """A cap on every indicator's min_countries for this run: RADAR_MIN_COUNTRIES_CAP, else
+    SAMPLE_MIN_COUNTRIES when the sources are the packaged sample mirror, else none."""
+    value = os.environ.get("RADAR_MIN_COUNTRIES_CAP")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"RADAR_MIN_COUNTRIES_CAP={value!r}: must be a whole number >= 1")
+        return int(value)
+    mirror = sources_mirror()
+    if mirror is not None and mirror.resolve() == SAMPLE_MIRROR_DIR.resolve():
+        return SAMPLE_MIN_COUNTRIES
+    return None
+
+
 def warehouse_path() -> Path:
     return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
 

@@ -61,43 +61,115 @@ def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
     problems = schemas.validate(schemas.countries, df)
     if problems:
         raise dg.Failure(f"un_m49 {chosen.name}: " + "; ".join(problems[:5]))
-    rows = df.select(pl.lit(edition, pl.Int32).alias("edition"), pl.all(),
-                     pl.lit(vintage).alias("m49_vintage"))
+    income, income_vintage, income_sources = income_groups(edition, context.log)
+    rows = (df.select(pl.lit(edition, pl.Int32).alias("edition"), pl.all(),
+                      pl.lit(vintage).alias("m49_vintage"))
+              .join(income, on="iso3", how="left")
+              .with_columns(income_vintage=pl.when(pl.col("income_group").is_not_null())
+                            .then(pl.lit(income_vintage, pl.String))))
     sources_read = registry.list_source_rows(edition, "un_m49", files)
     with warehouse.get_connection() as con:
-        n, _ = replace_slices(con, [("edition_countries", rows, {"edition": edition}),
-                                    ("edition_sources", sources_read, {"edition": edition, "source": "un_m49"})])
+        n, *_ = replace_slices(con, [
+            ("edition_countries", rows, {"edition": edition}),
+            ("edition_sources", sources_read, {"edition": edition, "source": "un_m49"}),
+            ("edition_sources", income_sources, {"edition": edition, "source": "worldbank_class"})])
         schema = table_schema_metadata(con, "edition_countries")
+    by_group = rows.group_by("income_group").len().sort("income_group", nulls_last=True)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "dagster/column_schema": schema,
         "file": chosen.name, "sha256": chosen.sha256, "vintage": vintage,
         "released_after_edition": after,
-        "added_to_m49": ", ".join(df.filter(pl.col("m49").is_null())["iso3"].to_list()) or "none"})
+        "added_to_m49": ", ".join(df.filter(pl.col("m49").is_null())["iso3"].to_list()) or "none",
+        "income_vintage": income_vintage or "none (no worldbank_class file: gap filling skips the peer groups)",
+        "income_groups": dg.MetadataValue.json({str(g or "unclassified"): k for g, k in by_group.iter_rows()}),
+    })
+
+
+def income_groups(edition: int, log) -> tuple[pl.DataFrame, str | None, pl.DataFrame]:
+    """The World Bank income group of each economy as of the edition (METHODOLOGY §1: the
+    CLASS.xlsx vintage released by the edition, else the oldest), the vintage, and its
+    edition_sources row. Without any CLASS file every country is unclassified: gap filling then
+    skips the peer groups (§2.3) and the run says so."""
+    from radar_pipeline.sources.reference import worldbank_class
+
+    empty = pl.DataFrame(schema={"iso3": pl.String, "income_group": pl.String})
+    files = registry.collect_files("worldbank_class", mirror=settings.sources_mirror(),
+                                   landing=settings.landing_dir(), user_dir=settings.user_files_dir(),
+                                   log=log.info)
+    if not files:
+        log.warning(f"edition {edition}: no World Bank income classification (worldbank_class/<vintage>/"
+                    "CLASS.xlsx): every country is unclassified and gap filling skips the peer groups")
+        return empty, None, registry.edition_source_rows(edition, "worldbank_class", [], "")
+    vintage, _, _ = registry.choose_list_vintage("worldbank_class", files, edition)
+    try:
+        groups = worldbank_class.parse_income_groups(files[vintage][0].path)
+    except SourceError as exc:
+        raise dg.Failure(str(exc)) from exc
+    return (groups.select("iso3", "income_group"), vintage,
+            registry.list_source_rows(edition, "worldbank_class", files))
 
 
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb"},
           description="Indicator registry (rules/indicators.csv): topic, source and direction of each indicator.",
           metadata={"dagster/table_name": "indicator_registry"})
 def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    with open(settings.rules_dir() / "indicators.csv", newline="", encoding="utf-8") as fh:
+    path = settings.rules_dir() / "indicators.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    df = (pl.DataFrame(rows).select("indicator_id", "topic", "source", "direction", "unit", "note")
+    problems = registry_rule_problems(rows)
+    # blank = the default (METHODOLOGY §1-2): 5 years, 100 countries, no clipping
+    whole = r"^\s*\d+\s*$"
+    df = (pl.DataFrame(rows, schema=dict.fromkeys(rows[0], pl.String) if rows else None)
+            .with_columns(
+                max_age_years=pl.when(pl.col("max_age_years").fill_null("").str.contains(whole))
+                                .then(pl.col("max_age_years").str.strip_chars().cast(pl.Int32))
+                                .otherwise(pl.lit(registry.EDITION_WINDOW, pl.Int32)),
+                min_countries=pl.when(pl.col("min_countries").fill_null("").str.contains(whole))
+                                .then(pl.col("min_countries").str.strip_chars().cast(pl.Int32))
+                                .otherwise(pl.lit(registry.DEFAULT_MIN_COUNTRIES, pl.Int32)),
+                clip_min=pl.col("clip_min").str.strip_chars().replace("", None).cast(pl.Float64, strict=False),
+                clip_max=pl.col("clip_max").str.strip_chars().replace("", None).cast(pl.Float64, strict=False))
+            .select("indicator_id", "topic", "source", "direction", "unit", "note",
+                    "max_age_years", "min_countries", "clip_min", "clip_max")
             .unique("indicator_id", keep="first", maintain_order=True))
     conflicts = (pl.DataFrame(rows).group_by("indicator_id")
-                   .agg(pl.col("topic").n_unique().alias("t"), pl.col("direction").n_unique().alias("d"))
-                   .filter((pl.col("t") > 1) | (pl.col("d") > 1)))
-    problems = schemas.validate(schemas.indicator_registry, df)
+                   .agg(*(pl.col(c).fill_null("").n_unique().alias(c) for c in
+                          ("topic", "direction", "max_age_years", "min_countries", "clip_min", "clip_max")))
+                   .filter(pl.any_horizontal(pl.exclude("indicator_id") > 1)))
+    problems += schemas.validate(schemas.indicator_registry, df)
     if conflicts.height:
-        problems.append(f"indicators with conflicting topic/direction across rows: "
-                        f"{conflicts['indicator_id'].to_list()}")
+        problems.append(f"indicators whose rows disagree on topic, direction, max_age_years, min_countries or "
+                        f"clipping: {conflicts['indicator_id'].to_list()}")
     if problems:
-        raise dg.Failure("rules/indicators.csv: " + "; ".join(problems[:5]))
+        raise dg.Failure(f"{path}: " + "; ".join(problems[:5]))
     with warehouse.get_connection() as con:
         # unchanged rules are not rewritten; a DuckLake write conflict is retried
         replace_table_unless_same(con, "indicator_registry", df)
         schema = table_schema_metadata(con, "indicator_registry")
     return dg.MaterializeResult(metadata={"dagster/row_count": df.height, "dagster/column_schema": schema,
                                           "topics_covered": len(set(df["topic"]))})
+
+
+def registry_rule_problems(rows: list[dict]) -> list[str]:
+    """Rows of rules/indicators.csv whose coverage/age/clipping cells are not numbers, named by
+    line and column (a blank cell is the default)."""
+    problems = []
+    for line, r in enumerate(rows, start=2):
+        for col in ("max_age_years", "min_countries"):
+            v = (r.get(col) or "").strip()
+            if v and not v.isdigit():
+                problems.append(f"line {line} ({r.get('indicator_id')}): {col} = {v!r} is not a whole number")
+        bounds = {}
+        for col in ("clip_min", "clip_max"):
+            v = (r.get(col) or "").strip()
+            if v:
+                try:
+                    bounds[col] = float(v)
+                except ValueError:
+                    problems.append(f"line {line} ({r.get('indicator_id')}): {col} = {v!r} is not a number")
+        if len(bounds) == 2 and bounds["clip_min"] >= bounds["clip_max"]:
+            problems.append(f"line {line} ({r.get('indicator_id')}): clip_min must be below clip_max")
+    return problems
 
 
 # --- sources ---------------------------------------------------------------------
@@ -195,43 +267,84 @@ source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
 
 @dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "sql"},
           deps=[indicator_registry, countries, *source_assets],
-          description="Indicator values normalised to 1-6 (min-max by direction) for the latest observation "
-                      "in Y-5..Y; gaps filled with M49 sub-region/region means and flagged "
-                      "(sql/country_risk/indicator_scores.sql).",
+          description="Indicator values normalised to 1-6 (min-max by direction, after clipping) for the latest "
+                      "observation in each indicator's window, for the indicators the coverage rule keeps "
+                      "(table indicator_coverage); gaps filled peers first (income group within the sub-region, "
+                      "the region, anywhere; then geography; then the world) and flagged with the donors "
+                      "(sql/country_risk/indicator_coverage.sql, indicator_scores.sql).",
           metadata={"dagster/table_name": "indicator_scores"}, code_version=fingerprint.version("country"))
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    from radar_pipeline.methodology import gap_filling_settings
+
     edition = int(context.partition_key)
+    version = fingerprint.version("country")
+    try:
+        min_donors = gap_filling_settings()["min_donors"]
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
+    cap = settings.min_countries_cap()
     with warehouse.get_connection() as con:
-        rows = con.sql(read_sql("country_risk/indicator_scores"), params={"edition": edition}).pl()
+        coverage = con.sql(read_sql("country_risk/indicator_coverage"),
+                           params={"edition": edition, "min_countries_cap": cap or 1_000_000}).pl()
+        coverage = coverage.with_columns(methodology_version=pl.lit(version))
+        # the coverage decision first: indicator_scores.sql reads it (a failure below leaves the
+        # previous scores in place; the coverage rows then describe the current inputs)
+        replace_slice(con, "indicator_coverage", coverage, {"edition": edition})
+        rows = con.sql(read_sql("country_risk/indicator_scores"),
+                       params={"edition": edition, "min_donors": min_donors}).pl()
         problems = schemas.validate(schemas.indicator_scores, rows)
         if problems:
             raise dg.Failure("indicator_scores: " + "; ".join(problems[:5]))
-        flat = con.sql("select indicator_id from indicator_observations where edition = $e "
-                       "group by 1 having min(value) = max(value)", params={"e": edition}).fetchall()
-        for (ind,) in flat:
-            context.log.warning(f"indicator {ind}: every country has the same value in edition "
+        # §8c: the rows carry the fingerprint of the rules that produced them
+        rows = rows.with_columns(methodology_version=pl.lit(version))
+        n = replace_slice(con, "indicator_scores", rows, {"edition": edition})
+        flat = flat_indicators(con, edition)
+        for ind in flat:
+            context.log.warning(f"indicator {ind}: every country has the same value (after clipping) in edition "
                                 f"{edition}; all get 3.5 (METHODOLOGY §2.2)")
+        left_out = coverage.filter(~pl.col("included"))
+        for r in left_out.iter_rows(named=True):
+            context.log.warning(f"edition {edition}: indicator {r['indicator_id']} (topic {r['topic']}) left out "
+                                f"by the coverage rule: {r['reason']} (METHODOLOGY §2)")
         world = world_mean_fills(con, rows, edition)
         for r in world.iter_rows(named=True):
             context.log.warning(
-                f"edition {edition}: indicator {r['indicator_id']} (topic {r['topic']}) has no value in any "
-                f"country of region(s) {r['regions']}: {r['n']} countries ({r['countries']}) get the world "
-                "mean, flagged world_mean with confidence 0 (METHODOLOGY §1-2)")
-        # §8c: the rows carry the fingerprint of the rules that produced them
-        rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))
-        n = replace_slice(con, "indicator_scores", rows, {"edition": edition})
+                f"edition {edition}: indicator {r['indicator_id']} (topic {r['topic']}) has fewer than {min_donors} "
+                f"observed countries in any peer or regional group of {r['n']} countries ({r['countries']}): "
+                "they get the world mean, flagged world_mean with confidence 0 (METHODOLOGY §2.3)")
         schema = table_schema_metadata(con, "indicator_scores")
     by_method = rows.group_by("method").len().sort("method")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "dagster/column_schema": schema,
         "indicators": rows["indicator_id"].n_unique(),
         "by_method": dg.MetadataValue.json(dict(by_method.iter_rows())),
-        "flat_indicators": ", ".join(i for (i,) in flat) or "none",
+        "min_donors": min_donors,
+        "min_countries_cap": cap if cap else "none",
+        "flat_indicators": ", ".join(flat) or "none",
+        "left_out_by_coverage": dg.MetadataValue.md(
+            "| indicator | topic | countries | min_countries |\n|---|---|---|---|\n"
+            + "\n".join(f"| {r['indicator_id']} | {r['topic']} | {r['n_countries']} | {r['min_countries']} |"
+                        for r in left_out.iter_rows(named=True))) if left_out.height else "none",
         "world_mean_fills": dg.MetadataValue.md(
-            "| indicator | topic | regions without a value | countries |\n|---|---|---|---|\n"
+            "| indicator | topic | regions without enough donors | countries |\n|---|---|---|---|\n"
             + "\n".join(f"| {r['indicator_id']} | {r['topic']} | {r['regions']} | {r['countries']} |"
                         for r in world.iter_rows(named=True))) if world.height else "none",
     })
+
+
+def flat_indicators(con, edition: int) -> list[str]:
+    """Indicators whose observed values, as used (latest, clipped), are all equal (METHODOLOGY §2.2:
+    every country gets 3.5 and a warning is recorded). Looks at the values the scores used, not at
+    every year observed."""
+    return [i for (i,) in con.sql("""
+        select s.indicator_id
+        from indicator_scores as s
+        inner join indicator_registry as r using (indicator_id)
+        where s.edition = $e and s.method = 'direct'
+        group by s.indicator_id
+        having count(distinct case when s.value < r.clip_min then r.clip_min
+                                   when s.value > r.clip_max then r.clip_max else s.value end) = 1
+        order by 1""", params={"e": edition}).fetchall()]
 
 
 def world_mean_fills(con, rows: pl.DataFrame, edition: int) -> pl.DataFrame:
@@ -279,16 +392,20 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
                                   params={"e": edition}).fetchall()[0][0]
             lacking = []
             for t in not_allowed:
-                inds = con.sql("select indicator_id, source from indicator_registry where topic = $t order by 1",
-                               params={"t": t}).fetchall()
+                inds = con.sql("select r.indicator_id, r.source, c.reason from indicator_registry as r "
+                               "left join indicator_coverage as c on c.indicator_id = r.indicator_id "
+                               "and c.edition = $e where r.topic = $t order by 1",
+                               params={"t": t, "e": edition}).fetchall()
                 lacking.append(f"topic {t}: indicator(s) "
-                               + (", ".join(f"{i} (source {src})" for i, src in inds)
+                               + (", ".join(f"{i} (source {src}"
+                                            + (f"; left out by the coverage rule: {why})" if why else ")")
+                                            for i, src, why in inds)
                                   or "none in rules/indicators.csv"))
             lacking = "; ".join(lacking)
             raise dg.Failure(
                 f"edition {edition}: no indicator data for topic(s) {', '.join(not_allowed)} — {lacking} — "
-                f"lacking for all {n_countries} countries of every region (no observation in "
-                f"{edition - registry.EDITION_WINDOW}..{edition}). "
+                f"lacking for all {n_countries} countries of every region (no observation within each "
+                "indicator's max_age_years of the edition, or too few countries). "
                 "Supply a source (user file, mirror) or allow them: "
                 f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)} "
                 f"(UI launchpad: {UI_FIELD.format('allow_missing_topics')})")

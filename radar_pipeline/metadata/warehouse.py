@@ -20,7 +20,7 @@ from radar_pipeline.metadata.fields import (
     TOPIC_CONFIDENCE,
     F,
 )
-from radar_pipeline.methodology import DIRECTIONS, IMPUTATION_METHODS
+from radar_pipeline.methodology import DIRECTIONS, IMPUTATION_METHODS, INCOME_GROUPS
 
 MV = F["methodology_version"]
 
@@ -33,8 +33,12 @@ TABLES: list[Table] = [
           "areas with a region from the M49 vintage of that edition, plus rules/universe_additions.csv "
           "(Taiwan, Kosovo). Keyed by edition so refreshing one edition never changes another.",
           [F["edition"], F["iso3"], *_COUNTRY,
-           Field("m49_vintage", "varchar", "The un_m49 vintage folder the edition read", nullable=False)],
-          primary_key=("edition", "iso3")),
+           Field("m49_vintage", "varchar", "The un_m49 vintage folder the edition read", nullable=False),
+           Field("income_group", "varchar", "World Bank income group (CLASS.xlsx of the vintage the edition may "
+                 "read): low, lower_middle, upper_middle, high; null = unclassified (gap filling skips the "
+                 "peer groups, METHODOLOGY §2.3)", isin=INCOME_GROUPS),
+           Field("income_vintage", "varchar", "The worldbank_class vintage folder the income groups came from")],
+          primary_key=("edition", "iso3"), added_later=("income_group", "income_vintage")),
     Table("countries",
           "Every country of any edition's universe, described as in the newest edition that has it: the "
           "dimension site intake, joins by iso3 and the published `countries` table use. The pandera schema "
@@ -49,8 +53,15 @@ TABLES: list[Table] = [
            F["source"].but(description="Adapter that reads it (= mirror folder)"),
            Field("direction", "varchar", "higher_is_worse or higher_is_better", nullable=False, isin=DIRECTIONS),
            Field("unit", "varchar", "Unit of the source value"),
-           Field("note", "varchar", "Free text")],
-          primary_key=("indicator_id",)),
+           Field("note", "varchar", "Free text"),
+           Field("max_age_years", "integer", "Observations older than edition - max_age_years count as missing "
+                 "(METHODOLOGY §1)", nullable=False, range=(0, 100)),
+           Field("min_countries", "integer", "Countries observed in an edition below which the indicator takes "
+                 "no part in it (METHODOLOGY §2 coverage)", nullable=False, range=(1, 1000)),
+           Field("clip_min", "double", "Values below are set to it before normalising (null: none)"),
+           Field("clip_max", "double", "Values above are set to it before normalising (null: none)")],
+          primary_key=("indicator_id",),
+          added_later=("max_age_years", "min_countries", "clip_min", "clip_max")),
     Table("source_files", "Provenance of every publisher file a refresh read.",
           [F["edition"], F["source"], F["vintage"], F["file"],
            Field("url", "varchar", "Where the file was downloaded from"),
@@ -68,8 +79,10 @@ TABLES: list[Table] = [
            Field("indicators", "varchar",
                  "Comma-separated indicators read from this vintage (null for lists: CAHRA, ILAB goods, UN M49)"),
            Field("rule", "varchar", "Why this vintage: newest released by the edition, oldest (none released), "
-                                    "not edition-bound", nullable=False)],
-          primary_key=("edition", "source", "vintage")),
+                                    "not edition-bound", nullable=False),
+           Field("left_out", "varchar", "Indicators of this vintage left out of the edition by the coverage rule "
+                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...' (null: none)")],
+          primary_key=("edition", "source", "vintage"), added_later=("left_out",)),
     Table("source_notes", "Rows read from a publisher but left out, with the reason (aggregates, areas outside M49).",
           [F["edition"], F["source"], F["vintage"].but(nullable=True), F["file"].but(nullable=True), F["row_ref"],
            Field("country", "varchar", "Country as the publisher wrote it"),
@@ -87,10 +100,23 @@ TABLES: list[Table] = [
           [F["edition"], F["indicator_id"], F["iso3"], F["value"], F["data_year"],
            F["score"].but(description="Normalised 1 (low) - 6 (high risk)", range=(1.0, 6.0)),
            Field("imputed", "boolean", "The score is a gap-fill (no observation in the window)", nullable=False),
-           Field("method", "varchar", "observed or the gap-fill used", nullable=False, isin=IMPUTATION_METHODS),
-           Field("imputed_from", "varchar", "M49 group whose mean filled the gap"),
+           Field("method", "varchar", "direct (observed) or the gap fill used, peers first (METHODOLOGY §2.3): "
+                 "peer_subregion_mean, peer_region_mean, income_group_mean, subregion_mean, region_mean, "
+                 "world_mean", nullable=False, isin=IMPUTATION_METHODS),
+           Field("imputed_from", "varchar", "Donor countries whose mean filled the gap (comma-separated ISO3)"),
            MV],
           primary_key=("edition", "indicator_id", "iso3"), added_later=("methodology_version",)),
+    Table("indicator_coverage",
+          "Coverage rule per edition x indicator (METHODOLOGY §2): countries observed in the indicator's window "
+          "against min_countries; an indicator below it takes no part in the edition (no score, no imputation).",
+          [F["edition"], F["indicator_id"], F["topic"],
+           Field("n_countries", "integer", "Countries with an observed value in the window", nullable=False),
+           Field("min_countries", "integer", "The threshold applied (rules/indicators.csv, or lower where "
+                 "the run caps it: the synthetic sample mirror)", nullable=False),
+           Field("included", "boolean", "The indicator takes part in the edition", nullable=False),
+           Field("reason", "varchar", "Why it is left out (null when included)"),
+           MV],
+          primary_key=("edition", "indicator_id")),
     Table("country_topic_risk", "Topic score (1-6) per country: mean of the topic's indicator scores.",
           [F["edition"], F["iso3"], F["topic"],
            F["score"].but(description="Country topic risk, 1 (low) - 6 (high): mean of the topic's indicator "

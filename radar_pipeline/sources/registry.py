@@ -13,6 +13,7 @@ to the year it was released:
 
 | label | released in | example |
 |---|---|---|
+| a label with a `released` month in rules/sources.csv | that month's year | `ti_cpi/2023`: 2024-01 |
 | `YYYY`, `YYYY-MM` | YYYY | `2023`, `2023-03`, `2026-06` |
 | `api-YYYY-MM` (live World Bank API download) | YYYY | `api-2026-12` |
 | `FYYYYY` (World Bank fiscal-year products) | YYYY - 1 (FY2023 is published July 2022) | `FY2023` |
@@ -26,7 +27,7 @@ released by Y that carries it (newest wins per country and year, as before);
 when none carrying it was released by Y, from the OLDEST vintage carrying it,
 and the `edition_sources` row says `released_after_edition = true`.
 `edition_sources` lists, per edition and source, the vintages its observations
-(inside the Y-5..Y window) come from, with the indicators each gives. Lists that
+(inside the indicator's window Y - max_age_years..Y) come from, with the indicators each gives. Lists that
 are snapshots (EU CAHRA, ILAB goods, UN M49) use one vintage: the newest
 released by Y, else the oldest (`choose_list_vintage`).
 """
@@ -39,6 +40,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -58,21 +60,53 @@ from radar_pipeline.sources.toolkit import (
 )
 from radar_pipeline.sources.toolkit.fetch import HttpClient, fetch_entry, load_catalogue, mirror_files
 
+# METHODOLOGY §1: an observation older than Y - max_age_years counts as missing; an indicator
+# row of rules/indicators.csv may declare more (survey series measured every few years).
 EDITION_WINDOW = 5
+# METHODOLOGY §2 coverage: an indicator observed for fewer countries in an edition takes no part
+DEFAULT_MIN_COUNTRIES = 100
 # Sources whose folders are classifications, not releases: every edition reads
 # them whatever their label (METHODOLOGY §1 "as of the edition" binds releases).
 NOT_EDITION_BOUND = {"unsd_isic": "ISIC Rev.4 classification structure (a reference, not a release)"}
 
 EDITION_SOURCES_SCHEMA = {
     "edition": pl.Int32, "source": pl.String, "vintage": pl.String, "released_after_edition": pl.Boolean,
-    "release_year": pl.Int32, "indicators": pl.String, "rule": pl.String,
+    "release_year": pl.Int32, "indicators": pl.String, "rule": pl.String, "left_out": pl.String,
 }
+
+
+def catalogue_release_months() -> dict[tuple[str, str], str]:
+    """(source, vintage) -> release month `YYYY-MM` from rules/sources.csv's `released` column:
+    where a publisher labels a release otherwise (TI's "CPI 2023", released January 2024), the
+    month it came out decides which editions may read it (METHODOLOGY §1)."""
+    path = settings.sources_catalogue()
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _release_months(str(path), stamp)
+
+
+@lru_cache(maxsize=4)
+def _release_months(path: str, stamp: int) -> dict[tuple[str, str], str]:
+    out = {}
+    for e in load_catalogue(Path(path)):
+        if not e.released:
+            continue
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", e.released):
+            raise SourceError(e.source, f"rules/sources.csv: released {e.released!r} of vintage {e.vintage!r} "
+                              "is not a month YYYY-MM", field="released")
+        out[(e.source, e.vintage)] = e.released
+    return out
 
 
 def release_year(source: str, vintage: str, files: list[LandedFile] | tuple = ()) -> int | None:
     """Year the vintage was released; None for a source that is not edition-bound."""
     if source in NOT_EDITION_BOUND:
         return None
+    month = catalogue_release_months().get((source, vintage))
+    if month:
+        return int(month[:4])
     m = re.fullmatch(r"(?:api-)?(\d{4})(?:-(?:0[1-9]|1[0-2]))?", vintage)
     if m:
         return int(m.group(1))
@@ -127,7 +161,7 @@ def edition_source_rows(edition: int, source: str, rows: list[tuple[str, int | N
     return pl.DataFrame(
         [{"edition": edition, "source": source, "vintage": v,
           "released_after_edition": y is not None and y > edition, "release_year": y,
-          "indicators": ind, "rule": rule} for v, y, ind in rows],
+          "indicators": ind, "rule": rule, "left_out": None} for v, y, ind in rows],
         schema=EDITION_SOURCES_SCHEMA)
 
 
@@ -287,16 +321,54 @@ def sources_read(obs: pl.DataFrame, source: str, by_vintage: dict[str, list[Land
                .sort("vintage"))
     rows = edition_source_rows(edition, source, list(used.select("vintage", "release_year", "indicators")
                                                      .iter_rows()), "")
-    return rows.with_columns(rule=pl.when(pl.col("release_year").is_null()).then(pl.lit("not edition-bound"))
+    rows = rows.with_columns(rule=pl.when(pl.col("release_year").is_null()).then(pl.lit("not edition-bound"))
                              .when(pl.col("released_after_edition"))
                              .then(pl.lit("none released by the edition: oldest vintage"))
                              .otherwise(pl.lit("released by the edition")))
+    return (rows.drop("left_out").join(left_out(obs), on="vintage", how="left")
+                .select(list(EDITION_SOURCES_SCHEMA)))
+
+
+def max_ages() -> dict[str, int]:
+    """indicator_id -> max_age_years of rules/indicators.csv (blank: EDITION_WINDOW)."""
+    out: dict[str, int] = {}
+    for s in load_indicator_specs():
+        out.setdefault(s.indicator_id, int(s.max_age_years) if s.max_age_years else EDITION_WINDOW)
+    return out
+
+
+def min_countries() -> dict[str, int]:
+    """indicator_id -> the coverage threshold this run applies (METHODOLOGY §2): min_countries of
+    rules/indicators.csv (blank: DEFAULT_MIN_COUNTRIES), capped by settings.min_countries_cap()."""
+    cap = settings.min_countries_cap()
+    out: dict[str, int] = {}
+    for s in load_indicator_specs():
+        n = int(s.min_countries) if s.min_countries else DEFAULT_MIN_COUNTRIES
+        out.setdefault(s.indicator_id, min(n, cap) if cap else n)
+    return out
+
+
+def left_out(obs: pl.DataFrame) -> pl.DataFrame:
+    """Per vintage, the indicators of `obs` observed for fewer countries than their threshold:
+    (vintage, left_out 'indicator_id: N countries < min_countries M; ...')."""
+    need = min_countries()
+    counts = (obs.group_by("indicator_id").agg(n=pl.col("iso3").n_unique())
+                 .with_columns(need=pl.col("indicator_id").replace_strict(need, default=DEFAULT_MIN_COUNTRIES,
+                                                                          return_dtype=pl.Int64))
+                 .filter(pl.col("n") < pl.col("need")))
+    return (obs.select("vintage", "indicator_id").unique().join(counts, on="indicator_id")
+               .sort("vintage", "indicator_id")
+               .group_by("vintage", maintain_order=True)
+               .agg(pl.format("{}: {} countries < min_countries {}", "indicator_id", "n", "need")
+                      .str.join("; ").alias("left_out")))
 
 
 def edition_cut(resolved: pl.DataFrame, edition: int) -> pl.DataFrame:
-    """Observations in Y-5..Y; newest vintage wins where vintages overlap."""
+    """Observations in Y - max_age_years..Y (per indicator, METHODOLOGY §1); newest vintage wins
+    where vintages overlap."""
+    age = pl.col("indicator_id").replace_strict(max_ages(), default=EDITION_WINDOW, return_dtype=pl.Int32)
     return (resolved
-            .filter(pl.col("data_year").is_between(edition - EDITION_WINDOW, edition))
+            .filter(pl.col("data_year").is_between(edition - age, edition))
             .sort("vintage", descending=True)
             .unique(["indicator_id", "iso3", "data_year"], keep="first", maintain_order=True)
             .select(pl.lit(edition, pl.Int32).alias("edition"), "source", "indicator_id", "iso3",

@@ -1,7 +1,9 @@
 -- Country topic scores for one edition (METHODOLOGY §2.4): the mean of the
 -- topic's normalised (possibly imputed) indicator scores, and its confidence
 -- (METHODOLOGY §8a): the mean over the topic's indicators of 1 for an observed
--- value, 0.5 when imputed from a region, 0 when only the world mean was left.
+-- value, 0.5 when imputed from peers (same income group: methods 1-3 of §2.3), 0.25 when
+-- imputed from geography alone (methods 4-5), 0 when only the world mean was left
+-- (radar_pipeline.methodology.IMPUTATION_CONFIDENCE holds the same table; a test keeps them equal).
 -- A topic missing from the edition has no row here; its confidence is 0 and
 -- `missing_topics` names it on every row.
 -- Params: $edition, $missing_topics (comma list of allowed-missing topics, '' if none)
@@ -28,8 +30,12 @@ topic_scores as (
         avg(
             case s.method
                 when 'direct' then 1.0
-                when 'world_mean' then 0.0
-                else 0.5
+                when 'peer_subregion_mean' then 0.5
+                when 'peer_region_mean' then 0.5
+                when 'income_group_mean' then 0.5
+                when 'subregion_mean' then 0.25
+                when 'region_mean' then 0.25
+                else 0.0
             end
             order by s.indicator_id
         ) as confidence

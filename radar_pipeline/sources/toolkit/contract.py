@@ -73,6 +73,14 @@ class IndicatorSpec:
     note: str = ""
     valid_min: str = ""     # plausible value range ("" = open): user-file values outside it are errors
     valid_max: str = ""
+    # METHODOLOGY §1-2 (blank = the default): observations older than Y - max_age_years count
+    # as missing; an indicator observed for fewer than min_countries countries in an edition
+    # takes no part in it; values beyond clip_min / clip_max are set to the bound before
+    # normalising (water stress: 100)
+    max_age_years: str = ""
+    min_countries: str = ""
+    clip_min: str = ""
+    clip_max: str = ""
 
     def applies_to(self, vintage: str) -> bool:
         return self.vintages == "*" or vintage in self.vintages.split(";")

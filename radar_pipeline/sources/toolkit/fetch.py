@@ -45,6 +45,9 @@ class CatalogueEntry:
     vintage: str
     file: str
     url: str
+    # release month (YYYY-MM) where the vintage label is not the release: TI labels the CPI
+    # workbook by index year, and "CPI 2023" came out in January 2024 (METHODOLOGY §1)
+    released: str = ""
     member: str = ""     # path inside a zip download, when the publisher ships a zip
     headers: str = ""    # extra request headers "Name: value; Name2: value2"
     note: str = ""
