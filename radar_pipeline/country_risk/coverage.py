@@ -35,6 +35,7 @@ coverage_report_schema = pa.DataFrameSchema(
         "vintages": pa.Column(str),
         "data_year_min": pa.Column(pl.Int32, nullable=True),
         "data_year_max": pa.Column(pl.Int32, nullable=True),
+        "indicators_left_out": pa.Column(str, nullable=True),
         "methodology_version": pa.Column(str),
     },
     name="coverage_report",
@@ -93,6 +94,11 @@ def coverage_report(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
         "coverage": dg.MetadataValue.md(coverage_table_md(rows)),
         "thin_topics": ", ".join(thin) or "none",
         "topics_without_data": ", ".join(missing) or "none",
+        "indicators_left_out": dg.MetadataValue.md(
+            "| topic | left out by the coverage rule |\n|---|---|\n" + "\n".join(
+                f"| {t} | {why} |" for t, why in rows.filter(pl.col("indicators_left_out").is_not_null())
+                .select("topic", "indicators_left_out").iter_rows()))
+        if rows["indicators_left_out"].is_not_null().any() else "none",
         "share_observed": dg.MetadataValue.float(
             float(rows["observed"].sum() / max(1, rows["n_countries"].sum()))),
     })

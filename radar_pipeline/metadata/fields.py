@@ -141,7 +141,8 @@ SITE_PILLARS = [
 ]
 TOPIC_CONFIDENCE = F["confidence"].but(
     description="Confidence 0-1 (METHODOLOGY §8a): mean over the topic's indicators of 1 (observed), "
-                "0.5 (imputed from a region), 0 (world mean)", nullable=False)
+                "0.5 (imputed from peers of the same income group), 0.25 (imputed from geography alone), "
+                "0 (world mean)", nullable=False)
 INHERENT_CONFIDENCE = F["confidence"].but(
     description="Inherent confidence 0-1 (METHODOLOGY §8a): mean of the country's 14 topic "
                 "confidences, a missing topic counting 0")

@@ -86,7 +86,9 @@ TABLES: list[Table] = [
            Field("indicators", "varchar",
                  "Comma-separated indicators read from this vintage (null for lists: CAHRA, ILAB goods, UN M49)"),
            Field("rule", "varchar", "Why this vintage: newest released by the edition, oldest (none released), "
-                                    "not edition-bound", nullable=False)],
+                                    "not edition-bound", nullable=False),
+           Field("left_out", "varchar", "Indicators of this vintage left out of the edition by the coverage rule "
+                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...'")],
           primary_key=("edition", "source", "vintage")),
     Table("coverage_report",
           "Coverage per edition x topic: countries observed / partly imputed / imputed / missing and the source "
@@ -113,8 +115,26 @@ TABLES: list[Table] = [
                                              "window"),
            Field("data_year_max", "integer", "Latest data year among the topic's observations in the edition "
                                              "window"),
+           Field("indicators_left_out", "varchar", "Indicators of the topic left out of the edition by the "
+                 "coverage rule (METHODOLOGY §2): 'indicator_id observed for N countries < min_countries M; ...'"),
            MV],
           primary_key=("edition", "topic")),
+    Table("country_picture",
+          "The country picture in one view, latest edition: one row per country x topic with score, confidence, "
+          "how each indicator was filled (METHODOLOGY §2.3) and the values used.",
+          [F["edition"], F["iso3"], F["country_name"], F["region"], F["subregion"],
+           Field("income_group", "varchar", "World Bank income group the edition used (null: unclassified)"),
+           F["topic"], Field("pillar", "varchar", "Pillar of the topic", isin=TOPIC_PILLARS),
+           F["score"].but(description="Country topic risk, 1 (low) - 6 (high)", range=(1.0, 6.0)),
+           TOPIC_CONFIDENCE, F["n_indicators"], F["n_imputed"],
+           Field("methods", "varchar", "How the topic's indicator values were obtained: direct (observed) and/or "
+                 "the gap fills used (peer_subregion_mean, peer_region_mean, income_group_mean, subregion_mean, "
+                 "region_mean, world_mean)"),
+           Field("indicators", "varchar", "Per indicator: 'id direct YEAR = value -> score' or "
+                 "'id METHOD of DONORS -> score'"),
+           Field("thin", "boolean", "Confidence below 0.5: the topic rests mostly on imputed values"),
+           MV],
+          primary_key=("iso3", "topic")),
     Table("site_scores_latest",
           "Each site's score in the latest edition it was scored for (same columns as site_scores_history).",
           _site_score_columns, primary_key=("site_id",)),

@@ -257,8 +257,10 @@ TABLES: list[Table] = [
                                              "window"),
            Field("data_year_max", "integer", "Latest data year among the topic's observations in the edition "
                                              "window"),
+           Field("indicators_left_out", "varchar", "Indicators of the topic left out of the edition by the coverage "
+                 "rule (METHODOLOGY §2): 'indicator_id observed for N countries < min_countries M; ...'"),
            MV.but(description="Methodology version (METHODOLOGY §8c): fingerprint of the country-risk rules")],
-          primary_key=("edition", "topic")),
+          primary_key=("edition", "topic"), added_later=("indicators_left_out",)),
 ]
 
 WAREHOUSE: dict[str, Table] = {t.name: t for t in TABLES}

@@ -162,9 +162,14 @@ def site_explanation_inputs(con, edition: int, top_n: int) -> list[tuple[dict, p
     for site in top.iter_rows(named=True):
         # A division-level site has no class: its parts are the mean over the division's classes.
         topics = con.sql("""
+            with fills as (  -- how the country's values of each topic were obtained (METHODOLOGY §2.3)
+                select g.topic, string_agg(distinct s.method, ',' order by s.method) as fill
+                from indicator_scores s join indicator_registry g using (indicator_id)
+                where s.edition = $e and s.iso3 = $c group by g.topic)
             select r.topic, avg(r.country_score) as country_score, avg(r.sector_weight) as sector_weight,
-                   avg(r.hrg_uplift) as hrg_uplift, avg(r.score) as score
+                   avg(r.hrg_uplift) as hrg_uplift, avg(r.score) as score, any_value(f.fill) as fill
             from inherent_risk r join isic i on i.code = r.isic_class
+            left join fills f on f.topic = r.topic
             where r.edition = $e and r.iso3 = $c
               and (r.isic_class = $k or ($k = '' and (i.division = $code or i.grp = $code)))
             group by r.topic order by r.topic""",
@@ -202,4 +207,58 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
     return dg.MaterializeResult(metadata=metadata)
 
 
-picture_assets = [risk_map, site_category_distribution, site_explanations]
+@dg.asset(group_name=GROUP, partitions_def=editions, deps=[dg.AssetKey("country_topic_risk")], kinds=KINDS,
+          owners=["team:radar"],
+          description="The country picture in one view: per country x topic the score (colour) and how its "
+                      "indicator values were obtained (observed, income peers, geography, world mean), the "
+                      "countries resting on the thinnest data first: country_picture_EDITION.png and .html "
+                      "(every country x topic with score, confidence, methods and indicators used).")
+def country_picture(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    from radar_pipeline.methodology import TOPICS
+
+    edition = int(context.partition_key)
+    with warehouse.get_connection(read_only=True) as con:
+        table = con.sql("""
+            select r.iso3, coalesce(c.name, r.iso3) as name, c.income_group, r.topic, r.score, r.confidence,
+                   r.n_indicators, r.n_imputed,
+                   string_agg(s.indicator_id || ': ' || s.method
+                              || coalesce(' of ' || s.imputed_from, ''), '; ' order by s.indicator_id) as methods
+            from country_topic_risk r
+            left join edition_countries c on c.edition = r.edition and c.iso3 = r.iso3
+            left join indicator_registry g on g.topic = r.topic
+            left join indicator_scores s on s.edition = r.edition and s.iso3 = r.iso3
+                                         and s.indicator_id = g.indicator_id
+            where r.edition = $e
+            group by all order by r.confidence, r.iso3, r.topic""", params={"e": edition}).pl()
+        marks = con.sql("""
+            select s.iso3, g.topic, s.method from indicator_scores s
+            join indicator_registry g using (indicator_id) where s.edition = $e""", params={"e": edition}).pl()
+    if table.is_empty():
+        raise dg.Failure(f"no country_topic_risk rows for edition {edition}: materialize it first")
+    rank = {"": 0, "p": 1, "g": 2, "w": 3}
+    marks = (marks.with_columns(mark=pl.col("method").replace_strict(render.METHOD_MARK, default=""))
+                  .with_columns(rank=pl.col("mark").replace_strict(rank, return_dtype=pl.Int8))
+                  .sort("rank", descending=True).unique(["iso3", "topic"], keep="first"))
+    present = [t for t in TOPICS if t in set(table["topic"])]
+    wide = (table.pivot(on="topic", index=["iso3", "name"], values="score")
+                 .join(table.group_by("iso3").agg(mean_conf=pl.col("confidence").sum() / len(TOPICS)), on="iso3")
+                 .sort("mean_conf", "iso3"))
+    for t in present:
+        if t not in wide.columns:
+            wide = wide.with_columns(pl.lit(None, pl.Float64).alias(t))
+    png, page, fig = render.write_country_picture(wide, marks, table, present, pictures_dir() / "countries",
+                                                  edition)
+    thin = table.filter(pl.col("confidence") < 0.5)
+    return dg.MaterializeResult(metadata={
+        **inline_picture(fig, png, f"country picture {edition}"),
+        "png": dg.MetadataValue.path(str(png.resolve())),
+        "html": dg.MetadataValue.path(str(page.resolve())),
+        "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), f"country picture {edition}", [png, page]),
+        "dagster/row_count": table.height,
+        "thin_country_topics": thin.height,
+        "thinnest_countries": dg.MetadataValue.md("| country | mean confidence |\n|---|---|\n" + "\n".join(
+            f"| {n} ({i}) | {c:.2f} |" for i, n, c in wide.select("iso3", "name", "mean_conf").head(10).iter_rows())),
+    })
+
+
+picture_assets = [risk_map, country_picture, site_category_distribution, site_explanations]

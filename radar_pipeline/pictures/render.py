@@ -248,6 +248,70 @@ def write_category_distribution(by_country: pl.DataFrame, by_section: pl.DataFra
     return png, page, fig
 
 
+# --- 2b. the country picture: score and how sure, per country x topic --------------
+
+# one letter per gap-fill family (METHODOLOGY §2.3 / §8a): observed, peers, geography, world
+METHOD_MARK = {"direct": "", "peer_subregion_mean": "p", "peer_region_mean": "p", "income_group_mean": "p",
+               "subregion_mean": "g", "region_mean": "g", "world_mean": "w"}
+
+
+FILL_WORDS = {"": "observed", "p": "peers", "g": "geography", "w": "world mean"}
+
+
+def fill_label(methods: str | None) -> str:
+    """'direct,peer_region_mean' -> 'observed+peers': how a topic's country value was obtained."""
+    if not methods:
+        return "no data"
+    marks = dict.fromkeys(METHOD_MARK.get(m, "") for m in methods.split(","))
+    return "+".join(FILL_WORDS[m] for m in marks)
+
+
+def country_picture_figure(wide: pl.DataFrame, marks: pl.DataFrame, topics: list[str], title: str) -> Figure:
+    """Heatmap: one line per country (rows of `wide`: iso3, name, <topic> scores), one column per
+    topic; colour = score 1-6, letter = the weakest way a value of the cell was obtained
+    (p peers, g geography, w world mean; blank = observed); grey = topic missing."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    n = wide.height
+    fig = Figure(figsize=(1.0 + 0.55 * len(topics) + 2.2, max(3.0, 0.22 * n + 1.6)))
+    ax = fig.subplots()
+    data = np.array([[np.nan if v is None else v for v in wide[t].to_list()] for t in topics], dtype=float).T
+    cmap = colormaps[RISK_CMAP].copy()
+    cmap.set_bad(NO_DATA)
+    im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=1.0, vmax=6.0, aspect="auto")
+    mark = {(r["iso3"], r["topic"]): r["mark"] for r in marks.iter_rows(named=True)}
+    for i, iso3 in enumerate(wide["iso3"].to_list()):
+        for j, t in enumerate(topics):
+            m = mark.get((iso3, t), "")
+            if m:
+                ax.text(j, i, m, ha="center", va="center", fontsize=7, color="black")
+    ax.set_xticks(range(len(topics)), [t.replace("_", " ") for t in topics], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [f"{nm} ({c})" for c, nm in zip(wide["iso3"], wide["name"])], fontsize=7)
+    ax.set_title(title, loc="left", fontsize=11)
+    fig.colorbar(im, ax=ax, shrink=min(1.0, 12 / max(n, 1)), label="country topic risk 1-6")
+    fig.text(0.01, 0.005, "letters: p = filled from income peers, g = from geography alone, w = world mean; "
+             "blank = observed; grey = no data", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_country_picture(wide: pl.DataFrame, marks: pl.DataFrame, table: pl.DataFrame, topics: list[str],
+                          out_dir: Path, edition: int, thinnest: int = 40) -> tuple[Path, Path, Figure]:
+    """PNG of the `thinnest` countries (lowest mean confidence) and an HTML page with the picture
+    and every country x topic row of the country_picture table."""
+    shown = wide.head(thinnest)
+    fig = country_picture_figure(shown, marks, topics,
+                                 f"Country picture, edition {edition}: the {shown.height} countries resting on "
+                                 f"the thinnest data (of {wide.height})")
+    png = _save(fig, out_dir / f"country_picture_{edition}.png")
+    page = out_dir / f"country_picture_{edition}.html"
+    page.write_text(_html_page(f"Country picture, edition {edition}",
+                               f"<img src='{png.name}'><h2>Every country x topic</h2>{_table(table)}"),
+                    encoding="utf-8")
+    return png, page, fig
+
+
 # --- 3. one site's explanation -----------------------------------------------------
 
 _AVAILABLE = re.compile(r"([\d.]+) available")
@@ -271,6 +335,8 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
     ax = axes[0]
     if topics.height:
         names = topics["topic"].to_list()
+        if "fill" in topics.columns:  # how the country value was obtained: observed / peers / geography / world
+            names = [f"{t} [{fill_label(f)}]" for t, f in zip(names, topics["fill"].to_list())]
         c, s, h = (topics[k].fill_null(0).to_list() for k in ("country_score", "sector_weight", "hrg_uplift"))
         ax.barh(names, c, color="#5c6bc0", label="country")
         ax.barh(names, s, left=c, color="#ffa726", label="sector weight")

@@ -49,8 +49,8 @@ from radar_pipeline.warehouse import ensure_schema
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
-              "edition_sources", "coverage_report", "site_scores_history", "site_scores_latest", "site_score_factors",
-              "site_nonconformities", "site_rejects")
+              "edition_sources", "coverage_report", "country_picture", "site_scores_history", "site_scores_latest",
+              "site_score_factors", "site_nonconformities", "site_rejects")
 # Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
 SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
                "site_rejects")

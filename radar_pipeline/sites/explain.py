@@ -21,6 +21,7 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
     topics = con.sql("""select topic, country_score, sector_weight, hrg_uplift, score from inherent_risk
                         where edition = $e and iso3 = $c and isic_class = $k order by topic""",
                      params={"e": edition, "c": s["iso3"], "k": s["isic_class"] or ""}).pl()
+    filled = country_fill_lines(con, edition, s["iso3"])
 
     def fmt(v, nd=2):
         return "-" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
@@ -43,6 +44,10 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
         for t in topics.iter_rows(named=True):
             lines.append(f"  {t['topic']:<24} {t['country_score']:5.2f} + {t['sector_weight']:.0f} + "
                          f"{t['hrg_uplift']:.0f} = {t['score']:.2f}")
+    if filled:
+        lines.append(f"How the country values of {s['iso3']} were obtained (METHODOLOGY §2.3; confidence 1 observed, "
+                     "0.5 income peers, 0.25 geography, 0 world mean)")
+        lines += filled
     if s["inherent_only"]:
         lines.append("Site characteristics: no self-assessment -> base = inherent (inherent_only)")
     else:
@@ -58,3 +63,21 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
               f"Base {fmt(s['base'])} -> adjustment {s['adjustment']} -> {fmt(s['final_score'], 1)} "
               f"({s.get('category_calculated') or s['category']})"]
     return "\n".join(lines)
+
+
+def country_fill_lines(con: duckdb.DuckDBPyConnection, edition: int, iso3: str) -> list[str]:
+    """One line per indicator of the site's country: observed (year, value) or the gap fill used
+    and its donor countries, with the normalised score."""
+    rows = con.sql("""
+        select r.topic, s.indicator_id, s.method, s.value, s.data_year, s.score, s.imputed_from, t.confidence
+        from indicator_scores s
+        join indicator_registry r using (indicator_id)
+        left join country_topic_risk t on t.edition = s.edition and t.iso3 = s.iso3 and t.topic = r.topic
+        where s.edition = $e and s.iso3 = $c
+        order by r.topic, s.indicator_id""", params={"e": edition, "c": iso3}).pl()
+    out = []
+    for r in rows.iter_rows(named=True):
+        how = (f"observed {r['data_year']} = {r['value']:g}" if r["method"] == "direct"
+               else f"{r['method']} of {r['imputed_from']}")
+        out.append(f"  {r['topic']:<24} {r['indicator_id']:<30} {r['score']:5.2f}  {how}")
+    return out

@@ -2,7 +2,7 @@
 -- observed, partly imputed, fully imputed or missing, which indicators carried data, and the
 -- publisher vintages the values came from — so a methodology owner sees thin topics at a glance.
 -- Inputs: edition_countries, indicator_registry, indicator_scores, country_topic_risk,
---         indicator_observations, edition_sources. Parameter: $edition.
+--         indicator_observations, edition_sources, indicator_coverage. Parameter: $edition.
 -- Output: one row per (edition, topic) for every topic of the registry, data or not.
 
 with
@@ -31,6 +31,10 @@ observations as (
 
 sources_read as (
     select source, vintage, released_after_edition from edition_sources where edition = $edition
+),
+
+coverage_rule as (
+    select indicator_id, topic, reason from indicator_coverage where edition = $edition and not included
 ),
 
 -- logic CTEs -----------------------------------------------------------------------------
@@ -101,6 +105,12 @@ vintage_text as (
     group by topic
 ),
 
+left_out as (
+    select topic, string_agg(indicator_id || ' ' || reason, '; ' order by indicator_id) as indicators_left_out
+    from coverage_rule
+    group by topic
+),
+
 final as (
     select
         $edition::integer as edition,
@@ -115,11 +125,13 @@ final as (
         i.indicator_observed,
         coalesce(v.vintages, '') as vintages,
         v.data_year_min::integer as data_year_min,
-        v.data_year_max::integer as data_year_max
+        v.data_year_max::integer as data_year_max,
+        l.indicators_left_out
     from country_counts as c
     cross join universe_size as u
     join indicator_counts as i using (topic)
     left join vintage_text as v using (topic)
+    left join left_out as l using (topic)
 )
 
 select * from final

@@ -25,6 +25,7 @@ final as (
         nullif(vintages, '') as vintages,
         data_year_min,
         data_year_max,
+        indicators_left_out,
         methodology_version
     from coverage
 )

@@ -16,7 +16,8 @@ final as (
         release_year,
         released_after_edition,
         nullif(indicators, '') as indicators,
-        rule
+        rule,
+        left_out
     from edition_sources
 )
 
