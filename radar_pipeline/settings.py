@@ -37,24 +37,37 @@ def overrides_dir() -> Path:
 SAMPLE_MIRROR_DIR = PACKAGE_DIR / "sample_mirror"
 
 
-# The synthetic sample mirror describes 30 countries, so no indicator in it could reach the
-# coverage rule's real thresholds (min_countries 100, METHODOLOGY §2): runs on it apply this cap
-# instead, and say so (indicator_coverage.min_countries, the run metadata).
-SAMPLE_MIN_COUNTRIES = 10
+# A mirror may declare itself a small world in <mirror>/mirror.toml ([coverage]
+# min_countries_cap): the synthetic sample describes 30 countries, so no indicator in it could
+# reach the coverage rule's real thresholds (min_countries 100, METHODOLOGY §2). Runs on such a
+# mirror (or a copy of it) apply the cap, and say so (indicator_coverage.min_countries, the run
+# metadata). A real mirror has no such file.
+MIRROR_SETTINGS = "mirror.toml"
 
 
 def min_countries_cap() -> int | None:
-    """A cap on every indicator's min_countries for this run: RADAR_MIN_COUNTRIES_CAP, else
-    SAMPLE_MIN_COUNTRIES when the sources are the packaged sample mirror, else none."""
+    """A cap on every indicator's min_countries for this run: RADAR_MIN_COUNTRIES_CAP, else the
+    mirror's own declaration (MIRROR_SETTINGS), else none."""
+    import tomllib
+
     value = os.environ.get("RADAR_MIN_COUNTRIES_CAP")
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"RADAR_MIN_COUNTRIES_CAP={value!r}: must be a whole number >= 1")
-        return int(value)
-    mirror = sources_mirror()
-    if mirror is not None and mirror.resolve() == SAMPLE_MIRROR_DIR.resolve():
-        return SAMPLE_MIN_COUNTRIES
-    return None
+    source = "RADAR_MIN_COUNTRIES_CAP"
+    if not value:
+        mirror = sources_mirror()
+        path = mirror / MIRROR_SETTINGS if mirror is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            value = str(tomllib.loads(path.read_text(encoding="utf-8")).get("coverage", {})
+                        .get("min_countries_cap", ""))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+        if not value:
+            return None
+        source = f"{path} [coverage] min_countries_cap"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{source} = {value!r}: must be a whole number >= 1")
+    return int(value)
 
 
 def warehouse_path() -> Path:

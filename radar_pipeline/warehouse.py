@@ -79,8 +79,8 @@ def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(WAREHOUSE["edition_countries"].ddl())
     if con.sql("select count(*) from information_schema.tables where table_name = 'country_topic_risk' "
                "and table_schema = current_schema()").fetchall()[0][0]:
-        con.execute("""insert into edition_countries
-            select e.edition, c.*, 'migrated from the shared countries table'
+        con.execute("""insert into edition_countries by name
+            select e.edition, c.*, 'migrated from the shared countries table' as m49_vintage
             from countries as c
             cross join (select distinct edition from country_topic_risk) as e""")
     con.execute("drop table countries")

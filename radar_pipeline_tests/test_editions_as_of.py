@@ -36,7 +36,10 @@ def q(path, sql, **params) -> pl.DataFrame:
 # --- release years and the choice of vintage -------------------------------------------
 
 def test_vintage_labels_map_to_their_release_year(tmp_path):
-    assert registry.release_year("ti_cpi", "2023") == 2023
+    assert registry.release_year("fund_for_peace_fsi", "2023") == 2023
+    # where the catalogue states a release month, it decides: TI's "CPI 2023" came out 2024-01
+    assert registry.release_year("ti_cpi", "2023") == 2024
+    assert registry.release_year("ti_cpi", "2024") == 2025
     assert registry.release_year("worldbank_wdi", "2023-03") == 2023
     assert registry.release_year("eu_cahra", "2026-06") == 2026
     assert registry.release_year("worldbank_wdi", "api-2026-12") == 2026
@@ -191,20 +194,24 @@ def test_sites_in_taiwan_and_kosovo_are_accepted_and_scored(tmp_path, monkeypatc
     assert scores["inherent"].null_count() == 0 and scores["final_score"].null_count() == 0
 
 
-# --- a whole region without data: world mean, flagged; a topic without data names what lacks -------
+# --- a whole region without data: income peers, else the world mean, flagged; a topic without data
+# names what lacks -----------------------------------------------------------------------------------
 
 def _mirror_without_ilostat(tmp_path: Path, user_rows: list[str] | None) -> Path:
+    """A copy of the sample mirror whose working hours come only from `user_rows` (weekly hours):
+    no ILOSTAT file and no OWID annual-hours file."""
     mirror = tmp_path / "mirror"
     shutil.copytree(settings.SAMPLE_MIRROR_DIR, mirror, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.rmtree(mirror / "ilostat")
     shutil.rmtree(mirror / "user")
+    shutil.rmtree(mirror / "owid" / "2026-05")
     if user_rows is not None:
         (mirror / "user/2024").mkdir(parents=True)
         (mirror / "user/2024/hours.csv").write_text("iso3,indicator_id,year,value\n" + "\n".join(user_rows) + "\n")
     return mirror
 
 
-def test_user_file_without_oceania_is_filled_from_the_world_mean(tmp_path, monkeypatch):
+def test_user_file_without_oceania_is_filled_from_income_peers_else_the_world_mean(tmp_path, monkeypatch):
     m49 = un_m49.parse_universe(settings.SAMPLE_MIRROR_DIR / "un_m49/2022/UNSD_Methodology.csv")
     oceania = sorted(m49.filter(pl.col("region") == "Oceania")["iso3"])
     others = sorted(m49.filter(pl.col("region") != "Oceania")["iso3"])
@@ -214,20 +221,45 @@ def test_user_file_without_oceania_is_filled_from_the_world_mean(tmp_path, monke
     path = tmp_path / "radar.duckdb"
     outcome = refresh_edition(2024, warehouse=path)
     assert outcome.success, outcome.failures
-    filled = q(path, """select iso3, method, imputed_from, score from indicator_scores
+    filled = q(path, """select s.iso3, s.method, s.imputed_from, s.score, c.income_group from indicator_scores s
+                        join edition_countries c using (edition, iso3)
+                        where s.edition = 2024 and s.indicator_id = 'ilo_weekly_hours' and s.imputed order by 1""")
+    assert filled["iso3"].to_list() == oceania
+    # no Oceania country has a value: each is filled from its income group anywhere (peers first,
+    # METHODOLOGY §2.3), the donors named and all of that group
+    assert set(filled["method"]) == {"income_group_mean"}
+    groups = dict(q(path, "select iso3, income_group from edition_countries where edition = 2024").iter_rows())
+    direct = dict(q(path, """select iso3, score from indicator_scores where edition = 2024
+                             and indicator_id = 'ilo_weekly_hours' and method = 'direct'""").iter_rows())
+    for r in filled.iter_rows(named=True):
+        donors = r["imputed_from"].split(",")
+        assert donors == sorted(c for c in direct if groups[c] == r["income_group"])
+        assert r["score"] == pytest.approx(sum(direct[c] for c in donors) / len(donors))
+    conf = q(path, """select iso3, confidence from country_topic_risk
+                      where edition = 2024 and topic = 'working_hours' and iso3 in ('AUS', 'DNK') order by 1""")
+    assert conf.rows() == [("AUS", 0.5), ("DNK", 1.0)]
+    assert q(path, "select count(*) as n from indicator_scores where method = 'world_mean' "
+             "and indicator_id = 'ilo_weekly_hours'")["n"][0] == 0
+
+    # without income groups (no CLASS file) only geography is left: the world mean, confidence 0,
+    # and the run says which indicator, topic and region
+    shutil.rmtree(tmp_path / "mirror" / "worldbank_class")
+    path = tmp_path / "radar2.duckdb"
+    outcome = refresh_edition(2024, warehouse=path)
+    assert outcome.success, outcome.failures
+    filled = q(path, """select iso3, imputed_from from indicator_scores
                         where edition = 2024 and indicator_id = 'ilo_weekly_hours' and method = 'world_mean'
                         order by iso3""")
-    assert filled["iso3"].to_list() == oceania and set(filled["imputed_from"]) == {"World"}
-    direct = q(path, """select avg(score) s from indicator_scores
-                        where edition = 2024 and indicator_id = 'ilo_weekly_hours' and method = 'direct'""")
-    assert filled["score"].to_list() == pytest.approx([direct["s"][0]] * len(oceania))
+    assert filled["iso3"].to_list() == oceania
+    assert set(filled["imputed_from"]) == {",".join(sorted(direct))}
     conf = q(path, """select iso3, confidence from country_topic_risk
                       where edition = 2024 and topic = 'working_hours' and iso3 in ('AUS', 'DNK') order by 1""")
     assert conf.rows() == [("AUS", 0.0), ("DNK", 1.0)]
-    # the run says which indicator, topic and region were filled from the world mean
     meta = list(outcome.result.asset_materializations_for_node("indicator_scores"))
     table = meta[0].metadata["world_mean_fills"].value
     assert "ilo_weekly_hours" in table and "working_hours" in table and "Oceania" in table
+    (countries_event,) = outcome.result.asset_materializations_for_node("countries")
+    assert countries_event.metadata["income_vintage"].value.startswith("none")
 
 
 def test_topic_without_data_names_topic_indicator_and_countries(tmp_path, monkeypatch):
@@ -248,8 +280,9 @@ def test_integrity_check_names_what_is_lacking():
     con.execute("""insert into edition_countries (edition, iso3, name, region, subregion, m49_vintage) values
                    (2024, 'AUS', 'Australia', 'Oceania', 'Australia and New Zealand', 'x'),
                    (2024, 'DNK', 'Denmark', 'Europe', 'Northern Europe', 'x')""")
-    con.execute("""insert into indicator_registry values
-                   ('ilo_weekly_hours', 'working_hours', 'ilostat', 'higher_is_riskier', null, null)""")
+    con.execute("""insert into indicator_registry (indicator_id, topic, source, direction, max_age_years,
+                   min_countries)
+                   values ('ilo_weekly_hours', 'working_hours', 'ilostat', 'higher_is_riskier', 5, 100)""")
     con.execute("""insert into country_topic_risk (edition, iso3, topic, score, n_indicators, n_imputed,
                    confidence, missing_topics) values (2024, 'DNK', 'working_hours', 2.0, 1, 0, 1.0, '')""")
     passed, meta = integrity.country_topic_risk_complete(con, 2024)

@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import duckdb
 import polars as pl
@@ -46,12 +47,13 @@ SAMPLE = settings.SAMPLE_MIRROR_DIR
 EDITION = 2023
 ND_GAIN_MEMBER = "resources/gain/gain.csv"
 CATALOGUE_SOURCES = ["ti_cpi", "yale_epi", "freedom_house_fiw", "fund_for_peace_fsi", "undp_gii",
-                     "nd_gain", "un_m49", "ilostat"]
+                     "nd_gain", "un_m49", "ilostat", "unicef_child_labour", "fao_aquastat", "owid", "ghs_index",
+                     "walk_free_gsi"]
 API_SOURCES = ["worldbank_wdi", "worldbank_wgi"]   # live mode: World Bank API v2 (registry.api_sources())
 ALL_SOURCES = CATALOGUE_SOURCES + API_SOURCES
-CSV_SOURCES = {"yale_epi", "undp_gii", "nd_gain", "un_m49", "ilostat"}
+CSV_SOURCES = {"yale_epi", "undp_gii", "nd_gain", "un_m49", "ilostat", "fao_aquastat", "owid", "ghs_index"}
 # Reference downloads the non-indicator assets make in live mode (served good in the Dagster runs).
-REFERENCE_SOURCES = ["ilab_list_of_goods", "eu_cahra"]
+REFERENCE_SOURCES = ["ilab_list_of_goods", "eu_cahra", "worldbank_class"]
 FIELDS = ["source", "vintage", "file", "url", "member", "headers", "note"]
 HTML_PAGE = (b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
              b"<body><h1>Service Unavailable</h1><p>Please try again later.</p></body></html>")
@@ -257,7 +259,8 @@ class Publisher:
             if source == "nd_gain":
                 wrap, member, served_name = (lambda d: zipped(ND_GAIN_MEMBER, d)), ND_GAIN_MEMBER, "gain.zip"
             reencode = lambda codec, raw=raw, wrap=wrap: wrap(raw.decode("utf-8-sig").encode(codec, errors="replace"))  # noqa: E731
-            route = f"/pub/{source}/{vintage}/{served_name}"
+            # quoted as a client sends it (FAO's export is "AQUASTAT Dissemination System.csv")
+            route = f"/pub/{source}/{vintage}/{quote(served_name)}"
             this = fault if i == 0 else None   # the fault hits the first file of the source
             url = self.server.route(route, *self._script(this, wrap(raw), reencode))
             if this is not None:

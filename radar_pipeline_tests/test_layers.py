@@ -96,12 +96,13 @@ def test_every_source_has_an_adapter_satisfying_the_contract():
     for source in registry.indicator_sources():
         module = registry.adapter(source)
         assert isinstance(module, ObservationAdapter) and module.SOURCE == source
-    for source in ("un_m49", "unsd_isic", "eu_cahra", "ilab_list_of_goods"):
+    for source in ("un_m49", "unsd_isic", "worldbank_class", "eu_cahra", "ilab_list_of_goods"):
         assert isinstance(registry.adapter(source), Adapter)
     # `radar sources check` finds the lists by their `summary`, M49 (the universe) first
-    assert registry.list_sources() == ("un_m49", "unsd_isic", "eu_cahra", "ilab_list_of_goods")
+    assert registry.list_sources() == ("un_m49", "unsd_isic", "worldbank_class", "eu_cahra", "ilab_list_of_goods")
     assert set(registry.api_sources()) == {"worldbank_wdi", "worldbank_wgi"}
-    assert set(registry.user_sources()) == {"ituc", "tip", "user"}
+    # curated files of report-only publishers (ITUC, TIP, WEF) and licensed user data: never downloaded
+    assert set(registry.user_sources()) == {"ituc", "tip", "user", "wef_ggg"}
 
 
 def test_floor_rule_catches_a_back_arrow(tmp_path):

@@ -260,3 +260,28 @@ def test_gap_filling_settings_are_validated(tmp_path):
     with pytest.raises(ValueError, match="unknown setting 'min_donor'"):
         methodology.gap_filling_settings(p)
     assert methodology.gap_filling_settings()["min_donors"] == 3
+
+
+def _stored(con, s: dict) -> None:
+    rows = pl.DataFrame(list(s.values())).with_columns(methodology_version=pl.lit("v"))  # noqa: F841
+    con.execute("delete from indicator_scores")
+    con.execute("insert into indicator_scores by name select * from rows")
+
+
+def test_flat_warning_looks_at_the_values_used():
+    from radar_pipeline.country_risk.assets import flat_indicators
+
+    # older years differ, the latest values are equal: the rule's values are flat (3.5 for all)
+    con = make_db([("flat", "water", "higher_is_riskier"), ("varied", "water", "higher_is_riskier")],
+                  [("flat", "AAA", 2020, 1), ("flat", "AAA", 2023, 7), ("flat", "BBB", 2023, 7),
+                   ("varied", "AAA", 2023, 1), ("varied", "BBB", 2023, 2)])
+    s = scores(con)
+    _stored(con, s)
+    assert flat_indicators(con, 2023) == ["flat"]
+    assert s[("flat", "AAA")]["score"] == 3.5
+    # clipping can make an indicator flat: 150 and 300 both become 100
+    con = make_db([("ws", "water", "higher_is_riskier", 1, None, 100.0)],
+                  [("ws", "AAA", 2023, 150), ("ws", "BBB", 2023, 300)])
+    s = scores(con)
+    _stored(con, s)
+    assert flat_indicators(con, 2023) == ["ws"] and s[("ws", "BBB")]["score"] == 3.5

@@ -6,11 +6,12 @@ import pytest
 
 from radar_pipeline import settings
 from radar_pipeline.cli.runs import refresh_edition
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.methodology import IMPUTATION_METHODS, TOPICS
 from radar_pipeline.warehouse import connect
 
-# Topics with no publisher file in ../shared/data/sources (see README).
-SHARED_MISSING = ["children", "freedom_of_association", "working_hours", "water"]
+# Every topic has a publisher file in ../shared/data/sources for editions 2022-2024 (README): the
+# refresh allows none missing.
+SHARED_MISSING: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,14 @@ def test_taiwan_and_kosovo_have_every_topic_in_every_edition(shared_warehouse):
 
 def test_forced_labour_is_not_a_copy_of_wages(shared_warehouse):
     # METHODOLOGY §2: poverty drives wages only; the forced-labour proxy is rule of law,
-    # informal employment and the TIP tier (no TIP file in the shared mirror)
+    # informal employment and the TIP tier (no TIP file in the shared mirror; informal employment,
+    # observed in 20 countries, is left out by the coverage rule rather than imputed into 229)
     inputs = q(shared_warehouse, """select distinct s.indicator_id from indicator_scores s
                                     join indicator_registry r using (indicator_id) where r.topic = 'forced_labour'""")
-    assert "wb_poverty_umic_fl" not in inputs["indicator_id"].to_list() and inputs.height >= 2
+    assert inputs["indicator_id"].to_list() == ["wgi_rule_of_law"]
+    left = q(shared_warehouse, """select edition, n_countries from indicator_coverage
+                                  where indicator_id = 'wb_informal_employment' and not included order by 1""")
+    assert left["edition"].to_list() == [2022, 2023, 2024] and (left["n_countries"] < 100).all()
     for edition in (2023, 2024):
         t = q(shared_warehouse, """
             select w.iso3, w.score as wages, f.score as forced_labour
@@ -81,8 +86,12 @@ def test_edition_sources_as_of_the_edition(shared_warehouse):
     assert cahra == [("2026-06", True)]     # no CAHRA list released by 2023: the oldest we have
     wdi = es.filter(pl.col("indicators").str.contains("wb_poverty_umic"))
     assert wdi.select("vintage", "released_after_edition").rows() == [("2023-03", False)]
-    # nothing released after 2023 is read when an earlier vintage exists
-    assert set(es.filter(pl.col("released_after_edition"))["source"]) <= {"eu_cahra", "ituc"}
+    # nothing released after 2023 is read when an earlier vintage exists: these sources have none
+    # (TI's "CPI 2023" came out in January 2024; ITUC's 2025 list is recorded though out of window)
+    assert set(es.filter(pl.col("released_after_edition"))["source"]) == {
+        "eu_cahra", "ituc", "ti_cpi", "fao_aquastat", "owid"}
+    ituc = es.filter(pl.col("source") == "ituc").row(0, named=True)
+    assert (ituc["vintage"], ituc["indicators"], ituc["released_after_edition"]) == ("2025", "", True)
     poverty = q(shared_warehouse, """select distinct vintage from indicator_observations
                                      where edition = 2023 and indicator_id = 'wb_poverty_umic'""")
     assert poverty["vintage"].to_list() == ["2023-03"]
@@ -110,19 +119,29 @@ def test_scores_in_range_and_imputation_flagged(shared_warehouse):
     assert s["score"].min() >= 1.0 and s["score"].max() <= 6.0
     imputed = s.filter(pl.col("imputed"))
     assert imputed.height > 0
-    assert set(imputed["method"]) <= {"intermediate_region_mean", "subregion_mean", "region_mean", "world_mean"}
+    assert set(imputed["method"]) <= set(IMPUTATION_METHODS) - {"direct"}
+    assert {"peer_subregion_mean", "peer_region_mean", "income_group_mean"} <= set(imputed["method"])
     assert imputed["imputed_from"].null_count() == 0 and imputed["value"].null_count() == imputed.height
     assert set(s.filter(~pl.col("imputed"))["method"]) == {"direct"}
     t = q(shared_warehouse, "select * from country_topic_risk")
     assert t["score"].min() >= 1.0 and t["score"].max() <= 6.0
-    assert (t["missing_topics"] == ",".join(SHARED_MISSING)).all()
+    assert (t["missing_topics"] == "").all()
 
 
-def test_edition_window_uses_latest_value_in_y_minus_5(shared_warehouse):
-    obs = q(shared_warehouse,
-            "select edition, min(data_year) lo, max(data_year) hi from indicator_observations group by 1")
-    for edition, lo, hi in obs.iter_rows():
-        assert edition - 5 <= lo and hi <= edition
+def test_edition_window_uses_latest_value_in_y_minus_max_age(shared_warehouse):
+    # METHODOLOGY §1: per indicator, Y - max_age_years .. Y (5 by default; child labour 12, poverty 10)
+    obs = q(shared_warehouse, """select o.edition, o.indicator_id, r.max_age_years, min(o.data_year) lo,
+                                        max(o.data_year) hi
+                                 from indicator_observations o join indicator_registry r using (indicator_id)
+                                 group by all""")
+    for edition, _, age, lo, hi in obs.iter_rows():
+        assert edition - age <= lo and hi <= edition
+    ages = dict(obs.select("indicator_id", "max_age_years").unique().iter_rows())
+    assert (ages["unicef_child_labour"], ages["wb_poverty_umic"], ages["wgi_rule_of_law"]) == (12, 10, 5)
+    # the longer window is used: child labour surveys from 2010 count in edition 2022
+    old = q(shared_warehouse, """select min(data_year) y from indicator_scores where edition = 2022
+                                 and indicator_id = 'unicef_child_labour' and method = 'direct'""")
+    assert old["y"][0] == 2010
     # FSI has only 2023: edition 2022 has no FSI, 2023 and 2024 use it
     fsi = q(shared_warehouse, "select edition, count(*) n from indicator_scores "
                               "where indicator_id = 'fsi_c3' and not imputed group by 1 order by 1")
@@ -154,14 +173,16 @@ def test_inherent_risk_complete_and_hrg(shared_warehouse):
 
 
 def test_missing_topic_fails_unless_allowed(shared_sources, tmp_path, monkeypatch, warehouse_target):
+    # edition 2025 on the shared mirror lacks regular employment (newest file ends in 2019) and
+    # children (79 countries surveyed since 2013, below min_countries 80): allowing one is not enough
     monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(shared_sources))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
-    outcome = refresh_edition(2023, allow_missing_topics=["children"], warehouse=warehouse_target(tmp_path, "w"))
+    outcome = refresh_edition(2025, allow_missing_topics=["children"], warehouse=warehouse_target(tmp_path, "w"))
     assert not outcome.success
     message = outcome.failures["country_topic_risk"]
-    for topic in ("freedom_of_association", "working_hours", "water"):
-        assert topic in message
-    assert "--allow-missing-topics" in message
+    assert "regular_employment" in message and "wb_vulnerable_employment" in message
+    assert "--allow-missing-topics children,regular_employment" in message
+    assert "left out by the coverage rule: observed for 79 countries < min_countries 80" in message
 
 
 def test_sample_mirror_covers_every_topic_and_rerun_replaces_only_its_edition(tmp_path, monkeypatch,

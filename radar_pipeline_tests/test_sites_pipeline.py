@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -183,6 +184,18 @@ def test_rescoring_one_site_replaces_only_its_rows(warehouse, tmp_path):
     assert a == [(6.0, "floor_6.0", "High")]  # open critical on a low-risk bank -> floor (§8.4)
     assert before_b.equals(after_b) and n == 2
     assert "FINAL SCORE 6.0" in text and "1 critical" in text
+    # how each country value of Denmark was obtained (METHODOLOGY §2.3), one line per indicator
+    assert "How the country values of DNK were obtained" in text
+    assert re.search(r"business_ethics +ti_cpi_score +[0-9.]+  observed 20[0-9]{2} = ", text)
+
+
+def test_explain_prints_stored_values_half_up():
+    from radar_pipeline.sites.explain import fmt
+
+    # 4.125 is stored as a double just below it: format() would print 4.12; every stored score
+    # rounds half up (METHODOLOGY §8.5), so explain does too
+    assert (fmt(4.125), fmt(4.125, 1), fmt(3.95, 1), fmt(0.005), fmt(None), fmt(2.0, 0)) == (
+        "4.13", "4.1", "4.0", "0.01", "-", "2")
 
 
 def test_failed_scoring_run_is_recorded(warehouse, tmp_path):

@@ -213,10 +213,10 @@ def test_epi_non_numeric_value_is_an_error(tmp_path):
 def test_fh_real_workbooks(shared_sources, vintage, rows, last):
     df = run_real(freedom_house_fiw, shared_sources, vintage)
     assert df.schema == pl.Schema(RAW_OBSERVATION_SCHEMA)
-    assert dict(df.group_by("indicator_id").len().iter_rows()) == {"fh_d2": rows, "fh_f4": rows}
+    assert dict(df.group_by("indicator_id").len().iter_rows()) == {"fh_d2": rows, "fh_e3": rows, "fh_f4": rows}
     assert (df["data_year"].min(), df["data_year"].max()) == (2013, last)
     assert df["code"].null_count() == df.height
-    assert df.filter(pl.col("data_year") == last).height // 2 in range(205, 215)
+    assert df.filter(pl.col("data_year") == last).height // 3 in range(205, 215)
     assert df.select(pl.col("value").is_between(0, 4).all()).item()
 
 
@@ -230,17 +230,18 @@ def test_fh_checked_values_2024(shared_sources):
 
 def _fiw_rows(d2: str = "D2") -> list[list]:
     return [["Freedom in the World 2013-2024 Raw Data (made up)"],
-            ["Country/Territory", "Region", "C/T", "Edition", "Status", d2, "F4", "Total"],
-            ["Atlantis", "Europe", "c", 2024, "F", 4, 2, 90],
-            ["Atlantis", "Europe", "c", 2023, "F", 3, None, 88],
-            [" Lemuria ", "Asia", "t", 2024, "NF", 0, 1, 10]]
+            ["Country/Territory", "Region", "C/T", "Edition", "Status", d2, "E3", "F4", "Total"],
+            ["Atlantis", "Europe", "c", 2024, "F", 4, 4, 2, 90],
+            ["Atlantis", "Europe", "c", 2023, "F", 3, 3, None, 88],
+            [" Lemuria ", "Asia", "t", 2024, "NF", 0, 0, 1, 10]]
 
 
 def test_fh_synthetic_header_by_content(tmp_path):
     path = write_xlsx(tmp_path / "fiw.xlsx", {"Index": [["notes"]], "FIW13-24": _fiw_rows()})
     df = freedom_house_fiw.parse(one_file(freedom_house_fiw, path, "2024"),
                                  specs_for("freedom_house_fiw", "2024"))
-    assert df.height == 5  # Atlantis 2023 F4 empty -> dropped
+    assert df.height == 8  # D2, E3 and F4 of three rows; Atlantis 2023 F4 empty -> dropped
+    assert one(df, country="Lemuria", indicator_id="fh_e3")["value"] == 0
     lem = one(df, country="Lemuria", indicator_id="fh_f4")
     assert lem["value"] == 1 and lem["data_year"] == 2024
     assert lem["row_ref"] == "sheet 'FIW13-24' row 5, column 'F4'"
@@ -253,7 +254,7 @@ def test_fh_renamed_column_names_expected_column(tmp_path):
         freedom_house_fiw.parse(one_file(freedom_house_fiw, path, "2024"),
                                 specs_for("freedom_house_fiw", "2024"))
     msg = str(exc.value)
-    assert exc.value.field == "D2" and "['D2']" in msg and "'D2 religion'" in msg
+    assert exc.value.field == "D2" and "['D2'" in msg and "'D2 religion'" in msg
 
 
 def test_fh_without_fiw_sheet(tmp_path):

@@ -1,8 +1,20 @@
 """`radar explain`: one site's score as readable text, from the warehouse's stored rows."""
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import duckdb
 import polars as pl
+
+
+def fmt(v, nd: int = 2) -> str:
+    """A stored number rounded half up to `nd` decimals, as every stored score is (4.125 -> 4.13;
+    a float's format() would print 4.12, the binary value lying just below); '-' for null."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return str(Decimal(repr(v)).quantize(Decimal(1).scaleb(-nd), rounding=ROUND_HALF_UP))
+    return str(v)
 
 
 def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | None) -> str:
@@ -23,9 +35,6 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
                      params={"e": edition, "c": s["iso3"], "k": s["isic_class"] or ""}).pl()
     filled = country_fill_lines(con, edition, s["iso3"])
 
-    def fmt(v, nd=2):
-        return "-" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
-
     lines = [f"Site {site_id}  ({s['iso3']}, ISIC {s['isic_code']})  edition {edition}  "
              f"methodology {s['methodology_version']}",
              f"FINAL SCORE {fmt(s['final_score'], 1)}  -> {s['category']}"
@@ -42,8 +51,8 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
     if topics.height:
         lines.append("  topic                    country + sector + HRG = topic score (cap 10)")
         for t in topics.iter_rows(named=True):
-            lines.append(f"  {t['topic']:<24} {t['country_score']:5.2f} + {t['sector_weight']:.0f} + "
-                         f"{t['hrg_uplift']:.0f} = {t['score']:.2f}")
+            lines.append(f"  {t['topic']:<24} {fmt(t['country_score']):>5} + {fmt(t['sector_weight'], 0)} + "
+                         f"{fmt(t['hrg_uplift'], 0)} = {fmt(t['score'])}")
     if filled:
         lines.append(f"How the country values of {s['iso3']} were obtained (METHODOLOGY §2.3; confidence 1 observed, "
                      "0.5 income peers, 0.25 geography, 0 world mean)")
@@ -79,5 +88,5 @@ def country_fill_lines(con: duckdb.DuckDBPyConnection, edition: int, iso3: str) 
     for r in rows.iter_rows(named=True):
         how = (f"observed {r['data_year']} = {r['value']:g}" if r["method"] == "direct"
                else f"{r['method']} of {r['imputed_from']}")
-        out.append(f"  {r['topic']:<24} {r['indicator_id']:<30} {r['score']:5.2f}  {how}")
+        out.append(f"  {r['topic']:<24} {r['indicator_id']:<30} {fmt(r['score']):>5}  {how}")
     return out

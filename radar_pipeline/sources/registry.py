@@ -306,6 +306,21 @@ def as_of(raw: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]
     return raw.join(chosen.select("indicator_id", "vintage"), on=["indicator_id", "vintage"], how="semi")
 
 
+def newest_release(raw: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
+    """Per indicator, the rows of the newest vintage (release year, then label) among those the
+    edition may read. A publisher's release carries the series' whole history as the publisher
+    now states it, so a newer release supersedes an older one wholesale: mixing them per year
+    would put, say, the World Bank's $6.85 (2017 PPP) poverty line of the 2023 release beside
+    the $8.30 (2021 PPP) line of the 2025 one in one indicator once its window reaches back ten
+    years. Curated and user files (one file per index year: ITUC, TIP, WEF, licensed data) are
+    not releases of a series and are all read."""
+    newest = (raw.select("indicator_id", "vintage").unique()
+                 .join(_release_years(source, by_vintage), on="vintage", how="left")
+                 .sort("release_year", "vintage", nulls_last=False)
+                 .group_by("indicator_id", maintain_order=True).last())
+    return raw.join(newest.select("indicator_id", "vintage"), on=["indicator_id", "vintage"], how="semi")
+
+
 def _release_years(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
     return pl.DataFrame({"vintage": list(by_vintage),
                          "release_year": [release_year(source, v, fs) for v, fs in by_vintage.items()]},
@@ -313,10 +328,15 @@ def _release_years(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.D
 
 
 def sources_read(obs: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]],
-                 edition: int) -> pl.DataFrame:
-    """edition_sources rows: the vintages the edition's observations actually come from."""
-    used = (obs.group_by("vintage")
-               .agg(pl.col("indicator_id").unique().sort().str.join(",").alias("indicators"))
+                 edition: int, chosen: list[str] | tuple = ()) -> pl.DataFrame:
+    """edition_sources rows: the vintages the edition's observations come from, plus the vintages
+    chosen for it (`chosen`, e.g. the oldest-vintage fallback) that hold no observation inside
+    the edition's window (indicators empty): what the edition read is recorded either way."""
+    empty = pl.DataFrame({"vintage": [v for v in chosen if v not in set(obs["vintage"])]},
+                         schema={"vintage": pl.String}).with_columns(indicators=pl.lit("", pl.String))
+    used = (pl.concat([obs.group_by("vintage")
+                          .agg(pl.col("indicator_id").unique().sort().str.join(",").alias("indicators")),
+                       empty])
                .join(_release_years(source, by_vintage), on="vintage", how="left")
                .sort("vintage"))
     rows = edition_source_rows(edition, source, list(used.select("vintage", "release_year", "indicators")
@@ -403,9 +423,11 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
         return SourceLoad(source, _empty_obs(), pl.DataFrame(schema=NOTE_SCHEMA), files, list(by_vintage),
                           edition_source_rows(edition, source, [], ""))
     raw = as_of(raw, source, by_vintage, edition)
+    if source not in user_sources():
+        raw = newest_release(raw, source, by_vintage)
     kept, notes = resolve(raw, universe, source)
     obs = edition_cut(kept, edition)
-    read = sources_read(obs, source, by_vintage, edition)
+    read = sources_read(obs, source, by_vintage, edition, sorted(set(raw["vintage"].to_list())))
     # files read for the edition: the vintages its rows may come from, plus released vintages that
     # hold no rows of their own (a World Bank Metadata_Country file flags aggregates for all)
     kept = set(raw["vintage"].unique().to_list())

@@ -52,14 +52,30 @@ def sheet_names(file: LandedFile) -> list[str]:
         raise SourceError(file.source, f"cannot open workbook: {exc}", file=file.name) from exc
 
 
+# a cell text that is a number with a fraction or an exponent (fastexcel's text of a float cell)
+_FRACTIONAL = r"^\s*[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)\s*$"
+
+
 def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
-    """Every cell of a sheet as text, no header; `__row` = spreadsheet row number."""
+    """Every cell of a sheet as text, no header; `__row` = spreadsheet row number.
+
+    fastexcel writes a float cell as text with 10 significant digits (the WGI 2024 workbook's
+    1.2605326175689697 came out 1.260532618), so the sheet is read a second time as floats and
+    every fractional number takes the float's shortest round-trip text: the value stored is
+    the publisher's double, bit for bit. Integers, codes and text cells keep their text."""
     try:
         reader = fastexcel.read_excel(file.path)
         loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
         df = pl.DataFrame(loaded.to_arrow())
+        floats = pl.DataFrame(reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="float",
+                                                dtype_coercion="coerce").to_arrow())
     except Exception as exc:
         raise SourceError(file.source, f"cannot read sheet '{sheet}': {exc}", file=file.name) from exc
+    if floats.shape == df.shape:
+        text = df.columns
+        df = pl.concat([df, floats.rename(lambda c: f"{c}__float")], how="horizontal").select(
+            pl.when(pl.col(c).str.contains(_FRACTIONAL).fill_null(False) & pl.col(f"{c}__float").is_not_null())
+              .then(pl.col(f"{c}__float").cast(pl.String)).otherwise(pl.col(c)).alias(c) for c in text)
     df = df.rename({c: f"c{i}" for i, c in enumerate(df.columns)})
     # skip_rows=0 keeps leading empty rows, so frame index 0 is spreadsheet row 1.
     return df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
