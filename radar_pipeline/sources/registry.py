@@ -22,12 +22,14 @@ to the year it was released:
 
 Any other label is an error naming the source and the folder. The choice is
 made per indicator (a World Bank folder usually holds the indicators of one
-download, not the whole database): the indicator is read from every vintage
-released by Y that carries it (newest wins per country and year, as before);
-when none carrying it was released by Y, from the OLDEST vintage carrying it,
-and the `edition_sources` row says `released_after_edition = true`.
-`edition_sources` lists, per edition and source, the vintages its observations
-(inside the indicator's window Y - max_age_years..Y) come from, with the indicators each gives. Lists that
+download, not the whole database): the indicator is read from the newest vintage
+released by Y that carries it (`newest_release`: a release restates the whole series;
+curated and user files, one per index year, are all read, newest winning per country
+and year); when none carrying it was released by Y, from the OLDEST vintage carrying
+it, and the `edition_sources` row says `released_after_edition = true`.
+`edition_sources` lists, per edition and source, the vintages read (those whose
+observations fall inside the indicator's window Y - max_age_years..Y with the
+indicators each gives, and a vintage chosen that holds none with no indicator). Lists that
 are snapshots (EU CAHRA, ILAB goods, UN M49) use one vintage: the newest
 released by Y, else the oldest (`choose_list_vintage`).
 """
