@@ -58,7 +58,7 @@ defs = dg.Definitions(
     asset_checks=asset_checks,
     jobs=[refresh_edition_job, sites.score_sites_job, sites.score_and_publish_job, *publish.jobs],
     schedules=[automation.build_annual_schedule(refresh_edition_job)],
-    sensors=[sites.site_inbox_sensor, *publish.sensors, automation.automation_sensor,
+    sensors=[sites.site_inbox_sensor, sites.overrides_sensor, *publish.sensors, automation.automation_sensor,
              automation.build_vintage_sensor(refresh_edition_job)],
     # the warehouse file + the run settings (source, topics allowed missing, publish target),
     # editable per run in the launchpad under resources.warehouse.config

@@ -457,6 +457,8 @@ def baseline(tmp_path_factory):
 def live_run(baseline, server, dead, tmp: Path, monkeypatch, faults: dict[str, Fault]):
     db = tmp / "radar.duckdb"
     shutil.copy(baseline[0], db)
+    # the served files are the 30-country sample: the same coverage cap its mirror.toml declares
+    monkeypatch.setenv("RADAR_MIN_COUNTRIES_CAP", "10")
     # user-supplied sources (ITUC, licensed indicators) are read from RADAR_USER_FILES in live mode
     for s in registry.user_sources():
         shutil.copytree(SAMPLE / s, tmp / "user" / s, ignore=shutil.ignore_patterns("SAMPLE.txt"))

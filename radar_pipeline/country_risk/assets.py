@@ -407,7 +407,9 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
                 f"lacking for all {n_countries} countries of every region (no observation within each "
                 "indicator's max_age_years of the edition, or too few countries). "
                 "Supply a source (user file, mirror) or allow them: "
-                f"radar refresh --edition {edition} --allow-missing-topics {','.join(not_allowed)} "
+                # the whole list the next run needs: the topics already allowed plus these
+                f"radar refresh --edition {edition} --allow-missing-topics "
+                f"{','.join(t for t in TOPICS if t in set(not_allowed) | set(allowed))} "
                 f"(UI launchpad: {UI_FIELD.format('allow_missing_topics')})")
         rows = con.sql(read_sql("country_risk/country_topic_risk"),
                        params={"edition": edition, "missing_topics": ",".join(missing)}).pl()

@@ -7,6 +7,7 @@ key range with one set-based SQL pass; the sensor and the post-refresh sensor
 request ranges, never one run per site.
 """
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -59,7 +60,9 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
         with warehouse.get_connection() as con:
             edition = config.edition or store.latest_edition(con)
             if config.only_stale:
-                stale = set(store.stale_sites(con, edition))
+                # stale: changed since its last score, or its category disagrees with today's overrides
+                stale = set(store.stale_sites(con, edition)) | set(
+                    store.override_drift(con, edition)["site_id"].to_list())
                 in_range = len(keys)
                 keys = [k for k in keys if k in stale]
                 context.log.info(f"{in_range - len(keys)} of the range's {in_range} site(s) already scored "
@@ -266,6 +269,62 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
         dynamic_partitions_requests=[sites_partitions.build_add_request(new_keys[i:i + PARTITION_CHUNK])
                                      for i in range(0, len(new_keys), PARTITION_CHUNK)],
         asset_events=events, cursor=cursor)
+
+
+# The overrides folder is looked at this often; a tick with an unchanged folder on the same day
+# only lists it (no warehouse connection).
+OVERRIDES_TICK_SECONDS = int(os.environ.get("RADAR_OVERRIDES_TICK_SECONDS", "30"))
+
+
+def overrides_state() -> str:
+    """What the overrides sensor compares between ticks: every *.csv of RADAR_OVERRIDES by name,
+    size and modification time, plus today's date — an override expires the day after its
+    `expires_on` with no file changing (a daily condition)."""
+    from datetime import date
+
+    from radar_pipeline import settings
+
+    folder = settings.overrides_dir()
+    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    listing = "|".join(f"{p.name}:{_stat_key(p)}" for p in files)
+    return json.dumps({"day": date.today().isoformat(), "files": listing})
+
+
+@dg.sensor(jobs=[score_sites_job, score_and_publish_job], minimum_interval_seconds=loop_aligned(OVERRIDES_TICK_SECONDS),
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Watches RADAR_OVERRIDES (the analysts' category overrides, METHODOLOGY §8b) and the "
+                       "date: when a CSV is added, edited or removed, or a day passes (expiry), it finds the "
+                       "stored scores whose category disagrees with the overrides in force today and requests "
+                       "runs that rescore exactly those sites, on every edition they have, and publish.")
+def overrides_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse):
+    state = overrides_state()
+    if context.cursor == state:
+        return dg.SkipReason("overrides folder unchanged today")
+    if _scoring_in_progress(context.instance):
+        return dg.SkipReason("a scoring run is in progress; the overrides are compared at the next tick")
+    try:
+        with warehouse.get_connection(read_only=True, wait_seconds=LOCK_WAIT_SENSOR) as con:
+            drift = store.override_drift(con)
+            rejects = store.override_rejects(con)
+    except duckdb.CatalogException:
+        return dg.SensorResult(skip_reason="no site scores in the warehouse yet", cursor=state)
+    except duckdb.IOException as exc:
+        return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
+    for r in rejects.iter_rows(named=True):
+        context.log.warning(f"override rejected: {r['file']} line {r['line']} {r['field']}: {r['reason']}")
+    if drift.is_empty():
+        return dg.SensorResult(skip_reason="every stored category agrees with the overrides in force",
+                               cursor=state)
+    known = context.instance.get_dynamic_partitions(sites_partitions.name)
+    requests = []
+    digest = hashlib.sha256(state.encode()).hexdigest()[:12]
+    for (edition,), group in drift.group_by("edition", maintain_order=True):
+        ids = set(group["site_id"].to_list())
+        context.log.info(f"edition {edition}: {len(ids)} site(s) whose category disagrees with today's overrides")
+        requests += range_requests(known, ids, edition=int(edition), only_stale=True,
+                                   run_key_prefix=f"overrides-{digest}-{edition}",
+                                   last_job=score_and_publish_job.name)
+    return dg.SensorResult(run_requests=requests, cursor=state)
 
 
 def _stat_key(path: Path) -> str:

@@ -251,6 +251,29 @@ def stale_sites(con: duckdb.DuckDBPyConnection, edition: int | None) -> list[str
     return [r[0] for r in con.execute(scoring._sql("stale_sites"), {"edition": edition}).fetchall()]
 
 
+def override_drift(con: duckdb.DuckDBPyConnection, edition: int | None = None) -> pl.DataFrame:
+    """(edition, site_id) of stored scores whose category disagrees with the overrides in force
+    today in RADAR_OVERRIDES (sql/sites/override_drift.sql): an override added, changed or removed
+    by hand, or one that expired. Loads the overrides as scoring does (temp tables)."""
+    scoring._load_overrides(con, None)
+    return con.execute(scoring._sql("override_drift"), {"edition": edition}).pl()
+
+
+def apply_overrides(con: duckdb.DuckDBPyConnection, log=None) -> dict[int, list[str]]:
+    """Rescore exactly the sites whose stored category disagrees with today's overrides, on every
+    edition they have a score for (METHODOLOGY §8b: the overrides folder is an input like a site
+    file). Returns edition -> the sites rescored."""
+    drift = override_drift(con)
+    done: dict[int, list[str]] = {}
+    for (edition,), group in drift.group_by("edition", maintain_order=True):
+        ids = group["site_id"].to_list()
+        score_and_store(con, int(edition), ids)
+        done[int(edition)] = ids
+        if log:
+            log(f"edition {edition}: {len(ids)} site(s) rescored for a new, changed or expired override")
+    return done
+
+
 def unscorable(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str]) -> list[str]:
     """Of `site_ids`, those whose score row for `edition` has no final score (their country x
     ISIC has no inherent risk in that edition) or that have no score row at all."""
