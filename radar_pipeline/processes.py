@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from radar_pipeline.safe_paths import remove_leftover
 
 
 def pid_alive(pid: int, *, cmdline_contains: bytes | None = None) -> bool:
@@ -30,20 +31,18 @@ def pid_alive(pid: int, *, cmdline_contains: bytes | None = None) -> bool:
         return True
 
 
-def remove_left_by_dead(paths: Iterable[Path], pid_pattern: str) -> list[Path]:
+def remove_left_by_dead(paths: Iterable[Path], pid_pattern: str, *, root: Path | None = None,
+                        log: Callable[[str], None] | None = None) -> list[Path]:
     """Remove those of `paths` whose name carries (regex group 1 of `pid_pattern`) the pid of a
-    process that is gone: a file is unlinked, a folder removed with its contents (never
-    followed through a symlink). Returns what was removed."""
+    process that is gone: a file is unlinked, a folder removed with its contents. Only below
+    `root` (default: the folder each path was found in) and never through a symlink
+    (safe_paths: a planted link is skipped and logged, what it points at is left alone).
+    Returns what was removed."""
     removed = []
     for path in paths:
         m = re.search(pid_pattern, path.name)
         if not m or pid_alive(int(m.group(1))):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.is_file():
-            path.unlink(missing_ok=True)
-        else:
-            continue
-        removed.append(path)
+        if remove_leftover(path.parent if root is None else root, path, log=log):
+            removed.append(path)
     return removed

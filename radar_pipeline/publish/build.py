@@ -4,8 +4,12 @@ Layout (RADAR_PUBLISHED = data/published/radar.duckdb):
 
     data/published/radar.duckdb                 the snapshot BI tools open read-only
     data/published/parquet/<table>.parquet      symlink `parquet` -> .snapshots/all/<id>/parquet
-    data/published/buyers/<buyer_id>.duckdb     only that buyer's sites (+ the public country tables)
-    data/published/buyers/<buyer_id>/parquet/   symlink -> ../../.snapshots/buyer-<id>/<snapshot>/parquet
+    data/published/buyers/<name>.duckdb         only that buyer's sites (+ the public country tables)
+    data/published/buyers/<name>/parquet/       symlink -> ../../.snapshots/buyer-<name>/<snapshot>/parquet
+
+<name> is the buyer id itself for ordinary ids (lowercase letters, digits, `-`, `_`), an
+escaped form for the others (publish/buyers.py, `buyer_file_name`): one name per buyer,
+whatever the case-sensitivity of the file system, and always short enough for a file name.
 
 How a snapshot is swapped in: every file is built under a temporary name in
 the same folder, closed (checkpointed), and then `os.replace`d over the old
@@ -24,13 +28,21 @@ sees a half-written file:
 The Parquet folder is swapped the same way, through a symlink replaced with
 `os.replace`; the previous snapshot's folder is kept until the next publish so
 a reader in the middle of a query can finish.
+
+Nothing is written or deleted outside the published folder: every path below it goes through
+radar_pipeline/safe_paths.py (no symlink followed, except that the `parquet` links publish
+makes are replaced or removed as links), and every target is checked before the first file is
+built and again before the first one is swapped, so a planted link fails the publish with the
+old snapshot whole.
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
-import shutil
+import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +52,15 @@ import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline import lake, rule_sql, settings
-from radar_pipeline.identifiers import child_path, is_id
+from radar_pipeline.identifiers import is_id
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.processes import remove_left_by_dead
 from radar_pipeline.publish import schemas
+from radar_pipeline.publish.buyers import buyer_file_name, buyer_id_of
+from radar_pipeline.safe_paths import UnsafePathError, checked, make_dirs, remove, remove_leftover
 from radar_pipeline.warehouse import ensure_schema
 
+logger = logging.getLogger(__name__)
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
@@ -230,44 +245,62 @@ def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) ->
         raise PublishError("published tables failed validation: " + " | ".join(problems))
 
 
-def _export_parquet(con: duckdb.DuckDBPyConnection, db: str, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def _export_parquet(con: duckdb.DuckDBPyConnection, db: str, root: Path, folder: Path) -> None:
+    folder = make_dirs(root, folder)
     for table in ALL_TABLES:
         con.execute(f"copy {db}.main.{table} to {_q(folder / f'{table}.parquet')} (format parquet)")
 
 
-def _swap_symlink(link: Path, target: Path) -> None:
-    """Point `link` at `target` atomically (a new symlink renamed over the old one)."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.exists() and not link.is_symlink():  # a real folder from a manual copy: move it aside
-        os.replace(link, link.with_name(link.name + f".replaced-{secrets.token_hex(3)}"))
-    tmp = link.with_name(f".{link.name}.{secrets.token_hex(4)}.lnk")
+def _swap_symlink(root: Path, link: Path, target: Path) -> None:
+    """Point `link` at `target` atomically (a new symlink renamed over the old one). The old
+    link is replaced as a link, wherever it points, never followed; its folder must be a real
+    folder below `root`."""
+    link, target = checked(root, link, link_ok=True), checked(root, target)
+    make_dirs(root, link.parent)
+    if os.path.lexists(link) and not link.is_symlink():  # a real folder from a manual copy: move it aside
+        os.replace(link, checked(root, link.with_name(link.name + f".replaced-{secrets.token_hex(3)}")))
+    tmp = checked(root, link.with_name(f".{link.name}.{secrets.token_hex(4)}.lnk"))
     os.symlink(os.path.relpath(target, link.parent), tmp)
     os.replace(tmp, link)
 
 
-def _prune(snapshots: Path, keep: str, n_keep: int) -> list[str]:
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)  # lstat: a link to a folder is not one
+    except FileNotFoundError:
+        return False
+
+
+def _prune(root: Path, snapshots: Path, keep: str, n_keep: int, log=print) -> list[str]:
     """Keep the newest `n_keep` snapshot folders of one scope (`.snapshots/all`,
-    `.snapshots/buyer-<id>`; ids sort by time), always `keep`. Returns the removed ids."""
-    if not snapshots.is_dir():
+    `.snapshots/buyer-<name>`; ids sort by time), always `keep`. Returns the removed ids. A
+    link among them is not one publish made: neither counted nor followed, only logged; so is
+    a scope folder reached through a link (pruning is best effort: it runs after the swap)."""
+    try:
+        snapshots = checked(root, snapshots)
+    except UnsafePathError as exc:
+        log(f"snapshots not pruned: {exc}")
         return []
-    dirs = sorted(p for p in snapshots.iterdir() if p.is_dir())
-    removed = []
-    for old in dirs[:-max(n_keep, 1)]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
-            removed.append(old.name)
-    return removed
+    if not _is_real_dir(snapshots):
+        return []
+    entries = sorted(snapshots.iterdir())
+    for link in (p for p in entries if p.is_symlink()):
+        log(f"left in place: {link} is a symlink publish did not make")
+    dirs = [p for p in entries if _is_real_dir(p)]
+    return [old.name for old in dirs[:-max(n_keep, 1)]
+            if old.name != keep and remove_leftover(root, old, log=log)]
 
 
-def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, alias: str, fill) -> Path:
-    """Create a temp DuckDB file next to `target`, attach it as `alias`, run fill(alias),
-    detach (checkpoint). Returns the temp path; the caller renames it over `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _build_file(con: duckdb.DuckDBPyConnection, root: Path, target: Path, snapshot_id: str, alias: str,
+                fill) -> Path:
+    """Create a temp DuckDB file next to `target` (below `root`), attach it as `alias`, run
+    fill(alias), detach (checkpoint). Returns the temp path; the caller renames it over `target`."""
+    target = checked(root, target)
+    make_dirs(root, target.parent)
     # the pid in the name lets the next publish remove what a killed one left (remove_orphans)
-    tmp = target.with_name(f".{target.name}.{snapshot_id}.{os.getpid()}.tmp")
+    tmp = checked(root, target.with_name(f".{target.name}.{snapshot_id}.{os.getpid()}.tmp"))
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+        remove(root, leftover)  # a link planted at a temp name is refused, not written through
     con.execute(f"attach {_q(tmp)} as {alias} (storage_version {_q(STORAGE_VERSION)})")
     try:
         fill(alias)
@@ -277,19 +310,38 @@ def _build_file(con: duckdb.DuckDBPyConnection, target: Path, snapshot_id: str, 
             con.execute(f"detach {alias}")
         except duckdb.Error:
             pass
-        tmp.unlink(missing_ok=True)
+        remove_leftover(root, tmp)
         raise
     return tmp
 
 
-def remove_orphans(out: Path) -> list[Path]:
+def remove_orphans(out: Path, log=None) -> list[Path]:
     """Temp files of publishes whose process died (`.<name>.<snapshot>.<pid>.tmp[.wal]` in the
     published folder and its buyers folder, and `.spill.<pid>.*` spill folders): removed at the
-    start of the next publish."""
-    temp_files = [p for folder in (out, out / "buyers") for p in folder.glob(".*.tmp*") if p.is_file()]
-    spill_dirs = [p for p in out.glob(".spill.*") if p.is_dir()]  # DuckDB spill folders (publish)
-    return (remove_left_by_dead(temp_files, r"\.(\d+)\.tmp(\.wal)?$")
-            + remove_left_by_dead(spill_dirs, r"^\.spill\.(\d+)\."))
+    start of the next publish, never through a symlink (a planted one is logged and left)."""
+    temp_files, spill_dirs = [], []
+    for folder in (out, out / "buyers"):
+        try:
+            folder = checked(out, folder)
+        except UnsafePathError as exc:
+            (log or logger.warning)(f"left in place: {exc}")
+            continue
+        if folder.is_dir():
+            # links stay in the lists so that remove_left_by_dead logs them (safe_paths refuses them)
+            temp_files += [p for p in folder.glob(".*.tmp*") if p.is_symlink() or p.is_file()]
+    if out.is_dir():
+        spill_dirs = [p for p in checked(out, out).glob(".spill.*") if p.is_symlink() or p.is_dir()]
+    return (remove_left_by_dead(temp_files, r"\.(\d+)\.tmp(\.wal)?$", root=out, log=log)
+            + remove_left_by_dead(spill_dirs, r"^\.spill\.(\d+)\.", root=out, log=log))
+
+
+def _check_targets(out: Path, paths: Iterable[Path], links: Iterable[Path] = ()) -> None:
+    """Raise (safe_paths.UnsafePathError) if any path publish will write, or link it will swap,
+    is unsafe: called before anything is built and again before the first swap."""
+    for path in paths:
+        checked(out, path)
+    for link in links:
+        checked(out, link, link_ok=True)
 
 
 def publish(warehouse: Path | str, published: Path | str | None = None, *, log=print,
@@ -309,23 +361,26 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
               else str(Path(warehouse).resolve()))
     warehouse = warehouse if on_lake else Path(warehouse).resolve()
     published = Path(published or settings.published_path()).absolute()
-    out = published.parent
+    out = published.parent  # the root nothing is written or deleted outside of (safe_paths)
     snapshot_id = new_snapshot_id()
     published_at = datetime.now(UTC).replace(tzinfo=None)
     snapshots = out / ".snapshots"
-    remove_orphans(out)
-    out.mkdir(parents=True, exist_ok=True)
+    buyers_dir = out / "buyers"
+    _check_targets(out, [published, snapshots / "all", buyers_dir], [out / "parquet"])
+    remove_orphans(out, log=log)
+    make_dirs(out, out)
     # bounded memory whatever the number of sites: spill to a folder beside the output (same
     # disk, removed at the end) rather than DuckDB's default of 80 % of RAM
-    spill = Path(tempfile.mkdtemp(prefix=f".spill.{os.getpid()}.", dir=out))
+    spill = Path(tempfile.mkdtemp(prefix=f".spill.{os.getpid()}.", dir=checked(out, out)))
     try:
         con = duckdb.connect(config={"memory_limit": settings.memory_limit(), "temp_directory": str(spill)})
     except BaseException:
-        shutil.rmtree(spill, ignore_errors=True)
+        remove_leftover(out, spill, log=log)
         raise
     staged: list[tuple[Path, Path]] = []  # (temp file, target) renamed at the end
     transient: list[Path] = []  # temp files removed at the end (the main file of a lake publish)
     parquet_links: list[tuple[Path, Path]] = []
+    made: list[Path] = []  # this snapshot's Parquet folders, removed if the publish fails
     try:
         if on_lake:
             lake.attach(con, warehouse, "wh", snapshot=lake_snapshot)
@@ -333,15 +388,25 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
             con.execute(f"attach {_q(warehouse)} as wh (read_only)")
         con.execute("use wh")
         result = PublishResult(snapshot_id, published, {})
+        has_buyers = con.sql("select count(*) from information_schema.tables where table_catalog = 'wh' "
+                             "and table_name = 'buyer_sites'").fetchall()[0][0]
+        buyers = [r[0] for r in con.sql("select distinct buyer_id from wh.main.buyer_sites order by 1")
+                  .fetchall()] if has_buyers else []
+        # buyer_file_name refuses an invalid id (`..`) before any path is built from it
+        names = {buyer_id: buyer_file_name(buyer_id) for buyer_id in buyers}
+        _check_targets(out, [p for n in names.values() for p in (buyers_dir / f"{n}.duckdb", buyers_dir / n,
+                                                                    snapshots / f"buyer-{n}")],
+                       [buyers_dir / n / "parquet" for n in names.values()])
 
         def fill_main(db: str) -> None:
             build_sql_tables(con, db)
             result.row_counts = _finish(con, db, dictionary=None, snapshot_id=snapshot_id,
                                         scope="all", published_at=published_at, source=source)
             validate(con, db, result.row_counts)
-            _export_parquet(con, db, snapshots / "all" / snapshot_id / "parquet")
+            made.append(snapshots / "all" / snapshot_id)
+            _export_parquet(con, db, out, snapshots / "all" / snapshot_id / "parquet")
 
-        main_tmp = _build_file(con, published, snapshot_id, "pub", fill_main)
+        main_tmp = _build_file(con, out, published, snapshot_id, "pub", fill_main)
         if on_lake:
             transient.append(main_tmp)  # the buyer files are cut from it, then it goes
         else:
@@ -350,15 +415,11 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         log(f"published snapshot {snapshot_id}: " + ", ".join(f"{t}={n}" for t, n in result.row_counts.items()))
 
         # Buyers: built from the new snapshot (attached read-only from its temp file) + buyer_sites.
-        has_buyers = con.sql("select count(*) from information_schema.tables where table_catalog = 'wh' "
-                             "and table_name = 'buyer_sites'").fetchall()[0][0]
-        buyers = [r[0] for r in con.sql("select distinct buyer_id from wh.main.buyer_sites order by 1")
-                  .fetchall()] if has_buyers else []
         if buyers:
             con.execute(f"attach {_q(main_tmp)} as pubsrc (read_only)")
             dictionary = con.sql("select * from pubsrc.main.data_dictionary").pl()
-        for buyer_id in buyers:
-            def fill_buyer(db: str, buyer_id: str = buyer_id) -> None:
+        for buyer_id, name in names.items():
+            def fill_buyer(db: str, buyer_id: str = buyer_id, name: str = name) -> None:
                 for table in PUBLIC_TABLES:
                     con.execute(f"create table {db}.main.{table} as select * from pubsrc.main.{table}")
                 for table in SITE_TABLES:
@@ -368,45 +429,70 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
                 counts = _finish(con, db, dictionary=dictionary, snapshot_id=snapshot_id,
                                  scope=f"buyer:{buyer_id}", published_at=published_at, source=source)
                 result.buyers[buyer_id] = counts
-                _export_parquet(con, db, snapshots / f"buyer-{buyer_id}" / snapshot_id / "parquet")
+                made.append(snapshots / f"buyer-{name}" / snapshot_id)
+                _export_parquet(con, db, out, snapshots / f"buyer-{name}" / snapshot_id / "parquet")
 
-            # child_path: a name derived from an id never leaves its folder (`..` is refused)
-            target = child_path(out / "buyers", buyer_id, ".duckdb")
-            staged.append((_build_file(con, target, snapshot_id, "buyer", fill_buyer), target))
-            parquet_links.append((child_path(out / "buyers", buyer_id) / "parquet",
-                                  child_path(snapshots, f"buyer-{buyer_id}") / snapshot_id / "parquet"))
+            target = buyers_dir / f"{name}.duckdb"
+            staged.append((_build_file(con, out, target, snapshot_id, "buyer", fill_buyer), target))
+            parquet_links.append((buyers_dir / name / "parquet", snapshots / f"buyer-{name}" / snapshot_id / "parquet"))
         if buyers:
             con.execute("detach pubsrc")
+        # again, for links planted while the files were built: a refusal now still leaves the
+        # old snapshot whole (nothing is swapped yet)
+        _check_targets(out, [t for _, t in staged] + [link.parent for link, _ in parquet_links],
+                       [link for link, _ in parquet_links])
     except BaseException:
-        for tmp in [*(t for t, _ in staged), *transient]:
-            tmp.unlink(missing_ok=True)
-        shutil.rmtree(snapshots / "all" / snapshot_id, ignore_errors=True)
+        for tmp in [*(t for t, _ in staged), *transient, *made]:
+            remove_leftover(out, tmp, log=log)
         raise
     finally:
         con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        remove_leftover(out, spill, log=log)
     for tmp in transient:
-        tmp.unlink(missing_ok=True)
+        remove_leftover(out, tmp, log=log)
 
     # Swap: each file is one atomic rename; readers see the old or the new file, never a mix.
     for tmp, target in staged:
-        os.replace(tmp, target)
+        os.replace(tmp, checked(out, target))
     for link, target in parquet_links:
-        _swap_symlink(link, target)
+        _swap_symlink(out, link, target)
         # target = .snapshots/<scope>/<snapshot_id>/parquet: prune the scope's snapshot folders
-        _prune(target.parent.parent, keep=snapshot_id, n_keep=n_keep)
-    # Buyers no longer listed lose their file (the folder of lists is the source of truth).
-    buyers_dir = out / "buyers"
-    if buyers_dir.is_dir():
-        for f in buyers_dir.glob("*.duckdb"):
-            if f.stem not in result.buyers and is_id(f.stem):  # `...duckdb` has stem `..`: never derive paths from it
-                f.unlink(missing_ok=True)
-                link = buyers_dir / f.stem / "parquet"
-                if link.is_symlink():
-                    link.unlink()
-                shutil.rmtree(snapshots / f"buyer-{f.stem}", ignore_errors=True)
-                result.removed_buyers.append(f.stem)
+        _prune(out, target.parent.parent, keep=snapshot_id, n_keep=n_keep, log=log)
+    result.removed_buyers = _remove_unlisted_buyers(out, set(names.values()), log)
     return result
+
+
+def _remove_unlisted_buyers(out: Path, names: set[str], log) -> list[str]:
+    """Buyers no longer listed lose their file, Parquet link and snapshots (the folder of lists
+    is the source of truth). Only names publish writes are touched: `buyer_file_name` names, and
+    `<buyer_id>.duckdb` of earlier versions (never a path from a stem like `..`, of `...duckdb`);
+    compared without case, as the file system may do. Returns the removed buyer ids."""
+    try:
+        buyers_dir, snapshots = checked(out, out / "buyers"), out / ".snapshots"
+    except UnsafePathError as exc:  # best effort, after the swap: logged, not raised
+        log(f"unlisted buyers not removed: {exc}")
+        return []
+    current = {n.lower() for n in names}
+    removed = []
+    for f in sorted(buyers_dir.glob("*.duckdb")) if buyers_dir.is_dir() else []:
+        name = f.name.removesuffix(".duckdb")
+        buyer_id = buyer_id_of(name) or (name if is_id(name) else None)
+        if buyer_id is None or name.lower() in current or _is_real_dir(f):
+            continue
+        if not remove_leftover(out, f, log=log):
+            continue
+        link = buyers_dir / name / "parquet"
+        if os.path.islink(link):  # a real folder there is someone's copy: left alone
+            remove_leftover(out, link, link_ok=True, log=log)
+        try:
+            os.rmdir(checked(out, buyers_dir / name))  # only if empty
+        except UnsafePathError as exc:
+            log(f"left in place: {exc}")
+        except OSError:
+            pass  # not empty (a copy moved aside as parquet.replaced-*) or already gone
+        remove_leftover(out, snapshots / f"buyer-{name}", log=log)
+        removed.append(buyer_id)
+    return removed
 
 
 def empty_dictionary() -> pl.DataFrame:

@@ -13,18 +13,39 @@ warehouse does not know are kept (the buyer's list may arrive before the site da
 and reported. Symlinks in the folder are not followed (a link could point at any file
 on the server, whose lines would then be echoed into reject reasons): each is one
 reject row naming only the link.
+
+Each buyer's published file is `buyers/<name>.duckdb` (its Parquet: `buyers/<name>/parquet/`,
+its snapshots: `.snapshots/buyer-<name>/`), `<name>` = `buyer_file_name(buyer_id)`:
+
+* an ordinary id — only lowercase letters, digits, `-` and `_` — is its own name: `acme-eu`
+  -> `acme-eu.duckdb`;
+* any other id (capitals, dots) is written as itself, leading dots as `_` (no hidden files),
+  followed by `~` and a hex bit mask of the positions of its capitals and leading dots (bit i
+  = character i, from 0): `Acme` -> `Acme~1.duckdb`, `ACME` -> `ACME~f.duckdb`, `acme.duckdb`
+  -> `acme.duckdb~0.duckdb`, `.x` -> `_x~1.duckdb`.
+
+Why: the mapping must be one-to-one even where the file system ignores case (macOS, Windows
+shares), so that two buyers can never share a file (`Acme` and `acme` would, as would `acme`'s
+file and the folder of a buyer `acme.duckdb`). `~` never occurs in an id, so escaped names never
+meet ordinary ones; lowercased, a name still gives back its id (the mask says which letters
+were capitals and which `_` were dots); names of ordinary ids contain no dot and escaped ones
+end in hex digits, so no folder `<name>` is ever some file `<name>.duckdb`. Every name is at
+most 81 characters (64 + `~` + 16), so the file, its temp names and the snapshot folder stay
+far below the 255-byte limit. Ordinary ids keep the name they always had. Inside every file,
+`publish_info.scope` is `buyer:<buyer_id>`.
 """
 from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from radar_pipeline.identifiers import id_problem
+from radar_pipeline.identifiers import id_problem, is_id
 from radar_pipeline.warehouse import in_transaction
 
 MAX_LINE_BYTES = 1 << 16
@@ -42,6 +63,35 @@ class BuyerLoad:
     @property
     def buyers(self) -> list[str]:
         return sorted(set(self.rows["buyer_id"].to_list()))
+
+
+_ORDINARY = re.compile(r"[a-z0-9_-]+")
+_MASK = re.compile(r"0|[1-9a-f][0-9a-f]{0,15}")
+
+
+def buyer_file_name(buyer_id: str) -> str:
+    """The name of a buyer's file (without `.duckdb`) and folders: see the module docstring."""
+    problem = id_problem("buyer_id", buyer_id)
+    if problem:
+        raise ValueError(f"refusing to derive a file name from an invalid id: {problem}")
+    if _ORDINARY.fullmatch(buyer_id):
+        return buyer_id
+    lead = len(buyer_id) - len(buyer_id.lstrip("."))
+    mask = sum(1 << i for i, c in enumerate(buyer_id) if i < lead or c.isupper())
+    return "_" * lead + buyer_id[lead:] + f"~{mask:x}"
+
+
+def buyer_id_of(name: str) -> str | None:
+    """The buyer id whose file name (without `.duckdb`) is `name`; None for a name
+    `buyer_file_name` never gives (a file publish did not write)."""
+    if "~" not in name:
+        return name if _ORDINARY.fullmatch(name) and is_id(name) else None
+    shown, _, mask = name.rpartition("~")
+    if not _MASK.fullmatch(mask):
+        return None
+    bits = int(mask, 16)
+    candidate = "".join("." if c == "_" and bits >> i & 1 else c for i, c in enumerate(shown))
+    return candidate if is_id(candidate) and buyer_file_name(candidate) == name else None
 
 
 def _shown(value: object) -> str | None:
