@@ -125,9 +125,51 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
                 told = True
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-    if not read_only:
+    if not read_only and not _schema_known(path):
         ensure_schema(con)
     return con
+
+
+# file -> its state (main file and WAL: inode, size, mtime; the SAQ question list) when this
+# process last closed a connection it had opened: the schema was complete then. A refresh opens
+# the warehouse ~70 times; re-running the DDL each time cost ~22 ms, 1.5 s a refresh. Any change
+# made by someone else (another process, a copy over the file, a rules edit adding a question)
+# changes the state, and the DDL runs again.
+_SCHEMA_KNOWN: dict[str, tuple] = {}
+
+
+def _file_state(path: Path) -> tuple | None:
+    try:
+        main = path.stat()
+    except OSError:
+        return None
+    try:
+        wal = path.with_name(path.name + ".wal").stat()
+        wal_state = (wal.st_ino, wal.st_size, wal.st_mtime_ns)
+    except OSError:
+        wal_state = None
+    questions = settings.rules_dir() / "saq_fields.csv"
+    try:
+        q = questions.stat()
+        rules_state = (str(questions), q.st_size, q.st_mtime_ns)
+    except OSError:
+        rules_state = None
+    return (main.st_dev, main.st_ino, main.st_size, main.st_mtime_ns, wal_state, rules_state)
+
+
+def _schema_known(path: Path) -> bool:
+    key = str(path.resolve())
+    return key in _SCHEMA_KNOWN and _SCHEMA_KNOWN[key] == _file_state(path)
+
+
+def closed_with_schema(path: Path | str) -> None:
+    """Record the state of a warehouse file this process just closed after opening it for writing
+    (its schema complete): the next `connect` skips the DDL while the file stays as it is."""
+    if not lake.is_lake(path):
+        path = Path(path)
+        state = _file_state(path)
+        if state is not None:
+            _SCHEMA_KNOWN[str(path.resolve())] = state
 
 
 def exists(target: Path | str) -> bool:
@@ -327,14 +369,19 @@ class DuckDBWarehouse(DuckDBResource):
     @contextmanager
     def get_connection(self, read_only: bool = False,
                        wait_seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = connect(self.database, read_only=self.read_only or read_only, wait_seconds=wait_seconds)
+        writing = not (self.read_only or read_only)
+        con = connect(self.database, read_only=not writing, wait_seconds=wait_seconds)
+        ok = False
         try:
             # SET, not duckdb.connect(config=): the same for a file and a lake session
             for key, value in self.duckdb_settings().items():
                 con.execute(f"set {key} = {_sql_literal(value)}")
             yield con
+            ok = True
         finally:
             con.close()
+            if writing and ok:
+                closed_with_schema(self.database)
 
 
 def _sql_literal(value: object) -> str:

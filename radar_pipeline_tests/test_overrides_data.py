@@ -158,3 +158,31 @@ def test_sensor_requests_runs_for_exactly_the_drifting_site_and_the_run_applies_
     assert set(after.filter(pl.col("site_id") == site)["category"]) == {new}
     untouched = after.filter(pl.col("site_id") != site)
     assert untouched.equals(before.filter(pl.col("site_id") != site))
+
+
+def test_cli_ingest_of_an_unchanged_file_applies_a_hand_edit_and_publishes(world, tmp_path, monkeypatch):
+    """`radar sites ingest` with nothing new to score still applies the overrides folder."""
+    from radar_pipeline.cli import main
+
+    wh, folder, keys = world
+    site = keys[9]
+    new = other_category(wh, site)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    published = tmp_path / "published" / "radar.duckdb"
+    monkeypatch.setenv("RADAR_PUBLISHED", str(published))
+    write(folder, [f"{site},{new},buyer's own audit,cy,{date.today()},"])
+    before = snapshot(wh)
+    assert main(["sites", "ingest", str(tmp_path / "s.jsonl"), "--warehouse", str(wh)]) == 0
+    after = snapshot(wh)
+    assert set(after.filter(pl.col("site_id") == site)["category"]) == {new}
+    assert after.filter(pl.col("site_id") != site).equals(before.filter(pl.col("site_id") != site))
+    con = connect(published, read_only=True)
+    try:
+        got = con.sql("select edition, category, override_reason from site_scores_history where site_id = $s "
+                      "order by edition", params={"s": site}).fetchall()
+    finally:
+        con.close()
+    assert got == [(2023, new, "buyer's own audit"), (2024, new, "buyer's own audit")]
+    # nothing disagrees any more: a second ingest leaves the snapshot alone
+    assert main(["sites", "ingest", str(tmp_path / "s.jsonl"), "--warehouse", str(wh)]) == 0
+    assert snapshot(wh).equals(after)

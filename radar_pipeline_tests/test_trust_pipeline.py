@@ -123,13 +123,13 @@ def test_unionised_site_confidence_and_override_reach_warehouse_and_published(wa
     row = con.sql("select * from site_scores where site_id = 'T-UNION'").pl().row(0, named=True)
     con.close()
     assert (row["category_calculated"], row["category"], row["override_author"]) == (calculated, target, "qa")
-    from radar_pipeline.sites.explain import explain_text
+    from radar_pipeline.sites.explain import explain_text, fmt
 
     con = connect(warehouse, read_only=True)
     text = explain_text(con, "T-UNION", None)
     con.close()
     assert f"OVERRIDE: category {calculated} -> {target} by qa: verified remediation" in text
-    assert f"Confidence {row['confidence']:.2f} ({row['confidence_label']})" in text
+    assert f"Confidence {fmt(row['confidence'])} ({row['confidence_label']})" in text
 
     published = tmp_path / "published" / "radar.duckdb"
     publish(warehouse, published, log=lambda *_: None)

@@ -96,6 +96,40 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     return RunOutcome(result.success, failures, result)
 
 
+def rescore_overrides(*, warehouse: Path | str | None = None, instance: dg.DagsterInstance | None = None,
+                      log=None) -> RunOutcome | None:
+    """METHODOLOGY §8b, the overrides folder as an input: rescore (Dagster runs, as the
+    overrides sensor requests them) exactly the sites whose stored category disagrees with the
+    overrides in force today — added, edited or removed by hand, or expired — on every edition
+    they have. None when every stored category agrees."""
+    from radar_pipeline.sites import store
+    from radar_pipeline.warehouse import connect, exists
+
+    log = log or (lambda message: print(message, file=sys.stderr))
+    warehouse = warehouse or settings.warehouse_path()
+    if not exists(warehouse):
+        return None
+    con = connect(warehouse, read_only=True)
+    try:
+        has_scores = con.sql("select count(*) from information_schema.tables "
+                             "where table_name = 'site_scores'").fetchall()[0][0]
+        drift = store.override_drift(con) if has_scores else None
+    finally:
+        con.close()
+    if drift is None or drift.is_empty():
+        return None
+    outcome = None
+    for (edition,), group in drift.group_by("edition", maintain_order=True):
+        ids = group["site_id"].to_list()
+        log(f"edition {edition}: {len(ids)} site(s) whose category disagrees with the overrides in force today "
+            f"(RADAR_OVERRIDES): rescoring them")
+        one = score_sites(ids, edition=int(edition), warehouse=warehouse, instance=instance, only_stale=True, log=log)
+        outcome = one if outcome is None else RunOutcome(
+            outcome.success and one.success, {**outcome.failures, **one.failures}, one.result,
+            outcome.runs + one.runs, outcome.runs_failed + one.runs_failed, outcome.interrupted or one.interrupted)
+    return outcome
+
+
 def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | None = None,
                 instance: dg.DagsterInstance | None = None, only_stale: bool = False,
                 run_chunk: int | None = None, log=None) -> RunOutcome:

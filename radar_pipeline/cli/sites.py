@@ -34,13 +34,13 @@ def _reference_lists(warehouse: Path) -> tuple[list[str], list[str]]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from radar_pipeline.sites.generate import generate_sites, write_sites
+    from radar_pipeline.sites.generate import iter_sites, write_sites
 
     countries, classes = _reference_lists(Path(args.warehouse or settings.warehouse_path()))
     started = time.perf_counter()
-    df = generate_sites(args.n, args.seed, countries, classes)
-    write_sites(df, Path(args.out))
-    print(f"wrote {df.height} SYNTHETIC sites to {args.out} in {time.perf_counter() - started:.1f}s "
+    # streamed block by block: memory stays bounded whatever --n (bench/README.md)
+    written = write_sites(iter_sites(args.n, args.seed, countries, classes), Path(args.out))
+    print(f"wrote {written} SYNTHETIC sites to {args.out} in {time.perf_counter() - started:.1f}s "
           f"({len(countries)} countries, {len(classes)} ISIC classes)")
     return 0
 
@@ -92,10 +92,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if resumed:
         print(f"{resumed} site(s) stored earlier but never scored for edition {edition} (an interrupted "
               f"ingest): scoring them too")
-    if not pending:
-        print("nothing to score; the published BI snapshot is unchanged")
-        return 0
     dagster_home()
+    from radar_pipeline.cli.runs import rescore_overrides
+
+    if not pending:
+        # the overrides folder is an input too: a hand edit or an expiry since the last scoring
+        with dg.DagsterInstance.get() as instance:
+            overridden = rescore_overrides(warehouse=warehouse, instance=instance)
+            if overridden is None:
+                print("nothing to score; the published BI snapshot is unchanged")
+                return 0
+            if not overridden.success or args.no_publish:
+                return 0 if overridden.success else 1
+            from radar_pipeline.cli.runs import publish_cli
+
+            return publish_cli(warehouse=warehouse, instance=instance)
     with dg.DagsterInstance.get() as instance:
         outcome = score_sites(pending, edition=edition, warehouse=warehouse, instance=instance, only_stale=True)
         if not outcome.success:
@@ -120,6 +131,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"WARNING: {len(unscored)} site(s) got no score for edition {edition}: their country x "
                   f"ISIC class has no inherent risk in that edition (e.g. {', '.join(unscored[:5])}); "
                   f"refresh an edition that covers them or pass --edition", file=sys.stderr)
+        overridden = rescore_overrides(warehouse=warehouse, instance=instance)
+        if overridden is not None and not overridden.success:
+            for step, message in overridden.failures.items():
+                print(f"FAILED {step}: {message}", file=sys.stderr)
+            return 1
         if args.no_publish:
             return 3 if unscored else 0
         from radar_pipeline.cli.runs import publish_cli
@@ -192,11 +208,16 @@ def cmd_override(args: argparse.Namespace) -> int:
         return 0
     import dagster as dg
 
-    from radar_pipeline.cli.runs import score_sites
+    from radar_pipeline.cli.runs import rescore_overrides, score_sites
 
     dagster_home()
     with dg.DagsterInstance.get() as instance:
-        outcome = score_sites([args.site_id], edition=args.edition or 0, warehouse=warehouse, instance=instance)
+        # every site whose stored category disagrees with the folder now (this override, and any
+        # hand edit or expiry since), on every edition it has a score for
+        outcome = rescore_overrides(warehouse=warehouse, instance=instance)
+        if outcome is None:  # a site stored but never scored: score it for the edition asked
+            outcome = score_sites([args.site_id], edition=args.edition or 0, warehouse=warehouse,
+                                  instance=instance)
         if not outcome.success:
             for step, message in outcome.failures.items():
                 print(f"FAILED {step}: {message}", file=sys.stderr)
@@ -249,7 +270,8 @@ def register(sub) -> None:
     o.add_argument("--reason", required=True)
     o.add_argument("--author", required=True)
     o.add_argument("--expires", help="last day in force, YYYY-MM-DD (default: no expiry)")
-    o.add_argument("--edition", type=int, default=0, help="edition to rescore (default: latest)")
+    o.add_argument("--edition", type=int, default=0, help="edition to score a site that has no score yet "
+                   "(default: latest); a scored site is rescored on every edition it has")
     o.add_argument("--no-rescore", action="store_true", help="only record it; applied at the next scoring")
     o.add_argument("--no-publish", action="store_true", help="rescore but do not publish the BI snapshot")
     o.add_argument("--warehouse")

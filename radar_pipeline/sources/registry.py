@@ -53,6 +53,7 @@ from radar_pipeline.sources.toolkit import (
     Adapter,
     DownloadsItself,
     FlagsAggregates,
+    IndicatorSpec,
     LandedFile,
     ListsSummary,
     ObservationAdapter,
@@ -274,19 +275,35 @@ def _download(source: str, landing: Path, log: Callable[[str], None]) -> None:
         fetch_entry(entry, landing)
 
 
-def parse_all(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
+def parse_all(source: str, by_vintage: dict[str, list[LandedFile]], edition: int | None = None) -> pl.DataFrame:
+    """Every vintage's rows (`radar sources check`), or with `edition` only what `as_of` can
+    choose from: the vintages released by the edition, and a later one only for an indicator
+    no parsed vintage carried (its oldest-vintage fallback) — a refresh of 2023 does not read
+    the 2024 WGI workbook or CPI 2024."""
     mod = adapter(source)
     kwargs = {}
     if isinstance(mod, FlagsAggregates):
         # World Bank aggregates are flagged in metadata files that ship with
         # only some downloads; any vintage's list applies to all of them.
         kwargs["aggregates"] = mod.aggregate_codes([f for fs in by_vintage.values() for f in fs])
+
+    def specs_of(vintage: str) -> list[IndicatorSpec]:
+        return specs_for(source, vintage) if source != "user" else list(load_indicator_specs())
+
+    years = {v: release_year(source, v, fs) for v, fs in by_vintage.items()}
+    later = [] if edition is None else sorted(
+        (v for v, y in years.items() if y is not None and y > edition), key=lambda v: (years[v], v))
     frames = []
     for vintage, files in by_vintage.items():
-        specs = specs_for(source, vintage) if source != "user" else list(load_indicator_specs())
-        if not specs:
-            continue
-        frames.append(mod.parse(files, specs, **kwargs))
+        specs = specs_of(vintage)
+        if specs and vintage not in later:
+            frames.append(mod.parse(files, specs, **kwargs))
+    carried = {i for f in frames for i in f["indicator_id"].unique().to_list()}
+    for vintage in later:  # oldest first: as_of takes the oldest vintage carrying an indicator
+        specs = [s for s in specs_of(vintage) if s.indicator_id not in carried]
+        if specs:
+            frames.append(mod.parse(by_vintage[vintage], specs, **kwargs))
+            carried |= set(frames[-1]["indicator_id"].unique().to_list())
     return pl.concat(frames, how="vertical") if frames else None
 
 
@@ -419,7 +436,7 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     mirror = mirror if mirror is not None else settings.sources_mirror()
     by_vintage = collect_files(source, mirror=mirror, landing=landing or settings.landing_dir(),
                                user_dir=user_dir or settings.user_files_dir(), log=log)
-    raw = parse_all(source, by_vintage) if by_vintage else None
+    raw = parse_all(source, by_vintage, edition) if by_vintage else None
     if raw is None or raw.height == 0:
         files = [f for fs in by_vintage.values() for f in fs]
         return SourceLoad(source, _empty_obs(), pl.DataFrame(schema=NOTE_SCHEMA), files, list(by_vintage),

@@ -67,15 +67,19 @@ def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
         reader = fastexcel.read_excel(file.path)
         loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string")
         df = pl.DataFrame(loaded.to_arrow())
+        # only the columns holding a fractional number are read again
+        fractional = [i for i, c in enumerate(df.columns)
+                      if df[c].str.contains(_FRACTIONAL).fill_null(False).any()]
         floats = pl.DataFrame(reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="float",
-                                                dtype_coercion="coerce").to_arrow())
+                                                dtype_coercion="coerce", use_columns=fractional).to_arrow()
+                              ) if fractional else None
     except Exception as exc:
         raise SourceError(file.source, f"cannot read sheet '{sheet}': {exc}", file=file.name) from exc
-    if floats.shape == df.shape:
-        text = df.columns
-        df = pl.concat([df, floats.rename(lambda c: f"{c}__float")], how="horizontal").select(
-            pl.when(pl.col(c).str.contains(_FRACTIONAL).fill_null(False) & pl.col(f"{c}__float").is_not_null())
-              .then(pl.col(f"{c}__float").cast(pl.String)).otherwise(pl.col(c)).alias(c) for c in text)
+    if floats is not None and floats.shape == (df.height, len(fractional)):
+        exact = {df.columns[i]: floats.to_series(n) for n, i in enumerate(fractional)}
+        df = df.with_columns(
+            pl.when(pl.col(c).str.contains(_FRACTIONAL).fill_null(False) & f.is_not_null())
+              .then(f.cast(pl.String)).otherwise(pl.col(c)).alias(c) for c, f in exact.items())
     df = df.rename({c: f"c{i}" for i, c in enumerate(df.columns)})
     # skip_rows=0 keeps leading empty rows, so frame index 0 is spreadsheet row 1.
     return df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
