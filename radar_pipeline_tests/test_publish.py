@@ -343,22 +343,61 @@ def test_bi_readers_through_sqlalchemy_never_fail_during_refresh_and_publish(env
 # --- BI clients ---------------------------------------------------------------------------
 
 DUCKDB_1X = "duckdb==1.1.3"  # the oldest 1.x line the published storage version (v1.1.0) promises
+DUCKDB_2X = "duckdb==2.0.1"  # the newest line a BI tool may bring
 
 
-@pytest.fixture(scope="session")
-def duckdb_1x_python(tmp_path_factory) -> Path:
-    """A separate venv with a DuckDB 1.x client, as BI drivers bundle it."""
-    venv = tmp_path_factory.mktemp("duckdb1x") / "venv"
+def _client_python(tmp_path_factory, requirement: str) -> Path:
+    """A separate venv with a DuckDB client of another version, as BI drivers bundle it."""
+    venv = tmp_path_factory.mktemp("duckdb-" + requirement.split("==")[1]) / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     python = venv / "bin" / "python"
-    out = subprocess.run([str(python), "-m", "pip", "install", "-q", DUCKDB_1X],
+    out = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
-        message = f"cannot install {DUCKDB_1X} from the package registry: {out.stderr[-500:]}"
+        message = f"cannot install {requirement} from the package registry: {out.stderr[-500:]}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
     return python
+
+
+@pytest.fixture(scope="session")
+def duckdb_1x_python(tmp_path_factory) -> Path:
+    return _client_python(tmp_path_factory, DUCKDB_1X)
+
+
+@pytest.fixture(scope="session")
+def duckdb_2x_python(tmp_path_factory) -> Path:
+    return _client_python(tmp_path_factory, DUCKDB_2X)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["duckdb_1x_python", "duckdb_2x_python"])
+def test_example_queries_run_on_old_and_new_clients(env, client, request):
+    """Every sql/examples query answers the same on DuckDB 1.1 (what BI drivers often bundle:
+    it rejects a CTE named like the table it reads) and 2.0 as on the project's 1.5."""
+    python = request.getfixturevalue(client)
+    code = textwrap.dedent("""
+        import duckdb, json, sys
+        con = duckdb.connect(sys.argv[1], read_only=True)
+        out = {"version": duckdb.__version__}
+        for path in sys.argv[2:]:
+            rows = con.sql(open(path, encoding="utf-8").read()).fetchall()
+            out[path] = sorted(json.dumps(r, default=str) for r in rows)
+        print(json.dumps(out))
+    """)
+    run = subprocess.run([str(python), "-c", code, str(env["published"]), *map(str, EXAMPLES)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["version"].startswith(client[len("duckdb_")])
+    con = duckdb.connect(str(env["published"]), read_only=True)
+    try:
+        for path in EXAMPLES:
+            ours = sorted(json.dumps(r, default=str) for r in con.sql(path.read_text(encoding="utf-8")).fetchall())
+            assert seen[str(path)] == ours and ours, path.name
+    finally:
+        con.close()
 
 
 @pytest.mark.slow

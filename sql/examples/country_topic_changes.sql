@@ -4,27 +4,27 @@
 
 with
 
-country_risk as (
+risk_rows as (
     select * from country_risk
 ),
 
 editions as (
     select
         max(edition) as latest_edition,
-        max(edition) filter (where edition < (select max(edition) from country_risk)) as previous_edition
+        max(edition) filter (where edition < (select max(edition) from risk_rows)) as previous_edition
     -- the subquery above reads the same CTE on purpose (the edition before the latest)
-    from country_risk  -- noqa: AL04
+    from risk_rows  -- noqa: AL04
 ),
 
 latest as (
     select r.*
-    from country_risk as r
+    from risk_rows as r
     join editions as e on r.edition = e.latest_edition
 ),
 
 previous as (
     select r.*
-    from country_risk as r
+    from risk_rows as r
     join editions as e on r.edition = e.previous_edition
 ),
 

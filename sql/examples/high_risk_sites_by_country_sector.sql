@@ -4,13 +4,13 @@
 
 with
 
-site_scores_latest as (
+latest_scores as (
     select * from site_scores_latest
 ),
 
 high as (
     select *
-    from site_scores_latest
+    from latest_scores
     where category = 'High'
 ),
 

@@ -3,11 +3,11 @@
 
 with
 
-site_nonconformities as (
+findings as (
     select * from site_nonconformities
 ),
 
-site_scores_latest as (
+latest_scores as (
     select site_id, country_name, isic_title, final_score, category from site_scores_latest
 ),
 
@@ -19,7 +19,7 @@ open_critical as (
         count(*) filter (where severity = 'business_critical') as n_business_critical,
         min(raised_on) as oldest_raised_on,
         list(nc_id order by raised_on, nc_id) as nc_ids
-    from site_nonconformities
+    from findings
     where status = 'open' and severity in ('business_critical', 'critical')
     group by site_id
 ),
@@ -37,7 +37,7 @@ final as (
         s.final_score,
         s.category
     from open_critical as o
-    left join site_scores_latest as s using (site_id)
+    left join latest_scores as s using (site_id)
 )
 
 select * from final

@@ -3,13 +3,13 @@
 
 with
 
-site_scores_latest as (
+latest_scores as (
     select * from site_scores_latest
 ),
 
 primary_producers as (
     select *
-    from site_scores_latest
+    from latest_scores
     where is_primary_producer
 ),
 

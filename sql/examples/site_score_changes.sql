@@ -4,17 +4,17 @@
 
 with
 
-site_scores_history as (
+score_history as (
     select * from site_scores_history
 ),
 
 latest as (
-    select max(edition) as edition from site_scores_history
+    select max(edition) as edition from score_history
 ),
 
 compared as (
     select h.*
-    from site_scores_history as h
+    from score_history as h
     join latest using (edition)
     where h.previous_edition is not null
 ),
