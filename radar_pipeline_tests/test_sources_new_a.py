@@ -27,6 +27,7 @@ from radar_pipeline.sources.toolkit import (
     SourceError,
     specs_for,
 )
+from radar_pipeline_tests.workbooks import write_xlsx
 
 ADAPTERS = [unicef_child_labour, fao_aquastat, owid, ghs_index]
 UNICEF_FILE = "unicef_child_labour/2022-05/XLS_Child-labour-database_May-2022.xlsx"
@@ -56,15 +57,6 @@ def files_of(module, folder: Path, vintage: str) -> list[LandedFile]:
     return [LandedFile(module.SOURCE, vintage, p) for p in paths]
 
 
-def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
-    wb.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from radar_pipeline.sources.toolkit import (
     specs_for,
 )
 from radar_pipeline.sources.toolkit.fetch import load_catalogue
+from radar_pipeline_tests.workbooks import write_xlsx
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(settings.SAMPLE_MIRROR_DIR)
@@ -39,15 +40,6 @@ HTML = b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head
 
 # ---------------------------------------------------------------- helpers
 
-def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
-    wb.save(path)
-    return path
 
 
 def one(df: pl.DataFrame, **where) -> dict:

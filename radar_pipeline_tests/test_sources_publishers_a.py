@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import openpyxl
 import polars as pl
 import pytest
 
 from radar_pipeline.sources.adapters import freedom_house_fiw, fund_for_peace_fsi, nd_gain, ti_cpi, undp_gii, yale_epi
 from radar_pipeline.sources.toolkit import RAW_OBSERVATION_SCHEMA, IndicatorSpec, LandedFile, SourceError, specs_for
+from radar_pipeline_tests.workbooks import write_xlsx
 
 ADAPTERS = [ti_cpi, yale_epi, freedom_house_fiw, fund_for_peace_fsi, undp_gii, nd_gain]
 
@@ -42,15 +42,6 @@ def spec(source: str, indicator_id: str, series: str) -> IndicatorSpec:
     return IndicatorSpec(indicator_id, "topic", source, "lower_is_riskier", "u", "*", series)
 
 
-def write_xlsx(path: Path, sheets: dict[str, list[list]]) -> Path:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
-    wb.save(path)
-    return path
 
 
 def one_file(module, path: Path, vintage: str = "2023") -> list[LandedFile]:
