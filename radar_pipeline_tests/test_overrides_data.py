@@ -186,3 +186,42 @@ def test_cli_ingest_of_an_unchanged_file_applies_a_hand_edit_and_publishes(world
     # nothing disagrees any more: a second ingest leaves the snapshot alone
     assert main(["sites", "ingest", str(tmp_path / "s.jsonl"), "--warehouse", str(wh)]) == 0
     assert snapshot(wh).equals(after)
+
+
+# --- hostile override rows (issue 22 item 2, overrides) ------------------------------------------
+
+def test_override_dates_are_strict_and_never_in_the_future(tmp_path):
+    from radar_pipeline.sites.overrides import read_overrides
+
+    folder = tmp_path / "o"
+    folder.mkdir()
+    tomorrow = date.today() + timedelta(days=1)
+    write(folder, ["A,High,basic iso date,ana,20260101,",           # Python's fromisoformat accepts it
+                   "B,High,week date,ana,2026-W01-1,",
+                   "C,High,far future,ana,9999-12-31,",               # would win over every later override
+                   f"D,High,tomorrow,ana,{tomorrow},",
+                   "E,High,fine,ana,2026-01-01,2026-13-01",
+                   "F,High,fine,ana,2026-01-01,"])
+    read = read_overrides(folder)
+    assert read.valid["site_id"].to_list() == ["F"]
+    why = {(r["site_id"], r["field"]): r["reason"] for r in read.rejects.iter_rows(named=True)}
+    assert why[("A", "created_on")] == "created_on '20260101' is not a date (YYYY-MM-DD)"
+    assert ("B", "created_on") in why and ("E", "expires_on") in why
+    assert why[("C", "created_on")] == "created_on 9999-12-31 is in the future"
+    assert why[("D", "created_on")] == f"created_on {tomorrow} is in the future"
+    assert {r["line"] for r in read.rejects.iter_rows(named=True)} == {2, 3, 4, 5, 6}
+
+
+def test_override_text_is_cleaned_for_bi_tools_and_spreadsheets(tmp_path):
+    from radar_pipeline.sites.overrides import read_overrides
+
+    folder = tmp_path / "o"
+    folder.mkdir()
+    write(folder, ['A,High,"=cmd|\' /C calc\'!A0",ana,2026-01-01,',
+                   "B,High,line\x07bell\x1b[31m and \u202eoverride,@bo,2026-01-01,",
+                   "C,High,\x01\x02,ana,2026-01-01,"])                 # nothing left: no reason
+    read = read_overrides(folder)
+    got = {r["site_id"]: (r["reason"], r["author"]) for r in read.valid.iter_rows(named=True)}
+    assert got["A"] == ("'=cmd|' /C calc'!A0", "ana")
+    assert got["B"] == ("linebell[31m and override", "'@bo")
+    assert read.rejects.row(0, named=True)["reason"] == "an override needs a reason"

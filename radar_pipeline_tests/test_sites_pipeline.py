@@ -140,6 +140,19 @@ def test_inbox_sensor_ingests_once_and_requests_one_run(warehouse, tmp_path, mon
     con.close()
     assert [r[0] for r in rejects] == [6, 7]  # bad JSON and hostile id quarantined, good lines kept
 
+    # a symlink in the inbox is reported once and never read (it could point at any file)
+    secret = tmp_path / "secret.jsonl"
+    _write(secret, [{"site_id": "LEAK", "country": "BGD", "isic": "1410"}])
+    (inbox / "link.jsonl").symlink_to(secret)
+    linked = _tick(instance, resources, result.cursor)
+    assert isinstance(linked, dg.SensorResult) and not linked.run_requests
+    assert "symlink" in linked.skip_reason.skip_message
+    assert json.loads(linked.cursor)["files"]["link.jsonl"] == "symlink"
+    result = linked
+    con = connect(warehouse, read_only=True)
+    assert con.sql("select count(*) from sites where site_id = 'LEAK'").fetchall()[0][0] == 0
+    con.close()
+
     # unchanged file on the next tick, once the requested run has scored them: nothing to do
     instance.add_dynamic_partitions(sites_partitions.name, list(added.partition_keys))
     with connect(warehouse) as con:

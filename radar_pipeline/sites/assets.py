@@ -200,12 +200,22 @@ def _read_cursor(cursor: str | None) -> tuple[dict[str, str], float]:
 def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse):
     seen, resume_checked_at = _read_cursor(context.cursor)
     inbox = inbox_dir()
-    files = sorted(p for p in inbox.glob("*.jsonl") if p.is_file()) if inbox.is_dir() else []
+    listed = sorted(inbox.glob("*.jsonl")) if inbox.is_dir() else []
+    # a symlink is not followed (it could point at any file on the server, whose lines would be
+    # echoed into reject reasons): said once per link, like the buyers inbox does
+    links = [p for p in listed if p.is_symlink() and seen.get(p.name) != "symlink"]
+    for link in links:
+        context.log.warning(f"{link.name}: a symlink, not followed; put the file itself in {inbox}")
+        seen[link.name] = "symlink"
+    files = [p for p in listed if p.is_file() and not p.is_symlink()]
     pending = [p for p in files if seen.get(p.name) != _stat_key(p)]
     # sites stored but never scored (a tick or a `radar sites ingest` killed between storing and
     # scoring) are looked for when no scoring run is queued or running, with every new file and
     # otherwise every RESUME_CHECK_SECONDS
     busy = _scoring_in_progress(context.instance)
+    if links and not pending:  # remember the links, so each is reported once
+        cursor = json.dumps({"files": seen, "resume_checked_at": resume_checked_at})
+        return dg.SensorResult(skip_reason=f"{len(links)} symlink(s) in {inbox} not followed", cursor=cursor)
     if not pending and busy:
         return dg.SkipReason(f"no new or changed files in {inbox}; a scoring run is in progress")
     now = time.time()

@@ -13,6 +13,7 @@ is known) are rejected with file, line, field and reason; good rows are still ap
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,8 +51,25 @@ class Overrides:
                 .select("site_id", "category", "reason", "author"))
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# a reason or author starting like a formula is shown as text by spreadsheets and BI exports
+# (OWASP CSV injection): such a value is stored with a leading apostrophe
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _date(text: str) -> date:
+    """Strictly YYYY-MM-DD: Python also reads '20260101' and '2026-W01-1' as dates."""
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(text)
     return date.fromisoformat(text)
+
+
+def clean_text(text: str) -> str:
+    """Free text as published: control and bidirectional-override characters removed (they reach
+    BI tools and spreadsheets), a formula-like start neutralised with an apostrophe."""
+    text = _CONTROL.sub("", text).strip()
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def validate_row(row: dict[str, str], known_sites: set[str] | None = None) -> list[tuple[str, str]]:
@@ -64,9 +82,9 @@ def validate_row(row: dict[str, str], known_sites: set[str] | None = None) -> li
         problems.append(("site_id", f"unknown site {site!r} (not in the site register)"))
     if (row.get("category") or "").strip() not in CATEGORIES:
         problems.append(("category", f"category {row.get('category')!r} is not one of {list(CATEGORIES)}"))
-    if not (row.get("reason") or "").strip():
+    if not clean_text(row.get("reason") or ""):
         problems.append(("reason", "an override needs a reason"))
-    if not (row.get("author") or "").strip():
+    if not clean_text(row.get("author") or ""):
         problems.append(("author", "an override needs an author"))
     dates = {}
     for field in ("created_on", "expires_on"):
@@ -79,6 +97,10 @@ def validate_row(row: dict[str, str], known_sites: set[str] | None = None) -> li
             dates[field] = _date(value)
         except ValueError:
             problems.append((field, f"{field} {value!r} is not a date (YYYY-MM-DD)"))
+    if "created_on" in dates and dates["created_on"] > date.today():
+        # a future creation date would win over every later override until that day (9999-12-31:
+        # forever), so the newest override in force could never be the one the analyst just wrote
+        problems.append(("created_on", f"created_on {dates['created_on']} is in the future"))
     if "created_on" in dates and "expires_on" in dates and dates["expires_on"] < dates["created_on"]:
         problems.append(("expires_on", f"expires_on {dates['expires_on']} is before created_on "
                                        f"{dates['created_on']}"))
@@ -108,7 +130,7 @@ def read_overrides(folder: Path | None = None, known_sites: set[str] | None = No
                     continue
                 expires = (row.get("expires_on") or "").strip()
                 valid.append({"site_id": row["site_id"].strip(), "category": row["category"].strip(),
-                              "reason": row["reason"].strip(), "author": row["author"].strip(),
+                              "reason": clean_text(row["reason"]), "author": clean_text(row["author"]),
                               "created_on": _date(row["created_on"].strip()),
                               "expires_on": _date(expires) if expires else None,
                               "file": path.name, "line": line})
