@@ -87,6 +87,25 @@ def test_cli_score_equals_dagster_path(warehouse, tmp_path):
         dagster_factors.with_columns(pl.col("points").cast(cli_factors["points"].dtype)))
 
 
+def test_cli_score_reports_bad_override_rows_like_every_other_path(warehouse, tmp_path, monkeypatch, capsys):
+    from radar_pipeline.cli import main
+
+    countries, classes = reference(warehouse)
+    sites = tmp_path / "s.jsonl"
+    write_sites(generate_sites(3, 5, countries, classes), sites)
+    folder = tmp_path / "overrides"
+    folder.mkdir()
+    (folder / "team.csv").write_text("site_id,category,reason,author,created_on,expires_on\n"
+                                     "SYN-5-0000000,Huge,typo,ana,2026-01-01,\n"
+                                     "SYN-5-0000001,Low,,ana,2026-01-01,\n")
+    monkeypatch.setenv("RADAR_OVERRIDES", str(folder))
+    assert main(["score", "--sites", str(sites), "--edition", "2024", "--out", str(tmp_path / "o.csv"),
+                 "--warehouse", str(warehouse)]) == 0
+    err = capsys.readouterr().err
+    assert "override rejected: team.csv line 2 category: category 'Huge' is not one of" in err
+    assert "override rejected: team.csv line 3 reason: an override needs a reason" in err
+
+
 def test_cli_score_of_an_empty_or_all_rejected_file_writes_the_header(warehouse, tmp_path):
     from radar_pipeline.cli import main
 

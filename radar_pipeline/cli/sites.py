@@ -156,6 +156,11 @@ def cmd_score(args: argparse.Namespace) -> int:
                            chunk_lines=args.chunk_lines)
     print(f"scored {result.n_scored} site(s) for edition {args.edition} in {time.perf_counter() - started:.1f}s "
           f"-> {out}; {result.n_rejected} line(s) rejected")
+    # the overrides applied are RADAR_OVERRIDES' rows in force today; its bad rows were left out
+    from radar_pipeline.sites.overrides import read_overrides, reject_lines
+
+    for line in reject_lines(read_overrides().rejects):
+        print(line, file=sys.stderr)
     if explain_out is not None:
         print(f"explanation rows (site_score_factors) -> {explain_out}")
     shown = 0

@@ -22,6 +22,7 @@ from radar_pipeline.country_risk.assets import POOL
 from radar_pipeline.partitions import sites as sites_partitions
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
+from radar_pipeline.sites.overrides import reject_lines
 from radar_pipeline.warehouse import DuckDBWarehouse, declared_table_schema
 
 LOCK_WAIT_SENSOR = 20.0  # seconds a sensor tick waits for the warehouse write lock
@@ -70,8 +71,8 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
             # §8b: bad override rows were left out (good ones applied); say where and why
-            for r in store.override_rejects(con).iter_rows(named=True):
-                context.log.warning(f"override rejected: {r['file']} line {r['line']} {r['field']}: {r['reason']}")
+            for line in reject_lines(store.override_rejects(con)):
+                context.log.warning(line)
             _record_run(con, context.run.run_id, edition, keys, "success", None, started)
     except Exception as exc:
         with warehouse.get_connection() as con:
@@ -320,8 +321,8 @@ def overrides_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWareh
         return dg.SensorResult(skip_reason="no site scores in the warehouse yet", cursor=state)
     except duckdb.IOException as exc:
         return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
-    for r in rejects.iter_rows(named=True):
-        context.log.warning(f"override rejected: {r['file']} line {r['line']} {r['field']}: {r['reason']}")
+    for line in reject_lines(rejects):
+        context.log.warning(line)
     if drift.is_empty():
         return dg.SensorResult(skip_reason="every stored category agrees with the overrides in force",
                                cursor=state)

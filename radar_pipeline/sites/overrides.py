@@ -161,3 +161,10 @@ def append_override(site_id: str, category: str, reason: str, author: str, *, ex
             writer.writeheader()
         writer.writerow(row)
     return path
+
+
+def reject_lines(rejects: pl.DataFrame) -> list[str]:
+    """The one report of bad override rows every path prints or logs (sensor, scoring run,
+    `radar sites ingest`, `radar score`): file, line, field and reason."""
+    return [f"override rejected: {r['file']} line {r['line']} {r['field']}: {r['reason']}"
+            for r in rejects.iter_rows(named=True)]
