@@ -7,6 +7,7 @@ in-memory publish connection get them too, and nothing is written to a warehouse
   score_categories    rules/score_categories.csv (category, min_score, max_score, color, rationale)
   sector_weight_lookup()   table macro, sql/sectors/sector_weight_lookup.sql (§3 lookup)
   round_score(x), score_category(x)   macros, sql/sites/score_rules.sql (§8.3, §8.5)
+  clip_value(x, lo, hi)    macro, sql/country_risk/clip_rules.sql (§2.2)
 
 Each rule thus has one home (a CSV row or one macro), read by every SQL file that applies it.
 The CSVs are read from `settings.rules_dir()` at call time, like the other rule tables (parsed
@@ -23,7 +24,7 @@ import polars as pl
 from radar_pipeline import settings
 from radar_pipeline.methodology import TOPIC_COLUMNS, TOPICS_FILE, read_score_categories, read_topics
 
-MACRO_FILES = ("sectors/sector_weight_lookup", "sites/score_rules")
+MACRO_FILES = ("country_risk/clip_rules", "sectors/sector_weight_lookup", "sites/score_rules")
 
 
 def create_from_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *,

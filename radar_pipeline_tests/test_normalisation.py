@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import methodology
+from radar_pipeline import methodology, rule_sql
 from radar_pipeline.warehouse import ensure_schema, read_sql
 
 # iso3: (region, subregion, intermediate_region, income_group)
@@ -35,6 +35,7 @@ def make_db(registry: list[tuple], obs: list[tuple[str, str, int, float]], editi
     """registry rows: (indicator_id, topic, direction[, min_countries[, clip_min, clip_max]])."""
     con = duckdb.connect()
     ensure_schema(con)
+    rule_sql.install(con)  # the rule macros the SQL calls (clip_value)
     c = countries(geo or GEO)  # noqa: F841 — DuckDB reads it by name
     con.execute("insert into edition_countries by name select $e as edition, * from c", {"e": edition})
     rows = [(*r[:3], r[3] if len(r) > 3 else 1, *(r[4:6] if len(r) > 4 else (None, None))) for r in registry]

@@ -11,7 +11,7 @@ import csv
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import fingerprint, integrity, schemas, settings
+from radar_pipeline import fingerprint, integrity, rule_sql, schemas, settings
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
@@ -287,6 +287,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehou
         coverage = con.sql(read_sql("country_risk/indicator_coverage"),
                            params={"edition": edition, "min_countries_cap": cap or 1_000_000}).pl()
         coverage = coverage.with_columns(methodology_version=pl.lit(version))
+        rule_sql.install(con)  # clip_value (the clipping rule's one home), temp on this connection
         # the coverage decision first: indicator_scores.sql reads it (a failure below leaves the
         # previous scores in place; the coverage rows then describe the current inputs)
         replace_slice(con, "indicator_coverage", coverage, {"edition": edition})
@@ -342,8 +343,7 @@ def flat_indicators(con, edition: int) -> list[str]:
         inner join indicator_registry as r using (indicator_id)
         where s.edition = $e and s.method = 'direct'
         group by s.indicator_id
-        having count(distinct case when s.value < r.clip_min then r.clip_min
-                                   when s.value > r.clip_max then r.clip_max else s.value end) = 1
+        having count(distinct clip_value(s.value, r.clip_min, r.clip_max)) = 1
         order by 1""", params={"e": edition}).fetchall()]
 
 

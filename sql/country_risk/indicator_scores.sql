@@ -9,6 +9,7 @@
 -- (Singapore was rated poorer than Yemen, Russia given Serbia's informal employment).
 -- Means are ordered aggregates: a parallel float sum depends on thread timing in the last bit,
 -- and reruns must reproduce the marts byte for byte.
+-- Macro: clip_value (sql/country_risk/clip_rules.sql, installed by radar_pipeline/rule_sql.py)
 -- Params: $edition, $min_donors
 
 with
@@ -52,11 +53,7 @@ clipped as (
     -- values beyond the catalogue's bounds are set to the bound first (water stress at 100)
     select
         l.*,
-        case
-            when l.value < i.clip_min then i.clip_min
-            when l.value > i.clip_max then i.clip_max
-            else l.value
-        end as used,
+        clip_value(l.value, i.clip_min, i.clip_max) as used,
         i.direction
     from latest as l
     inner join indicators as i using (indicator_id)
