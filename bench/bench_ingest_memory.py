@@ -1,6 +1,8 @@
-"""Peak memory of `store.ingest` (intake + store) on a hostile file and on a 1M-site file.
+"""Peak memory of `store.ingest` (intake + store) on a hostile file and on a 1M-site file, and of
+reading the three side files (issue 22 item 3: <= 300 MiB for 100 MB files).
 
-    python bench/bench_ingest_memory.py [--hostile-mb 50] [--sites 1000000]
+    python bench/bench_ingest_memory.py [--hostile-mb 50] [--sites 1000000] [--side-mb 100]
+    python bench/bench_ingest_memory.py --side-only --side-mb 100     # the side files alone
 
 Target (issue 11): peak RSS <= 2 GiB for any input. Two files, built once in
 $RADAR_BENCH_CACHE:
@@ -9,6 +11,13 @@ $RADAR_BENCH_CACHE:
   (over the per-site size cap), thousands of ~1 KB lines each breaking a rule 400 times,
   lone surrogates, 1e400, 5000-deep nesting, 40 unknown keys, plus valid sites between them;
 * N generated sites (`radar_pipeline.sites.generate`, SYNTHETIC).
+
+Side files (SYNTHETIC, --side-mb each): an overrides CSV (sites.overrides.read_overrides), a
+user indicator CSV (sources.adapters.user.parse: 3-letter codes x registry indicators x years,
+values in range) and a buyer list CSV (publish.buyers.load into a new warehouse file), a few bad
+rows in each.
+Each is read in its own child process (`--side-worker`), twice: the second read shows the
+unchanged-content cache (only the hash is computed).
 
 Each ingest runs in its own child process (bench/bench_intake.py), so each figure is that
 process's own ru_maxrss.
@@ -78,6 +87,108 @@ def sites_file(path: Path, n: int) -> Path:
     return path
 
 
+def side_file(kind: str, path: Path, target_mb: int) -> Path:
+    """A synthetic side file of about `target_mb` MB (built once)."""
+    if path.exists():
+        return path
+    target = target_mb << 20
+    rng = random.Random(22)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        if kind == "overrides":
+            fh.write("site_id,category,reason,author,created_on,expires_on\n")
+            cats = ["Low", "Medium", "High", "Severe"]  # Severe: a rejected row now and then
+            i = 0
+            while fh.tell() < target:
+                block = [f"S-{i + j:08d},{cats[rng.randrange(4) if (i + j) % 997 == 0 else (i + j) % 3]},"
+                         f"agreed at the supplier review {i + j} (audit follow-up),analyst{(i + j) % 50},"
+                         f"2026-0{1 + (i + j) % 9}-1{(i + j) % 10},{'' if (i + j) % 2 else '2099-12-31'}\n"
+                         for j in range(10_000)]
+                fh.write("".join(block))
+                i += 10_000
+        elif kind == "user":
+            sys.path.insert(0, str(C.REPO))
+            from radar_pipeline.sources.toolkit import load_indicator_specs
+
+            specs = {}
+            for s in load_indicator_specs():  # one value inside each indicator's plausible range
+                lo = float(s.valid_min) if getattr(s, "valid_min", "") else 0.0
+                hi = float(s.valid_max) if getattr(s, "valid_max", "") else lo + 100
+                specs.setdefault(s.indicator_id, (lo + hi) / 2)
+            ids = sorted(specs)
+            fh.write("iso3,indicator_id,year,value\n")
+            letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            codes = [a + b + c for a in letters for b in letters for c in letters]
+            year = 1900
+            while fh.tell() < target:
+                fh.write("".join(f"{code},{ind},{year},{specs[ind]:.3f}\n" for code in codes for ind in ids))
+                year += 1
+        else:
+            fh.write("buyer_id,site_id\n")
+            i = 0
+            while fh.tell() < target:
+                fh.write("".join(f"buyer-{(i + j) % 40},S-{i + j:08d}\n" if (i + j) % 5000 else "bad id!,S-1\n"
+                                 for j in range(10_000)))
+                i += 10_000
+    tmp.rename(path)
+    return path
+
+
+def side_worker(kind: str, path: Path, load: bool = False) -> None:
+    """Read one side file twice in this process; print JSON with seconds, rows and peak RSS.
+    Buyers: the streamed reader, then (`load`) `buyers.load` into a new warehouse file, whose
+    buyer_sites primary key DuckDB indexes in memory (reported apart: read_peak_rss_mib)."""
+    import time
+
+    sys.path.insert(0, str(C.REPO))
+    folder = path.parent
+    out: dict = {"kind": kind}
+    for attempt in ("first", "again"):
+        t = time.perf_counter()
+        if kind == "overrides":
+            from radar_pipeline.sites.overrides import read_overrides
+
+            r = read_overrides(folder)
+            rows, bad = r.valid.height, r.rejects.height
+        elif kind == "user":
+            from radar_pipeline.sources.adapters import user
+            from radar_pipeline.sources.toolkit import LandedFile
+
+            obs = user.parse([LandedFile("user", "2024", path)], [])
+            rows, bad = obs.height, 0
+        else:
+            from radar_pipeline.publish import buyers
+
+            if attempt == "first":  # the reader alone: every block checked, nothing kept
+                files: list[str] = []
+                counts = [(r.height, j.height) for r, j in buyers._folder_blocks(folder, files)]
+                rows, bad = sum(c[0] for c in counts), sum(c[1] for c in counts)
+            elif load:  # as the buyer_sites asset does: into a new warehouse file
+                import duckdb
+
+                from radar_pipeline.warehouse import ensure_schema
+
+                out["read_peak_rss_mib"] = round(C.peak_rss_mib())
+                db = C.CACHE / "side_buyers.duckdb"
+                db.unlink(missing_ok=True)
+                con = duckdb.connect(str(db))
+                ensure_schema(con)
+                r = buyers.load(con, folder)
+                rows, bad = r.n_rows, r.rejects.height
+        out[f"{attempt}_s"] = round(time.perf_counter() - t, 2)
+    out.update(rows=rows, rejects=bad, peak_rss_mib=round(C.peak_rss_mib()))
+    print(json.dumps(out))
+
+
+def run_side(kind: str, path: Path, load: bool = False) -> dict:
+    proc = subprocess.run([C.PYTHON, str(Path(__file__).resolve()), "--side-worker", kind, str(path),
+                           *(["--buyers-load"] if load else [])],
+                          capture_output=True, text=True, cwd=C.REPO)
+    if proc.returncode:
+        raise SystemExit(f"reading {path} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")))
+
+
 def run(path: Path) -> dict:
     proc = subprocess.run([C.PYTHON, str(C.REPO / "bench" / "bench_intake.py"), str(path)],
                           capture_output=True, text=True, cwd=C.REPO)
@@ -91,8 +202,33 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hostile-mb", type=int, default=50)
     ap.add_argument("--sites", type=int, default=1_000_000)
+    ap.add_argument("--side-mb", type=int, default=100)
+    ap.add_argument("--side-only", action="store_true")
+    ap.add_argument("--buyers-load", action="store_true",
+                    help="also time buyers.load into a warehouse file (DuckDB's key index: GBs at 5M rows)")
+    ap.add_argument("--side-worker", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.side_worker:
+        return side_worker(args.side_worker[0], Path(args.side_worker[1]), args.buyers_load)
     C.CACHE.mkdir(parents=True, exist_ok=True)
+    side = []
+    for kind in ("overrides", "user", "buyers"):
+        folder = C.CACHE / f"side_{kind}_{args.side_mb}mb"  # one file per folder: readers take folders
+        folder.mkdir(exist_ok=True)
+        path = side_file(kind, folder / f"{kind}.csv", args.side_mb)
+        side.append((kind, path, run_side(kind, path, args.buyers_load)))
+    print(f"\nmachine: {C.machine()}")
+    print("| side file | size | rows read / rejects | first read s | unchanged re-read s | peak RSS MiB | <= 300 MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, path, r in side:
+        print(f"| {kind} | {path.stat().st_size / 2**20:.0f} MiB | {r['rows']} / {r['rejects']} | {r['first_s']} | "
+              f"{r['again_s']} | {r.get('read_peak_rss_mib', r['peak_rss_mib'])} | "
+              f"{'yes' if r.get('read_peak_rss_mib', r['peak_rss_mib']) <= 300 else 'NO'} |")
+        if "read_peak_rss_mib" in r:
+            print(f"| buyers.load into a warehouse ({r['rows']} rows kept) | | | | {r['again_s']} | "
+                  f"{r['peak_rss_mib']} | (DuckDB key index) |")
+    if args.side_only:
+        return
     rows = []
     hostile = hostile_file(C.CACHE / f"hostile_{args.hostile_mb}mb.jsonl", args.hostile_mb)
     rows.append(("hostile", hostile, run(hostile)))

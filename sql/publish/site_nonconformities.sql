@@ -14,7 +14,7 @@ sites as (
 final as (
     select
         n.site_id,
-        s.site_name,
+        clean_text(s.site_name) as site_name,  -- free text reaches BI tools: rule_sql.install
         s.iso3,
         n.nc_id,
         n.severity,

@@ -36,7 +36,7 @@ final as (
     select
         s.edition,
         s.site_id,
-        t.site_name,
+        clean_text(t.site_name) as site_name,  -- free text reaches BI tools: rule_sql.install
         s.iso3,
         c.name as country_name,
         c.region,
@@ -64,8 +64,8 @@ final as (
         s.final_score,
         s.category_calculated,
         s.category,
-        s.override_reason,
-        s.override_author,
+        clean_text(s.override_reason) as override_reason,
+        clean_text(s.override_author) as override_author,
         s.inherent_only,
         s.missing_topics,
         s.inherent_confidence,

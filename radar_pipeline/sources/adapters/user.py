@@ -26,18 +26,17 @@ from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
-    check_content,
     conform,
     empty_observations,
     load_indicator_specs,
 )
 from radar_pipeline.sources.toolkit.tables import (
     LINE,
-    decode_text,
     first_bad,
     parse_float,
+    parsed_once,
     raise_cross_file_duplicates,
-    read_csv_text,
+    read_csv_streamed,
 )
 
 SOURCE = "user"
@@ -57,7 +56,7 @@ def _ranges(specs) -> pl.DataFrame:
 
 
 def _parse_file(f: LandedFile, known_ids: list[str], ranges: pl.DataFrame | None = None) -> pl.DataFrame:
-    df = read_csv_text(f, decode_text(f, check_content(f, "csv")))
+    df = read_csv_streamed(f)
     df = df.rename({c: c.strip().lower() for c in df.columns if c != LINE})
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -105,7 +104,8 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     all_specs = load_indicator_specs()
     known_ids = sorted({s.indicator_id for s in all_specs})
     ranges = _ranges(all_specs)
-    rows = pl.concat([_parse_file(f, known_ids, ranges) for f in files])
+    rules_key = (tuple(known_ids), tuple(ranges.rows()))  # parsed again only when file or rules change
+    rows = pl.concat([parsed_once(f, lambda f: _parse_file(f, known_ids, ranges), rules_key) for f in files])
     raise_cross_file_duplicates(rows, ["indicator_id", "code", "data_year"], source=SOURCE)
     return conform(rows)
 

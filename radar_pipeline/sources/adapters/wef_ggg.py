@@ -38,7 +38,6 @@ from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
-    check_content,
     conform,
     empty_observations,
 )
@@ -58,7 +57,7 @@ def _range(spec: IndicatorSpec) -> tuple[float | None, float | None]:
 
 
 def _parse_file(f: LandedFile, specs: list[IndicatorSpec]) -> pl.DataFrame:
-    df = t.read_csv_text(f, t.decode_text(f, check_content(f, "csv")))
+    df = t.read_csv_streamed(f)  # a user file: sniffed and parsed in blocks
     df = df.rename({c: c.strip().lower() for c in df.columns if c != LINE})
     series = list(dict.fromkeys(s.series.strip().lower() for s in specs))
     missing = [c for c in (COUNTRY, *series) if c not in df.columns]

@@ -16,16 +16,15 @@ from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,
     SourceError,
-    check_content,
     conform,
     empty_observations,
 )
 from radar_pipeline.sources.toolkit.tables import (
     LINE,
-    decode_text,
     first_bad,
+    parsed_once,
     raise_cross_file_duplicates,
-    read_csv_text,
+    read_csv_streamed,
     spec_table,
 )
 
@@ -40,7 +39,7 @@ class CuratedRatings:
     placed: str                       # "rated", "placed": "country X is rated twice for 2024"
 
     def parse_file(self, f: LandedFile) -> pl.DataFrame:
-        df = read_csv_text(f, decode_text(f, check_content(f, "csv")))
+        df = read_csv_streamed(f)
         df = df.rename({c: c.strip().lower() for c in df.columns if c != LINE})
         missing = [c for c in ("country", self.column) if c not in df.columns]
         if missing:
@@ -83,7 +82,8 @@ class CuratedRatings:
     def parse(self, files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
         if not files or not specs:
             return empty_observations()
-        rows = pl.concat([self.parse_file(f) for f in files])
+        rules_key = (self.source, self.column, tuple(sorted(self.scores.items())))
+        rows = pl.concat([parsed_once(f, self.parse_file, rules_key) for f in files])
         raise_cross_file_duplicates(rows, ["country", "data_year"], source=self.source)
         # Every registry row of the source reads the same value column.
         out = rows.join(spec_table(specs).select("indicator_id"), how="cross")

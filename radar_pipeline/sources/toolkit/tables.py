@@ -350,3 +350,57 @@ def raise_cross_file_duplicates(rows: pl.DataFrame, key: list[str], source: str)
         raise SourceError(source, f"{what} is given in two files: {r['__first']['file']} "
                           f"({r['__first']['row_ref']}) and {r['file']} ({r['row_ref']}); keep it in one",
                           file=r["file"], row=r["row_ref"], field=key[0])
+
+
+def read_csv_streamed(file: LandedFile) -> pl.DataFrame:
+    """`read_csv_text(file, decode_text(file, check_content(file, "csv")))` for the user-supplied
+    files (RADAR_USER_FILES: curated ITUC/TIP/WEF ratings, licensed indicators), which may be
+    large: the encoding is sniffed and the rows parsed in blocks (radar_pipeline.text_input), so
+    the whole text is never held as bytes, str and a StringIO copy at once (a 100 MB file cost
+    1.4 GB). Same refusals (empty, an HTML page, not UTF-8: SourceError naming the file) and the
+    same `__line` (LINE); blank lines and unnamed columns dropped."""
+    from radar_pipeline.text_input import NotText, csv_blocks, scan_file
+
+    with open(file.path, "rb") as fh:
+        head = fh.read(512)
+    if not head.strip():
+        raise SourceError(file.source, "file is empty", file=file.name)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise SourceError(file.source, f"expected csv but got an HTML/XML page (starts {head[:60]!r}) — "
+                          "the publisher probably served an error page", file=file.name)
+    try:
+        scan_file(file.path)
+        header, blocks = csv_blocks(file.path)
+        frames = list(blocks)
+    except NotText as exc:
+        raise SourceError(file.source, str(exc).removeprefix(f"{file.path}: "), file=file.name) from None
+    except (pl.exceptions.PolarsError, ValueError) as exc:  # ragged rows, a quote never closed
+        raise SourceError(file.source, f"cannot parse as CSV: {str(exc).splitlines()[0]}",
+                          file=file.name) from None
+    names = [c for c in header if c and not c.startswith("__col")]
+    if not names:
+        raise SourceError(file.source, "CSV has no named columns", file=file.name)
+    empty = pl.DataFrame(schema={**dict.fromkeys(names, pl.Utf8), LINE: pl.Int64})
+    return pl.concat([empty, *(f.select(*names, LINE) for f in frames)], rechunk=False)
+
+
+# path -> (sha256, rules key, parsed rows) of the user files parsed by this process
+_PARSED: dict[str, tuple[str, object, pl.DataFrame]] = {}
+
+
+def parsed_once(file: LandedFile, parse, rules_key: object) -> pl.DataFrame:
+    """`parse(file)`, or the rows parsed before from the same content (sha256, streamed) under
+    the same rules (`rules_key`): a user file is parsed again only when it or the rules changed
+    (a refresh reads it for every edition). An error is never cached."""
+    from radar_pipeline.text_input import NotText, scan_file
+
+    try:
+        digest = scan_file(file.path).sha256
+    except NotText as exc:
+        raise SourceError(file.source, str(exc).removeprefix(f"{file.path}: "), file=file.name) from None
+    hit = _PARSED.get(str(file.path))
+    if hit and hit[:2] == (digest, rules_key):
+        return hit[2]
+    rows = parse(file)
+    _PARSED[str(file.path)] = (digest, rules_key, rows)
+    return rows

@@ -1,0 +1,312 @@
+"""Side inputs validated like a site file, read in blocks and only when changed (issue 22 items
+2 and 3): overrides, buyer lists, user indicator files and a RADAR_RULES_DIR. Synthetic files only."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from radar_pipeline import rule_sql, rules_check, settings, text_input
+from radar_pipeline.publish import buyers
+from radar_pipeline.sites import overrides
+from radar_pipeline.sources.toolkit import LandedFile, SourceError
+
+HEADER = "site_id,category,reason,author,created_on,expires_on\n"
+
+
+# ---------------------------------------------------------------- encoding and free text
+
+@pytest.mark.parametrize("data, why", [
+    ("a,b\ncafé,1\n".encode("latin-1"), "byte 0xe9 at offset 7"),
+    ("a,b\n1,2\n".encode("utf-16"), "UTF-16 byte-order mark"),
+    (b"PK\x03\x04\x00\x00binary", "NUL byte"),
+    ("a,b\nx,\u00e9".encode()[:-1], "ends inside a character"),
+])
+def test_scan_refuses_what_is_not_utf8_naming_file_and_reason(tmp_path, data, why):
+    path = tmp_path / "x.csv"
+    path.write_bytes(data)
+    with pytest.raises(text_input.NotText, match=rf"^{path}: not UTF-8 text .*{why}"):
+        text_input.scan_file(path)
+
+
+def test_scan_accepts_utf8_with_and_without_bom_and_hashes_content(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes("a,b\nZürich,1\n".encode())
+    b.write_bytes(b"\xef\xbb\xbf" + "a,b\nZürich,1\n".encode())
+    assert text_input.scan_file(a).sha256 != text_input.scan_file(b).sha256
+    assert text_input.scan_file(a).size == a.stat().st_size
+
+
+def test_clean_text_python_and_polars_agree():
+    samples = ["=cmd|' /C calc'!A0", "+1", "-x", "@SUM(A1)", "  \t=lead", "ok\x07bell\x1b[31m",
+               "bidi \u202eevil\u2066", "\x01\x02", "plain text", "\r\n=x", "tab\tinside", "a\nb", ""]
+    polars_side = pl.DataFrame({"t": samples}).select(text_input.clean_text_expr(pl.col("t")))["t"].to_list()
+    assert polars_side == [text_input.clean_text(s) for s in samples]
+    assert text_input.clean_text("=cmd") == "'=cmd" and text_input.clean_text("ok\x07") == "ok"
+    assert overrides.clean_text is text_input.clean_text  # one function
+    con = duckdb.connect()
+    rule_sql.install(con)  # the macro the publish SQL applies to site names and override text
+    sql_side = [con.execute("select clean_text($t)", {"t": t}).fetchone()[0] for t in samples]
+    assert sql_side == polars_side
+
+
+def test_published_free_text_goes_through_clean_text():
+    for name in ("site_scores_history", "site_nonconformities"):
+        sql = (settings.SQL_DIR / "publish" / f"{name}.sql").read_text(encoding="utf-8")
+        assert "clean_text(t.site_name)" in sql or "clean_text(s.site_name)" in sql, name
+
+
+# ---------------------------------------------------------------- overrides
+
+def _overrides_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "overrides"
+    folder.mkdir()
+    (folder / "a_good.csv").write_text(HEADER + "S1,Low,fine,ana,2026-01-01,\n"
+                                       'S3,High,"two\nlines",bo,2026-01-02,\n'
+                                       "S4,Severe,x,bo,2026-01-01,\n", encoding="utf-8")
+    (folder / "b_latin1.csv").write_bytes((HEADER + "S5,Low,café,ana,2026-01-01,\n").encode("latin-1"))
+    (folder / "c_utf16.csv").write_bytes((HEADER + "S6,Low,x,ana,2026-01-01,\n").encode("utf-16"))
+    (folder / "d_binary.csv").write_bytes(b"\x00\x01\x02PK")
+    (folder / "e_long.csv").write_text(HEADER + "S7,Low," + "x" * 131_073 + ",ana,2026-01-01,\n")
+    os.symlink(tmp_path / "nowhere.csv", folder / "f_dangling.csv")
+    (folder / "g_folder.csv").mkdir()
+    (folder / "h_truncated.csv").write_text(HEADER + 'S8,Low,"never closed,ana,2026-01-01,\n')
+    return folder
+
+
+def test_unreadable_override_files_are_one_reject_each_and_the_rest_applies(tmp_path):
+    read = overrides.read_overrides(_overrides_folder(tmp_path))
+    assert read.valid.select("site_id", "line").rows() == [("S1", 2), ("S3", 3)]
+    assert read.valid.filter(pl.col("site_id") == "S3")["reason"].item() == "two\nlines"
+    why = {(r["file"], r["field"]): (r["line"], r["reason"]) for r in read.rejects.iter_rows(named=True)}
+    assert why[("a_good.csv", "category")][0] == 5  # the record after a two-line cell: editor line 5
+    assert "Latin-1" in why[("b_latin1.csv", "file")][1] and "0xe9" in why[("b_latin1.csv", "file")][1]
+    assert "UTF-16" in why[("c_utf16.csv", "file")][1]
+    assert "NUL byte" in why[("d_binary.csv", "file")][1]
+    assert why[("e_long.csv", "reason")] == (2, f"reason is longer than {overrides.MAX_TEXT} characters")
+    assert "symlink" in why[("f_dangling.csv", "file")][1]
+    assert why[("g_folder.csv", "file")][1] == "not a regular file"
+    assert "never closed" in why[("h_truncated.csv", "file")][1]
+    lines = overrides.reject_lines(read.rejects)
+    assert any(ln.startswith("override rejected: c_utf16.csv file: not UTF-8 text") for ln in lines)
+
+
+def test_scoring_path_reads_hostile_overrides_without_a_raw_error(tmp_path, monkeypatch):
+    """The path every scoring run takes (scoring._load_overrides -> read_overrides): temp tables
+    with the good rows and every reject, never a UnicodeDecodeError."""
+    from radar_pipeline.sites import scoring
+
+    monkeypatch.setenv("RADAR_OVERRIDES", str(_overrides_folder(tmp_path)))
+    con = duckdb.connect()
+    scoring._load_overrides(con, None)
+    assert con.sql("select site_id from site_overrides_in_force order by 1").fetchall() == [("S1",), ("S3",)]
+    files = {r[0] for r in con.sql("select file from site_override_rejects").fetchall()}
+    assert {"b_latin1.csv", "c_utf16.csv", "d_binary.csv", "f_dangling.csv", "g_folder.csv"} <= files
+
+
+def test_overrides_parsed_again_only_when_the_content_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "o"
+    folder.mkdir()
+    path = folder / "x.csv"
+    path.write_text(HEADER + "S1,Low,first,ana,2026-01-01,\n")
+    calls = []
+    real = overrides._checked
+    monkeypatch.setattr(overrides, "_checked", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["first"]
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["first"]
+    assert len(calls) == 1  # unchanged: hashed, not parsed
+    stat = path.stat()
+    path.write_text(HEADER + "S1,Low,again,ana,2026-01-01,\n")  # same size, same mtime
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["again"]
+    assert len(calls) == 2
+
+
+def test_override_known_sites_and_rules_shared_with_append(tmp_path):
+    folder = tmp_path / "o"
+    folder.mkdir()
+    (folder / "x.csv").write_text(HEADER + "S1,Low,ok,ana,2026-01-01,\nS9,Low,ok,ana,2026-01-01,\n")
+    read = overrides.read_overrides(folder, known_sites={"S1"})
+    assert read.valid["site_id"].to_list() == ["S1"]
+    assert read.rejects.select("line", "field").rows() == [(3, "site_id")]
+    future = {"site_id": "S1", "category": "Low", "reason": "=x", "author": "a", "created_on": "9999-12-31"}
+    assert overrides.validate_row(future) == [("created_on", "created_on 9999-12-31 is in the future")]
+    assert overrides.validate_row({"site_id": "S1", "category": "Low", "reason": "r", "author": "a",
+                                   "created_on": date.today().isoformat()}) == []
+
+
+# ---------------------------------------------------------------- buyer lists
+
+def test_buyer_csv_not_utf8_is_refused_with_file_and_reason(tmp_path):
+    (tmp_path / "a.csv").write_text("buyer_id,site_id\nacme,S1\n")
+    (tmp_path / "b.csv").write_bytes("buyer_id,site_id\nacmé,S2\n".encode("latin-1"))
+    (tmp_path / "c.csv").write_bytes("buyer_id,site_id\nzeta,S3\n".encode("utf-16"))
+    (tmp_path / "d.csv").write_text('buyer_id,site_id\nzeta,"S4\n')
+    load = buyers.read_folder(tmp_path)
+    assert load.rows.select("buyer_id", "site_id").rows() == [("acme", "S1")]
+    why = {r["file"]: r["reason"] for r in load.rejects.iter_rows(named=True)}
+    assert set(why) == {"b.csv", "c.csv", "d.csv"}
+    assert "not UTF-8 text" in why["b.csv"] and "UTF-16" in why["c.csv"] and "never closed" in why["d.csv"]
+
+
+def test_buyer_csv_blocks_keep_lines_and_first_duplicate(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (16,))  # many tiny blocks
+    rows = [f"b{i % 3},S{i}" for i in range(40)] + ["bad id!,S1", "b0,S0"]
+    (tmp_path / "a.csv").write_text("buyer_id,site_id\n" + "\n".join(rows) + "\n")
+    load = buyers.read_folder(tmp_path)
+    assert load.rows.height == 40 and load.rows["source_line"].to_list() == list(range(2, 42))
+    assert load.rejects.select("line").rows() == [(42,)]
+
+
+def test_buyer_load_streams_into_the_warehouse_and_skips_an_unchanged_folder(tmp_path, monkeypatch):
+    from radar_pipeline.warehouse import ensure_schema
+
+    inbox = tmp_path / "buyers"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text("buyer_id,site_id\nacme,S1\nacme,S2\nacme,S1\nbad id!,S3\n")
+    (inbox / "b.jsonl").write_text('{"buyer_id": "zeta", "site_id": "S1"}\nnot json\n')
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ensure_schema(con)
+    load = buyers.load(con, inbox)
+    assert (load.n_rows, load.buyers, load.rejects.height) == (3, ["acme", "zeta"], 2)
+    assert con.sql("select buyer_id, site_id, source_line from buyer_sites order by all").fetchall() == [
+        ("acme", "S1", 2), ("acme", "S2", 3), ("zeta", "S1", 1)]
+    calls = []
+    real = buyers._folder_blocks
+    monkeypatch.setattr(buyers, "_folder_blocks", lambda *a: calls.append(1) or real(*a))
+    assert buyers.load(con, inbox).n_rows == 3 and calls == []  # unchanged: not read again
+    (inbox / "a.csv").write_text("buyer_id,site_id\nacme,S9\n")
+    assert buyers.load(con, inbox).n_rows == 2 and calls == [1]
+    assert con.sql("select site_id from buyer_sites where buyer_id = 'acme'").fetchall() == [("S9",)]
+
+
+# ---------------------------------------------------------------- user indicator files
+
+def test_user_file_not_utf8_names_file_and_reason(tmp_path):
+    from radar_pipeline.sources.adapters import user
+
+    path = tmp_path / "licensed.csv"
+    path.write_bytes("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,47.1\n".encode("utf-16"))
+    with pytest.raises(SourceError, match=r"file licensed.csv: not UTF-8 text \(UTF-16"):
+        user.parse([LandedFile("user", "2024", path)], [])
+    path.write_text("")
+    with pytest.raises(SourceError, match="file is empty"):
+        user.parse([LandedFile("user", "2024", path)], [])
+
+
+def test_user_file_read_in_blocks_keeps_line_numbers(tmp_path, monkeypatch):
+    from radar_pipeline.sources.adapters import user
+
+    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (64,))
+    body = "".join(f"C{chr(65 + i // 26)}{chr(65 + i % 26)},ilo_weekly_hours,2022,4{i % 10}.5\n" for i in range(60))
+    path = tmp_path / "licensed.csv"
+    path.write_text("iso3,indicator_id,year,value\n" + body + "\nCAA,ilo_weekly_hours,2022,41\n")
+    with pytest.raises(SourceError, match=r"line 63.*given twice \(first on line 2\)"):
+        user.parse([LandedFile("user", "2024", path)], [])
+    path.write_text("iso3,indicator_id,year,value\n" + body)
+    obs = user.parse([LandedFile("user", "2024", path)], [])
+    assert obs.height == 60
+
+
+def test_user_file_parsed_again_only_when_the_content_changes(tmp_path, monkeypatch):
+    from radar_pipeline.sources.adapters import user
+    from radar_pipeline.sources.toolkit import tables
+
+    path = tmp_path / "licensed.csv"
+    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,47.1\n")
+    calls = []
+    real = tables.__dict__.get("csv_blocks") or text_input.csv_blocks
+    monkeypatch.setattr(text_input, "csv_blocks", lambda *a: calls.append(1) or real(*a))
+    f = LandedFile("user", "2024", path)
+    assert user.parse([f], [])["value"].to_list() == [47.1]
+    assert user.parse([f], [])["value"].to_list() == [47.1] and calls == [1]
+    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,48.1\n")  # same size
+    assert user.parse([f], [])["value"].to_list() == [48.1] and calls == [1, 1]
+
+
+# ---------------------------------------------------------------- RADAR_RULES_DIR
+
+@pytest.fixture
+def rules(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "rules"
+    shutil.copytree(settings.RULES_DIR, folder)
+    monkeypatch.setenv("RADAR_RULES_DIR", str(folder))
+    return folder
+
+
+def test_packaged_rules_pass_the_check():
+    rules_check.check(settings.RULES_DIR)
+
+
+def test_controls_cut_in_half_fails_before_scoring_naming_file_and_line(rules):
+    path = rules / "controls.csv"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    n = data[: len(data) // 2].count(b"\n") + 1
+    with pytest.raises(rules_check.RuleTableError, match=rf"controls.csv line {n}: \d field\(s\), the header has 8"):
+        rule_sql.install(duckdb.connect())  # every scoring, sector, country and publish connection
+
+
+BROKEN = [
+    ("controls.csv", lambda t: t.replace("control_id,", "control,", 1),
+     r"controls.csv line 1: missing column\(s\) \['control_id'\]"),
+    ("controls.csv", lambda t: t + t.splitlines()[1] + "\n",
+     r"controls.csv line 46: duplicate key \{'control_id': 'ppe_enforced'\} \(first on line 2\)"),
+    ("controls.csv", lambda t: t.replace("ppe_enforced,health_safety", "ppe_enforced,health_safty"),
+     r"controls.csv line 2: topic 'health_safty' is not a topic\|pillar of topics.csv"),
+    ("saq_factors.csv", lambda t: t.replace(",none,<50 workers", ",nope,<50 workers"),
+     r"saq_factors.csv line 2: level 'nope' is not a level of saq_levels.csv"),
+    ("sector_weights.csv", lambda t: t.replace("A,section,wages", "A,section,wagez", 1),
+     r"sector_weights.csv line 2: topic 'wagez' is not a topic of topics.csv"),
+    ("indicators.csv", lambda t: t.replace("higher_is_riskier", "up", 1),
+     r"indicators.csv line 2: direction 'up' is not one of"),
+    ("topics.csv", lambda t: t.encode("utf-16"), r"topics.csv: not UTF-8 text \(UTF-16"),
+    ("gap_filling.csv", lambda t: t.replace("min_donors,3", "min_donors,300"),
+     r"gap_filling.csv line 2: min_donors = '300'"),
+    ("score_categories.csv", lambda t: t.replace("rationale\nLow,", 'rationale\n"Low,'),
+     r"score_categories.csv line \d+: .*truncated"),
+]
+
+
+@pytest.mark.parametrize("name, edit, message", BROKEN)
+def test_broken_rule_tables_fail_with_file_and_line(rules, name, edit, message):
+    path = rules / name
+    new = edit(path.read_text(encoding="utf-8"))
+    path.write_bytes(new if isinstance(new, bytes) else new.encode("utf-8"))
+    with pytest.raises(rules_check.RuleTableError, match=message):
+        rules_check.check(rules)
+
+
+def test_missing_rule_table_is_named(rules):
+    (rules / "saq_levels.csv").unlink()
+    with pytest.raises(rules_check.RuleTableError, match=r"saq_levels.csv: rule table missing"):
+        rules_check.check(rules)
+
+
+def test_intake_refuses_a_catalogue_missing_stored_control_ids(rules, tmp_path):
+    """controls.csv cut at a line end is a valid shorter table; the stored sites tell, and the
+    intake (store.reference, before any site is judged) stops naming the file."""
+    from radar_pipeline.sites import store
+    from radar_pipeline.warehouse import ensure_schema
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ensure_schema(con)
+    con.execute("create or replace view countries as select 'BGD' as iso3")  # a refreshed warehouse's view
+    con.execute("insert into isic values ('1410', 'class', 'Apparel', 'C', '14', '141', false)")
+    lines = (rules / "controls.csv").read_text(encoding="utf-8").splitlines()
+    dropped = lines[23].split(",")[0]
+    con.execute("insert into site_controls (site_id, control_id) values ('S1', $c)", {"c": dropped})
+    assert dropped in store.reference(con)[2]  # the whole table: fine
+    (rules / "controls.csv").write_text("\n".join(lines[:23]) + "\n", encoding="utf-8")
+    rules_check.check(rules)  # a valid (shorter) table on its own
+    with pytest.raises(rules_check.RuleTableError, match=rf"controls.csv: stored sites use control id\(s\) the table "
+                                                         rf"does not list: '{dropped}' \(1 site\(s\)\)"):
+        store.reference(con)
+    (rules / "controls.csv").write_text("\n".join(lines[:23])[:-5], encoding="utf-8")  # cut mid-line
+    with pytest.raises(rules_check.RuleTableError, match=r"controls.csv line 23: .* field"):
+        store.reference(con)
