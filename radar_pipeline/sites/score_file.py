@@ -1,7 +1,7 @@
 """Score a JSON Lines file of sites against the warehouse without writing to it (`radar score`,
-tests, notebooks): streamed in chunks through an in-memory DuckDB holding the reference tables and
-the edition's inherent risk, so memory does not grow with the file and the warehouse is never locked
-for writing."""
+tests, notebooks): read and validated in chunks into an in-memory DuckDB holding the reference
+tables and the edition's inherent risk, scored once for the whole file; the warehouse is never
+locked for writing."""
 from __future__ import annotations
 
 import tempfile
@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from radar_pipeline import settings
 from radar_pipeline.sites import scoring, store
 from radar_pipeline.warehouse import attach_read_only, ensure_schema, exists
 
@@ -27,9 +28,9 @@ class ScoreFileResult:
 
 
 OUT_FORMATS = (".csv", ".parquet")
-# Lines read and scored at once by `radar score`. Validating a chunk peaks at ~15 KiB per line
-# (pandera frames of every answer), and the next chunk is read while this one is scored:
-# 20k lines keep 200k-1M sites under 1 GiB; 50k (the ingest chunk) went to 1.2 GiB.
+# Lines read and validated at once by `radar score`: validating a chunk peaks at ~15 KiB per line
+# (pandera frames of every answer on the exact path). The valid sites are kept (in DuckDB) and
+# scored once, for the whole file (with --explain: per chunk, the next chunk read meanwhile).
 SCORE_CHUNK_LINES = 20_000
 REJECTS_SHOWN = 20
 
@@ -56,21 +57,27 @@ def _scoring_connection(edition: int, warehouse: Path) -> duckdb.DuckDBPyConnect
         raise SystemExit(f"edition {edition} has no inherent risk in {warehouse}: run "
                          f"`radar refresh --edition {edition}` first")
     scoring.load_rules(con, temp=True)
+    # the intake already rejects a repeated site_id: no primary-key index to maintain per insert
+    con.execute("create or replace table sites as select * from sites limit 0")
     return con
 
 
-def _load_chunk(con: duckdb.DuckDBPyConnection, part) -> None:
-    """Replace the in-memory site tables with one chunk's valid sites."""
-    for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
-        con.execute(f"delete from {table}")
+def _load_chunk(con: duckdb.DuckDBPyConnection, part, *, append: bool = False) -> None:
+    """Put one chunk's valid sites into the in-memory site tables: in place of the previous chunk's,
+    or (`append`) beside them (--explain: each chunk is scored on its own)."""
+    if not append:
+        for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
+            con.execute(f"delete from {table}")
     now = datetime.now(UTC).replace(tzinfo=None)
     for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
                         ("nonconformities", "site_nonconformities")):
-        con.register("_radar_chunk", getattr(part, name))
+        frame = getattr(part, name)
+        if not frame.height:
+            continue
+        con.register("_radar_chunk", frame)
         try:
-            extra = ", $now as updated_at" if table == "sites" else ""
-            con.execute(f"insert into {table} by name select *{extra} from _radar_chunk",
-                        {"now": now} if extra else None)
+            extra = f", '{now.isoformat()}'::timestamp as updated_at" if table == "sites" else ""
+            con.execute(f"insert into {table} by name select *{extra} from _radar_chunk")
         finally:
             con.unregister("_radar_chunk")
 
@@ -105,11 +112,14 @@ class _Sink:
 def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                   explain_out: Path | None = None, chunk_lines: int | None = None,
                   progress: bool = True, rejects_kept: int | None = REJECTS_SHOWN) -> ScoreFileResult:
-    """Score a JSON Lines file against the warehouse's inherent risk, streamed: the file is read
-    and scored in chunks of `chunk_lines` lines, so memory does not grow with it. Writes the
-    scores (one row per valid site, ordered by site_id, the columns of the engine's site_scores)
-    to `out`, and with `explain_out` the explanation rows (site_score_factors) as well; the
-    explanation rows are only computed when asked for (they are ~80 rows per site)."""
+    """Score a JSON Lines file against the warehouse's inherent risk. The file is read and
+    validated in chunks of `chunk_lines` lines (the parser's memory is bounded by the chunk); the
+    valid sites of every chunk are collected in the in-memory DuckDB and scored ONCE, for the whole
+    file (~0.6 KiB per site there: 1M sites under 1.5 GiB in all). Writes the scores (one row per
+    valid site, ordered by site_id, the columns of the engine's site_scores) to `out`. With
+    `explain_out` the explanation rows (site_score_factors, ~80 per site) are written as well: then
+    each chunk is scored on its own (so that those rows stream to the file chunk by chunk) and
+    the chunks' scores are merged by site_id."""
     from radar_pipeline.progress import MIN_TOTAL, Progress, count_lines
     from radar_pipeline.sites.intake import iter_sites_jsonl
 
@@ -134,41 +144,73 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
         with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \
                 Progress("score", total=total, min_total=MIN_TOTAL if progress else 1 << 62) as bar:
+            # the file's sites and the scoring's hash tables stay under RADAR_MEMORY_LIMIT (1GB by
+            # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
+            spill = (Path(tmp) / "duckdb").as_posix().replace("'", "''")
+            con.execute(f"set temp_directory = '{spill}'")
+            con.execute(f"set memory_limit = '{_limit(settings.memory_limit())}'")
             explain = _Sink(explain_out) if explain_out is not None else None
             parts: list[Path] = []
             try:
-                # the next chunk is read and validated (polars, orjson) while DuckDB scores this one
-                pending = reader.submit(next, chunks, None)
+                # Scoring each chunk on its own (--explain), the next chunk is read and validated
+                # (polars, orjson) while DuckDB scores this one. Scoring the whole file once, the
+                # chunks are read one after the other: DuckDB's insert of a chunk scans its frames
+                # through Python and would wait on the parser thread (the GIL) for every batch.
+                ahead = explain is not None
+                pending = reader.submit(next, chunks, None) if ahead else None
                 k = 0
-                while (part := pending.result()) is not None:
-                    pending = reader.submit(next, chunks, None)
+                while (part := pending.result() if ahead else next(chunks, None)) is not None:
+                    if ahead:
+                        pending = reader.submit(next, chunks, None)
                     result.n_rejected += part.rejects.height
                     room = (part.rejects.height if rejects_kept is None
                             else rejects_kept - sum(r.height for r in result.rejects))
                     if room > 0 and part.rejects.height:
                         result.rejects.append(part.rejects.head(room))
-                    _load_chunk(con, part)
-                    scores = scoring.score_sites(con, edition, None, version)
-                    result.n_scored += scores.height
-                    parts.append(Path(tmp) / f"scores_{k:06d}.parquet")
-                    scores.write_parquet(parts[-1], compression="lz4")
+                    _load_chunk(con, part, append=explain is None)
                     if explain is not None:
+                        scores = scoring.score_sites(con, edition, None, version)
+                        result.n_scored += scores.height
+                        parts.append(Path(tmp) / f"scores_{k:06d}.parquet")
+                        scores.write_parquet(parts[-1], compression="lz4")
                         explain.write(con.sql(factors_sql, params=factor_params).pl())
                     bar.update(part.sites.height + part.rejects["line"].n_unique(),
                                rejected=result.n_rejected)
                     k += 1
-                if not parts:  # an empty file: the columns without rows (the site tables are empty)
+                if explain is None:  # the whole file at once (an empty file: the columns, no rows)
+                    scores = scoring.score_sites_unordered(con, edition, None, version)
+                    con.close()  # the file's sites in DuckDB (~1 GiB at 1M) are freed before the sort
+                    scores = scoring.order_by_site_id(scores)
+                    result.n_scored = scores.height
+                    _write(scores, out)
+                elif not parts:  # an empty file: the columns without rows (the site tables are empty)
                     parts.append(Path(tmp) / "scores_empty.parquet")
                     scoring.score_sites(con, edition, None, version).write_parquet(parts[-1])
-                    if explain is not None:
-                        explain.write(con.sql(factors_sql, params=factor_params).pl())
+                    explain.write(con.sql(factors_sql, params=factor_params).pl())
             finally:
                 if explain is not None:
                     explain.close()
-            _write_sorted(parts, out)
+            if explain is not None:
+                _write_sorted(parts, out)
     finally:
         con.close()
     return result
+
+
+def _limit(value: str) -> str:
+    """A memory limit as DuckDB takes it (digits, a dot and a unit such as GB or MiB)."""
+    if not value.replace(".", "").replace(" ", "").isalnum():
+        raise SystemExit(f"RADAR_MEMORY_LIMIT {value!r} is not a size such as 1GB")
+    return value
+
+
+def _write(scores: pl.DataFrame, out: Path) -> None:
+    """The scores (already ordered by site_id: scoring.score_sites) as `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        scores.write_csv(out)
+    else:
+        scores.write_parquet(out)
 
 
 def _write_sorted(parts: list[Path], out: Path) -> None:

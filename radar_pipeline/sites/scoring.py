@@ -8,16 +8,22 @@ radar_pipeline/rules/.
 
 `score_sites` and `factor_rows` only read: they fill the temp table score_scope, resolve the
 factor bands (sql/sites/saq_bands.sql, a few dozen rows) and create the per-site parts as temp
-views. Three of them read site_saq's columns and are rendered here from the bands and the
-control catalogue, because DuckDB cannot address a column by a name held in a row:
-site_answer_points (one row per site with a questionnaire, one column per factor: the points
-of its answer, null when unanswered), site_answer_bands (the same with the band and the
-answer text, for the explanation rows) and site_control_conditions (one column per
-conditional control: its points where it applies). They are evaluated row-wise on one row per site,
-where a long layout needed ~27 rows per site and hash joins over all of them. The rest is SQL
-(site_conditional_controls, site_factor_points, site_control_points: computed only when
-read) and the scores are materialised as the temp table scored_sites (not site_scores, the
-warehouse table the scores are published to) on the caller's connection.
+views. The scores read the site tables through the views scoped_sites / scoped_saq /
+scoped_controls / scoped_nonconformities (the tables themselves when every site is scored, the
+scope's rows otherwise). Three views read site_saq's columns and are rendered here from the bands
+and the control catalogue, because DuckDB cannot address a column by a name held in a row:
+site_answer_summary (one row per site with a questionnaire: raw points, answered factors and
+one bit per conditional control that applies — plain integer sums over one row per site, the
+scores' only view of the answers), site_answer_bands (one column per factor: its band and
+answer text, for the explanation rows) and site_control_conditions (one column per conditional
+control: its points where it applies, for the explanation rows). The rest is SQL
+(site_conditional_controls, site_factor_points, site_control_points: computed only when read).
+The scores (sql/sites/site_scores.sql: one row per site joined to one aggregate row per site of
+each sparse input, no grid, no ordered aggregate) are computed once into Arrow, ordered by
+site_id in polars, returned, and registered on the caller's connection as scored_sites (not
+site_scores, the warehouse table they are published to) for the explanation rows and
+store.score_and_store: nothing is materialised in DuckDB. Bench: bench/bench_site_scoring.py,
+beside a DuckDB floor and a polars peer (bench/peer_polars.py, tested equal).
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import rule_sql
+from radar_pipeline import rule_sql, rules_check
 from radar_pipeline.metadata import saq_table
 from radar_pipeline.settings import SQL_DIR, rules_dir
 
@@ -123,14 +129,28 @@ def total_available(factors: pl.DataFrame) -> float:
 def load_rules(con: duckdb.DuckDBPyConnection, *, factors_path: Path | None = None,
                levels_path: Path | None = None, controls_path: Path | None = None,
                temp: bool = False) -> None:
-    """(Re)create saq_factors and controls_catalogue from the rule CSVs."""
+    """(Re)create saq_factors and controls_catalogue from the rule CSVs — after checking the whole
+    rules folder (rules_check, once per content): a broken table fails here naming file and line,
+    before any site is scored, on every scoring path (`radar score` included)."""
+    rules_check.check()
     rule_sql.create_from_frame(con, "saq_factors", read_saq_factors(factors_path, levels_path), temp=temp)
     rule_sql.create_from_frame(con, "controls_catalogue", read_controls(controls_path), temp=temp)
 
 
+SCOPED_VIEWS = {  # view -> (table, columns the scoring reads)
+    # site_row: the site's place in the table, to order the scores by (see _prepare)
+    "scoped_sites": ("sites", "sites.rowid as site_row, site_id, iso3, isic_code, isic_level, isic_class"),
+    "scoped_saq": ("site_saq", "*"),
+    "scoped_controls": ("site_controls", "site_id, control_id"),
+    "scoped_nonconformities": ("site_nonconformities", "site_id, severity, status"),
+}
+MAX_CONDITIONAL_CONTROLS = 62  # one bit each in a BIGINT mask (site_answer_summary.applies_mask)
+ANSWERED = 1 << 16  # site_answer_summary: what an answered factor adds to its site's packed sum
+
+
 def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
-             methodology_version: str, overrides: pl.DataFrame | None = None) -> None:
-    # score_scope(site_key, site_id): the SQL joins and groups on the integer site_key
+             methodology_version: str, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
+    # score_scope(site_key, site_id): the explanation views join and group on the integer site_key
     if site_ids is None:
         # sites.site_id is the primary key: already distinct
         con.execute("create or replace temp table score_scope as "
@@ -144,12 +164,72 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
     # The per-site parts are views: the scores read one row per site, and the site x factor /
     # site x control grids are computed only when the explanation rows (or a caller) read them.
     con.execute("create or replace temp table saq_bands as " + _sql("saq_bands"))
-    for view, sql in answer_views(con).items():
+    _conditional_bits(con)
+    views = answer_views(con)  # first: it checks site_saq's layout
+    # the scores read the site tables through these views: the tables themselves when every site
+    # is scored (no join to score_scope), the scope's rows otherwise
+    for view, (table, cols) in SCOPED_VIEWS.items():
+        scoped = "" if site_ids is None else " semi join score_scope using (site_id)"
+        con.execute(f"create or replace temp view {view} as select {cols} from {table}{scoped}")
+    for view, sql in views.items():
         con.execute(f"create or replace temp view {view} as {sql}")
     for view in ("site_conditional_controls", "site_factor_points", "site_control_points"):
         con.execute(f"create or replace temp view {view} as " + _sql(view))
-    con.execute("create or replace temp table scored_sites as " + _sql("site_scores"),
-                {"edition": edition, "methodology_version": methodology_version})
+    # The scores are computed once, into Arrow, ordered by site_id in polars (cheaper than an ORDER
+    # BY in the query) for the caller, and the Arrow result is handed back to DuckDB as
+    # scored_sites (zero copy, in the query's order) for the explanation rows and
+    # store.score_and_store: no temp table is materialised.
+    result = con.execute(_with_params(_sql("site_scores"), edition, methodology_version)).to_arrow_table()
+    if con.execute("select 1 from duckdb_tables() where table_name = 'scored_sites' and temporary").fetchall():
+        con.execute("drop table temp.scored_sites")  # the temp table earlier versions left behind
+    scores = pl.from_arrow(result)
+    # registered as a polars frame: registering an Arrow table (or binding a view to one) makes
+    # duckdb import pandas, ~0.5-1 s of a cold process
+    con.register("scored_sites", scores.drop("site_row"))
+    return scores
+
+
+def order_by_site_id(scores: pl.DataFrame) -> pl.DataFrame:
+    """The scores ordered by site_id. The query's hash joins shuffle the rows by blocks; put back in
+    the sites table's order (an integer sort), they are usually already in site_id order (the
+    intake stores a file's lines in order, and files are mostly written sorted): checked, and
+    sorted by site_id (a string sort, several times dearer) only when they are not."""
+    if scores.height > 1:
+        scores = scores.sort("site_row")
+        if not scores["site_id"].is_sorted():
+            scores = scores.sort("site_id")
+    return scores.drop("site_row")
+
+
+def _with_params(sql: str, edition: int, methodology_version: str) -> str:
+    """$edition and $methodology_version as literals: binding a Python parameter makes duckdb import
+    pandas (~1 s of a cold process, e.g. `radar score`), and these two are an int and a text."""
+    return (sql.replace("$edition", str(int(edition)))
+            .replace("$methodology_version", _text(str(methodology_version))))
+
+
+def _saq_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """saq_table.table_columns(con) without a bound parameter (see _with_params)."""
+    return dict(con.execute(
+        f"select column_name, data_type from information_schema.columns where table_name = {_text(saq_table.TABLE)} "
+        "and table_catalog = current_database() and table_schema = current_schema() "
+        "order by ordinal_position").fetchall())
+
+
+def _conditional_bits(con: duckdb.DuckDBPyConnection) -> None:
+    """temp table conditional_control_bits(control_id, bit) and the macro conditional_points(mask):
+    one bit per conditional control (§7), in control_id order, the same as site_answer_summary's
+    applies_mask."""
+    rows = con.sql("select control_id, points from controls_catalogue where applies_when_field is not null "
+                   "order by control_id").fetchall()
+    if len(rows) > MAX_CONDITIONAL_CONTROLS:
+        raise ValueError(f"controls: {len(rows)} controls with a condition; at most {MAX_CONDITIONAL_CONTROLS}")
+    bits = pl.DataFrame({"control_id": [r[0] for r in rows], "bit": [1 << i for i in range(len(rows))]},
+                        schema={"control_id": pl.Utf8, "bit": pl.Int64})
+    rule_sql.create_from_frame(con, "conditional_control_bits", bits, temp=True)
+    terms = [f"case when (m & {1 << i}) <> 0 then {_double(float(r[1]))} else 0::double end"
+             for i, r in enumerate(rows)] or ["0::double"]
+    con.execute("create or replace temp macro conditional_points(m) as (" + " + ".join(terms) + ")")
 
 
 # ---------------------------------------------------------------- views over site_saq's columns
@@ -179,7 +259,7 @@ def _in_band(x: str, band: dict) -> str:
     return " and ".join(tests) or "true"
 
 
-def _factor_case(bands: list[dict], types: dict[str, str], then) -> str:
+def _factor_case(bands: list[dict], types: dict[str, str], then, unanswered: str = "null") -> str:
     """One factor's answer -> then(band) for the band it falls in, then(None) for an answer in
     no band (level none, 0 points), null when unanswered — as sql/sites/saq_bands.sql describes:
     a yes/no answer reads the factor's boolean bands, a choice its enum bands, a number its
@@ -194,25 +274,26 @@ def _factor_case(bands: list[dict], types: dict[str, str], then) -> str:
     ftype = types.get(field)
     if den is not None:
         if ftype not in _NUMERIC or types.get(den) not in _NUMERIC:
-            return "null"  # a ratio reads two numeric answers: anything else is never answered
+            return unanswered  # a ratio reads two numeric answers: anything else is never answered
         num, dcol = f"{col}::double", f"{_ident(den)}::double"
         ratio = f"round({num} / {dcol}, 9)"
         on_ratio = "".join(f" when {_in_band(ratio, b)} then {then(b)}" for b in of_kind("ratio"))
         on_zero = "".join(f" when {_in_band(num, b)} then {then(b)}" for b in of_kind("ratio_zero_denominator"))
-        return (f"case when {col} is null or {_ident(den)} is null then null"
+        return (f"case when {col} is null or {_ident(den)} is null then {unanswered}"
                 f" when {dcol} > 0 then (case{on_ratio} else {none} end)"
                 f" when {dcol} = 0 then (case{on_zero} else {none} end) else {none} end")
     if ftype is None:
-        return "null"  # no such column: never answered
+        return unanswered  # no such column: never answered
     if ftype == "BOOLEAN":
         yes = next((then(b) for b in of_kind("boolean") if b["match_text"] == "true"), none)
         no = next((then(b) for b in of_kind("boolean") if b["match_text"] == "false"), none)
-        return f"case when {col} then {yes} when not {col} then {no} end"
+        tail = "" if unanswered == "null" else f" else {unanswered}"
+        return f"case when {col} then {yes} when not {col} then {no}{tail} end"
     if ftype in _NUMERIC:
         whens = "".join(f" when {_in_band(col + '::double', b)} then {then(b)}" for b in of_kind("number"))
     else:
         whens = "".join(f" when {col} = {_text(b['match_text'])} then {then(b)}" for b in of_kind("enum"))
-    return f"case when {col} is null then null{whens} else {none} end"
+    return f"case when {col} is null then {unanswered}{whens} else {none} end"
 
 
 def _answer_text(bands: list[dict], types: dict[str, str]) -> str:
@@ -248,11 +329,21 @@ def _condition(control: dict, types: dict[str, str]) -> str:
     return f"case when {answer} {op} {_text(value)} then {_double(control['points'])} end"
 
 
+def _condition_test(control: dict, types: dict[str, str]) -> str:
+    """_condition's test alone (true where the control applies, else false or null); a yes/no
+    answer is tested as a boolean, not as its text: the same outcome without a string per row."""
+    field, test, value = control["applies_when_field"], control["applies_when_test"], control["applies_when_value"]
+    if types.get(field) != "BOOLEAN":
+        return f"({_condition(control, types)}) is not null"
+    wanted = (value.lower() == "true") == (test == "is")  # read_controls: value is true or false
+    return _ident(field) if wanted else f"not {_ident(field)}"
+
+
 def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """SELECTs of the temp views site_answer_points, site_answer_bands and site_control_conditions
     over site_saq for the sites in score_scope, rendered from the temp table saq_bands and the
     controls_catalogue (see the module docstring). Names are quoted, values are SQL literals."""
-    types = saq_table.table_columns(con)
+    types = _saq_columns(con)
     if not types:
         raise RuntimeError("no site_saq table: open the warehouse for writing once (radar_pipeline.warehouse."
                            "connect creates it from rules/saq_fields.csv)")
@@ -271,13 +362,27 @@ def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     points, explained = [], []
     for factor_id, bands in by_factor.items():
         name = _ident(bands[0]["factor"])
-        points.append(f"({_factor_case(bands, types, band_points)}) as {name}")
+        points.append(f"({_factor_case(bands, types, band_points)}) as p{factor_id}")
         band = _factor_case(bands, types, band_id)
         explained.append(f"{{'factor_id': {factor_id}, 'band_id': ({band}), "
                          f"'answer': {_answer_text(bands, types)}}} as {name}")
-    conditions = [f"{_condition(c, types)} as {_ident(c['control_id'])}" for c in con.sql(
+    # Whole, non-negative points (the default levels: 0, 1, 2, 4, 7) are summed as one integer per
+    # site: each answered factor adds ANSWERED + its points, an unanswered one 0, so the sum holds
+    # n_answered (sum // ANSWERED) and raw_points (sum % ANSWERED) — one CASE and one addition per
+    # factor instead of nullable double sums and a separate count. Other points: the plain sums.
+    all_points = [b["points"] for bands in by_factor.values() for b in bands if b["points"] is not None]
+    packed = all(p >= 0 and float(p).is_integer() for p in all_points) \
+        and sum(max(all_points, default=0) for _ in by_factor) < ANSWERED
+    if packed:
+        def packed_points(band: dict | None) -> str:
+            return str(ANSWERED + (int(band["points"]) if band else 0))
+        points_sum = [f"({_factor_case(bands, types, packed_points, '0')})" for bands in by_factor.values()]
+    else:
+        points_sum = [f"p{factor_id}" for factor_id in by_factor]
+    controls = con.sql(
         "select control_id, points, applies_when_field, applies_when_test, applies_when_value from controls_catalogue "
-        "where applies_when_field is not null order by control_id").pl().iter_rows(named=True)]
+        "where applies_when_field is not null order by control_id").pl().to_dicts()
+    conditions = [f"{_condition(c, types)} as {_ident(c['control_id'])}" for c in controls]
     # UNPIVOT needs a column: a catalogue without conditional controls gets one that is never true
     conditions = conditions or ["null::double as _no_conditional_control"]
     scoped = "from site_saq as q inner join score_scope as sc using (site_id)"
@@ -285,7 +390,21 @@ def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     def select(cols: list[str]) -> str:
         return "select sc.site_key" + "".join(f",\n    {c}" for c in cols) + f"\n{scoped}"
 
-    return {"site_answer_points": select(points), "site_answer_bands": select(explained),
+    # the scores' one row per site: sums over plain columns (the bits as conditional_control_bits)
+    mask = " + ".join(f"(case when {_condition_test(c, types)} then {1 << i}::bigint else 0 end)"
+                      for i, c in enumerate(controls)) or "0::bigint"
+    if packed:
+        total = " + ".join(points_sum) or "0"
+        summary = (f"select site_id, (s % {ANSWERED})::double as raw_points, s // {ANSWERED} as n_answered, "
+                   f"applies_mask\nfrom (\n    select q.site_id,\n    ({total}) as s,\n"
+                   f"    ({mask}) as applies_mask\n    from scoped_saq as q\n)")
+    else:
+        raw = " + ".join(f"coalesce({p}, 0::double)" for p in points_sum) or "0::double"
+        answered = " + ".join(f"({p} is not null)::integer" for p in points_sum) or "0"
+        summary = ("select site_id, (" + raw + ")::double as raw_points, (" + answered + ") as n_answered, "
+                   "applies_mask\nfrom (\n    select q.site_id" + "".join(f",\n    {c}" for c in points)
+                   + f",\n    ({mask}) as applies_mask\n    from scoped_saq as q\n)")
+    return {"site_answer_summary": summary, "site_answer_bands": select(explained),
             "site_control_conditions": select(conditions)}
 
 
@@ -311,8 +430,15 @@ def score_sites(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str
                 methodology_version: str | None = None, overrides: pl.DataFrame | None = None) -> pl.DataFrame:
     """site_scores rows for the given sites (all sites when None). Writes no permanent table.
     methodology_version defaults to the fingerprint of the site stage (METHODOLOGY §8c)."""
-    _prepare(con, edition, site_ids, methodology_version or site_version(), overrides)
-    return con.sql("select * from scored_sites order by site_id").pl()
+    return order_by_site_id(_prepare(con, edition, site_ids, methodology_version or site_version(), overrides))
+
+
+def score_sites_unordered(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] | None,
+                          methodology_version: str | None = None,
+                          overrides: pl.DataFrame | None = None) -> pl.DataFrame:
+    """score_sites' rows in the query's order, with the extra column site_row: for a caller that
+    frees the connection's memory before ordering them (`order_by_site_id`), as `radar score` does."""
+    return _prepare(con, edition, site_ids, methodology_version or site_version(), overrides)
 
 
 def site_version() -> str:

@@ -55,19 +55,40 @@ scored as (
     join rule_topics as t using (topic)
 ),
 
-aggregated as (
+-- Each mean is summed in topic order, so that it does not depend on how the rows reach the
+-- aggregate (deterministic to the last bit): the (topic, pillar, score) triples of a class are
+-- listed, sorted by topic (topics are unique per class) and averaged in that order with list_avg
+-- — the same sums as avg(score order by topic), without an ordered aggregate per mean.
+listed as (
     select
         edition,
         iso3,
         isic_class,
-        avg(score order by topic) as score,
-        avg(score order by topic) filter (where pillar = 'labour_standards') as labour_standards,
-        avg(score order by topic) filter (where pillar = 'health_safety')    as health_safety,
-        avg(score order by topic) filter (where pillar = 'business_ethics')  as business_ethics,
-        avg(score order by topic) filter (where pillar = 'environment')      as environment,
-        list(topic) as present_topics
+        list_sort(list({'topic': topic, 'pillar': pillar, 'score': score})) as topic_scores
     from scored
     group by edition, iso3, isic_class
+),
+
+aggregated as (
+    select
+        l.edition,
+        l.iso3,
+        l.isic_class,
+        list_avg(list_transform(l.topic_scores, lambda x: x.score)) as score,
+        list_avg(list_transform(
+            list_filter(l.topic_scores, lambda x: x.pillar = 'labour_standards'), lambda x: x.score
+        )) as labour_standards,
+        list_avg(list_transform(
+            list_filter(l.topic_scores, lambda x: x.pillar = 'health_safety'), lambda x: x.score
+        )) as health_safety,
+        list_avg(list_transform(
+            list_filter(l.topic_scores, lambda x: x.pillar = 'business_ethics'), lambda x: x.score
+        )) as business_ethics,
+        list_avg(list_transform(
+            list_filter(l.topic_scores, lambda x: x.pillar = 'environment'), lambda x: x.score
+        )) as environment,
+        list_transform(l.topic_scores, lambda x: x.topic) as present_topics
+    from listed as l
 ),
 
 assembled as (

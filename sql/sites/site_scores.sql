@@ -1,55 +1,22 @@
 -- One row per site in scope: combined overall site risk (METHODOLOGY §6, §7, §8, §9).
 -- Parameters: $edition (inherent-risk edition), $methodology_version (stamped on rows).
--- Tables: score_scope (site_key: an integer per distinct site_id, carried through every
--- join and group by below instead of the text id), sites, site_controls (one row per
--- claimed site/control: the intake de-duplicates), site_nonconformities, saq_factors,
--- controls_catalogue, isic, inherent_risk_overall, site_overrides_in_force (site_id, category,
--- reason, author: at most one per site, §8b), and the views site_answer_points (one row per
--- site in scope with a questionnaire — a site_saq row —, one column per SAQ factor: the
--- points of the band its answer falls in, null when unanswered; rendered by scoring.py from
--- sql/sites/saq_bands.sql) and site_conditional_controls (conditional controls that apply, §7).
--- Macros round_score and score_category: sql/sites/score_rules.sql (the one home of the
--- rounding and category rules). Per-site sums come straight from one row per site
--- and the sparse control inputs: the site x factor / site x control grids are built only for
--- the explanation rows.
+-- Tables: the scoped views of scoring.py — scoped_sites, scoped_controls and
+-- scoped_nonconformities (the sites in score_scope and their claims / findings; plain views of
+-- sites, site_controls, site_nonconformities when every site is scored) and
+-- site_answer_summary (one row per site in scope with a questionnaire — a site_saq row —:
+-- raw_points, the sum of the points of the bands its answers fall in (§6), n_answered, and
+-- applies_mask, one bit per conditional control whose condition its answers pass (§7);
+-- rendered by scoring.py from sql/sites/saq_bands.sql and controls_catalogue) —, saq_factors,
+-- controls_catalogue, conditional_control_bits (control_id, bit: the same bits),
+-- isic, inherent_risk_overall, site_overrides_in_force (site_id, category, reason, author: at
+-- most one per site, §8b). Macros round_score and score_category (sql/sites/score_rules.sql:
+-- the one home of the rounding and category rules) and conditional_points(mask) (scoring.py:
+-- the points of the conditional controls whose bits are set).
+-- One row per site is joined to one aggregate row per site of each sparse input (answers,
+-- claims, open findings) on site_id: no site x factor / site x control grid (those are built
+-- only for the explanation rows, sql/sites/site_score_factors.sql). No ORDER BY: the rows carry
+-- site_row (the site's rowid in sites), which scoring.py orders them by, then drops.
 with
-
-scope as (
-    select site_key, site_id from score_scope
-),
-
-sites_in_scope as (
-    select sc.site_key, s.site_id, s.iso3, s.isic_code, s.isic_level, s.isic_class
-    from sites as s
-    inner join scope as sc using (site_id)
-),
-
--- one list per site: every factor's points, null where unanswered (the view's columns are
--- the factors, whatever saq_factors.csv lists)
-answer_points as (
-    select site_key, list_value(*columns(* exclude (site_key))) as points
-    from site_answer_points
-),
-
-catalogue as (
-    select control_id, points, applies_when_field
-    from controls_catalogue
-),
-
-conditional as (
-    select site_key, control_id from site_conditional_controls
-),
-
--- one row per site with a questionnaire, one column per conditional control: its points where
--- it applies, else null (rendered by scoring.py from controls_catalogue)
-condition_points as (
-    select site_key, list_value(*columns(* exclude (site_key))) as points
-    from site_control_conditions
-),
-
-overrides as (
-    select site_id, category, reason, author from site_overrides_in_force
-),
 
 -- the denominator is the same for every site: the sum of each factor's highest points
 total_available as (
@@ -59,8 +26,59 @@ total_available as (
     from (select factor, max(points) as max_points from saq_factors group by factor)
 ),
 
+-- §7 available points of the controls without a condition: the same for every site
+always_available as (
+    select coalesce(sum(points), 0)::double as points
+    from controls_catalogue
+    where applies_when_field is null
+),
+
+-- §7 claims (one row per claimed site/control: the intake de-duplicates), per site: the points
+-- of the claimed unconditional controls, and the bits of the claimed conditional ones (a claimed
+-- control outside the catalogue earns nothing)
+claim_values as (
+    select
+        k.control_id,
+        case when k.applies_when_field is null then k.points end as always_points,
+        b.bit
+    from controls_catalogue as k
+    left join conditional_control_bits as b using (control_id)
+),
+
+claims as (
+    select
+        c.site_id,
+        sum(v.always_points) as achieved_always,
+        coalesce(bit_or(v.bit), 0) as claimed_mask
+    from scoped_controls as c
+    inner join claim_values as v using (control_id)
+    group by c.site_id
+),
+
+-- §8.2 audit state: open findings only (site_nonconformities holds the latest state)
+audit_state as (
+    select
+        site_id,
+        count(*) filter (where severity in ('business_critical', 'critical')) as open_critical,
+        count(*) filter (where severity = 'major') as open_major
+    from scoped_nonconformities
+    where status = 'open'
+    group by site_id
+),
+
 inherent as (
-    select * from inherent_risk_overall where edition = $edition
+    select
+        iso3,
+        isic_class,
+        score,
+        labour_standards,
+        health_safety,
+        business_ethics,
+        environment,
+        missing_topics,
+        confidence
+    from inherent_risk_overall
+    where edition = $edition
 ),
 
 classes as (
@@ -83,112 +101,50 @@ class_codes as (
 ),
 
 codes_in_scope as (
-    select distinct iso3, isic_level, isic_code from sites_in_scope
+    select distinct iso3, isic_level, isic_code from scoped_sites
 ),
 
-code_inherent as (
+-- the classes' values in class order, each mean summed in that order (list_avg over the sorted
+-- list: the same sums as avg(... order by isic_class), without an ordered aggregate)
+code_classes as (
     select
         s.iso3,
         s.isic_level,
         s.isic_code,
-        avg(i.score order by i.isic_class) as inherent,
-        avg(i.labour_standards order by i.isic_class) as labour_standards,
-        avg(i.health_safety order by i.isic_class) as health_safety,
-        avg(i.business_ethics order by i.isic_class) as business_ethics,
-        avg(i.environment order by i.isic_class) as environment,
-        any_value(i.missing_topics) as missing_topics,
-        avg(i.confidence order by i.isic_class) as inherent_confidence,
-        count(i.score) as n_inherent_classes
+        list_sort(list({
+            'c': i.isic_class,
+            's': i.score,
+            'ls': i.labour_standards,
+            'hs': i.health_safety,
+            'be': i.business_ethics,
+            'en': i.environment,
+            'cf': i.confidence
+        })) as v,
+        any_value(i.missing_topics) as missing_topics
     from codes_in_scope as s
     inner join class_codes as c on c.isic_level = s.isic_level and c.isic_code = s.isic_code
     inner join inherent as i on i.iso3 = s.iso3 and i.isic_class = c.isic_class
     group by s.iso3, s.isic_level, s.isic_code
 ),
 
-site_inherent as (
-    select s.site_key, ci.* exclude (iso3, isic_level, isic_code)
-    from sites_in_scope as s
-    inner join code_inherent as ci using (iso3, isic_level, isic_code)
-),
-
--- §9: primary producer flag of the site's own code (a division like 01 is one too)
-site_sector as (
-    select s.site_key, coalesce(x.is_primary_producer, false) as is_primary_producer
-    from sites_in_scope as s
-    left join isic as x on x.code = s.isic_code
-),
-
--- raw points = sum over answered factors of their band's points; unanswered = factors - answered.
--- One row per site with a questionnaire: "no self-assessment" = no row (no site_saq row)
-characteristics as (
-    select site_key, list_sum(points) as raw_points, list_count(points) as n_answered
-    from answer_points
-),
-
--- §7, as in site_control_points: a control applies when it has no condition, or the site's
--- SAQ answer passes its condition (site_conditional_controls); available = always-applicable
--- points (the same for every site) + the points of the conditional controls that apply
-always_available as (
-    select coalesce(sum(points), 0)::double as points from catalogue where applies_when_field is null
-),
-
-conditional_available as (
-    select site_key, coalesce(list_sum(points), 0) as points
-    from condition_points
-),
-
--- achieved: claimed controls that apply (a claimed control outside the catalogue, or one
--- that does not apply, earns nothing). Claims of unconditional controls are summed per site_id
--- before the join to scope (one row per site instead of one per claim, ~8 per site); claims
--- of conditional controls also need the site's applicability (conditional).
-achieved_always as (
-    select sc.site_key, a.points
-    from (
-        select c.site_id, sum(k.points) as points
-        from site_controls as c
-        inner join catalogue as k using (control_id)
-        where k.applies_when_field is null
-        group by c.site_id
-    ) as a
-    inner join scope as sc using (site_id)
-),
-
-achieved_conditional as (
-    select sc.site_key, sum(k.points) as points
-    from site_controls as c
-    inner join catalogue as k using (control_id)
-    inner join scope as sc using (site_id)
-    semi join conditional as y on y.site_key = sc.site_key and y.control_id = c.control_id
-    where k.applies_when_field is not null
-    group by sc.site_key
-),
-
-controls as (
+code_inherent as (
     select
-        s.site_key,
-        (coalesce(aa.points, 0) + coalesce(ac.points, 0))::double as achieved_points,
-        (al.points + coalesce(ca.points, 0))::double as available_points
-    from scope as s
-    cross join always_available as al
-    left join conditional_available as ca using (site_key)
-    left join achieved_always as aa using (site_key)
-    left join achieved_conditional as ac using (site_key)
-),
-
--- §8.2 audit state: open findings only (site_nonconformities holds the latest state)
-audit_state as (
-    select
-        sc.site_key,
-        count(*) filter (where n.severity in ('business_critical', 'critical')) as open_critical,
-        count(*) filter (where n.severity = 'major') as open_major
-    from site_nonconformities as n
-    inner join scope as sc using (site_id)
-    where n.status = 'open'
-    group by sc.site_key
+        cc.iso3,
+        cc.isic_level,
+        cc.isic_code,
+        list_avg(list_transform(cc.v, lambda x: x.s)) as inherent,
+        list_avg(list_transform(cc.v, lambda x: x.ls)) as labour_standards,
+        list_avg(list_transform(cc.v, lambda x: x.hs)) as health_safety,
+        list_avg(list_transform(cc.v, lambda x: x.be)) as business_ethics,
+        list_avg(list_transform(cc.v, lambda x: x.en)) as environment,
+        cc.missing_topics,
+        list_avg(list_transform(cc.v, lambda x: x.cf)) as inherent_confidence
+    from code_classes as cc
 ),
 
 assembled as (
     select
+        s.site_row,
         s.site_id,
         s.iso3,
         s.isic_code,
@@ -200,30 +156,45 @@ assembled as (
         i.environment,
         i.missing_topics,
         i.inherent_confidence,
-        ch.site_key is null as inherent_only,
-        coalesce(ch.raw_points, 0) as raw_points,
+        ch.site_id is null as inherent_only,
+        coalesce(ch.raw_points, 0)::double as raw_points,
         t.total_available,
         t.n_factors - coalesce(ch.n_answered, 0) as n_unanswered,
         -- §8a: answered factors / all factors; 0 without an SAQ (no answers at all)
         coalesce(ch.n_answered, 0) / t.n_factors as saq_completeness,
         -- §6: 1 + 9 * min(1, raw / (0.45 * total)); not used (null) when there is no SAQ
-        case when ch.site_key is not null
+        case when ch.site_id is not null
             then 1 + 9 * least(1.0, coalesce(ch.raw_points, 0) / (0.45 * t.total_available))
         end as site_characteristics,
-        -- §7: 5 * achieved / available; null when no control applies (nothing to reduce on)
-        case when ct.available_points > 0
-            then 5 * ct.achieved_points / ct.available_points
-        end as management_controls,
+        -- §7: available = always-applicable points + the conditional controls that apply
+        -- (an unanswered condition leaves the control out); achieved = claimed controls that apply
+        (coalesce(cl.achieved_always, 0)
+         + conditional_points(coalesce(ch.applies_mask, 0) & coalesce(cl.claimed_mask, 0)))::double
+            as achieved_points,
+        (al.points + conditional_points(coalesce(ch.applies_mask, 0)))::double as available_points,
         coalesce(a.open_critical, 0) as open_critical,
         coalesce(a.open_major, 0) as open_major,
-        sec.is_primary_producer
-    from sites_in_scope as s
+        -- §9: primary producer flag of the site's own code (a division like 01 is one too)
+        coalesce(x.is_primary_producer, false) as is_primary_producer
+    from scoped_sites as s
     cross join total_available as t
-    left join site_inherent as i using (site_key)
-    left join characteristics as ch using (site_key)
-    left join controls as ct using (site_key)
-    left join audit_state as a using (site_key)
-    left join site_sector as sec using (site_key)
+    cross join always_available as al
+    left join code_inherent as i
+        on i.iso3 = s.iso3 and i.isic_level = s.isic_level and i.isic_code = s.isic_code
+    left join site_answer_summary as ch on ch.site_id = s.site_id
+    left join claims as cl on cl.site_id = s.site_id
+    left join audit_state as a on a.site_id = s.site_id
+    left join isic as x on x.code = s.isic_code
+),
+
+with_controls as (
+    select
+        * exclude (achieved_points, available_points),
+        -- §7: 5 * achieved / available; null when no control applies (nothing to reduce on)
+        case when available_points > 0
+            then 5 * achieved_points / available_points
+        end as management_controls
+    from assembled
 ),
 
 with_base as (
@@ -232,7 +203,7 @@ with_base as (
         -- §8.3 on the score rounded as every final score is (round_score, sql/sites/score_rules.sql)
         round_score(management_controls) as mc_rounded,
         case when inherent_only then inherent else (inherent + site_characteristics) / 2 end as base
-    from assembled
+    from with_controls
 ),
 
 adjusted as (
@@ -277,47 +248,48 @@ categorised as (
 
 final as (
     select
+        c.site_row,
         $edition::integer as edition,
-        site_id,
-        iso3,
-        isic_code,
-        isic_class,
-        inherent,
-        labour_standards,
-        health_safety,
-        business_ethics,
-        environment,
-        site_characteristics,
-        raw_points,
-        total_available,
-        n_unanswered,
-        management_controls,
-        mc_rounded,
-        open_critical,
-        open_major,
-        base,
-        adjustment,
-        final_score,
-        category_calculated,
+        c.site_id,
+        c.iso3,
+        c.isic_code,
+        c.isic_class,
+        c.inherent,
+        c.labour_standards,
+        c.health_safety,
+        c.business_ethics,
+        c.environment,
+        c.site_characteristics,
+        c.raw_points,
+        c.total_available,
+        c.n_unanswered::bigint as n_unanswered,
+        c.management_controls,
+        c.mc_rounded,
+        c.open_critical,
+        c.open_major,
+        c.base,
+        c.adjustment,
+        c.final_score,
+        c.category_calculated,
         -- §8b: an analyst's override replaces the category (never the score), both are kept
-        coalesce(o.category, category_calculated) as category,
+        coalesce(o.category, c.category_calculated) as category,
         o.reason as override_reason,
         o.author as override_author,
-        is_primary_producer,
-        inherent_only,
-        missing_topics,
-        inherent_confidence,
-        saq_completeness,
-        confidence,
+        c.is_primary_producer,
+        c.inherent_only,
+        c.missing_topics,
+        c.inherent_confidence,
+        c.saq_completeness,
+        c.confidence,
         case
-            when confidence is null then null
-            when confidence >= 0.8 then 'high'
-            when confidence >= 0.5 then 'medium'
+            when c.confidence is null then null
+            when c.confidence >= 0.8 then 'high'
+            when c.confidence >= 0.5 then 'medium'
             else 'low'
         end as confidence_label,
         $methodology_version::varchar as methodology_version
-    from categorised
-    left join overrides as o using (site_id)
+    from categorised as c
+    left join site_overrides_in_force as o on o.site_id = c.site_id
 )
 
 select * from final
