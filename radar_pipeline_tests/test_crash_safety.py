@@ -19,6 +19,8 @@ import pytest
 from radar_pipeline import integrity
 from radar_pipeline.warehouse import connect
 
+pytestmark = pytest.mark.slow  # kills mid-run, subprocesses, held write locks: `python -m pytest -m slow`
+
 MARTS = {
     "indicator_observations": "edition, indicator_id, iso3, data_year",
     "indicator_scores": "edition, indicator_id, iso3",
@@ -488,3 +490,69 @@ def test_inbox_sensor_skips_a_tick_while_another_process_holds_the_warehouse(wh,
         holder.kill()
         holder.wait()
     assert isinstance(result, dg.SkipReason) and "warehouse busy" in result.skip_message
+
+
+# --------------------------------------------------------------------------- kills between scoring and publishing
+
+def _published_sites(published: Path) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        return dict(con.sql("select site_id, count(*) from site_scores_latest group by 1").fetchall())
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_sigkill_between_scoring_and_publishing_then_the_rerun_publishes_every_site_once(wh, tmp_path):
+    """Issue 22 item 4: killed after scoring, before publishing, the rerun said "nothing to score;
+    the published BI snapshot is unchanged" and published nothing, even with no published file.
+    Ten ingests of new sites, each SIGKILLed at a random point after its scoring run committed
+    (the "scored N site(s)" line) and before publishing finished; after each, the rerun scores
+    nothing again and publishes: every site scored once and published once, no temp file of the
+    killed publish left, no run of the killed process left open."""
+    published = settings.published_path()
+    out = published.parent
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the "scored" line arrives when it is printed
+    rng = random.Random(20261206)
+    every: list[str] = []
+    killed = 0
+    for attempt in range(10):
+        sites = _sites_file(wh, tmp_path / f"sites{attempt}.jsonl", 15, seed=100 + attempt)
+        every += [json.loads(line)["site_id"] for line in sites.read_text().splitlines()]
+        cmd = [sys.executable, "-m", "radar_pipeline.cli", "sites", "ingest", str(sites), "--warehouse", str(wh),
+               "--edition", "2024"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        for line in proc.stdout:
+            if line.startswith("scored "):  # the scoring run committed; publishing comes next
+                time.sleep(rng.uniform(0.0, 2.0))  # before, or in the middle of, the publish run
+                break
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.stdout.close()
+        proc.wait(timeout=60)
+
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert "0 new, 0 changed, 15 unchanged" in rerun.stdout and "scored " not in rerun.stdout, rerun.stdout
+        if proc.returncode < 0:  # killed before the snapshot was recorded: the rerun publishes
+            assert "published BI snapshot is behind" in rerun.stdout or "unchanged" in rerun.stdout, rerun.stdout
+        assert _published_sites(published) == dict.fromkeys(every, 1), f"kill #{attempt}"
+        con = connect(wh, read_only=True)
+        try:
+            scored = dict(con.sql("select site_id, count(*) from site_scores where edition = 2024 "
+                                  "group by 1").fetchall())
+        finally:
+            con.close()
+        assert scored == dict.fromkeys(every, 1), f"kill #{attempt}"
+        leftovers = [p for p in out.rglob(".*") if ".snapshots" not in p.parts
+                     and (p.name.endswith((".tmp", ".wal", ".lnk")) or p.name.startswith(".spill."))]
+        assert leftovers == [], f"kill #{attempt}"
+        with dg.DagsterInstance.get() as instance:
+            open_runs = instance.get_runs(filters=dg.RunsFilter(statuses=[
+                dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
+        assert open_runs == [], f"kill #{attempt}: {[(r.job_name, r.status) for r in open_runs]}"
+    assert killed >= 8, f"only {killed} of 10 ingests were still running after scoring: shorten the delays"

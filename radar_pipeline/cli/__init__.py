@@ -90,12 +90,28 @@ def cmd_refresh(args: argparse.Namespace) -> int:
                   "previous tables.", file=sys.stderr)
             return 1
         print(f"Edition {args.edition} refreshed in {elapsed:.1f}s -> {settings.warehouse_path()}")
+        from radar_pipeline.cli.runs import (
+            refresh_stale_editions,
+            rescore_all,
+            rescore_stale_sites,
+            still_stale,
+        )
+
+        # a rule edit leaves every other edition's rows on the old rules: found by version and
+        # recomputed, as the daemon's methodology_sensor does (METHODOLOGY §8c)
+        problems = refresh_stale_editions(instance, warehouse=settings.warehouse_path())
         # what site_scores' automation condition does under the daemon: every registered site
         # is rescored on the latest edition, so the scores never mix editions
-        from radar_pipeline.cli.runs import rescore_all
-
         if not rescore_all(instance, warehouse=settings.warehouse_path()):
             return 1
+        # and the site scores of the other editions computed before their inputs or rules changed
+        problems += rescore_stale_sites(instance, warehouse=settings.warehouse_path())
+        left = still_stale(settings.warehouse_path())
+        for line in problems + left:
+            print(f"NOT CURRENT {line}", file=sys.stderr)
+        if left:
+            print("Some stored rows still disagree with the rules in force (above; `radar methodology --stale`); "
+                  "the published edition_status table says which editions are current.", file=sys.stderr)
         if args.no_publish:
             return 0
         # as publish's automation condition does under the daemon: without `radar ui` running a BI
@@ -148,6 +164,7 @@ Look at it:
 def cmd_publish(args: argparse.Namespace) -> int:
     if args.warehouse:
         os.environ["RADAR_WAREHOUSE"] = args.warehouse
+    existing_warehouse(settings.warehouse_path())  # publish never creates one
     dagster_home()
     import dagster as dg
 
@@ -160,8 +177,32 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_methodology(args: argparse.Namespace) -> int:
     from radar_pipeline import fingerprint
 
-    print(fingerprint.describe())
-    return 0
+    if not args.stale:
+        print(fingerprint.describe())
+        return 0
+    # the rows a rule edit left behind, per table and edition (METHODOLOGY §8c)
+    from radar_pipeline import staleness
+    from radar_pipeline.warehouse import connect, exists
+
+    path = Path(args.warehouse) if args.warehouse else settings.warehouse_path()
+    if not exists(path):
+        print(f"{path}: no warehouse (run `radar refresh --edition Y` first)", file=sys.stderr)
+        return 2
+    con = connect(path, read_only=True)
+    try:
+        stale = staleness.stale_rows(con)
+    finally:
+        con.close()
+    versions = ", ".join(f"{s} {v}" for s, v in fingerprint.versions().items())
+    if stale.is_empty():
+        print(f"{path}: every stored row is current (rules in force: {versions})")
+        return 0
+    print(f"{path}: rows that disagree with the rules in force ({versions}):")
+    for line in staleness.describe(stale):
+        print("  " + line)
+    print("`radar refresh --edition Y` (any edition) recomputes them all; the daemon's methodology_sensor "
+          "does it by itself.")
+    return 1
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -240,12 +281,92 @@ def _register_lazy(sub, argv: list[str]) -> None:
             sub.add_parser(name, help=help_line, add_help=False)
 
 
+class CliError(Exception):
+    """A user error a command reports as one line (`radar: <message>`) with exit code `code`."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+# commands that create the warehouse they are pointed at; every other command refuses a
+# --warehouse that does not exist rather than create an empty file at a mistyped path
+CREATES_WAREHOUSE = ("refresh", "demo")
+
+
+def existing_warehouse(target: str | os.PathLike | None) -> Path:
+    """The warehouse `target` (default RADAR_WAREHOUSE / data/radar.duckdb); CliError when it is a
+    file that does not exist (a DuckLake target is checked when it is opened)."""
+    target = target or settings.warehouse_path()
+    if not str(target).startswith("ducklake:") and not Path(target).exists():
+        raise CliError(f"no warehouse at {target}: check --warehouse / RADAR_WAREHOUSE, or create it with "
+                       f"`radar refresh --edition <year>`")
+    return Path(target)
+
+
+# the warehouse the running command uses: a DuckDB error names no file, the message adds it
+_WAREHOUSE: list[str] = []
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: its message (and notes) joined, the type named (a bare KeyError 'x'
+    says little), and for a DuckDB error the warehouse it was about."""
+    parts = [str(exc).strip(), *getattr(exc, "__notes__", ())]
+    text = "; ".join(line.strip() for part in parts for line in str(part).splitlines() if line.strip())
+    if isinstance(exc, CliError):
+        return text
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    duckdb = sys.modules.get("duckdb")
+    is_duckdb = duckdb is not None and isinstance(exc, duckdb.Error)
+    if _WAREHOUSE and _WAREHOUSE[-1] not in text and (is_duckdb or "warehouse" in text.lower()):
+        hint = " (never refreshed? `radar refresh --edition <year>`)" \
+            if is_duckdb and isinstance(exc, duckdb.CatalogException) else ""
+        text = f"warehouse {_WAREHOUSE[-1]}: {text}{hint}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Any error is one line on stderr (`radar: ...`, exit 1; a CliError its own
+    code); `--debug` (anywhere on the line) or RADAR_DEBUG=1 shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = os.environ.get("RADAR_DEBUG")
+    if "--debug" in argv:  # global, wherever it is typed; nested calls (radar demo) inherit it
+        argv = [a for a in argv if a != "--debug"]
+        os.environ["RADAR_DEBUG"] = "1"
+    debug = os.environ.get("RADAR_DEBUG") == "1"
+    depth = len(_WAREHOUSE)  # `radar demo` runs commands through main() too
+    try:
+        return _main(argv)
+    except CliError as exc:
+        if debug:
+            raise
+        print(f"radar: {_one_line(exc)}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:  # a user reads one line, a developer passes --debug
+        if debug:
+            raise
+        print(f"radar: {_one_line(exc)} (radar --debug ... shows the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("radar: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        del _WAREHOUSE[depth:]
+        if previous is None:
+            os.environ.pop("RADAR_DEBUG", None)
+        else:
+            os.environ["RADAR_DEBUG"] = previous
+
+
+def _main(argv: list[str]) -> int:
     from radar_pipeline.quiet import silence_dagster_maturity_warnings
 
     silence_dagster_maturity_warnings()
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="radar", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (default: one line naming the file)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("refresh", help="materialise one edition: sources -> country risk (-> inherent risk)")
@@ -275,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("methodology", help="methodology version per stage and the rule/SQL files it covers")
+    p.add_argument("--stale", action="store_true",
+                   help="list the warehouse rows computed with older rules (or before their inputs changed), "
+                        "per table and edition; exit 1 when there are any")
+    p.add_argument("--warehouse", help="warehouse file (default RADAR_WAREHOUSE or data/radar.duckdb)")
     p.set_defaults(func=cmd_methodology)
 
     p = sub.add_parser("ui", help="start the Dagster UI + daemon on this project")
@@ -284,4 +409,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _register_lazy(sub, argv)
     args = parser.parse_args(argv)
+    if getattr(args, "warehouse", None) and args.command not in CREATES_WAREHOUSE:
+        existing_warehouse(args.warehouse)
+    _WAREHOUSE.append(str(getattr(args, "warehouse", None) or settings.warehouse_path()))
     return args.func(args)

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from radar_pipeline import settings
-from radar_pipeline.cli import dagster_home
+from radar_pipeline.cli import dagster_home, existing_warehouse
 from radar_pipeline.sites import store
 from radar_pipeline.sites.score_file import SCORE_CHUNK_LINES, score_file_to
 from radar_pipeline.warehouse import connect, exists
@@ -63,17 +63,17 @@ def _ingest_with_progress(con, sites_file: Path):
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """The CLI twin of the inbox sensor: store the file, then score new/changed sites in one Dagster run."""
-    import dagster as dg
+    from radar_pipeline.processes import claim, claimed_by_others, release
 
-    from radar_pipeline.cli.runs import score_sites
-
-    warehouse = Path(args.warehouse or settings.warehouse_path())
     sites_file = Path(args.file)
     problem = store.unreadable_file(sites_file)
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    warehouse = existing_warehouse(args.warehouse)  # never an empty file at a mistyped path
+    dagster_home()  # the claims below live beside the instance
     con = connect(warehouse)
+    mine = None
     try:
         summary = _ingest_with_progress(con, sites_file)
         try:
@@ -82,26 +82,59 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"stored, not scored: {exc}", file=sys.stderr)
             return 1
         # everything stored whose current content has no score for the edition: this file's new
-        # and changed sites, plus any a killed earlier ingest stored but never scored
-        pending = store.stale_sites(con, edition)
+        # and changed sites, plus any a killed earlier ingest stored but never scored — but not
+        # those another ingest still running stored and is about to score (in flight)
+        others = claimed_by_others(str(warehouse))
+        own = set(summary.to_score)
+        pending = [s for s in store.stale_sites(con, edition) if s in own or s not in others]
+        # claimed while this process still holds the write lock: the next ingest sees the claim
+        mine = claim(str(warehouse), pending)
     finally:
         con.close()
+    try:
+        return _score_and_publish(args, warehouse, summary, pending, edition, others)
+    finally:
+        release(mine)
+
+
+def _score_and_publish(args: argparse.Namespace, warehouse: Path, summary, pending: list[str], edition: int,
+                       others: dict[str, int]) -> int:
+    import dagster as dg
+
+    from radar_pipeline.cli.runs import score_sites
+
     print(f"{summary.file}: {len(summary.new)} new, {len(summary.changed)} changed, "
           f"{summary.unchanged} unchanged, {summary.rejected} rejected (see table site_rejects)")
     resumed = len(set(pending) - set(summary.to_score))
     if resumed:
         print(f"{resumed} site(s) stored earlier but never scored for edition {edition} (an interrupted "
               f"ingest): scoring them too")
-    dagster_home()
+    if others:
+        print(f"{len(others)} site(s) stored by another ingest still running (pid "
+              f"{', '.join(sorted({str(p) for p in others.values()}))}) are left to it")
     from radar_pipeline.cli.runs import rescore_overrides
 
     if not pending:
         # the overrides folder is an input too: a hand edit or an expiry since the last scoring
         with dg.DagsterInstance.get() as instance:
+            from radar_pipeline.cli.runs import reap_dead_runs
+
+            reap_dead_runs(instance)  # a killed earlier run's, even when nothing runs now
             overridden = rescore_overrides(warehouse=warehouse, instance=instance)
             if overridden is None:
-                print("nothing to score; the published BI snapshot is unchanged")
-                return 0
+                # nothing to score, but the snapshot may still be behind: an earlier run killed
+                # between scoring and publishing, or run with --no-publish (publish state)
+                from radar_pipeline.publish.build import publish_due
+
+                behind = None if args.no_publish else publish_due(warehouse)
+                if behind is None:
+                    print("nothing to score; the published BI snapshot is unchanged")
+                    return 0
+                print(f"nothing to score, but the published BI snapshot is behind the warehouse ({behind}): "
+                      f"publishing it")
+                from radar_pipeline.cli.runs import publish_cli
+
+                return publish_cli(warehouse=warehouse, instance=instance)
             if not overridden.success or args.no_publish:
                 return 0 if overridden.success else 1
             from radar_pipeline.cli.runs import publish_cli
@@ -146,14 +179,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    warehouse = Path(args.warehouse or settings.warehouse_path())
+    warehouse = existing_warehouse(args.warehouse)
     out = Path(args.out)
     explain_out = None
     if args.explain is not None:
         explain_out = Path(args.explain) if args.explain else out.with_name(f"{out.stem}_factors{out.suffix}")
     started = time.perf_counter()
-    result = score_file_to(Path(args.sites), args.edition, warehouse, out, explain_out=explain_out,
-                           chunk_lines=args.chunk_lines)
+    result = _waiting_for_lock(warehouse, lambda: score_file_to(
+        Path(args.sites), args.edition, warehouse, out, explain_out=explain_out, chunk_lines=args.chunk_lines))
     print(f"scored {result.n_scored} site(s) for edition {args.edition} in {time.perf_counter() - started:.1f}s "
           f"-> {out}; {result.n_rejected} line(s) rejected")
     # the overrides applied are RADAR_OVERRIDES' rows in force today; its bad rows were left out
@@ -173,10 +206,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _waiting_for_lock(warehouse: Path, body):
+    """`body()` (which attaches the warehouse read-only) once no other process holds the
+    warehouse's write lock: waits as every command does (warehouse.connect, RADAR_LOCK_WAIT,
+    saying so once) instead of failing at once; again if a writer took the lock in between."""
+    import os
+
+    import duckdb
+
+    deadline = time.monotonic() + float(os.environ.get("RADAR_LOCK_WAIT", "3600"))
+    while True:
+        if not str(warehouse).startswith("ducklake:"):  # a lake has no file lock
+            connect(warehouse, read_only=True, wait_seconds=max(0.0, deadline - time.monotonic())).close()
+        try:
+            return body()
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from radar_pipeline.sites.explain import explain_text
 
-    con = connect(Path(args.warehouse or settings.warehouse_path()), read_only=True)
+    con = connect(existing_warehouse(args.warehouse), read_only=True)
     try:
         print(explain_text(con, args.site_id, args.edition))
     finally:

@@ -20,6 +20,7 @@ import duckdb
 from radar_pipeline import fingerprint
 from radar_pipeline.country_risk.assets import POOL
 from radar_pipeline.partitions import sites as sites_partitions
+from radar_pipeline.processes import claimed_by_others
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
 from radar_pipeline.sites.overrides import reject_lines
@@ -64,6 +65,8 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
                 # stale: changed since its last score, or its category disagrees with today's overrides
                 stale = set(store.stale_sites(con, edition)) | set(
                     store.override_drift(con, edition)["site_id"].to_list())
+                # ... and not claimed by another ingest still running (processes.claim): in flight
+                stale -= set(claimed_by_others(warehouse.path))
                 in_range = len(keys)
                 keys = [k for k in keys if k in stale]
                 context.log.info(f"{in_range - len(keys)} of the range's {in_range} site(s) already scored "

@@ -198,7 +198,10 @@ def mirror_files(mirror: Path, source: str, patterns: tuple[str, ...]) -> dict[s
 
 def _landed(source: str, vintage: str, path: Path) -> LandedFile:
     meta_path = path.with_name(path.name + ".meta.json")
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except ValueError as exc:  # cut short by a full disk or a kill: name the file, not "line 1 column 42"
+        raise ValueError(f"{meta_path}: not valid JSON ({exc}); delete it and the file is described anew") from exc
     digest = meta.get("sha256") or sha256_bytes(path.read_bytes())
     return LandedFile(source, vintage, path, url=meta.get("url"), sha256=digest, extra=meta)
 
