@@ -57,18 +57,23 @@ class Stage:
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("country", None,
           rules=("topics.csv", "indicators.csv", "country_overrides.csv", "universe_additions.csv",
-                 "gap_filling.csv", RELEASE_MONTHS),
+                 "gap_filling.csv", RELEASE_MONTHS, "benchmarks.csv"),
           sql=("country_risk",),
-          tables=("indicator_scores", "country_topic_risk")),
+          tables=("edition_countries", "edition_sources", "indicator_registry", "indicator_scores",
+                  "indicator_coverage", "country_topic_risk", "coverage_report", "benchmark_agreement",
+                  "benchmark_disagreements")),
     Stage("inherent", "country",
           rules=("sector_weights.csv", "goods_isic.csv", "fli_covered_divisions.csv", "ilab_derived_inputs.csv",
                  "deforestation_default.csv", "eudr_low_risk_countries.csv"),
           sql=("sectors",),
-          tables=("hrg_uplift", "sector_weighted_country_risk", "inherent_risk", "inherent_risk_overall")),
+          tables=("sector_weights", "fli_covered", "high_risk_goods", "hrg_unmapped", "hrg_uplift",
+                  "sector_weighted_country_risk", "inherent_risk", "inherent_risk_overall")),
     Stage("site", "inherent",
           rules=("saq_fields.csv", "saq_factors.csv", "saq_levels.csv", "controls.csv", "score_categories.csv"),
           sql=("sites",),
-          tables=("site_scores", "site_score_factors"),
+          # site_rejects carries the site version too, as the record of the rules that judged a line
+          # at intake: the file is not kept, so it is never recomputed (not listed here)
+          tables=("site_scores", "site_score_factors", "site_remediation"),
           code=("sites/scoring.py",)),
 )}
 # Files in the rules folder that do not change any number (checked by a test: every other

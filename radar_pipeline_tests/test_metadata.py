@@ -171,7 +171,8 @@ def test_older_warehouses_get_the_columns_added_later():
                     "site_id varchar, field varchar, reason varchar not null, received_at timestamp not null)")
         con.execute("insert into site_rejects values ('a.jsonl', 'x', 1, 'S1', 'iso3', 'bad', now())")
         ensure_schema(con)
-        assert catalog(con, "site_rejects")[-1] == ("resolved_at", "TIMESTAMP", True)
+        assert catalog(con, "site_rejects")[-2:] == [("resolved_at", "TIMESTAMP", True),
+                                                     ("methodology_version", "VARCHAR", True)]
         assert con.sql("select count(*) from site_rejects where resolved_at is null").fetchall() == [(1,)]
     finally:
         con.close()

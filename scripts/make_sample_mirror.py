@@ -697,7 +697,10 @@ def make_hdr() -> None:
     the eleven ZZ aggregate rows at the end; Windows-1252 encoded like the publisher's."""
     years = list(range(1990, 2023))
     head = ["iso3", "country", "hdicode", "region", "hdi_rank_2022", *[f"hdi_{y}" for y in years],
-            "gii_rank_2022", *[f"gii_{y}" for y in years]]
+            "gii_rank_2022", *[f"gii_{y}" for y in years],
+            # life expectancy and GNI per capita (rules/benchmarks.csv): appended last so the
+            # columns before keep their values
+            *[f"le_{y}" for y in years], *[f"gnipc_{y}" for y in years]]
     lines = [",".join(head)]
     hdi_now = {i: min(0.97, max(0.35, 0.38 + 0.6 * dev(i) + rng("hdr-hdi", i).uniform(-0.02, 0.02))) for i in ISO}
     hdi_rank = ranks(hdi_now)
@@ -719,10 +722,15 @@ def make_hdr() -> None:
                                      + rng("hdr-gii", iso, y).uniform(-0.005, 0.005))), 3) for y in years]
         else:
             row += [""] + [""] * len(years)
+        le_now, gni_now = good(iso, 52.0, 84.0, "hdr-le"), good(iso, 700.0, 65000.0, "hdr-gnipc", noise=0.12)
+        row += [fmt(le_now - 0.15 * (2022 - y) + rng("hdr-le", iso, y).uniform(-0.2, 0.2), 3) for y in years]
+        row += [fmt(gni_now * (1 - 0.012 * (2022 - y)), 2) for y in years]
         lines.append(csv_line(row).strip())
     for code, name in HDR_AGGREGATES:
         row = [code, name, "", "", ""] + [fmt(0.5 + 0.3 * rng("hdr-agg", code).random(), 3) for _ in years]
         row += [""] + [fmt(0.2 + 0.4 * rng("hdr-agg-gii", code).random(), 3) for _ in years]
+        row += [fmt(60 + 15 * rng("hdr-agg-le", code).random(), 3) for _ in years]
+        row += [fmt(2000 + 30000 * rng("hdr-agg-gnipc", code).random(), 2) for _ in years]
         lines.append(csv_line(row).strip())
     path = OUT / "undp_gii/2024-03/HDR23-24_Composite_indices_complete_time_series.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -755,9 +763,18 @@ def make_wgi() -> None:
                 else:
                     vals.append(f"{r.uniform(0.13, 0.45):.7g}")
             lines.append(",".join(q(v) for v in [pname("wgi", iso), iso, name, code, *vals]) + ",")
+    # Voice and accountability estimate (a benchmark of rules/benchmarks.csv, never an input):
+    # appended after the CC/RL rows so their line numbers (row_ref) stay as they were
+    for iso in sorted(ISO, key=lambda i: pname("wgi", i)):
+        va = good(iso, -2.1, 1.7, "wgi-va", noise=0.15)
+        vals = ["" if iso == "SOM" and y < 2000 else f"{va + rng('wgi', iso, 'VA.EST', y).uniform(-0.1, 0.1):.7g}"
+                for y in years]
+        lines.append(",".join(q(v) for v in [pname("wgi", iso), iso, "Voice and Accountability: Estimate",
+                                             "VA.EST", *vals]) + ",")
     write_text(OUT / "worldbank_wgi/2019/WGIData_2019.csv", "\n".join(lines) + "\n", bom=True)
     note("worldbank_wgi", "World Bank Worldwide Governance Indicators bulk WGIData.csv (UTF-8 BOM, no preamble, "
-         "trailing comma); only CC and RL series; years extended to 2022 so editions 2022-2024 get data "
+         "trailing comma); only CC and RL series (+ VA.EST, the voice-and-accountability benchmark, "
+         "after them); years extended to 2022 so editions 2022-2024 get data "
          "(the real 2019 release stops at 2018)")
 
 
@@ -1452,8 +1469,9 @@ economies their income groups for peer gap filling.
 Deviations from the real files worth knowing:
 - Every file holds only the sample countries (plus a few World Bank aggregates).
 - `yale_epi/*`: only a subset of the publisher's columns.
-- `worldbank_wgi/2019/WGIData_2019.csv`: CC and RL series only, year columns
-  extended to 2022 (the real 2019 release stops at 2018).
+- `worldbank_wgi/2019/WGIData_2019.csv`: CC and RL series only (plus VA.EST,
+  the voice-and-accountability benchmark of rules/benchmarks.csv, after them),
+  year columns extended to 2022 (the real 2019 release stops at 2018).
 - `worldbank_wdi/2024-07/`: invented vintage folder holding the 8 WDI bulk CSVs
   in the real bulk layout (`API_<CODE>_DS2_en_csv_v2_1.csv`) and its own
   Metadata_Country file.
@@ -1461,7 +1479,9 @@ Deviations from the real files worth knowing:
   countries, as other HDR data-centre exports have; the shared real 2020 file
   has none. `undp_gii/2024-03/` holds the newer HDR composite-indices time
   series layout (`iso3,country,...,gii_1990..gii_2022`, ZZ aggregate rows,
-  Windows-1252 like the publisher's file), with its own synthetic values.
+  Windows-1252 like the publisher's file), with its own synthetic values; of
+  the publisher's other index columns only `le_<year>` and `gnipc_<year>`
+  (benchmarks of rules/benchmarks.csv).
 - `ituc/<year>/ituc_ratings.csv`, `tip/<year>/tip_tiers.csv` and
   `user/2024/ilo_weekly_hours.csv` are the project's own documented formats
   (ITUC and the TIP report publish no data file); the

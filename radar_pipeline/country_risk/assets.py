@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from radar_pipeline import fingerprint, integrity, rule_sql, schemas, settings
+from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
@@ -28,10 +29,6 @@ from radar_pipeline.warehouse import (
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
-
-
-class CountryRiskConfig(dg.Config):
-    allow_missing_topics: list[str] = []  # noqa: RUF012 — pydantic copies the default per instance
 
 
 # --- reference -------------------------------------------------------------------
@@ -68,11 +65,17 @@ def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
               .with_columns(income_vintage=pl.when(pl.col("income_group").is_not_null())
                             .then(pl.lit(income_vintage, pl.String))))
     sources_read = registry.list_source_rows(edition, "un_m49", files)
+    country = pl.lit(fingerprint.version("country"))  # §8c: the universe and vintages are country rules
     with warehouse.get_connection() as con:
+        # §1: a refresh of this edition starts here (every edition step is downstream of it): keep
+        # the edition's rows as they are, so a failed refresh can put them back
+        edition_backup.begin(con, edition, context.run.run_id, context.instance)
         n, *_ = replace_slices(con, [
-            ("edition_countries", rows, {"edition": edition}),
-            ("edition_sources", sources_read, {"edition": edition, "source": "un_m49"}),
-            ("edition_sources", income_sources, {"edition": edition, "source": "worldbank_class"})])
+            ("edition_countries", rows.with_columns(methodology_version=country), {"edition": edition}),
+            ("edition_sources", sources_read.with_columns(methodology_version=country),
+             {"edition": edition, "source": "un_m49"}),
+            ("edition_sources", income_sources.with_columns(methodology_version=country),
+             {"edition": edition, "source": "worldbank_class"})])
         schema = table_schema_metadata(con, "edition_countries")
     by_group = rows.group_by("income_group").len().sort("income_group", nulls_last=True)
     return dg.MaterializeResult(metadata={
@@ -131,7 +134,8 @@ def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
                 clip_max=pl.col("clip_max").str.strip_chars().replace("", None).cast(pl.Float64, strict=False))
             .select("indicator_id", "topic", "source", "direction", "unit", "note",
                     "max_age_years", "min_countries", "clip_min", "clip_max")
-            .unique("indicator_id", keep="first", maintain_order=True))
+            .unique("indicator_id", keep="first", maintain_order=True)
+            .with_columns(methodology_version=pl.lit(fingerprint.version("country"))))
     conflicts = (pl.DataFrame(rows).group_by("indicator_id")
                    .agg(*(pl.col(c).fill_null("").n_unique().alias(c) for c in
                           ("topic", "direction", "max_age_years", "min_countries", "clip_min", "clip_max")))
@@ -236,7 +240,8 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
             # one transaction: the source's rows, files, notes and vintages land together
             n, *_ = replace_slices(con, [("indicator_observations", obs, where), ("source_files", files_df, where),
                                          ("source_notes", notes_df, where),
-                                         ("edition_sources", load.edition_sources, where)])
+                                         ("edition_sources", load.edition_sources.with_columns(
+                                             methodology_version=pl.lit(fingerprint.version("country"))), where)])
             schema = table_schema_metadata(con, "indicator_observations")
         yield dg.AssetCheckResult(check_name=check_name, passed=True,
                                   metadata={"rows": n, "left_out": notes.height})
@@ -372,15 +377,19 @@ def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
                       "(sql/country_risk/country_topic_risk.sql). A topic with no data fails the run "
                       "unless listed in allow_missing_topics.",
           metadata={"dagster/table_name": "country_topic_risk"}, code_version=fingerprint.version("country"))
-def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskConfig,
-                       warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+def country_topic_risk(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     edition = int(context.partition_key)
-    from radar_pipeline.run_settings import UI_FIELD, allowed_missing_topics  # the run's settings (launchpad)
+    # the run's settings: the launchpad's resources.warehouse.config.allow_missing_topics (checked
+    # when the resource starts), the CLI's --allow-missing-topics (cli/runs.py), both through
+    # RADAR_ALLOW_MISSING_TOPICS: one field in the launchpad
+    from radar_pipeline.run_settings import UI_FIELD, allowed_missing_topics, no_run_retry, unknown_topics
 
-    allowed = [*config.allow_missing_topics, *allowed_missing_topics()]
-    unknown = sorted(set(allowed) - set(TOPICS))
+    allowed = allowed_missing_topics()
+    unknown = unknown_topics(allowed)
     if unknown:
-        raise dg.Failure(f"allow_missing_topics names unknown topics {unknown}; topics are {list(TOPICS)}")
+        no_run_retry(context)  # a setting to fix: a retry would fail the same way
+        raise dg.Failure(f"allow_missing_topics names unknown topics {unknown}; topics are {list(TOPICS)}",
+                         allow_retries=False)
     with warehouse.get_connection() as con:
         present = {r[0] for r in con.sql(
             "select distinct r.topic from indicator_scores s join indicator_registry r using (indicator_id) "
@@ -402,6 +411,7 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
                                             for i, src, why in inds)
                                   or "none in rules/indicators.csv"))
             lacking = "; ".join(lacking)
+            no_run_retry(context)  # the same sources and settings would fail the same way
             raise dg.Failure(
                 f"edition {edition}: no indicator data for topic(s) {', '.join(not_allowed)} — {lacking} — "
                 f"lacking for all {n_countries} countries of every region (no observation within each "
@@ -417,7 +427,9 @@ def country_topic_risk(context: dg.AssetExecutionContext, config: CountryRiskCon
         if problems:
             raise dg.Failure("country_topic_risk: " + "; ".join(problems[:5]))
         rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c
-        n = replace_slice(con, "country_topic_risk", rows, {"edition": edition})
+        n, _ = replace_slices(con, [("country_topic_risk", rows, {"edition": edition}),
+                                    ("edition_stages", edition_backup.stage_row(edition, "country"),
+                                     {"edition": edition, "stage": "country"})])
         schema = table_schema_metadata(con, "country_topic_risk")
         # METHODOLOGY §1 "as of the edition": every vintage the edition's numbers rest on
         read = con.sql("select * from edition_sources where edition = $e order by source, vintage",

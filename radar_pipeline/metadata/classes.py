@@ -85,6 +85,9 @@ class Table:
     # null until their slice is rebuilt)
     added_later: tuple[str, ...] = ()
     view_sql: str | None = None     # a view: its SELECT (the columns describe its output)
+    # METHODOLOGY §8c: every table's rows carry `methodology_version`, or the table says here why
+    # no rule produces them (a site's own answers, a publisher's values as read, a run log)
+    unversioned: str = ""
 
     def fields(self) -> list[Field]:
         cols = list(self.columns() if callable(self.columns) else self.columns)

@@ -8,6 +8,9 @@ Order = publish order = order in the data dictionary. `primary_key` is checked a
 """
 from __future__ import annotations
 
+from radar_pipeline.metadata.benchmark_fields import AGREEMENT_FIELDS as BENCHMARK_AGREEMENT_FIELDS
+from radar_pipeline.metadata.benchmark_fields import DISAGREEMENT_FIELDS as BENCHMARK_DISAGREEMENT_FIELDS
+from radar_pipeline.metadata.benchmark_fields import MV as BENCHMARK_MV
 from radar_pipeline.metadata.classes import Field, Table
 from radar_pipeline.metadata.fields import (
     INHERENT_CONFIDENCE,
@@ -45,7 +48,8 @@ TABLES: list[Table] = [
           "Country dimension: every UN M49 country/area with a region, plus Taiwan (TWN) and Kosovo (XKX) "
           "(METHODOLOGY §1), as described in the newest edition that has it. One row per iso3.",
           [F["iso3"].but(unique=True), F["iso2"], F["m49"], F["country_name"], F["region"], F["subregion"],
-           F["intermediate_region"], F["ldc"], F["lldc"], F["sids"]]),
+           F["intermediate_region"], F["ldc"], F["lldc"], F["sids"],
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the edition the row describes")]),
     Table("country_risk", "Country risk in long form: one row per edition x country x topic.",
           [F["edition"], F["iso3"], F["country_name"], F["region"], F["subregion"], F["topic"],
            Field("pillar", "varchar", "Pillar of the topic", isin=TOPIC_PILLARS),
@@ -88,8 +92,24 @@ TABLES: list[Table] = [
            Field("rule", "varchar", "Why this vintage: newest released by the edition, oldest (none released), "
                                     "not edition-bound", nullable=False),
            Field("left_out", "varchar", "Indicators of this vintage left out of the edition by the coverage rule "
-                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...'")],
+                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...'"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the country stage: the release months "
+                              "choose the vintages")],
           primary_key=("edition", "source", "vintage")),
+    Table("edition_status",
+          "Per edition: whether every stored row was computed with the rules in force when the file was published "
+          "(METHODOLOGY §8c). A row not current names the stale tables; `radar methodology --stale` lists them "
+          "and `radar refresh` recomputes them.",
+          [F["edition"],
+           *(Field(f"{stage}_current", "boolean", f"Every {stage}-stage row of the edition carries the current "
+                   f"{stage} version" + (" and no site was scored before its inputs last changed"
+                                        if stage == "site" else ""), nullable=False)
+             for stage in ("country", "inherent", "site")),
+           Field("current", "boolean", "All three stages current", nullable=False),
+           Field("stale", "varchar", "What is not current: 'table: N of M rows (reason); ...' (null: nothing)"),
+           MV.but(description="The methodology version in force (site stage, which chains the country and "
+                              "inherent stages) that the edition's rows were compared with")],
+          primary_key=("edition",)),
     Table("coverage_report",
           "Coverage per edition x topic: countries observed / partly imputed / imputed / missing and the source "
           "vintages used.",
@@ -144,14 +164,47 @@ TABLES: list[Table] = [
     Table("site_score_factors",
           "Explanation of every site score: one row per site x edition x factor (METHODOLOGY §8.6).",
           [F["edition"], F["site_id"], F["kind"], F["item"], F["detail"], F["points"], MV]),
+    Table("site_remediation",
+          "What would lower a site's score, per edition: per site above the lowest category, the "
+          "fewest actions that move its calculated category down (applicable controls not yet in place, "
+          "METHODOLOGY §7; open critical/major findings to close, §8), in order, each with the score after it "
+          "(sql/sites/site_remediation.sql).",
+          [F["edition"], F["site_id"],
+           Field("step", "integer", "Order of the action (1 = first); the actions of a site are all needed",
+                 nullable=False, range=(1, 1000)),
+           Field("action", "varchar", "close_finding, add_control, or none (no set of actions lowers the category)",
+                 nullable=False, isin=("close_finding", "add_control", "none")),
+           Field("item", "varchar", "The finding (nc_id) or control (control_id) the action concerns"),
+           Field("detail", "varchar", "What the action changes: points added and management controls after it, or "
+                 "the floor/reduction thresholds a closed finding lifts", nullable=False),
+           Field("points", "double", "Control points the action adds (null for findings)"),
+           Field("score_after", "double", "Final score once this action and every earlier one are done"),
+           Field("category_after", "varchar", "Category of score_after"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage")],
+          primary_key=("edition", "site_id", "step")),
     Table("site_nonconformities", "Audit findings (non-conformities) of each site's latest accepted record.",
           [F["site_id"], F["site_name"].but(description="Site name"), SITE_ISO3, F["nc_id"], F["severity"],
-           F["status"], F["raised_on"], F["closed_on"]]),
+           F["status"], F["raised_on"], F["closed_on"]],
+          unversioned="the audit findings as the site's file reports them: no rule shapes them (their effect on "
+                      "the score is in site_score_factors, which carries the version)"),
     Table("site_rejects", "Site file lines rejected at intake, with the reason.",
           [F["file"].but(description="Site file name"), F["file_sha256"], F["line"],
            F["site_id"].but(description="Site id on the line, when readable", nullable=True, regex=None),
            Field("field", "varchar", "Field that failed validation"),
-           F["reason"].but(description="Why the line was rejected"), F["received_at"], F["resolved_at"]]),
+           F["reason"].but(description="Why the line was rejected"), F["received_at"], F["resolved_at"],
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage whose rules judged the line "
+                              "(null: rejected before the version was recorded)")]),
+    Table("benchmark_agreement",
+          "Benchmark agreement per edition x topic x benchmark (rules/benchmarks.csv): Spearman rho between the "
+          "country topic score (overall: mean country risk) and an independent reference over the countries having "
+          "both, with a bootstrap 95 % interval. Agreement in the expected direction = rho (positive) or -rho "
+          "(negative), expected at least min_rho.",
+          [*BENCHMARK_AGREEMENT_FIELDS, BENCHMARK_MV], primary_key=("edition", "topic", "benchmark")),
+    Table("benchmark_disagreements",
+          "Per edition x topic x benchmark the 10 countries with the largest gap between their topic-score rank and "
+          "their benchmark rank, with the topic's indicator values and how each was obtained (where to look first "
+          "when a benchmark disagrees).",
+          [*BENCHMARK_DISAGREEMENT_FIELDS, BENCHMARK_MV], primary_key=("edition", "topic", "benchmark", "iso3")),
     Table("data_dictionary", "This dictionary: one row per published table x column.",
           [F["table_name"], Field("table_description", "varchar", "What one row of the table is"),
            Field("ordinal_position", "integer", "Column position (1-based)", nullable=False),
@@ -159,7 +212,8 @@ TABLES: list[Table] = [
            Field("data_type", "varchar", "DuckDB type", nullable=False),
            Field("nullable", "boolean", "Whether the column may be null", nullable=False),
            Field("description", "varchar", "What the column means", nullable=False)],
-          primary_key=("table_name", "column_name")),
+          primary_key=("table_name", "column_name"),
+          unversioned="describes this file's tables and columns: no rule shapes it"),
     Table("publish_info", "Provenance of the snapshot: one row per published table with its row count.",
           [Field("snapshot_id", "varchar", "Id of this published snapshot (UTC time + random suffix)",
                  nullable=False),
@@ -168,7 +222,9 @@ TABLES: list[Table] = [
            Field("published_at", "timestamp", "When the snapshot was built (UTC)", nullable=False),
            Field("source_warehouse", "varchar", "Path of the pipeline warehouse it was built from", nullable=False),
            F["table_name"], Field("row_count", "bigint", "Rows in that table in this snapshot", nullable=False)],
-          primary_key=("table_name",)),
+          primary_key=("table_name",),
+          unversioned="provenance of the snapshot (when, from where, row counts): each table's rows carry their "
+                      "own version, and edition_status says whether they are current"),
 ]
 
 PUBLISHED: dict[str, Table] = {t.name: t for t in TABLES}

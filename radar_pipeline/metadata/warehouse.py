@@ -9,6 +9,9 @@ sql/warehouse/create_tables.sql.
 """
 from __future__ import annotations
 
+from radar_pipeline.metadata.benchmark_fields import AGREEMENT_FIELDS as BENCHMARK_AGREEMENT_FIELDS
+from radar_pipeline.metadata.benchmark_fields import DISAGREEMENT_FIELDS as BENCHMARK_DISAGREEMENT_FIELDS
+from radar_pipeline.metadata.benchmark_fields import MV as BENCHMARK_MV
 from radar_pipeline.metadata.classes import Field, Table
 from radar_pipeline.metadata.fields import (
     INHERENT_CONFIDENCE,
@@ -27,6 +30,10 @@ MV = F["methodology_version"]
 _COUNTRY = [F["iso2"], F["m49"], F["country_name"].but(name="name"), F["region"], F["subregion"],
             F["intermediate_region"], F["ldc"], F["lldc"], F["sids"]]
 
+INHERENT_MV = MV.but(description="Methodology version (METHODOLOGY §8c) of the inherent stage")
+# why the site's own tables carry no methodology_version (METHODOLOGY §8c)
+SITE_DATA = "the site's own data as accepted at intake (SITE_INPUT.md): no scoring rule shapes it"
+
 TABLES: list[Table] = [
     Table("edition_countries",
           "Reference, per edition: the country universe (METHODOLOGY §1) the edition was built on — UN M49 "
@@ -37,15 +44,19 @@ TABLES: list[Table] = [
            Field("income_group", "varchar", "World Bank income group (CLASS.xlsx of the vintage the edition may "
                  "read): low, lower_middle, upper_middle, high; null = unclassified (gap filling skips the "
                  "peer groups, METHODOLOGY §2.3)", isin=INCOME_GROUPS),
-           Field("income_vintage", "varchar", "The worldbank_class vintage folder the income groups came from")],
-          primary_key=("edition", "iso3"), added_later=("income_group", "income_vintage")),
+           Field("income_vintage", "varchar", "The worldbank_class vintage folder the income groups came from"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the country stage "
+                              "(rules/universe_additions.csv and the release months decide the universe)")],
+          primary_key=("edition", "iso3"), added_later=("income_group", "income_vintage", "methodology_version")),
     Table("countries",
           "Every country of any edition's universe, described as in the newest edition that has it: the "
           "dimension site intake, joins by iso3 and the published `countries` table use. The pandera schema "
           "checks the parsed M49 universe before it is written.",
           [F["iso3"].but(unique=True), *(f.but(nullable=False) if f.name in ("name", "region") else f
-                                        for f in _COUNTRY)],
-          view_sql="select iso3, iso2, m49, name, region, subregion, intermediate_region, ldc, lldc, sids\n"
+                                        for f in _COUNTRY),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the edition the row describes")],
+          view_sql="select iso3, iso2, m49, name, region, subregion, intermediate_region, ldc, lldc, sids,\n"
+                   "    methodology_version\n"
                    "from edition_countries\n"
                    "qualify row_number() over (partition by iso3 order by edition desc) = 1"),
     Table("indicator_registry", "Reference: the indicator registry (rules/indicators.csv, one row per indicator).",
@@ -59,15 +70,17 @@ TABLES: list[Table] = [
            Field("min_countries", "integer", "Countries observed in an edition below which the indicator takes "
                  "no part in it (METHODOLOGY §2 coverage)", nullable=False, range=(1, 1000)),
            Field("clip_min", "double", "Values below are set to it before normalising (null: none)"),
-           Field("clip_max", "double", "Values above are set to it before normalising (null: none)")],
+           Field("clip_max", "double", "Values above are set to it before normalising (null: none)"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the country stage that loaded it")],
           primary_key=("indicator_id",),
-          added_later=("max_age_years", "min_countries", "clip_min", "clip_max")),
+          added_later=("max_age_years", "min_countries", "clip_min", "clip_max", "methodology_version")),
     Table("source_files", "Provenance of every publisher file a refresh read.",
           [F["edition"], F["source"], F["vintage"], F["file"],
            Field("url", "varchar", "Where the file was downloaded from"),
            Field("sha256", "varchar", "SHA-256 of the file", nullable=False),
            Field("bytes", "bigint", "File size"),
-           Field("fetched_at", "varchar", "When the file was downloaded")]),
+           Field("fetched_at", "varchar", "When the file was downloaded")],
+          unversioned="provenance of the publisher files a refresh read (URL, hash, size): no rule shapes it"),
     Table("edition_sources",
           "METHODOLOGY §1 \"as of the edition\": every source vintage an edition read, per (edition, source).",
           [F["edition"], F["source"], F["vintage"],
@@ -81,20 +94,25 @@ TABLES: list[Table] = [
            Field("rule", "varchar", "Why this vintage: newest released by the edition, oldest (none released), "
                                     "not edition-bound", nullable=False),
            Field("left_out", "varchar", "Indicators of this vintage left out of the edition by the coverage rule "
-                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...' (null: none)")],
-          primary_key=("edition", "source", "vintage"), added_later=("left_out",)),
+                 "(METHODOLOGY §2): 'indicator_id: N countries < min_countries M; ...' (null: none)"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the country stage: the release months "
+                              "(rules/sources.csv `released`) choose the vintages")],
+          primary_key=("edition", "source", "vintage"), added_later=("left_out", "methodology_version")),
     Table("source_notes", "Rows read from a publisher but left out, with the reason (aggregates, areas outside M49).",
           [F["edition"], F["source"], F["vintage"].but(nullable=True), F["file"].but(nullable=True), F["row_ref"],
            Field("country", "varchar", "Country as the publisher wrote it"),
            Field("code", "varchar", "Country code as the publisher wrote it"),
-           F["reason"]]),
+           F["reason"]],
+          unversioned="what an adapter left out of a publisher file as it parsed it (aggregates, areas outside "
+                      "M49); the universe it was checked against is edition_countries, which carries the version"),
     Table("indicator_observations",
           "Every observation inside the edition's window (Y-5..Y), one per indicator x country x year.",
           [F["edition"], F["source"], F["indicator_id"], F["iso3"],
            F["data_year"].but(nullable=False, range=(1960, 2100)),
            F["value"].but(description="Value as published", nullable=False, finite=True),
            F["vintage"], F["file"], F["row_ref"]],
-          primary_key=("edition", "indicator_id", "iso3", "data_year")),
+          primary_key=("edition", "indicator_id", "iso3", "data_year"),
+          unversioned="the publishers' values as read; the rules that score them act in indicator_scores"),
     Table("indicator_scores",
           "Normalised (1-6) latest value per indicator x country, gaps filled by region means.",
           [F["edition"], F["indicator_id"], F["iso3"], F["value"], F["data_year"],
@@ -131,22 +149,27 @@ TABLES: list[Table] = [
            Field("division", "varchar", "Division (2 digits)"),
            Field("grp", "varchar", "Group (3 digits)"),
            F["is_primary_producer"]],
-          primary_key=("code",)),
+          primary_key=("code",),
+          unversioned="the ISIC Rev.4 classification as UNSD publishes it: no rule shapes it"),
     Table("sector_weights", "Rule table: sector weight 0-4 per (section | division, topic) — rules/sector_weights.csv.",
           [F["isic_code"].but(nullable=False), F["level"], F["topic"],
            Field("weight", "tinyint", "Weight 0-4", nullable=False),
            Field("rationale", "varchar", "Why this weight"),
-           Field("evidence", "varchar", "Sources for it")],
-          primary_key=("isic_code", "topic")),
+           Field("evidence", "varchar", "Sources for it"), INHERENT_MV],
+          primary_key=("isic_code", "topic"), added_later=("methodology_version",)),
     Table("fli_covered", "Rule table: ISIC codes covered by the Forced Labour Index (uplift 1 on forced_labour).",
-          [F["isic_code"].but(nullable=False), F["level"], Field("note", "varchar", "Free text")]),
+          [F["isic_code"].but(nullable=False), F["level"], Field("note", "varchar", "Free text"), INHERENT_MV],
+          added_later=("methodology_version",)),
     Table("high_risk_goods", "High-risk goods hits per country x ISIC class (ILAB, CAHRA, deforestation).",
           [F["edition"], F["iso3"], F["isic_class"].but(nullable=False),
            Field("good", "varchar", "Good as the list names it", nullable=False),
            Field("risk_type", "varchar", "child_labour, forced_labour, conflict or deforestation", nullable=False),
-           F["source"]]),
+           F["source"], INHERENT_MV],
+          added_later=("methodology_version",)),
     Table("hrg_unmapped", "Goods that could not be placed on an ISIC class (reported, never dropped silently).",
-          [F["edition"], Field("good", "varchar", "Good as the list names it", nullable=False), F["reason"]]),
+          [F["edition"], Field("good", "varchar", "Good as the list names it", nullable=False), F["reason"],
+           INHERENT_MV],
+          added_later=("methodology_version",)),
     Table("hrg_uplift", "High-risk-goods uplift per country x ISIC class x topic (METHODOLOGY §4).",
           [F["edition"], F["iso3"], F["isic_class"].but(nullable=False), F["topic"],
            Field("uplift", "double", "Uplift added to the sector weight", nullable=False), MV],
@@ -175,29 +198,35 @@ TABLES: list[Table] = [
            Field("isic_level", "varchar", "ISIC level of isic_code", nullable=False),
            SITE_ISIC_CLASS, F["source_file"], F["source_line"], F["content_hash"],
            Field("updated_at", "timestamp", "When the accepted state last changed (UTC)", nullable=False)],
-          primary_key=("site_id",)),
+          primary_key=("site_id",), unversioned=SITE_DATA),
     Table("site_controls", "Management controls each site reported (SITE_INPUT.md).",
-          [F["site_id"], Field("control_id", "varchar", "Control id (rules/controls.csv)", nullable=False)]),
+          [F["site_id"], Field("control_id", "varchar", "Control id (rules/controls.csv)", nullable=False)],
+          unversioned=SITE_DATA),
     Table("site_nonconformities", "Audit findings (non-conformities) of each site's latest accepted record.",
-          [F["site_id"], F["nc_id"], F["severity"], F["status"], F["raised_on"], F["closed_on"]]),
+          [F["site_id"], F["nc_id"], F["severity"], F["status"], F["raised_on"], F["closed_on"]],
+          unversioned=SITE_DATA),
     Table("site_history", "Every accepted version of a site (new or changed), so earlier answers stay traceable.",
           [F["site_id"], F["content_hash"], Field("change", "varchar", "new or changed", nullable=False),
-           F["source_file"], F["source_line"], F["received_at"]]),
+           F["source_file"], F["source_line"], F["received_at"]],
+          unversioned=SITE_DATA),
     Table("site_rejects", "Rejected lines with the reason; replaced per file content (a re-send does not "
                           "duplicate). A reject stays for the record; resolved_at is set when a later file "
                           "accepts the same site.",
           [F["file"].but(description="Site file name"), F["file_sha256"], F["line"],
            F["site_id"].but(description="Site id on the line, when readable", nullable=True, regex=None),
            Field("field", "varchar", "Field that failed validation"),
-           F["reason"].but(description="Why the line was rejected"), F["received_at"], F["resolved_at"]],
-          added_later=("resolved_at",)),
+           F["reason"].but(description="Why the line was rejected"), F["received_at"], F["resolved_at"],
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage whose rules judged the "
+                              "line (rules/saq_fields.csv, controls.csv)")],
+          added_later=("resolved_at", "methodology_version")),
     Table("site_intake_files",
           "Intake log: which file contents were processed (the sensor's memory survives restarts here too).",
           [F["file"].but(description="Site file name"), F["file_sha256"],
            Field("processed_at", "timestamp", "When it was processed (UTC)", nullable=False),
            *(Field(n, "integer", d, nullable=False) for n, d in (
                ("n_valid", "Lines accepted"), ("n_rejected", "Lines rejected"), ("n_new", "New sites"),
-               ("n_changed", "Changed sites"), ("n_unchanged", "Sites sent again unchanged")))]),
+               ("n_changed", "Changed sites"), ("n_unchanged", "Sites sent again unchanged")))],
+          unversioned="the intake log (which file contents were processed): no rule shapes it"),
     Table("site_scores", "One score per site and edition with every intermediate (METHODOLOGY §6-§9).",
           [F["edition"], F["site_id"], SITE_ISO3, F["isic_code"], SITE_ISIC_CLASS, F["inherent"], *SITE_PILLARS,
            F["site_characteristics"], F["raw_points"], F["total_available"], F["n_unanswered"],
@@ -213,14 +242,32 @@ TABLES: list[Table] = [
           "The explanation: one row per site x factor / control / inherent part / adjustment.",
           [F["edition"], F["site_id"], F["kind"], F["item"], F["detail"], F["points"], MV],
           added_later=("methodology_version",)),
+    Table("site_remediation",
+          "What would lower a site's score: per site above the lowest category, the fewest actions that move its "
+          "calculated category down (applicable controls not yet in place, METHODOLOGY §7; open critical/major "
+          "findings to close, §8), in order, each with the score after it (sql/sites/site_remediation.sql).",
+          [F["edition"], F["site_id"],
+           Field("step", "integer", "Order of the action (1 = first); the actions of a site are all needed",
+                 nullable=False, range=(1, 1000)),
+           Field("action", "varchar", "close_finding, add_control, or none (no set of actions lowers the category)",
+                 nullable=False, isin=("close_finding", "add_control", "none")),
+           Field("item", "varchar", "The finding (nc_id) or control (control_id) the action concerns"),
+           Field("detail", "varchar", "What the action changes: points added and management controls after it, or "
+                 "the floor/reduction thresholds a closed finding lifts", nullable=False),
+           Field("points", "double", "Control points the action adds (null for findings)"),
+           Field("score_after", "double", "Final score once this action and every earlier one are done"),
+           Field("category_after", "varchar", "Category of score_after"),
+           MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage")],
+          primary_key=("edition", "site_id", "step")),
     Table("buyer_sites",
           "Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl "
           "with buyer_id, site_id). Replaced as a whole from the folder at every publish.",
           [F["buyer_id"], F["site_id"].but(regex=None), F["source_file"], F["source_line"]],
-          primary_key=("buyer_id", "site_id")),
+          primary_key=("buyer_id", "site_id"), unversioned="the buyers' access lists as sent: no rule shapes them"),
     Table("buyer_site_rejects", "Buyer file rows left out, with the reason (bad id, missing column, unreadable line).",
           [F["file"].but(description="Buyer file name"), F["line"], F["buyer_id"].but(nullable=True),
-           F["site_id"].but(nullable=True, regex=None), F["reason"]]),
+           F["site_id"].but(nullable=True, regex=None), F["reason"]],
+          unversioned="rows of the buyers' access lists left out: no scoring rule judges them"),
     Table("site_scoring_runs",
           "Every scoring run over a site partition range, with its outcome. With "
           "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (the PostgreSQL setting for large site counts) "
@@ -232,7 +279,16 @@ TABLES: list[Table] = [
            Field("status", "varchar", "success or failure", nullable=False),
            Field("error", "varchar", "The failure, when it failed"),
            Field("started_at", "timestamp", "Run start (UTC)", nullable=False),
-           Field("finished_at", "timestamp", "Run end (UTC)", nullable=False)]),
+           Field("finished_at", "timestamp", "Run end (UTC)", nullable=False)],
+          unversioned="a run log: no rule shapes it"),
+    Table("edition_stages",
+          "When each stage of an edition was last computed and with which rules (METHODOLOGY §8c): written by the "
+          "last step of the stage (country_topic_risk, inherent_risk_overall). A site score older than its "
+          "edition's inherent stage was computed from inputs that have changed since (radar methodology --stale).",
+          [F["edition"], Field("stage", "varchar", "country or inherent", nullable=False, isin=("country", "inherent")),
+           MV.but(description="Methodology version (METHODOLOGY §8c) the stage was computed with"),
+           Field("computed_at", "timestamp", "When the stage's last step wrote its rows (UTC)", nullable=False)],
+          primary_key=("edition", "stage")),
     Table("coverage_report",
           "Coverage per edition x topic: countries observed / partly imputed / imputed / missing and the source "
           "vintages used (radar_pipeline/country_risk/coverage.py).",
@@ -261,6 +317,15 @@ TABLES: list[Table] = [
                  "rule (METHODOLOGY §2): 'indicator_id observed for N countries < min_countries M; ...'"),
            MV.but(description="Methodology version (METHODOLOGY §8c): fingerprint of the country-risk rules")],
           primary_key=("edition", "topic"), added_later=("indicators_left_out",)),
+    Table("benchmark_agreement",
+          "Benchmark agreement per edition x topic x benchmark (rules/benchmarks.csv, issue 25): Spearman rho between "
+          "the country topic score and an independent reference over the countries having both, with a bootstrap "
+          "95 % interval (radar_pipeline/country_risk/benchmarks.py).",
+          [*BENCHMARK_AGREEMENT_FIELDS, BENCHMARK_MV], primary_key=("edition", "topic", "benchmark")),
+    Table("benchmark_disagreements",
+          "Per edition x topic x benchmark the 10 countries with the largest gap between their topic-score rank and "
+          "their benchmark rank, with the topic's indicator values and how each was obtained.",
+          [*BENCHMARK_DISAGREEMENT_FIELDS, BENCHMARK_MV], primary_key=("edition", "topic", "benchmark", "iso3")),
 ]
 
 WAREHOUSE: dict[str, Table] = {t.name: t for t in TABLES}

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from radar_pipeline import fingerprint, integrity, rule_sql, settings
+from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
 from radar_pipeline.partitions import editions
 from radar_pipeline.sectors import hrg, weights
@@ -17,7 +18,6 @@ from radar_pipeline.sources.reference import unsd_isic
 from radar_pipeline.warehouse import (
     DuckDBWarehouse,
     read_sql,
-    replace_slice,
     replace_slices,
     replace_table_unless_same,
     table_schema_metadata,
@@ -67,8 +67,10 @@ def sector_weights(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         problems = weights.validate_sector_weights(df, isic_df)
         if problems:
             raise dg.Failure("rules/sector_weights.csv: " + "; ".join(problems[:10]))
-        _replace_all(con, "sector_weights", df)
-        fli = hrg.load_rule("fli_covered_divisions").select("isic_code", "level", "note")
+        inherent = pl.lit(fingerprint.version("inherent"))  # §8c: rule tables carry their stage's version
+        _replace_all(con, "sector_weights", df.with_columns(methodology_version=inherent))
+        fli = (hrg.load_rule("fli_covered_divisions").select("isic_code", "level", "note")
+               .with_columns(methodology_version=inherent))
         _replace_all(con, "fli_covered", fli)
         schema = table_schema_metadata(con, "sector_weights")
     return dg.MaterializeResult(metadata={
@@ -112,10 +114,14 @@ def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
             edition, goods, cahra, hrg.load_rule("goods_isic"), hrg.load_rule("deforestation_default"),
             hrg.load_rule("eudr_low_risk_countries"), universe, user_deforestation=user_defo)
         rows = rows.join(universe, on="iso3", how="semi")  # areas outside M49 have no country risk
+        inherent, country = pl.lit(fingerprint.version("inherent")), pl.lit(fingerprint.version("country"))
         n, *_ = replace_slices(con, [
-            ("high_risk_goods", rows, {"edition": edition}),
-            ("hrg_unmapped", unmapped.with_columns(edition=pl.lit(edition, pl.Int32)), {"edition": edition}),
-            *(("edition_sources", rows_read, {"edition": edition, "source": src})
+            ("high_risk_goods", rows.with_columns(methodology_version=inherent), {"edition": edition}),
+            ("hrg_unmapped", unmapped.with_columns(edition=pl.lit(edition, pl.Int32), methodology_version=inherent),
+             {"edition": edition}),
+            # the vintage chosen for the edition is a country-stage rule (release months), as for every source
+            *(("edition_sources", rows_read.with_columns(methodology_version=country),
+               {"edition": edition, "source": src})
               for src, rows_read in sources_read.items())])
         schema = table_schema_metadata(con, "high_risk_goods")
     yield dg.AssetCheckResult(check_name="every_good_mapped", passed=unmapped.height == 0,
@@ -146,8 +152,12 @@ def edition_sql_asset(name: str, sql_file: str, deps: list, description: str) ->
             rule_sql.install(con)  # topics, sector_weight_lookup(): temp objects the SQL reads
             # §8c: every row carries the fingerprint of the rules that produced it
             rows = f"select *, $methodology_version::varchar as methodology_version from ({read_sql(sql_file)})"
-            n = replace_slice(con, name, rows, {"edition": edition},
-                              {"edition": edition, "methodology_version": fingerprint.version("inherent")})
+            slices = [(name, rows, {"edition": edition})]
+            if name == "inherent_risk_overall":  # the inherent stage's last step: the stage is done
+                slices.append(("edition_stages", edition_backup.stage_row(edition, "inherent"),
+                               {"edition": edition, "stage": "inherent"}))
+            n, *_ = replace_slices(con, slices,
+                                   {"edition": edition, "methodology_version": fingerprint.version("inherent")})
             schema = table_schema_metadata(con, name)
         return dg.MaterializeResult(metadata={"dagster/row_count": n, "dagster/column_schema": schema})
 

@@ -71,7 +71,27 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
     lines += [f"Open audit findings: {s['open_critical']} critical/business-critical, {s['open_major']} major",
               f"Base {fmt(s['base'])} -> adjustment {s['adjustment']} -> {fmt(s['final_score'], 1)} "
               f"({s.get('category_calculated') or s['category']})"]
+    lines += remediation_lines(con, site_id, edition)
     return "\n".join(lines)
+
+
+def remediation_lines(con: duckdb.DuckDBPyConnection, site_id: str, edition: int) -> list[str]:
+    """The fewest actions that lower the calculated category (table site_remediation)."""
+    try:
+        rows = con.sql("select step, action, item, detail, score_after, category_after from site_remediation "
+                       "where site_id = $s and edition = $e order by step",
+                       params={"s": site_id, "e": edition}).fetchall()
+    except duckdb.CatalogException:  # a warehouse scored before the table existed
+        return []
+    if not rows:
+        return []
+    if rows[0][1] == "none":
+        return [f"What would lower it: nothing within reach — {rows[0][3]}"]
+    out = [f"What would lower it: {len(rows)} action(s), the fewest that move it down a category"]
+    for step, action, item, detail, after, category in rows:
+        verb = "close finding" if action == "close_finding" else "add control"
+        out.append(f"  {step}. {verb} {item}: {detail} -> {fmt(after, 1)} ({category})")
+    return out
 
 
 def country_fill_lines(con: duckdb.DuckDBPyConnection, edition: int, iso3: str) -> list[str]:

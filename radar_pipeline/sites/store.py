@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from radar_pipeline import rules_check
 from radar_pipeline.processes import remove_left_by_dead
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
@@ -43,7 +44,9 @@ def reference(con: duckdb.DuckDBPyConnection) -> tuple[set[str], pl.DataFrame, s
     if not countries or isic.is_empty():
         raise RuntimeError("the warehouse has no countries/isic yet: run `radar refresh` (or materialize "
                            "the reference assets) before loading sites")
+    rules_check.check()  # a broken rules folder stops the intake before a site is judged by it
     controls = set(scoring.read_controls()["control_id"].to_list())
+    rules_check.check_stored_controls(con, controls)
     return countries, isic, controls
 
 
@@ -239,8 +242,9 @@ def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest:
     # a site accepted now resolves its open rejects from earlier files / file versions
     run(f"update site_rejects set resolved_at = $now where resolved_at is null and file_sha256 <> $d "
         f"and site_id in (select site_id from {staged['sites']})", d=digest, now=now)
-    run(f"insert into site_rejects by name select r.*, $d as file_sha256, $now as received_at "
-        f"from {staged['rejects']} r", d=digest, now=now)
+    # §8c: the site stage's rules (saq_fields.csv, controls.csv) judged these lines
+    run(f"insert into site_rejects by name select r.*, $d as file_sha256, $now as received_at, "
+        f"$mv as methodology_version from {staged['rejects']} r", d=digest, now=now, mv=scoring.site_version())
     con.execute("drop table _ingest_touched")
     return new, changed
 
@@ -313,6 +317,11 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
                     "and site_id in (select site_id from score_scope)", {"e": edition})
         # the explanation rows (79 per site) are computed and written inside DuckDB
         con.execute("insert into site_score_factors by name " + scoring._sql("site_score_factors"),
+                    {"edition": edition, "methodology_version": methodology_version})
+        # what would lower each score (sql/sites/site_remediation.sql reads the rows just written)
+        con.execute("delete from site_remediation where edition = $e "
+                    "and site_id in (select site_id from score_scope)", {"e": edition})
+        con.execute("insert into site_remediation by name " + scoring._sql("site_remediation"),
                     {"edition": edition, "methodology_version": methodology_version})
         con.execute("commit")
     except BaseException as exc:

@@ -19,7 +19,8 @@ final as (
         intermediate_region,
         ldc,
         lldc,
-        sids
+        sids,
+        methodology_version
     from countries
 )
 

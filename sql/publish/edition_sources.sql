@@ -17,7 +17,8 @@ final as (
         released_after_edition,
         nullif(indicators, '') as indicators,
         rule,
-        left_out
+        left_out,
+        methodology_version
     from edition_sources
 )
 

@@ -8,7 +8,7 @@ site_rejects as (
 ),
 
 final as (
-    select file, file_sha256, line, site_id, field, reason, received_at, resolved_at
+    select file, file_sha256, line, site_id, field, reason, received_at, resolved_at, methodology_version
     from site_rejects
 )
 
