@@ -192,6 +192,14 @@ def main() -> None:
         C.stop_group(daemon)
     if period is not None:
         print(f"site_inbox_sensor ticked every {period:.1f} s (median gap between ticks)")
+    # what can inflate a drop without being the pipeline's own work: code servers shutting down
+    # for missed heartbeats (a starved machine) and being started again, failed code imports
+    # (files edited while the bench ran), runs of other jobs (a stale cached sample warehouse
+    # makes the methodology sensor request refreshes)
+    log = (work / "daemon.log").read_text(errors="replace")
+    others = sorted({j for r in rows for j in r["runs"] if not j.startswith(("score_and_publish", "__ASSET_JOB"))})
+    print(f"daemon log: {log.count('No heartbeat received')} code-server shutdown(s) for missed heartbeats, "
+          f"{log.count('Error while importing code')} failed code import(s); other runs: {', '.join(others) or 'none'}")
     totals = sorted(r["total"] for r in rows)
     print(f"\n{args.sites} sites, {len(rows)} drops: inbox -> published median {C.median(totals):.1f} s, "
           f"worst {totals[-1]:.1f} s, best {totals[0]:.1f} s  [{', '.join(f'{t:.1f}' for t in totals)}]; "

@@ -9,8 +9,9 @@ assets' events, whatever launched them:
 * `site_scores` (every registered site) is requested when any edition's inherent risk changes;
   its config default (edition 0) scores the latest edition, so all sites end on one edition.
 * `publish` is requested when country risk, inherent risk, site scores or buyer lists change,
-  once nothing upstream is still running (a refresh followed by rescoring publishes once more
-  after the rescoring, so the snapshot ends current).
+  once nothing upstream is still running or requested on the same tick: after a refresh it waits
+  for the rescoring and publishes once, with current scores (never a snapshot mixing the new
+  edition's risk with sites scored on the old one; the publish asset also checks it).
 * the pictures are redrawn when their inputs change.
 
 The automation sensor (`radar_automation`, running by default) submits each tick's requests as
@@ -26,8 +27,10 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from radar_pipeline import run_settings, settings
+from radar_pipeline.warehouse import DuckDBWarehouse
 
 AUTOMATION_SENSOR = "radar_automation"
 
@@ -42,13 +45,43 @@ def after_upstream_change() -> dg.AutomationCondition:
             & ~dg.AutomationCondition.in_progress()).with_label("after an upstream change")
 
 
+# the refresh's outputs that site_scores reads: when one of them changes, sites are rescored first
+EDITION_INPUTS = ("country_topic_risk", "inherent_risk_overall")
+
+
+def after_rescoring() -> dg.AutomationCondition:
+    """publish's condition: after_upstream_change(), but not on the tick that first sees a
+    refresh's output. That tick requests the rescoring (site_scores); publishing beside it — a
+    run of its own, site_scores being partitioned by site and publish not — could land before
+    the scores (a snapshot mixing the new country/inherent risk with sites scored on the old
+    one: ~2 minutes under the daemon, issue 23). Held back, publish stays due ("since last
+    handled") while any site's rescoring is due (its inputs changed since it was last requested
+    or updated: the refresh run may still be finishing on the tick its inherent risk lands, and
+    site_scores is requested on a later one); then the rescoring is in progress (a run or the
+    sensor's backfill), and publish fires once site_scores is updated: one snapshot, with
+    current scores. With no site to rescore it fires on the next tick. The publish asset checks
+    the same in the warehouse (publish/assets.py, `sites_behind`)."""
+    rescoring_due = dg.AutomationCondition.any_deps_updated().since_last_handled().with_label("rescoring due")
+    return (after_upstream_change()
+            & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+            .allow(dg.AssetSelection.assets(*EDITION_INPUTS)).with_label("no edition input updated on this tick")
+            # site_scores' inputs changed and it was not requested yet (the refresh run may still
+            # be finishing on the tick its inherent risk lands): the tick that requests it is not
+            # publish's either
+            & ~dg.AutomationCondition.any_deps_match(rescoring_due)
+            .allow(dg.AssetSelection.assets("site_scores")).with_label("no rescoring due")
+            ).with_label("after an upstream change and the rescoring")
+
+
 # asset key -> its condition (applied in definitions.py through map_asset_specs)
 FOLLOWS_DATA = ("site_scores", "publish", "risk_map", "site_category_distribution", "site_explanations")
+CONDITIONS = {"publish": after_rescoring}
 
 
 def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
-    if spec.key.to_user_string() in FOLLOWS_DATA and spec.automation_condition is None:
-        return spec.replace_attributes(automation_condition=after_upstream_change())
+    key = spec.key.to_user_string()
+    if key in FOLLOWS_DATA and spec.automation_condition is None:
+        return spec.replace_attributes(automation_condition=CONDITIONS.get(key, after_upstream_change)())
     return spec
 
 
@@ -130,3 +163,107 @@ def build_vintage_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefin
             cursor=json.dumps(now))
 
     return new_vintage_sensor
+
+
+# --- rule edits: rows computed with older rules are recomputed (METHODOLOGY §8c) ----------------
+
+METHODOLOGY_TICK_SECONDS = 120
+
+
+def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """After a rule edit (the code location reloads with new stage versions) or a refresh that
+    changed an edition's inputs: find the stored rows that disagree with the rules in force, by
+    version, in every edition and stage (radar_pipeline/staleness.py), and request what
+    recomputes them — a refresh of each edition whose country or inherent rows are stale (with
+    the topics it lacks today allowed missing), then, once those are current, a rescoring run per
+    edition of exactly the stale site scores (and a publish). The run keys carry the versions and
+    the editions' stage times, so a failed run is not requested again for the same state."""
+    from radar_pipeline import staleness
+    from radar_pipeline.partitions import sites as sites_partitions
+    from radar_pipeline.sites.assets import _scoring_in_progress, range_requests, score_and_publish_job
+
+    @dg.sensor(jobs=[refresh_job, score_and_publish_job], name="methodology_sensor",
+               minimum_interval_seconds=METHODOLOGY_TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Recomputes the stored rows that disagree with the rules in force (found by "
+                           "methodology version in every edition and stage, `radar methodology --stale`): "
+                           "refreshes stale editions, then rescores the stale site scores and publishes.")
+    def methodology_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse):
+        busy = context.instance.get_run_ids(filters=dg.RunsFilter(
+            job_name=refresh_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                                                 dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
+            limit=1)
+        if busy or _scoring_in_progress(context.instance):
+            return dg.SkipReason("a refresh or scoring run is in progress; stale rows are looked for afterwards")
+        try:
+            with warehouse.get_connection(read_only=True, wait_seconds=20.0) as con:
+                stale = staleness.stale_rows(con)
+                allowed = {e: staleness.missing_topics(con, e) for e in staleness.stale_editions(stale)}
+                sites = staleness.stale_site_scores(con)
+                stamp = con.sql("select string_agg(edition || stage || computed_at, ',' order by all) "
+                                "from edition_stages").fetchall()[0][0] or ""
+        except (duckdb.Error, OSError) as exc:  # not refreshed yet, or busy: the next tick looks again
+            return dg.SkipReason(f"warehouse not readable now: {str(exc)[:300]}")
+        state = hashlib.sha256((json.dumps(fingerprint_versions()) + stamp).encode()).hexdigest()[:12]
+        editions = staleness.stale_editions(stale)
+        if editions:
+            requests = []
+            for edition in editions:
+                context.log.info(f"edition {edition}: rows computed with older rules; requesting its refresh")
+                config = _refresh_run_config()
+                config["resources"]["warehouse"]["config"]["allow_missing_topics"] = allowed[edition]
+                requests.append(dg.RunRequest(run_key=f"rules-{state}-{edition}", partition_key=str(edition),
+                                              job_name=refresh_job.name, run_config=config,
+                                              tags={"radar/trigger": "methodology"}))
+            return dg.SensorResult(run_requests=requests)
+        if sites.is_empty():
+            return dg.SkipReason("every stored row is current")
+        known = context.instance.get_dynamic_partitions(sites_partitions.name)
+        requests = []
+        for (edition,), group in sites.group_by("edition", maintain_order=True):
+            ids = set(group["site_id"].to_list())
+            context.log.info(f"edition {edition}: {len(ids)} site score(s) computed with older rules or inputs")
+            requests += range_requests(known, ids, edition=int(edition), only_stale=False,
+                                       run_key_prefix=f"rules-{state}-{edition}", last_job=score_and_publish_job.name)
+        return dg.SensorResult(run_requests=requests)
+
+    return methodology_sensor
+
+
+def fingerprint_versions() -> dict[str, str]:
+    from radar_pipeline import fingerprint
+
+    return fingerprint.versions()
+
+
+def build_refresh_outcome_sensors(refresh_job: dg.UnresolvedAssetJobDefinition) -> list[dg.SensorDefinition]:
+    """A refresh launched from the UI, the schedule or a sensor lands whole or not at all
+    (country_risk/edition_backup.py): on success its copy of the edition's previous rows is
+    dropped, on failure or cancellation the edition is put back as it was."""
+    from radar_pipeline.country_risk import edition_backup
+
+    def finish(context: dg.RunStatusSensorContext, warehouse: DuckDBWarehouse, success: bool):
+        with warehouse.get_connection() as con:
+            if success:
+                edition_backup.commit(con, context.dagster_run.run_id)
+            else:
+                edition = edition_backup.rollback(con, context.dagster_run.run_id)
+                if edition is not None:
+                    context.log.info(f"edition {edition} restored as it was before run {context.dagster_run.run_id}")
+
+    # every job of the code location: a "Materialize" of edition assets from the asset graph is an
+    # ad hoc run (__ASSET_JOB), not the refresh job, and keeps a copy as well (finish: a no-op for
+    # runs that kept none)
+    @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS,
+                          name="refresh_succeeded", default_status=dg.DefaultSensorStatus.RUNNING,
+                          description="Drops the copy a successful refresh kept of its edition's previous rows.")
+    def refresh_succeeded(context: dg.RunStatusSensorContext, warehouse: DuckDBWarehouse):
+        finish(context, warehouse, True)
+
+    @dg.run_failure_sensor(name="refresh_failed",
+                           default_status=dg.DefaultSensorStatus.RUNNING,
+                           description="Puts a failed refresh's edition back as it was before the run "
+                                       "(a new edition: no rows).")
+    def refresh_failed(context: dg.RunFailureSensorContext, warehouse: DuckDBWarehouse):
+        finish(context, warehouse, False)
+
+    return [refresh_succeeded, refresh_failed]

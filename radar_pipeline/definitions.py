@@ -20,7 +20,7 @@ os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
 from radar_pipeline import automation, run_settings
 from radar_pipeline.country_risk import assets as country_risk
-from radar_pipeline.country_risk import coverage
+from radar_pipeline.country_risk import benchmarks, coverage
 from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.publish import assets as publish
 from radar_pipeline.sectors import assets as sectors
@@ -31,7 +31,7 @@ OWNER = "team:radar"
 
 reference_assets = [country_risk.countries, country_risk.indicator_registry, *sectors.reference_assets]
 edition_assets = [*country_risk.source_assets, country_risk.indicator_scores, country_risk.country_topic_risk,
-                  coverage.coverage_report, *sectors.edition_assets]
+                  coverage.coverage_report, benchmarks.benchmark_agreement, *sectors.edition_assets]
 asset_checks = [country_risk.country_topic_risk_complete, *sectors.checks]
 
 # The main job: everything an edition needs, in one run. In-process: the
@@ -41,6 +41,10 @@ refresh_edition_job = dg.define_asset_job(
     "refresh_edition",
     selection=dg.AssetSelection.assets(*reference_assets, *edition_assets),
     executor_def=dg.in_process_executor,
+    # a retried run re-executes every step: its first step (countries) then restores the failed
+    # attempt's edition before keeping its own copy (country_risk/edition_backup.py), where a
+    # from-failure retry would rewrite only the failed steps on top of the restored rows
+    tags={"dagster/retry_strategy": "ALL_STEPS"},
     description="Fetch (or read the mirror), parse, validate and score one methodology edition: "
                 "country risk -> sector weights, high-risk goods -> inherent risk. Sites are rescored "
                 "and the BI snapshot republished afterwards by the assets' automation conditions.",
@@ -59,7 +63,9 @@ defs = dg.Definitions(
     jobs=[refresh_edition_job, sites.score_sites_job, sites.score_and_publish_job, *publish.jobs],
     schedules=[automation.build_annual_schedule(refresh_edition_job)],
     sensors=[sites.site_inbox_sensor, sites.overrides_sensor, *publish.sensors, automation.automation_sensor,
-             automation.build_vintage_sensor(refresh_edition_job)],
+             automation.build_vintage_sensor(refresh_edition_job),
+             automation.build_methodology_sensor(refresh_edition_job),
+             *automation.build_refresh_outcome_sensors(refresh_edition_job)],
     # the warehouse file + the run settings (source, topics allowed missing, publish target),
     # editable per run in the launchpad under resources.warehouse.config
     resources={"warehouse": run_settings.default_warehouse()},

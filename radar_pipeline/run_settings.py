@@ -15,6 +15,7 @@ restores it afterwards (daemon runs each have their own process; in-process runs
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,11 +27,29 @@ import dagster as dg
 from pydantic import Field
 
 from radar_pipeline import settings
+from radar_pipeline.methodology import TOPICS
 from radar_pipeline.warehouse import DuckDBWarehouse
 
 SOURCES = ("live", "mirror", "sample")
 # Where a failure hint sends a UI user (the launchpad's config editor path of each field).
 UI_FIELD = "resources.warehouse.config.{}"
+# Run tag read by Dagster's run retries (dagster.yaml run_retries) when the run fails.
+MAX_RETRIES_TAG = "dagster/max_retries"
+
+
+class RunSettingsError(ValueError):
+    """A run setting that cannot work (launchpad `resources.warehouse.config`, radar.toml, the
+    environment): the run fails once, with this message as its failure (RunSettingsFailure)."""
+
+
+class RunSettingsFailure(dg.DagsterResourceFunctionError):
+    """How a RunSettingsError leaves the warehouse resource. Dagster wraps anything else raised
+    there as "Error executing resource_fn on ResourceDefinition warehouse", which became the
+    run's failure headline with the project's message only as its cause; an error of Dagster's
+    own resource-failure class passes its boundary as it is, so the failure shown is the
+    project's message, for a run in one process and for a step in its own process alike.
+    The run is tagged dagster/max_retries 0 first: dagster.yaml retries a failed run (for a
+    worker that died), and the same settings would fail the same way again."""
 
 
 def settings_file() -> Path:
@@ -109,32 +128,35 @@ class RadarWarehouse(DuckDBWarehouse):
     def run_environment(self) -> dict[str, str | None]:
         """The environment this run's settings mean (None = variable unset)."""
         if self.source not in SOURCES:
-            raise dg.Failure(f"{UI_FIELD.format('source')} = {self.source!r}: must be one of {SOURCES}")
+            raise RunSettingsError(f"{UI_FIELD.format('source')} = {self.source!r}: must be one of {SOURCES}")
         if self.source == "mirror":
             if not self.mirror_path or not Path(self.mirror_path).is_dir():
-                raise dg.Failure(f"{UI_FIELD.format('mirror_path')} = {self.mirror_path!r} is not a folder; "
-                                 "set it to the mirror folder (CLI: --mirror DIR) or choose source 'sample'")
+                raise RunSettingsError(f"{UI_FIELD.format('mirror_path')} = {self.mirror_path!r} is not a folder; "
+                                       "set it to the mirror folder (CLI: --mirror DIR) or choose source 'sample'")
             mirror: str | None = str(Path(self.mirror_path).resolve())
         else:
             mirror = str(settings.SAMPLE_MIRROR_DIR) if self.source == "sample" else None
+        unknown = unknown_topics(self.allow_missing_topics)
+        if unknown:
+            raise RunSettingsError(f"{UI_FIELD.format('allow_missing_topics')} names unknown topics {unknown}; "
+                                   f"topics are {list(TOPICS)}")
         return {"RADAR_SOURCES_MIRROR": mirror, "RADAR_PUBLISHED": self.published_path,
                 "RADAR_KEEP_SNAPSHOTS": str(self.keep_snapshots),
                 "RADAR_ALLOW_MISSING_TOPICS": ",".join(self.allow_missing_topics) or None}
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[RadarWarehouse]:
-        env = self.run_environment()
-        saved = {k: os.environ.get(k) for k in env}
-        _apply(env)
+        try:
+            env = self.run_environment()
+        except RunSettingsError as exc:
+            no_run_retry(context)
+            raise RunSettingsFailure(str(exc), user_exception=exc, original_exc_info=sys.exc_info()) from None
         if context.log:
             mirror = f" ({self.mirror_path})" if self.source == "mirror" else ""
             context.log.info(f"run settings: source={self.source}{mirror}, allow_missing_topics="
                              f"{self.allow_missing_topics or 'none'}, publish to {self.published_path}")
-        try:
-            with super().yield_for_execution(context) as resource:  # DuckDBWarehouse's setup/teardown
-                yield resource
-        finally:
-            _apply(saved)
+        with environment(env), super().yield_for_execution(context) as resource:  # DuckDBWarehouse's too
+            yield resource
 
 
 def _apply(env: dict[str, str | None]) -> None:
@@ -177,6 +199,29 @@ def instance_yaml(source: Path | None = None, home: Path | None = None) -> str:
     elif (config.get("storage") or {}).get("sqlite"):
         config.pop("storage")  # Dagster's default: sqlite under DAGSTER_HOME
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def no_run_retry(context: dg.InitResourceContext | dg.AssetExecutionContext) -> None:
+    """Tag the context's run so that dagster.yaml's run retries do not re-run it: for failures
+    of the run's settings, which the same settings would repeat (two failed runs per bad launch)."""
+    run = context.run
+    if context.instance is not None and run is not None:
+        context.instance.add_run_tags(run.run_id, {MAX_RETRIES_TAG: "0"})
+
+
+def unknown_topics(topics: list[str]) -> list[str]:
+    return sorted(set(topics) - set(TOPICS))
+
+
+@contextmanager
+def environment(env: dict[str, str | None]) -> Iterator[None]:
+    """These environment variables (None = unset) for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in env}
+    _apply(env)
+    try:
+        yield
+    finally:
+        _apply(saved)
 
 
 def allowed_missing_topics() -> list[str]:

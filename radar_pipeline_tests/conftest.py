@@ -17,6 +17,30 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SOURCES = Path(os.environ.get("RADAR_SHARED_SOURCES", REPO.parent / "shared" / "data" / "sources"))
 
 
+# --------------------------------------------------------------------------- fast and slow suites
+# `python -m pytest` with no test paths and no -m is the fast suite (the README's test command): the
+# tests marked `slow` (end-to-end runs through Dagster, daemons, UI processes, kills, lakes,
+# PostgreSQL, wheels) are deselected. `python -m pytest -m slow` runs them, `-m "slow or not slow"`
+# everything; naming files or tests (`python -m pytest radar_pipeline_tests/test_lake.py`) runs
+# what is named, slow or not. `.ci/run` runs both suites.
+
+def _fast_suite_only(config) -> bool:
+    return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not config.option.markexpr
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if not _fast_suite_only(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # a first line right after collection, -q included
+        reporter.write_line(f"fast suite: {len(items)} tests, one dot each ({len(slow)} tests marked slow "
+                            "left out: python -m pytest -m slow)")
+
+
 @pytest.fixture(scope="session")
 def shared_sources() -> Path:
     if not SHARED_SOURCES.is_dir():

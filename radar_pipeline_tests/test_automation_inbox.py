@@ -67,6 +67,7 @@ def published_ids(path) -> set[str]:
         con.close()
 
 
+@pytest.mark.slow
 def test_the_inbox_run_scores_and_publishes_and_automation_does_not_publish_again(world):
     from radar_pipeline.definitions import defs
 
@@ -86,6 +87,7 @@ def test_the_inbox_run_scores_and_publishes_and_automation_does_not_publish_agai
     assert after.get_num_requested(dg.AssetKey("site_scores")) == 0
 
 
+@pytest.mark.slow
 def test_failed_scoring_does_not_publish(world, monkeypatch):
     from radar_pipeline.sites import store
 

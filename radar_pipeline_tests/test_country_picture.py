@@ -14,6 +14,8 @@ from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.publish.build import publish
 from radar_pipeline.warehouse import DuckDBWarehouse
 
+pytestmark = pytest.mark.slow  # refreshes editions from the real files: `python -m pytest -m slow`
+
 
 @pytest.fixture(scope="module")
 def shared_2023(shared_sources, tmp_path_factory):

@@ -15,6 +15,8 @@ from radar_pipeline.sources.adapters import ituc
 from radar_pipeline.sources.reference.countries import resolve
 from radar_pipeline.sources.toolkit import LandedFile, load_indicator_specs, specs_for
 
+pytestmark = pytest.mark.slow  # refreshes of several editions from the real files: `python -m pytest -m slow`
+
 # Topics the shared mirror cannot fill in 2025: regular employment (its newest vulnerable-employment
 # file ends in 2019) and children (79 countries surveyed since 2013 < min_countries 80). Every
 # topic is filled in 2024: that refresh allows none missing.

@@ -24,6 +24,8 @@ from radar_pipeline.sources.reference import un_m49
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 from radar_pipeline.warehouse import connect
 
+pytestmark = pytest.mark.slow  # refreshes of several editions per test: `python -m pytest -m slow`
+
 
 def q(path, sql, **params) -> pl.DataFrame:
     con = duckdb.connect(str(path), read_only=True)

@@ -472,6 +472,7 @@ def live_run(baseline, server, dead, tmp: Path, monkeypatch, faults: dict[str, F
     return db, pub, refresh_edition(EDITION, allow_missing_topics=[], warehouse=db)
 
 
+@pytest.mark.slow
 def test_dagster_recovers_from_transient_faults_with_identical_results(baseline, server, dead_endpoints,
                                                                        tmp_path, monkeypatch):
     faults = {"ti_cpi": F["5xx_then_ok"], "yale_epi": F["429_retry_after_then_ok"], "undp_gii": F["reset_then_ok"],
@@ -506,6 +507,7 @@ FAILING = {
 }
 
 
+@pytest.mark.slow
 def test_dagster_failing_sources_leave_previous_edition_untouched(baseline, server, dead_endpoints,
                                                                   tmp_path, monkeypatch):
     assert len({f.name for f in FAILING.values()}) == len(FAILING)
@@ -531,6 +533,7 @@ def test_dagster_failing_sources_leave_previous_edition_untouched(baseline, serv
     assert keep and all(r in after["source_files"] for r in keep), "faulty sources' provenance changed"
 
 
+@pytest.mark.slow
 def test_dagster_unreachable_country_list_fails_before_anything_is_written(baseline, server, dead_endpoints,
                                                                           tmp_path, monkeypatch):
     db, _pub, outcome = live_run(baseline, server, dead_endpoints, tmp_path, monkeypatch,

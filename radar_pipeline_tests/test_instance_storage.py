@@ -65,6 +65,7 @@ def _runs(instance) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_batched_writes_leave_the_instance_as_dagsters_own_sqlite_storage_does(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "50")  # batches of 50, 30 and 40 per run
     monkeypatch.setattr(instance_storage, "ROWS_PER_INSERT", 7)  # and statements of 7 rows in each

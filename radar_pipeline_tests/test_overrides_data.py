@@ -61,6 +61,7 @@ def write(folder, rows: list[str]) -> None:
     (folder / "team.csv").write_text(HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_hand_edited_csv_reaches_only_that_site_on_every_edition(world):
     wh, folder, keys = world
     site = keys[3]
@@ -95,6 +96,7 @@ def test_hand_edited_csv_reaches_only_that_site_on_every_edition(world):
     assert (row["category"] == row["category_calculated"]).all() and row["override_reason"].null_count() == 2
 
 
+@pytest.mark.slow
 def test_expired_override_is_undone_the_day_after(world):
     """Stored with an override in force; its expires_on is now past: with no file change, the
     comparison with today's overrides finds it and rescoring restores the calculated category."""
@@ -123,6 +125,7 @@ def _sensor(wh, instance, cursor=None):
         return overrides_sensor(context)
 
 
+@pytest.mark.slow
 def test_sensor_requests_runs_for_exactly_the_drifting_site_and_the_run_applies_it(world):
     wh, folder, keys = world
     site = keys[7]
@@ -160,6 +163,7 @@ def test_sensor_requests_runs_for_exactly_the_drifting_site_and_the_run_applies_
     assert untouched.equals(before.filter(pl.col("site_id") != site))
 
 
+@pytest.mark.slow
 def test_cli_ingest_of_an_unchanged_file_applies_a_hand_edit_and_publishes(world, tmp_path, monkeypatch):
     """`radar sites ingest` with nothing new to score still applies the overrides folder."""
     from radar_pipeline.cli import main

@@ -36,6 +36,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_wheel_lists_every_runtime_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     sql_in_repo = {p.relative_to(REPO).as_posix() for p in (REPO / "sql").rglob("*.sql")}

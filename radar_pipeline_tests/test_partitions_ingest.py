@@ -5,11 +5,14 @@ message) and the runs must be re-executable chunks: the next ingest scores exact
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from radar_pipeline.sites import store
 from radar_pipeline.warehouse import connect
 from radar_pipeline_tests import test_crash_safety as crash
 from radar_pipeline_tests.test_crash_safety import _ingest_cli, _scores, _sites_file
+
+pytestmark = pytest.mark.slow  # ingest subprocesses, signals, chunked scoring runs: `python -m pytest -m slow`
 
 # the same fixtures: a private copy of the session's sample edition 2024, Dagster home, published folder
 sample_warehouse, wh = crash.sample_warehouse, crash.wh

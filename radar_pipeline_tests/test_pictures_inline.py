@@ -15,6 +15,8 @@ from radar_pipeline.pictures.serve import serving_pictures
 from radar_pipeline.sites import generate, store
 from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
+pytestmark = pytest.mark.slow  # scoring and picture runs, a served pictures folder: `python -m pytest -m slow`
+
 
 @pytest.fixture
 def scored(sample_edition_2024, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from radar_pipeline.cli.runs import refresh_edition
 from radar_pipeline.methodology import IMPUTATION_METHODS, TOPICS
 from radar_pipeline.warehouse import connect
 
+pytestmark = pytest.mark.slow  # refreshes of every edition from the real and sample mirrors: `python -m pytest -m slow`
+
 # Every topic has a publisher file in ../shared/data/sources for editions 2022-2024 (README): the
 # refresh allows none missing.
 SHARED_MISSING: list[str] = []

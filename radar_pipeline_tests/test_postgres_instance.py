@@ -19,6 +19,8 @@ from radar_pipeline.sites import store
 from radar_pipeline.sites.generate import generate_sites, write_sites
 from radar_pipeline.warehouse import connect
 
+pytestmark = pytest.mark.slow  # a PostgreSQL server: `python -m pytest -m slow`
+
 
 @pytest.fixture
 def pg_instance(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,7 @@ WAREHOUSE_COUNTS = {
 }
 
 
+@pytest.mark.slow
 def test_published_tables_have_documented_columns_and_warehouse_row_counts(env):
     pub, wh = env["published"], env["wh"]
     for table, schema in schemas.SCHEMAS.items():
@@ -225,6 +227,7 @@ def test_published_tables_have_documented_columns_and_warehouse_row_counts(env):
     assert {r[0] for r in q(pub, "select distinct scope from publish_info")} == {"all"}
 
 
+@pytest.mark.slow
 def test_published_edition_sources_show_what_each_edition_read(env):
     # METHODOLOGY §1: the sample's only CAHRA list is the June 2026 one, newer than every edition
     rows = q(env["published"], "select edition, vintage, released_after_edition from edition_sources "
@@ -233,6 +236,7 @@ def test_published_edition_sources_show_what_each_edition_read(env):
     assert q(env["published"], "select count(distinct source) from edition_sources")[0][0] >= 10
 
 
+@pytest.mark.slow
 def test_wide_country_risk_has_one_column_per_topic_matching_long_form(env):
     pub = env["published"]
     wide = duckdb.connect(str(pub), read_only=True)
@@ -247,6 +251,7 @@ def test_wide_country_risk_has_one_column_per_topic_matching_long_form(env):
     assert melted.sort("edition", "iso3", "topic").equals(long.sort("edition", "iso3", "topic"))
 
 
+@pytest.mark.slow
 def test_parquet_beside_the_file_matches_the_snapshot(env):
     pub = env["published"]
     folder = pub.parent / "parquet"
@@ -271,6 +276,7 @@ def copy_without_buyers(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow
 def test_open_reader_keeps_its_snapshot_while_a_new_one_is_published(env, tmp_path):
     wh1 = copy_without_buyers(env["wh"], tmp_path / "w1.duckdb")
     wh2 = copy_without_buyers(env["wh"], tmp_path / "w2.duckdb")
@@ -307,11 +313,14 @@ def test_open_reader_keeps_its_snapshot_while_a_new_one_is_published(env, tmp_pa
     assert q(target, "select any_value(snapshot_id), (select count(*) from site_scores_history) "
                      "from publish_info")[0] == (s2.snapshot_id, N_SITES)
     # no temp files left, Parquet swapped too, previous Parquet kept for readers mid-query
-    assert sorted(p.name for p in target.parent.iterdir()) == [".snapshots", "parquet", "radar.duckdb"]
+    # (.publish_state.json: what the snapshot was built from, so a rerun after a kill knows it is behind)
+    assert sorted(p.name for p in target.parent.iterdir()) == [".publish_state.json", ".snapshots", "parquet",
+                                                                "radar.duckdb"]
     assert s2.snapshot_id in str((target.parent / "parquet").resolve())
     assert (target.parent / ".snapshots" / "all" / s1.snapshot_id / "parquet").is_dir()
 
 
+@pytest.mark.slow
 def test_failed_validation_leaves_the_published_snapshot_untouched(env, monkeypatch):
     target = env["published"]
     before = sorted(p.name for p in target.parent.iterdir())
@@ -326,6 +335,7 @@ def test_failed_validation_leaves_the_published_snapshot_untouched(env, monkeypa
     assert not list((target.parent / "buyers").glob(".*"))
 
 
+@pytest.mark.slow
 def test_bi_readers_through_sqlalchemy_never_fail_during_refresh_and_publish(env):
     """duckdb-engine/SQLAlchemy readers (as Superset/Metabase) on the published file for the
     whole of a refresh + scoring + publish: the run succeeded (fixture) and no query failed."""
@@ -348,10 +358,10 @@ DUCKDB_2X = "duckdb==2.0.1"  # the newest line a BI tool may bring
 
 def _client_python(tmp_path_factory, requirement: str) -> Path:
     """A separate venv with a DuckDB client of another version, as BI drivers bundle it."""
-    venv = tmp_path_factory.mktemp("duckdb-" + requirement.split("==")[1]) / "venv"
+    venv = tmp_path_factory.mktemp("client-" + re.sub(r"[^\w.]+", "-", requirement)[:60]) / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     python = venv / "bin" / "python"
-    out = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
+    out = subprocess.run([str(python), "-m", "pip", "install", "-q", *requirement.split()],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         message = f"cannot install {requirement} from the package registry: {out.stderr[-500:]}"
@@ -400,6 +410,44 @@ def test_example_queries_run_on_old_and_new_clients(env, client, request):
         con.close()
 
 
+# SQLAlchemy driver combinations a BI tool may bring (the README's BI section names them)
+BI_DRIVERS = {
+    "duckdb-engine + SQLAlchemy 2.0": ("duckdb==1.5.5", "duckdb-engine==0.17.0", "sqlalchemy==2.0.44"),
+    "duckdb-sqlalchemy + SQLAlchemy 2.1": ("duckdb==1.5.5", "duckdb-sqlalchemy==1.5.6.5", "sqlalchemy==2.1.9"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("driver", list(BI_DRIVERS))
+def test_sqlalchemy_driver_combinations_list_tables_and_columns(env, driver, tmp_path_factory):
+    """What Superset/Metabase do first through SQLAlchemy: list the tables, reflect a table's
+    columns (with their comments) and query — in a venv of exactly that driver combination."""
+    python = _client_python(tmp_path_factory, " ".join(BI_DRIVERS[driver]))
+    code = textwrap.dedent("""
+        import json, sys
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+        engine = sa.create_engine(f"duckdb:///{sys.argv[1]}", connect_args={"read_only": True}, poolclass=NullPool)
+        insp = sa.inspect(engine)
+        cols = insp.get_columns("site_scores_latest")
+        with engine.connect() as c:
+            n = c.execute(sa.text("select count(*) from site_scores_latest")).scalar()
+        print(json.dumps({"sa": sa.__version__, "tables": sorted(insp.get_table_names()),
+                          "columns": [c["name"] for c in cols], "comments": sum(bool(c.get("comment")) for c in cols),
+                          "rows": n}))
+    """)
+    run = subprocess.run([str(python), "-c", code, str(env["published"])], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["sa"] == BI_DRIVERS[driver][-1].split("==")[1]
+    assert seen["tables"] == sorted(t for (t,) in q(env["published"], "select table_name from duckdb_tables()"))
+    assert seen["columns"] == [c for c, *_ in q(env["published"], "select column_name from duckdb_columns() "
+                                                "where table_name = 'site_scores_latest' order by column_index")]
+    assert seen["comments"] == len(seen["columns"])
+    assert seen["rows"] == one(env["published"], "select count(*) from site_scores_latest")
+
+
 @pytest.mark.slow
 def test_published_files_open_in_a_duckdb_1x_client(env, duckdb_1x_python):
     code = textwrap.dedent("""
@@ -427,6 +475,7 @@ def test_published_files_open_in_a_duckdb_1x_client(env, duckdb_1x_python):
         assert seen[str(path)]["comments"] == one(path, "select count(*) from data_dictionary")
 
 
+@pytest.mark.slow
 def test_published_tables_and_columns_carry_the_dictionary_as_comments(env):
     pub = env["published"]
     tables = dict(q(pub, "select table_name, comment from duckdb_tables()"))
@@ -437,6 +486,7 @@ def test_published_tables_and_columns_carry_the_dictionary_as_comments(env):
     assert all(comment == description for _, _, comment, description in columns)
 
 
+@pytest.mark.slow
 def test_sqlalchemy_inspection_lists_tables_columns_and_comments(env):
     """What Superset/Metabase-style tools do first: list tables, then columns; the
     connection must stay usable afterwards."""
@@ -461,6 +511,7 @@ def test_sqlalchemy_inspection_lists_tables_columns_and_comments(env):
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_publish_keeps_the_configured_number_of_snapshots(env, tmp_path, monkeypatch):
     wh = copy_without_buyers(env["wh"], tmp_path / "w.duckdb")
     target = tmp_path / "out" / "radar.duckdb"
@@ -475,6 +526,7 @@ def test_publish_keeps_the_configured_number_of_snapshots(env, tmp_path, monkeyp
 
 # --- buyers -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_buyer_files_contain_only_their_sites(env):
     out = env["published"].parent / "buyers"
     assert sorted(p.name for p in out.glob("*.duckdb")) == ["acme.duckdb", "zeta.duckdb"]
@@ -496,6 +548,7 @@ def test_buyer_files_contain_only_their_sites(env):
             assert con.sql(f"select count(*) from read_parquet('{parquet}')").fetchall()[0][0] == len(mine)
 
 
+@pytest.mark.slow
 def test_buyer_lists_validated_and_unknown_sites_reported(env):
     rejects = q(env["wh"], "select file, line, reason from buyer_site_rejects order by file, line")
     assert [(f, n) for f, n, _ in rejects] == [("acme.csv", 8), ("zeta.jsonl", 4)]
@@ -526,6 +579,7 @@ EXPECTED_EXAMPLES = {"high_risk_sites_by_country_sector", "primary_producers", "
                      "country_topic_changes", "open_critical_findings"}
 
 
+@pytest.mark.slow
 def test_example_queries_answer_on_the_published_snapshot(env):
     assert {p.stem for p in EXAMPLES} == EXPECTED_EXAMPLES
     con = duckdb.connect(str(env["published"]), read_only=True)
@@ -563,6 +617,7 @@ def test_example_queries_answer_on_the_published_snapshot(env):
         acme.close()
 
 
+@pytest.mark.slow
 def test_data_dictionary_markdown_is_up_to_date(env):
     assert dictionary.DOC_PATH.read_text(encoding="utf-8") == dictionary.render_markdown(), \
         "docs/data_dictionary.md is stale: run `python -m radar_pipeline.publish.dictionary`"

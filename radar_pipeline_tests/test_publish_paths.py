@@ -143,6 +143,7 @@ def test_buyer_file_names_are_one_to_one_short_and_readable():
         assert buyer_id_of(foreign) is None, foreign
 
 
+@pytest.mark.slow
 def test_every_valid_id_gets_its_own_file_and_unlisted_ones_are_removed(tmp_path):
     """Ids of 59-64 characters and `acme` beside `acme.duckdb` used to fail every publish
     after the main file was swapped; now each buyer has its file, its Parquet link and its
@@ -254,6 +255,7 @@ NOT_FOLLOWED = {  # publish succeeds: a `parquet` link is replaced as a link; le
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("place", list(NOT_FOLLOWED))
 def test_publish_never_follows_a_link_it_replaces_or_prunes(world, place):
     out, victim = world["out"], world["victim"]

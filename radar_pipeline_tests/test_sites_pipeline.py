@@ -41,6 +41,7 @@ def reference(path):
         con.close()
 
 
+@pytest.mark.slow
 def test_cli_score_equals_dagster_path(warehouse, tmp_path):
     countries, classes = reference(warehouse)
     sites_file = tmp_path / "sites.jsonl"

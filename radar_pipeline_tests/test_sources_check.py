@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from radar_pipeline import settings
 from radar_pipeline.cli import main
 from radar_pipeline.sources.check import run_check
@@ -40,6 +42,7 @@ def test_offline_on_sample_mirror_says_live_urls_were_not_reached(tmp_path):
     assert res[("ituc", "2024", "mirror folder")].status == "OK"
 
 
+@pytest.mark.slow
 def test_offline_on_shared_mirror(shared_sources):
     results = run_check(live=False, mirror=shared_sources, user_dir=None, log=lambda m: None)
     assert not [r.line() for r in results if r.status == "FAIL"]

@@ -26,6 +26,7 @@ def spec(series: str, indicator_id: str = "x") -> IndicatorSpec:
 
 # ---------------------------------------------------------------- real files
 
+@pytest.mark.slow
 def test_real_2024_long_workbook_rule_of_law_2023(shared_sources):
     folder = shared_sources / "worldbank_wgi" / "2024-09"
     df = worldbank_wgi.parse(landed(folder, "2024-09"), specs_for("worldbank_wgi", "2024-09"))

@@ -14,6 +14,8 @@ from radar_pipeline.cli.runs import refresh_edition, score_sites
 from radar_pipeline.sites import store
 from radar_pipeline.warehouse import connect
 
+pytestmark = pytest.mark.slow  # scoring, refresh and publish runs end to end: `python -m pytest -m slow`
+
 COUNTRY_TABLES = ("indicator_scores", "country_topic_risk")
 DOWNSTREAM_TABLES = ("hrg_uplift", "sector_weighted_country_risk", "inherent_risk", "inherent_risk_overall",
                      "site_scores", "site_score_factors")

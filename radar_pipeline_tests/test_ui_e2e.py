@@ -12,6 +12,8 @@ import duckdb
 import pytest
 from screenshots import DagsterUI, group_members, prepare_demo  # scripts/ (pytest pythonpath)
 
+pytestmark = pytest.mark.slow  # a real dagster-daemon and webserver: `python -m pytest -m slow`
+
 N_SITES = 25
 
 

@@ -12,10 +12,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from radar_pipeline import settings
 
 sys.path.insert(0, str(settings.REPO_DIR / "scripts"))
 from screenshots import group_members, stop_group
+
+pytestmark = pytest.mark.slow  # starts radar ui (dagster dev, its daemon and code server): `python -m pytest -m slow`
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from radar_pipeline import lake, settings
 from radar_pipeline.partitions import add_site_partitions, sqlite_partition_warning
@@ -24,6 +25,35 @@ from radar_pipeline.warehouse import DuckDBWarehouse
 # Dagster's console logger prints one DEBUG line per partition event; INFO keeps
 # the per-source progress lines and drops the per-site noise.
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def _first_paragraph(record) -> bool:
+    """Dagster's console logger prints a failed step's stack trace (twice: the step, the run);
+    a `radar` user reads the one-line FAILED messages the commands print instead. --debug
+    (RADAR_DEBUG=1) keeps the traces."""
+    if os.environ.get("RADAR_DEBUG") != "1" and isinstance(record.msg, str) and "Stack Trace:" in record.msg:
+        record.msg = record.msg.split("\n\n", 1)[0] + " (radar --debug ... shows the traceback)"
+    return True
+
+
+def _short_console_errors() -> None:
+    """Give every console logger Dagster creates in this process the filter above (Dagster has no
+    setting for it; the logger is built per run by dagster._loggers.create_console_logger)."""
+    import dagster._loggers as loggers
+
+    create = getattr(loggers, "create_console_logger", None)
+    if create is None or getattr(create, "radar_short", False):
+        return
+
+    def create_short(name, level):
+        logger = create(name, level)
+        logger.addFilter(_first_paragraph)
+        return logger
+    create_short.radar_short = True
+    loggers.create_console_logger = create_short
+
+
+_short_console_errors()
 
 
 @dataclass
@@ -47,7 +77,9 @@ def root_message(err) -> str:
 
 
 PID_TAG, HOST_TAG = "radar/pid", "radar/host"
-LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+# NOT_STARTED too: a `radar` process killed between creating its in-process run and starting
+# it leaves the run there for good (the UI lists it as not started, nothing ever ends it)
+LIVE_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 def _own_tags() -> dict[str, str]:
@@ -55,7 +87,8 @@ def _own_tags() -> dict[str, str]:
 
 
 def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark runs whose `radar` process died (SIGKILL, OOM, power loss) as failed.
+    """Mark runs whose `radar` process died (SIGKILL, OOM, power loss) as failed, whether they
+    were running or not started yet.
 
     An in-process run holds its `duckdb_write` pool slot until it finishes; if
     the process is killed, the run stays STARTED and the slot stays claimed, so
@@ -78,18 +111,26 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
                     warehouse: Path | str | None = None,
                     instance: dg.DagsterInstance | None = None) -> RunOutcome:
     from radar_pipeline.definitions import defs
+    from radar_pipeline.run_settings import allowed_missing_topics, environment
 
     job = defs.resolve_job_def("refresh_edition")
-    run_config = {**QUIET, "ops": {"country_topic_risk": {"config": {
-        "allow_missing_topics": list(allow_missing_topics or [])}}}}
     resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
     instance = instance or dg.DagsterInstance.ephemeral()
     reap_dead_runs(instance)
     lake.apply_pool_limit(instance, resources["warehouse"].path)
-    result = job.execute_in_process(partition_key=str(edition), run_config=run_config, instance=instance,
-                                    resources=resources, raise_on_error=False, tags=_own_tags())
+    # country_topic_risk reads the topics allowed missing where a launchpad run puts them (the
+    # warehouse resource's allow_missing_topics, run_settings.py)
+    allowed = ",".join(dict.fromkeys([*allowed_missing_topics(), *(allow_missing_topics or [])]))
+    with environment({"RADAR_ALLOW_MISSING_TOPICS": allowed or None}):
+        result = job.execute_in_process(partition_key=str(edition), run_config=QUIET, instance=instance,
+                                        resources=resources, raise_on_error=False, tags=_own_tags())
     failures = {e.step_key: root_message(e.step_failure_data.error)
                 for e in result.all_events if e.is_step_failure}
+    # the edition lands whole or not at all (country_risk/edition_backup.py)
+    from radar_pipeline.country_risk import edition_backup
+
+    with resources["warehouse"].get_connection() as con:
+        (edition_backup.commit if result.success else edition_backup.rollback)(con, result.run_id)
     if result.success:
         lake.tag_run(resources["warehouse"].path, result.run_id, "refresh", f"refresh edition {edition}",
                      edition=edition)
@@ -241,6 +282,9 @@ def publish_cli(*, warehouse: Path | str | None, instance: dg.DagsterInstance) -
         print("Publishing failed; the previous BI snapshot (if any) is unchanged.", file=sys.stderr)
         return 1
     meta = publish_metadata(outcome)
+    if not meta:  # the publish asset held back (sites scored before the latest refresh): it said why
+        print("Not published (above: why); the previous BI snapshot (if any) is unchanged.", file=sys.stderr)
+        return 0
     if lake.is_lake(warehouse or settings.warehouse_path()):
         print(f"Published lake snapshot {meta.get('snapshot_id')} at {meta.get('published_at')} "
               f"(no copy of the lake) in {time.perf_counter() - started:.1f}s; read it as published with "
@@ -287,11 +331,13 @@ def follow_data(instance: dg.DagsterInstance, cursor, *, warehouse: Path | str |
     from radar_pipeline.definitions import defs
 
     wh_path = warehouse or settings.warehouse_path()
-    for _ in range(max_rounds):
+    for round_ in range(max_rounds):
         result = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
         cursor = result.cursor
         if not result.total_requested:
-            break
+            if round_:
+                break
+            continue  # publish waits one tick after a refresh (automation.after_rescoring), even with no site
         sites = sorted(k for k in result.get_requested_partitions(dg.AssetKey("site_scores")) if k)
         if sites:
             log(f"rescoring {len(sites)} site(s) (their inherent risk changed)")
@@ -324,3 +370,66 @@ def baseline(instance: dg.DagsterInstance):
     from radar_pipeline.definitions import defs
 
     return dg.evaluate_automation_conditions(defs, instance).cursor
+
+
+# --- rule edits: recompute what disagrees with the rules in force (issue 21 item 2) ---------------
+
+def _stale(warehouse: Path | str):
+    from radar_pipeline import staleness
+    from radar_pipeline.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        stale = staleness.stale_rows(con)
+        allowed = {e: staleness.missing_topics(con, e) for e in staleness.stale_editions(stale)}
+        sites = staleness.stale_site_scores(con)
+    finally:
+        con.close()
+    return stale, allowed, sites
+
+
+def refresh_stale_editions(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None,
+                           log=print) -> list[str]:
+    """Refresh every edition with a row computed by older country or inherent rules (found by
+    version, radar_pipeline/staleness.py), each allowed to miss the topics it lacks today.
+    Returns the failures, one line per edition."""
+    from radar_pipeline import staleness
+
+    wh = warehouse or settings.warehouse_path()
+    stale, allowed, _sites = _stale(wh)
+    problems = []
+    for edition in staleness.stale_editions(stale):
+        log(f"edition {edition}: computed with rules that have changed since; refreshing it with the rules in force")
+        out = refresh_edition(edition, allow_missing_topics=allowed[edition], warehouse=wh, instance=instance)
+        if not out.success:
+            problems.append(f"edition {edition}: refresh failed: " + "; ".join(out.failures.values()))
+    return problems
+
+
+def rescore_stale_sites(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None,
+                        log=print) -> list[str]:
+    """Rescore, per edition, the site scores computed with older rules or before their edition's
+    inputs last changed — on editions whose country and inherent rows are current (a site score
+    on stale inherent risk would only be stale again). Returns the failures."""
+    from radar_pipeline import staleness
+
+    wh = warehouse or settings.warehouse_path()
+    stale, _allowed, sites = _stale(wh)
+    behind = set(staleness.stale_editions(stale))
+    problems = []
+    for (edition,), group in sites.filter(~pl.col("edition").is_in(list(behind))).group_by(
+            "edition", maintain_order=True):
+        ids = group["site_id"].to_list()
+        log(f"edition {edition}: rescoring {len(ids)} site(s) scored with older rules or before their inputs changed")
+        out = score_sites(ids, edition=int(edition), warehouse=wh, instance=instance)
+        if not out.success:
+            problems.append(f"edition {edition}: rescoring failed: " + "; ".join(out.failures.values()))
+    return problems
+
+
+def still_stale(warehouse: Path | str | None = None) -> list[str]:
+    """What is still not current, one line per table x edition (empty: everything current)."""
+    from radar_pipeline import staleness
+
+    stale, _allowed, _sites = _stale(warehouse or settings.warehouse_path())
+    return staleness.describe(stale)

@@ -9,6 +9,7 @@ open a file another process holds for writing).
 import json
 
 import dagster as dg
+import duckdb
 
 from radar_pipeline import lake, settings
 from radar_pipeline.country_risk.assets import POOL, country_topic_risk
@@ -32,7 +33,7 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
     folder = settings.buyers_inbox()
     with warehouse.get_connection() as con:
         load = buyers.load(con, folder)
-    context.log.info(f"{len(load.files)} buyer file(s) in {folder}: {load.rows.height} buyer-site rows for "
+    context.log.info(f"{len(load.files)} buyer file(s) in {folder}: {load.n_rows} buyer-site rows for "
                      f"{len(load.buyers)} buyer(s), {load.rejects.height} rejected, "
                      f"{len(load.unknown_sites)} unknown site id(s)")
     yield dg.AssetCheckResult(
@@ -40,11 +41,52 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
         metadata={"unknown": ", ".join(f"{b}/{s}" for b, s in load.unknown_sites[:50]) or "none",
                   "n_unknown": len(load.unknown_sites)})
     yield dg.MaterializeResult(metadata={
-        "dagster/row_count": load.rows.height, "files": ", ".join(load.files) or "none",
+        "dagster/row_count": load.n_rows, "files": ", ".join(load.files) or "none",
         "buyers": len(load.buyers), "rejected": load.rejects.height,
         "reject_reasons": dg.MetadataValue.md("\n".join(
             f"- {r['file']}:{r['line']} {r['reason']}" for r in load.rejects.head(20).iter_rows(named=True))
             or "none")})
+
+
+# Sites whose score predates the latest edition's inherent stage (edition_stages, written by the
+# refresh's last step): their score on that edition was computed before it was (re)computed, or
+# they have none on it and were last scored before it (on an older edition). Sites never scored
+# (an intake whose scoring run is queued) are not counted: they are only absent; nor a site scored
+# on an older edition on purpose after the refresh (`radar sites ingest --edition`).
+SITES_BEHIND_SQL = """
+with
+latest as (select max(edition) as edition from inherent_risk_overall),
+refreshed as (
+    select s.edition, s.computed_at from edition_stages as s
+    where s.stage = 'inherent' and s.edition = (select edition from latest)
+),
+scored as (
+    select site_id, max(scored_at) as any_at,
+           max(scored_at) filter (where edition = (select edition from latest)) as latest_at
+    from site_scores
+    where site_id in (select site_id from sites) group by site_id
+)
+select (select edition from refreshed), (select computed_at from refreshed), count(*),
+       list(site_id order by site_id)[1:5]
+from scored
+where coalesce(latest_at, any_at) < (select computed_at from refreshed)
+"""
+
+
+def sites_behind(con: duckdb.DuckDBPyConnection) -> tuple[int | None, object, int, list[str]]:
+    """(latest edition, when its inherent stage was computed, number of sites whose latest score
+    is older than that, the first few of them). A warehouse without these tables yet: none behind."""
+    try:
+        edition, computed_at, n, first = con.execute(SITES_BEHIND_SQL).fetchall()[0]
+    except duckdb.CatalogException:
+        return None, None, 0, []
+    return edition, computed_at, int(n or 0), list(first or [])
+
+
+class PublishConfig(dg.Config):
+    # True: publish even while some sites' scores predate the latest edition's inherent risk
+    # (a snapshot mixing editions; the edition_status table says which editions are current)
+    allow_stale_sites: bool = False
 
 
 @dg.asset(
@@ -53,14 +95,29 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
           dg.AssetDep(inherent_risk_overall, partition_mapping=dg.AllPartitionMapping()),
           dg.AssetDep(site_scores, partition_mapping=dg.AllPartitionMapping()),
           buyer_sites],
+    output_required=False,
     description="BI-facing snapshot in a SEPARATE DuckDB file (RADAR_PUBLISHED, default "
                 "data/published/radar.duckdb) + Parquet beside it, + one file per buyer with only its sites. "
                 "Built under a temp name and renamed over the old file: readers (read-only) see one whole "
                 "snapshot and never block the pipeline. Tables: sql/publish/*.sql, data_dictionary, "
-                "publish_info; documented in docs/data_dictionary.md.",
+                "publish_info; documented in docs/data_dictionary.md. Not published (the step succeeds "
+                "without a materialization, saying why) while some site's latest score predates the latest "
+                "edition's inherent risk: the rescoring a refresh triggers publishes when it is done.",
 )
-def publish(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+def publish(context: dg.AssetExecutionContext, config: PublishConfig, warehouse: DuckDBWarehouse):
     target = settings.published_path()
+    with warehouse.get_connection(read_only=True) as con:
+        edition, refreshed_at, n_behind, first = sites_behind(con)
+    if n_behind:
+        why = (f"{n_behind} site(s) (e.g. {', '.join(first)}) were last scored before edition {edition}'s "
+               f"inherent risk was computed ({refreshed_at:%Y-%m-%d %H:%M:%S} UTC)")
+        if not config.allow_stale_sites:
+            context.log.warning(f"not published: {why}; a snapshot now would mix edition {edition}'s risk with "
+                                f"older site scores. The rescoring that follows a refresh publishes when it is "
+                                f"done (`radar score --all` without a daemon; config allow_stale_sites "
+                                f"publishes anyway). The previous snapshot stays in place.")
+            return
+        context.log.warning(f"publishing although {why} (allow_stale_sites)")
     if lake.is_lake(warehouse.path):
         # A DuckLake warehouse is published by tagging its current snapshot (lake.publish); BI
         # tools read the lake itself, so the main file is not copied. The Parquet export and the
@@ -69,15 +126,16 @@ def publish(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg
             info = lake.publish(con)
         context.log.info(f"tagged lake snapshot {info['snapshot_id']} as published at {info['published_at']}")
         result = build.publish(warehouse.path, target, log=context.log.info, lake_snapshot=info["snapshot_id"])
-        return dg.MaterializeResult(metadata={
+        yield dg.MaterializeResult(metadata={
             "snapshot_id": info["snapshot_id"], "path": lake.parse(warehouse.path).display(),
             "published_at": info["published_at"], "row_counts": dg.MetadataValue.json(info["row_counts"]),
             "export_id": result.snapshot_id, "parquet": str(target.parent / "parquet"),
             "published_row_counts": dg.MetadataValue.json(result.row_counts),
             "buyers": dg.MetadataValue.json({b: c.get("site_scores_latest", 0) for b, c in result.buyers.items()}),
             "removed_buyer_files": ", ".join(result.removed_buyers) or "none"})
+        return
     result = build.publish(warehouse.path, target, log=context.log.info)
-    return dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(metadata={
         "snapshot_id": result.snapshot_id, "path": str(result.path),
         "row_counts": dg.MetadataValue.json(result.row_counts),
         "buyers": dg.MetadataValue.json({b: c.get("site_scores_latest", 0) for b, c in result.buyers.items()}),

@@ -37,8 +37,10 @@ old snapshot whole.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -51,24 +53,25 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline import lake, rule_sql, settings
+from radar_pipeline import lake, rule_sql, settings, staleness
 from radar_pipeline.identifiers import is_id
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.processes import remove_left_by_dead
 from radar_pipeline.publish import schemas
 from radar_pipeline.publish.buyers import buyer_file_name, buyer_id_of
 from radar_pipeline.safe_paths import UnsafePathError, checked, make_dirs, remove, remove_leftover
-from radar_pipeline.warehouse import ensure_schema
+from radar_pipeline.warehouse import connect, ensure_schema
 
 logger = logging.getLogger(__name__)
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
-              "edition_sources", "coverage_report", "country_picture", "site_scores_history", "site_scores_latest",
-              "site_score_factors", "site_nonconformities", "site_rejects")
+              "edition_sources", "edition_status", "coverage_report", "country_picture", "benchmark_agreement",
+              "benchmark_disagreements", "site_scores_history",
+              "site_scores_latest", "site_score_factors", "site_remediation", "site_nonconformities", "site_rejects")
 # Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
-SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_nonconformities",
-               "site_rejects")
+SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_remediation",
+               "site_nonconformities", "site_rejects")
 PUBLIC_TABLES = tuple(t for t in SQL_TABLES if t not in SITE_TABLES)
 ALL_TABLES = (*SQL_TABLES, "data_dictionary", "publish_info")
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
@@ -119,6 +122,7 @@ def build_sql_tables(con: duckdb.DuckDBPyConnection, db: str) -> None:
     """Create every sql/publish table in database `db`, reading the warehouse tables of the
     current default database (the caller runs `use <warehouse>` first)."""
     rule_sql.install(con)  # topics, round_score (temp: the warehouse stays read-only)
+    staleness.install(con)  # current_versions, stale_rows: edition_status.sql reads them
     for name in SQL_TABLES:
         con.execute(f"create table {db}.main.{name} as {publish_sql(name)}")
         if name == "site_scores_history":
@@ -245,10 +249,46 @@ def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) ->
         raise PublishError("published tables failed validation: " + " | ".join(problems))
 
 
+def _arrow_schema_blob(con: duckdb.DuckDBPyConnection, db: str, table: str, tmp: Path,
+                       descriptions: dict[str, str], about: str) -> str:
+    """The Arrow schema the Parquet file of `table` will have (read back from a zero-row copy
+    written at `tmp`, so every type is the one the Parquet reader derives), with each column's
+    description as field metadata `description`, serialized as Parquet readers expect it under
+    the `ARROW:schema` key (base64 of the IPC schema message)."""
+    import base64
+
+    import pyarrow as pa_
+    import pyarrow.parquet as pq
+
+    con.execute(f"copy (select * from {db}.main.{table} limit 0) to {_q(tmp)} (format parquet)")
+    try:
+        schema = pq.read_schema(tmp)
+    finally:
+        os.remove(tmp)
+    schema = pa_.schema([f.with_metadata({"description": descriptions[f.name]}) if descriptions.get(f.name) else f
+                         for f in schema], metadata={"description": about} if about else None)
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
 def _export_parquet(con: duckdb.DuckDBPyConnection, db: str, root: Path, folder: Path) -> None:
+    """One Parquet file per table in `folder` (a new snapshot folder, linked in later). Each file
+    is written under a temp name beside it and renamed over its final name (os.replace): whoever
+    opens `<table>.parquet`, by any path, sees a whole file. Each carries the data dictionary's
+    descriptions: per column as Arrow field metadata (`description`, what pyarrow, pandas and
+    Arrow-based BI readers show), the table's as schema metadata `description` (Arrow) and as the
+    file's key-value metadata `description` (DuckDB's parquet_kv_metadata)."""
     folder = make_dirs(root, folder)
+    dictionary = con.execute(f"select table_name, column_name, description, table_description "
+                             f"from {db}.main.data_dictionary").fetchall()
     for table in ALL_TABLES:
-        con.execute(f"copy {db}.main.{table} to {_q(folder / f'{table}.parquet')} (format parquet)")
+        columns = {c: d for t, c, d, _ in dictionary if t == table}
+        about = next((td for t, _, _, td in dictionary if t == table and td), "")
+        final = checked(root, folder / f"{table}.parquet")
+        tmp = checked(root, folder / f".{table}.parquet.{os.getpid()}.tmp")
+        blob = _arrow_schema_blob(con, db, table, tmp, columns, about)
+        con.execute(f"copy {db}.main.{table} to {_q(tmp)} (format parquet, "
+                    f"kv_metadata {{'ARROW:schema': {_q(blob)}, 'description': {_q(about)}}})")
+        os.replace(tmp, final)
 
 
 def _swap_symlink(root: Path, link: Path, target: Path) -> None:
@@ -259,7 +299,8 @@ def _swap_symlink(root: Path, link: Path, target: Path) -> None:
     make_dirs(root, link.parent)
     if os.path.lexists(link) and not link.is_symlink():  # a real folder from a manual copy: move it aside
         os.replace(link, checked(root, link.with_name(link.name + f".replaced-{secrets.token_hex(3)}")))
-    tmp = checked(root, link.with_name(f".{link.name}.{secrets.token_hex(4)}.lnk"))
+    # the pid in the name: a killed publish's temp link is removed by the next one (remove_orphans)
+    tmp = checked(root, link.with_name(f".{link.name}.{secrets.token_hex(4)}.{os.getpid()}.lnk"))
     os.symlink(os.path.relpath(target, link.parent), tmp)
     os.replace(tmp, link)
 
@@ -310,17 +351,22 @@ def _build_file(con: duckdb.DuckDBPyConnection, root: Path, target: Path, snapsh
             con.execute(f"detach {alias}")
         except duckdb.Error:
             pass
-        remove_leftover(root, tmp)
+        # its WAL too: after a disk-full error DuckDB leaves `<tmp>.wal` behind the detached file
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            remove_leftover(root, leftover)
         raise
     return tmp
 
 
 def remove_orphans(out: Path, log=None) -> list[Path]:
     """Temp files of publishes whose process died (`.<name>.<snapshot>.<pid>.tmp[.wal]` in the
-    published folder and its buyers folder, and `.spill.<pid>.*` spill folders): removed at the
-    start of the next publish, never through a symlink (a planted one is logged and left)."""
-    temp_files, spill_dirs = [], []
-    for folder in (out, out / "buyers"):
+    published folder and its buyers folder, temp links `.parquet.<hex>.<pid>.lnk` there and in
+    the buyers' folders, and `.spill.<pid>.*` spill folders): removed at the start of the next
+    publish, never through a symlink (a planted one is logged and left; a temp link is removed
+    as a link, never followed)."""
+    temp_files, temp_links, spill_dirs = [], [], []
+    buyer_dirs = [p for p in (out / "buyers").iterdir() if _is_real_dir(p)] if _is_real_dir(out / "buyers") else []
+    for folder in (out, out / "buyers", *buyer_dirs):
         try:
             folder = checked(out, folder)
         except UnsafePathError as exc:
@@ -329,10 +375,82 @@ def remove_orphans(out: Path, log=None) -> list[Path]:
         if folder.is_dir():
             # links stay in the lists so that remove_left_by_dead logs them (safe_paths refuses them)
             temp_files += [p for p in folder.glob(".*.tmp*") if p.is_symlink() or p.is_file()]
+            temp_links += [p for p in folder.glob(".*.lnk") if p.is_symlink()]
     if out.is_dir():
         spill_dirs = [p for p in checked(out, out).glob(".spill.*") if p.is_symlink() or p.is_dir()]
     return (remove_left_by_dead(temp_files, r"\.(\d+)\.tmp(\.wal)?$", root=out, log=log)
+            + remove_left_by_dead(temp_links, r"\.(\d+)\.lnk$", root=out, log=log, link_ok=True)
             + remove_left_by_dead(spill_dirs, r"^\.spill\.(\d+)\.", root=out, log=log))
+
+
+# --- publish state: what the published snapshot was built from -------------------------------
+# Written after a successful swap; `publish_due` compares it with the warehouse now, so a rerun
+# after a kill between scoring and publishing (or after --no-publish) publishes even when it
+# has nothing to score.
+STATE_FILE = ".publish_state.json"
+MARKER_HASH_ROWS = 2_000_000  # unstamped tables up to this size are hashed whole (~0.1 s per 1M rows)
+
+
+def warehouse_marker(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, list[str]]:
+    """A cheap fingerprint of the warehouse tables publish reads (those sql/publish/*.sql names,
+    and buyer_sites): per table its row count and the latest value of each timestamp column;
+    tables without one (edition and reference tables) are hashed row by row up to
+    MARKER_HASH_ROWS rows. The site tables are stamped by every write (updated_at, scored_at,
+    received_at, resolved_at); the large unstamped ones (site_score_factors) are written in the
+    same transaction as a stamped one (site_scores)."""
+    text = " ".join(publish_sql(name) for name in SQL_TABLES)
+    tables = [r[0] for r in con.sql("select table_name from information_schema.tables where table_catalog = $db "
+                                    "and table_schema = 'main' and table_type = 'BASE TABLE' order by 1",
+                                    params={"db": db}).fetchall()
+              if r[0] == "buyer_sites" or re.search(rf"\b{r[0]}\b", text)]
+    marker = {}
+    for table in tables:
+        stamps = [r[0] for r in con.sql("select column_name from information_schema.columns where table_catalog = $db "
+                                        "and table_schema = 'main' and table_name = $t and data_type like 'TIMESTAMP%' "
+                                        "order by ordinal_position", params={"db": db, "t": table}).fetchall()]
+        name = f'{db}.main."{table}"'
+        n = con.sql(f"select count(*) from {name}").fetchall()[0][0]
+        hashed = not stamps and n <= MARKER_HASH_ROWS
+        maxima = ", ".join([f'max("{c}")' for c in stamps] or ["null"])
+        row = con.sql(f"select {maxima}, {'sum(hash(_radar_row))' if hashed else 'null'} "
+                      f"from {name} as _radar_row").fetchall()[0]
+        marker[table] = [str(n), *(str(v) for v in row)]
+    return marker
+
+
+def _warehouse_name(warehouse: Path | str) -> str:
+    return lake.parse(warehouse).display() if lake.is_lake(warehouse) else str(Path(warehouse).resolve())
+
+
+def _write_state(out: Path, state: dict) -> None:
+    path = checked(out, out / STATE_FILE)
+    tmp = checked(out, out / f".{STATE_FILE}.{os.getpid()}.tmp")  # a killed publish's: remove_orphans
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def publish_due(warehouse: Path | str, published: Path | str | None = None) -> str | None:
+    """Why the published snapshot is behind `warehouse` (no published file, no record of what it
+    was built from, another warehouse, tables changed since), or None when it is up to date."""
+    published = Path(published or settings.published_path()).absolute()
+    if not lake.is_lake(warehouse) and not published.exists():
+        return f"no published file at {published}"
+    try:
+        state = json.loads((published.parent / STATE_FILE).read_text(encoding="utf-8"))
+        built_from, then = state["warehouse"], state["marker"]
+    except FileNotFoundError:
+        return f"no record of what {published.parent} was published from"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its record {published.parent / STATE_FILE} is unreadable ({exc})"
+    if built_from != _warehouse_name(warehouse):
+        return f"it was published from {built_from}"
+    con = connect(warehouse, read_only=True)
+    try:
+        now = warehouse_marker(con, con.sql("select current_database()").fetchall()[0][0])
+    finally:
+        con.close()
+    changed = sorted(t for t in now.keys() | then.keys() if now.get(t) != then.get(t))
+    return f"changed since it was published: {', '.join(changed)}" if changed else None
 
 
 def _check_targets(out: Path, paths: Iterable[Path], links: Iterable[Path] = ()) -> None:
@@ -387,6 +505,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         else:
             con.execute(f"attach {_q(warehouse)} as wh (read_only)")
         con.execute("use wh")
+        marker = warehouse_marker(con, "wh")  # recorded once this snapshot is swapped in
         result = PublishResult(snapshot_id, published, {})
         has_buyers = con.sql("select count(*) from information_schema.tables where table_catalog = 'wh' "
                              "and table_name = 'buyer_sites'").fetchall()[0][0]
@@ -399,11 +518,15 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
                        [buyers_dir / n / "parquet" for n in names.values()])
 
         def fill_main(db: str) -> None:
+            # progress lines: a publish runs for tens of seconds (issue 23 item 7)
+            log(f"publishing snapshot {snapshot_id} from {source}: building the tables")
             build_sql_tables(con, db)
             result.row_counts = _finish(con, db, dictionary=None, snapshot_id=snapshot_id,
                                         scope="all", published_at=published_at, source=source)
+            log(f"validating {len(result.row_counts)} tables ({sum(result.row_counts.values())} rows)")
             validate(con, db, result.row_counts)
             made.append(snapshots / "all" / snapshot_id)
+            log("exporting them to Parquet")
             _export_parquet(con, db, out, snapshots / "all" / snapshot_id / "parquet")
 
         main_tmp = _build_file(con, out, published, snapshot_id, "pub", fill_main)
@@ -418,7 +541,10 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         if buyers:
             con.execute(f"attach {_q(main_tmp)} as pubsrc (read_only)")
             dictionary = con.sql("select * from pubsrc.main.data_dictionary").pl()
-        for buyer_id, name in names.items():
+        for i, (buyer_id, name) in enumerate(names.items(), 1):
+            if i == 1 or i == len(names) or i % max(1, len(names) // 10) == 0:
+                log(f"buyer file {i} of {len(names)}: {name}.duckdb")
+
             def fill_buyer(db: str, buyer_id: str = buyer_id, name: str = name) -> None:
                 for table in PUBLIC_TABLES:
                     con.execute(f"create table {db}.main.{table} as select * from pubsrc.main.{table}")
@@ -459,6 +585,7 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         # target = .snapshots/<scope>/<snapshot_id>/parquet: prune the scope's snapshot folders
         _prune(out, target.parent.parent, keep=snapshot_id, n_keep=n_keep, log=log)
     result.removed_buyers = _remove_unlisted_buyers(out, set(names.values()), log)
+    _write_state(out, {"warehouse": _warehouse_name(warehouse), "marker": marker, "snapshot_id": snapshot_id})
     return result
 
 
