@@ -146,3 +146,21 @@ TOPIC_CONFIDENCE = F["confidence"].but(
 INHERENT_CONFIDENCE = F["confidence"].but(
     description="Inherent confidence 0-1 (METHODOLOGY §8a): mean of the country's 14 topic "
                 "confidences, a missing topic counting 0")
+
+
+# site_remediation (issue 25 item 3: sql/sites/site_remediation.sql): the same columns in the
+# warehouse and the published file
+SITE_REMEDIATION = [
+    F["edition"], F["site_id"],
+    Field("step", "integer", "Order of the action (1 = first); the actions of a site are all needed",
+          nullable=False, range=(1, 1000)),
+    Field("action", "varchar", "close_finding, add_control, or none (no set of actions lowers the category)",
+          nullable=False, isin=("close_finding", "add_control", "none")),
+    Field("item", "varchar", "The finding (nc_id) or control (control_id) the action concerns"),
+    Field("detail", "varchar", "What the action changes: points added and management controls after it, or "
+          "the floor/reduction thresholds a closed finding lifts", nullable=False),
+    Field("points", "double", "Control points the action adds (null for findings)"),
+    Field("score_after", "double", "Final score once this action and every earlier one are done"),
+    Field("category_after", "varchar", "Category of score_after"),
+    F["methodology_version"].but(description="Methodology version (METHODOLOGY §8c) of the site stage"),
+]

@@ -20,6 +20,7 @@ from radar_pipeline.metadata.fields import (
     SITE_ISIC_CLASS,
     SITE_ISO3,
     SITE_PILLARS,
+    SITE_REMEDIATION,
     TOPIC_CONFIDENCE,
     F,
 )
@@ -246,18 +247,7 @@ TABLES: list[Table] = [
           "What would lower a site's score: per site above the lowest category, the fewest actions that move its "
           "calculated category down (applicable controls not yet in place, METHODOLOGY §7; open critical/major "
           "findings to close, §8), in order, each with the score after it (sql/sites/site_remediation.sql).",
-          [F["edition"], F["site_id"],
-           Field("step", "integer", "Order of the action (1 = first); the actions of a site are all needed",
-                 nullable=False, range=(1, 1000)),
-           Field("action", "varchar", "close_finding, add_control, or none (no set of actions lowers the category)",
-                 nullable=False, isin=("close_finding", "add_control", "none")),
-           Field("item", "varchar", "The finding (nc_id) or control (control_id) the action concerns"),
-           Field("detail", "varchar", "What the action changes: points added and management controls after it, or "
-                 "the floor/reduction thresholds a closed finding lifts", nullable=False),
-           Field("points", "double", "Control points the action adds (null for findings)"),
-           Field("score_after", "double", "Final score once this action and every earlier one are done"),
-           Field("category_after", "varchar", "Category of score_after"),
-           MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage")],
+          SITE_REMEDIATION,
           primary_key=("edition", "site_id", "step")),
     Table("buyer_sites",
           "Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl "
