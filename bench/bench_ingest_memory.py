@@ -13,9 +13,11 @@ $RADAR_BENCH_CACHE:
 * N generated sites (`radar_pipeline.sites.generate`, SYNTHETIC).
 
 Side files (SYNTHETIC, --side-mb each): an overrides CSV (sites.overrides.read_overrides), a
-user indicator CSV (sources.adapters.user.parse: 3-letter codes x registry indicators x years,
-values in range) and a buyer list CSV (publish.buyers.load into a new warehouse file), a few bad
-rows in each.
+user indicator CSV (sources.adapters.user.parse as a refresh of edition 2024 calls it: every row
+validated, the edition's window kept; 3-letter codes x registry indicators x years, values in
+range) and a buyer list CSV (the streamed reader; with --buyers-load also publish.buyers.load
+into a new warehouse file), a few bad rows in each (too many fields, bad values, repeats), which
+are quarantined.
 Each is read in its own child process (`--side-worker`), twice: the second read shows the
 unchanged-content cache (only the hash is computed).
 
@@ -102,7 +104,8 @@ def side_file(kind: str, path: Path, target_mb: int) -> Path:
             while fh.tell() < target:
                 block = [f"S-{i + j:08d},{cats[rng.randrange(4) if (i + j) % 997 == 0 else (i + j) % 3]},"
                          f"agreed at the supplier review {i + j} (audit follow-up),analyst{(i + j) % 50},"
-                         f"2026-0{1 + (i + j) % 9}-1{(i + j) % 10},{'' if (i + j) % 2 else '2099-12-31'}\n"
+                         f"2026-0{1 + (i + j) % 9}-1{(i + j) % 10},{'' if (i + j) % 2 else '2099-12-31'}"
+                         f"{',extra' if (i + j) % 99_991 == 7 else ''}\n"  # now and then too many fields
                          for j in range(10_000)]
                 fh.write("".join(block))
                 i += 10_000
@@ -122,12 +125,16 @@ def side_file(kind: str, path: Path, target_mb: int) -> Path:
             year = 1900
             while fh.tell() < target:
                 fh.write("".join(f"{code},{ind},{year},{specs[ind]:.3f}\n" for code in codes for ind in ids))
+                # bad rows, quarantined: a repeat, not a number, a bad year, too many fields
+                fh.write(f"AAA,{ids[0]},{year},1\nAAB,{ids[0]},{year},abc\nAAC,{ids[0]},19x,1\n"
+                         f"AAD,{ids[0]},{year},1,extra\n")
                 year += 1
         else:
             fh.write("buyer_id,site_id\n")
             i = 0
             while fh.tell() < target:
-                fh.write("".join(f"buyer-{(i + j) % 40},S-{i + j:08d}\n" if (i + j) % 5000 else "bad id!,S-1\n"
+                fh.write("".join(f"buyer-{(i + j) % 40},S-{i + j:08d}\n" if (i + j) % 5000
+                                 else "bad id!,S-1\n" if (i + j) % 100_000 else "buyer-1,S-1,extra\n"
                                  for j in range(10_000)))
                 i += 10_000
     tmp.rename(path)
@@ -152,10 +159,13 @@ def side_worker(kind: str, path: Path, load: bool = False) -> None:
             rows, bad = r.valid.height, r.rejects.height
         elif kind == "user":
             from radar_pipeline.sources.adapters import user
+            from radar_pipeline.sources.registry import max_ages
             from radar_pipeline.sources.toolkit import LandedFile
 
-            obs = user.parse([LandedFile("user", "2024", path)], [])
-            rows, bad = obs.height, 0
+            # as a refresh reads it (registry.parse_all): validated whole, the 2024 window kept
+            files = [LandedFile("user", "2024", path)]
+            obs = user.parse(files, [], edition=2024, max_ages=max_ages())
+            rows, bad = obs.height, user.quarantined(files).height
         else:
             from radar_pipeline.publish import buyers
 
@@ -213,7 +223,8 @@ def main() -> None:
     C.CACHE.mkdir(parents=True, exist_ok=True)
     side = []
     for kind in ("overrides", "user", "buyers"):
-        folder = C.CACHE / f"side_{kind}_{args.side_mb}mb"  # one file per folder: readers take folders
+        # one file per folder (readers take folders); v2: with lines of too many fields
+        folder = C.CACHE / f"side_{kind}_{args.side_mb}mb_v2"
         folder.mkdir(exist_ok=True)
         path = side_file(kind, folder / f"{kind}.csv", args.side_mb)
         side.append((kind, path, run_side(kind, path, args.buyers_load)))

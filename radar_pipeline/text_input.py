@@ -143,14 +143,19 @@ def file_problem(path: Path) -> str | None:
 CSV_BLOCK = 1 << 20  # bytes per parsed block: bounds the memory of a CSV of any size
 
 
-def csv_blocks(path: Path, block: int = CSV_BLOCK):
+def csv_blocks(path: Path, block: int = CSV_BLOCK, *, ragged: bool = False):
     """(header, iterator of frames) of a UTF-8 CSV (check it with `scan_file` first), read in
     blocks of about `block` bytes so a 100 MB file never sits in memory whole (polars would map
     and parse it at once: ~3x its size). Every cell is text (null = empty); `__line` is the
     editor line where the record starts, line breaks inside quoted cells counted; blank lines
     are skipped. A block ends at a line end outside quotes (an even number of `"` before it:
-    a doubled quote inside a quoted cell counts twice). Raises pl.exceptions.PolarsError for
-    a record with more fields than the header, ValueError for a quote never closed."""
+    a doubled quote inside a quoted cell counts twice). A quote never closed raises ValueError.
+
+    A record with more fields than the header (extra cells that are all empty, e.g. a trailing
+    comma, are dropped) raises pl.exceptions.PolarsError, or with `ragged=True` is kept with
+    its first cells and a reason in the extra column `__ragged` (null on every other record),
+    so the caller can quarantine that one line and use the rest: that block alone is then
+    parsed again by the stdlib csv reader."""
     import csv
     import io
 
@@ -190,15 +195,53 @@ def csv_blocks(path: Path, block: int = CSV_BLOCK):
                     continue
                 chunk, carry = data[:cut], data[cut:]
                 if chunk.strip():
-                    frame = pl.read_csv(chunk, has_header=False, schema=schema, infer_schema=False,
-                                        raise_if_empty=False, missing_columns="insert")
-                    breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n").fill_null(0)
-                                               for c in schema).cast(pl.Int64)
-                    yield (frame.with_columns((pl.lit(line, pl.Int64) + breaks.cum_sum() - breaks
-                                               + pl.int_range(pl.len(), dtype=pl.Int64)).alias("__line"))
-                           .filter(pl.any_horizontal(pl.col(c).is_not_null() for c in schema)))
+                    try:
+                        frame = pl.read_csv(chunk, has_header=False, schema=schema, infer_schema=False,
+                                            raise_if_empty=False, missing_columns="insert")
+                    except pl.exceptions.PolarsError:  # a record with more fields than the header
+                        frame = _python_block(chunk, line, list(schema))
+                        if not ragged and frame["__ragged"].is_not_null().any():
+                            raise
+                        if not ragged:
+                            frame = frame.drop("__ragged")
+                    else:
+                        breaks = pl.sum_horizontal(pl.col(c).str.count_matches("\n").fill_null(0)
+                                                   for c in schema).cast(pl.Int64)
+                        frame = frame.with_columns((pl.lit(line, pl.Int64) + breaks.cum_sum() - breaks
+                                                    + pl.int_range(pl.len(), dtype=pl.Int64)).alias("__line"))
+                        if ragged:
+                            frame = frame.with_columns(__ragged=pl.lit(None, pl.Utf8))
+                    yield frame.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in schema))
                 line += chunk.count(b"\n")
                 if done:
                     return
 
     return header, frames()
+
+
+def _python_block(chunk: bytes, line: int, names: list[str]) -> pl.DataFrame:
+    """One block that polars refused (a record with more fields than the header), read by the
+    stdlib csv reader: the columns of `names` (empty cell = null), `__line` (the editor line
+    where each record starts, `line` being the block's first) and `__ragged` (why a record has
+    too many fields; null when its extra cells, if any, are all empty)."""
+    import csv
+    import io
+
+    n = len(names)
+    cols: list[list[str | None]] = [[] for _ in range(n)]
+    lines: list[int] = []
+    ragged: list[str | None] = []
+    reader = csv.reader(io.StringIO(chunk.decode("utf-8"), newline=""))
+    done = 0  # physical lines consumed before the current record
+    for record in reader:
+        start, done = line + done, reader.line_num
+        if not any(record):  # a blank line
+            continue
+        extra = [c for c in record[n:] if c.strip()]
+        ragged.append(f"{len(record)} fields, the header has {n} (extra cell {extra[0][:40]!r})" if extra else None)
+        lines.append(start)
+        for i in range(n):
+            cols[i].append(record[i] if i < len(record) and record[i] != "" else None)
+    return pl.DataFrame({**{name: pl.Series(name, c, pl.Utf8) for name, c in zip(names, cols)},
+                         "__line": pl.Series("__line", lines, pl.Int64),
+                         "__ragged": pl.Series("__ragged", ragged, pl.Utf8)})

@@ -67,21 +67,12 @@ PUBLISHER_CASES = [
     ("non_numeric_value", "nd_gain", _replace_line(3, lambda ln: ln.replace('"BGD","Bangladesh",41.6738467837868',
                                                                            '"BGD","Bangladesh",forty-one')),
      ["gain.csv", "line 3", "forty-one"]),
-    ("non_numeric_value_user", "user", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,about 36"),
-     ["ilo_weekly_hours.csv", "line 3", "about 36"]),
-    ("non_integer_year_user", "user", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,twenty,35.9"),
-     ["ilo_weekly_hours.csv", "line 3", "twenty"]),
-    ("duplicate_key_user", "user", _append("DNK,ilo_weekly_hours,2019,40.0"),
-     ["ilo_weekly_hours.csv", "DNK", "ilo_weekly_hours", "2019"]),
-    ("unknown_indicator_user", "user", _append("DNK,no_such_indicator,2020,1.0"),
-     ["ilo_weekly_hours.csv", "no_such_indicator"]),
     ("duplicate_country_ituc", "ituc", _append("Australia,2"), ["ituc_ratings.csv", "Australia"]),
     ("bad_rating_ituc", "ituc", _append("Namibia,7"), ["ituc_ratings.csv", "7"]),
     ("bad_rating_text_ituc", "ituc", _append("Namibia,very bad"), ["ituc_ratings.csv", "very bad"]),
     ("unknown_country_name", "ituc", _append("Atlantis,3"), ["Atlantis"]),
     ("two_names_one_country", "ituc", _append("Commonwealth of Australia,2"),
      ["Australia", "Commonwealth of Australia", "same country"]),
-    ("ragged_row", "user", _append("DNK,ilo_weekly_hours,2018,35.0,extra,cells"), ["ilo_weekly_hours.csv"]),
     ("latin1_text", "undp_gii", None, ["Gender_Inequality_Index_GII_2019.csv", "UTF-8"]),
 ]
 
@@ -108,15 +99,47 @@ def test_bad_publisher_or_user_file_names_file_row_and_reason(case_id, source, e
         assert part in msg, f"{part!r} not in {msg!r}"
 
 
-@pytest.mark.parametrize("raw", ["inf", "-inf", "nan"])
-def test_non_finite_value_in_user_file_is_an_error_not_a_silent_drop(raw, tmp_path, universe):
-    mirror = tmp_path / "mirror"
-    shutil.copytree(SAMPLE / "user", mirror / "user")
-    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda ln: f"DNK,ilo_weekly_hours,2020,{raw}"))
-    with pytest.raises(SourceError) as err:
-        registry.load_source("user", EDITION, universe, mirror=mirror, landing=tmp_path / "l",
-                             user_dir=tmp_path / "nouser", log=lambda m: None)
-    assert err.value.row == "line 3" and err.value.field == "value" and raw in str(err.value)
+# (id, edit of the sample user file, line, field, substrings of the reason): a bad row of a user
+# file is quarantined (issue 22): a source_notes row naming file, line and field; the rest loads
+USER_ROW_CASES = [
+    ("non_numeric_value", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,about 36"), 3, "value",
+     ["about 36", "not a number"]),
+    ("non_integer_year", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,twenty,35.9"), 3, "year", ["twenty"]),
+    ("duplicate_key", _append("DNK,ilo_weekly_hours,2019,40.0"), None, "iso3",
+     ["DNK ilo_weekly_hours 2019 given twice (first on line"]),
+    ("unknown_indicator", _append("DNK,no_such_indicator,2020,1.0"), None, "indicator_id", ["no_such_indicator"]),
+    ("ragged_row", _append("DNK,ilo_weekly_hours,2018,35.0,extra,cells"), None, "line",
+     ["6 fields, the header has 4"]),
+    ("inf", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,inf"), 3, "value", ["not a finite number", "inf"]),
+    ("-inf", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,-inf"), 3, "value", ["-inf"]),
+    ("nan", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,nan"), 3, "value", ["not a finite number"]),
+    # one typo (4700 h/week) would rescale every other country's score
+    ("outside_plausible_range", _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,4700"), 3, "value",
+     ["4700", "plausible range 0 to 168", "hours per week"]),
+]
+
+
+@pytest.mark.parametrize("case_id,edit,line,field,expect", USER_ROW_CASES, ids=[c[0] for c in USER_ROW_CASES])
+def test_bad_user_row_is_quarantined_with_file_line_field_and_the_rest_loads(case_id, edit, line, field, expect,
+                                                                              tmp_path, universe):
+    mirror = _user_mirror(tmp_path)
+    target = next((mirror / "user").glob("*/*.csv"))
+    good = _load_user(mirror, tmp_path, universe)
+    assert good.notes.filter(pl.col("source") == "user").is_empty()
+    _edit_text(target, edit)
+    line = line or len(target.read_text(encoding="utf-8").splitlines())
+    load = _load_user(mirror, tmp_path, universe)  # no SourceError: the refresh goes on
+    notes = load.notes.rows(named=True)
+    assert len(notes) == 1, notes
+    note = notes[0]
+    assert (note["file"], note["row_ref"]) == (target.name, f"line {line}")
+    assert note["reason"].startswith(f"field '{field}': ")
+    for part in expect:
+        assert part in note["reason"], (part, note["reason"])
+    # every other row is used: the good load less the replaced row (if any)
+    kept = set(good.observations.select("iso3", "data_year").iter_rows())
+    now = set(load.observations.select("iso3", "data_year").iter_rows())
+    assert now <= kept and len(kept - now) <= 1 and load.observations.height >= good.observations.height - 1
 
 
 @pytest.mark.parametrize("column,bad,expect", [
@@ -381,17 +404,6 @@ def _load_user(mirror: Path, tmp_path: Path, universe, source: str = "user"):
                                 user_dir=tmp_path / "nouser", log=lambda m: None)
 
 
-def test_user_value_outside_the_indicators_plausible_range_is_an_error(tmp_path, universe):
-    """One typo (4700 h/week) would rescale every other country's score."""
-    mirror = _user_mirror(tmp_path)
-    _edit_text(next((mirror / "user").glob("*/*.csv")), _replace_line(3, lambda ln: "DNK,ilo_weekly_hours,2020,4700"))
-    with pytest.raises(SourceError) as err:
-        _load_user(mirror, tmp_path, universe)
-    msg = str(err.value)
-    assert err.value.row == "line 3" and err.value.field == "value"
-    assert "4700" in msg and "plausible range 0 to 168" in msg and "hours per week" in msg
-
-
 def test_every_indicator_has_a_plausible_range():
     from radar_pipeline.sources.toolkit import load_indicator_specs
 
@@ -403,11 +415,15 @@ def test_every_indicator_has_a_plausible_range():
 def test_same_user_row_in_two_files_names_both_files(tmp_path, universe):
     mirror = _user_mirror(tmp_path)
     first = next((mirror / "user").glob("*/*.csv"))
-    (first.parent / "more_hours.csv").write_text("iso3,indicator_id,year,value\nDNK,ilo_weekly_hours,2019,40.0\n")
-    with pytest.raises(SourceError) as err:
-        _load_user(mirror, tmp_path, universe)
-    msg = str(err.value)
+    before = _load_user(mirror, tmp_path, universe).observations
+    (first.parent / "more_hours.csv").write_text("iso3,indicator_id,year,value\nDNK,ilo_weekly_hours,2019,40.0\n"
+                                                 "DNK,ilo_weekly_hours,1999,40.0\n")
+    load = _load_user(mirror, tmp_path, universe)
+    note = load.notes.row(0, named=True)
+    assert load.notes.height == 1 and (note["file"], note["row_ref"]) == ("more_hours.csv", "line 2")
+    msg = note["reason"]
     assert first.name in msg and "more_hours.csv" in msg and "two files" in msg, msg
+    assert load.observations.equals(before)  # the first file's value stays; 1999 is outside the window
 
 
 def test_same_ituc_country_in_two_files_names_both_files(tmp_path, universe):

@@ -163,6 +163,29 @@ def test_buyer_csv_blocks_keep_lines_and_first_duplicate(tmp_path, monkeypatch):
     assert load.rejects.select("line").rows() == [(42,)]
 
 
+def test_buyer_csv_row_with_too_many_fields_is_rejected_alone(tmp_path, monkeypatch):
+    """Issue 22 item 2: one line with an extra cell used to reject the whole file."""
+    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (32,))  # the bad line in a later block
+    rows = [f"acme,S{i}" for i in range(12)]
+    (tmp_path / "a.csv").write_text("buyer_id,site_id\nacme,S98,first\n" + "\n".join(rows[:6])
+                                    + "\nacme,S99,oops\n" + "\n".join(rows[6:]) + "\nacme,S12,\n")
+    load = buyers.read_folder(tmp_path)
+    assert load.rows["site_id"].to_list() == [f"S{i}" for i in range(13)]  # a trailing comma is fine
+    assert load.rows["source_line"].to_list() == [*range(3, 9), *range(10, 17)]
+    assert load.rejects.rows() == [("a.csv", 2, "acme", "S98", "3 fields, the header has 2 (extra cell 'first')"),
+                                   ("a.csv", 9, "acme", "S99", "3 fields, the header has 2 (extra cell 'oops')")]
+
+
+def test_override_row_with_too_many_fields_is_rejected_alone(tmp_path):
+    folder = tmp_path / "o"
+    folder.mkdir()
+    (folder / "x.csv").write_text(HEADER + "S1,Low,ok,ana,2026-01-01,\nS2,Low,ok,ana,2026-01-01,,surplus\n"
+                                  "S3,High,ok,ana,2026-01-01,\n")
+    read = overrides.read_overrides(folder)
+    assert read.valid["site_id"].to_list() == ["S1", "S3"]
+    assert read.rejects.rows() == [("x.csv", 3, "S2", "line", "7 fields, the header has 6 (extra cell 'surplus')")]
+
+
 def test_buyer_load_streams_into_the_warehouse_and_skips_an_unchanged_folder(tmp_path, monkeypatch):
     from radar_pipeline.warehouse import ensure_schema
 
@@ -206,11 +229,36 @@ def test_user_file_read_in_blocks_keeps_line_numbers(tmp_path, monkeypatch):
     body = "".join(f"C{chr(65 + i // 26)}{chr(65 + i % 26)},ilo_weekly_hours,2022,4{i % 10}.5\n" for i in range(60))
     path = tmp_path / "licensed.csv"
     path.write_text("iso3,indicator_id,year,value\n" + body + "\nCAA,ilo_weekly_hours,2022,41\n")
-    with pytest.raises(SourceError, match=r"line 63.*given twice \(first on line 2\)"):
-        user.parse([LandedFile("user", "2024", path)], [])
+    files = [LandedFile("user", "2024", path)]
+    obs = user.parse(files, [])
+    assert obs.height == 60 and obs["row_ref"].to_list() == [f"line {n}" for n in range(2, 62)]
+    bad = user.quarantined(files).select("row_ref", "reason").rows()
+    assert bad == [("line 63", "field 'iso3': CAA ilo_weekly_hours 2022 given twice (first on line 2)")]
     path.write_text("iso3,indicator_id,year,value\n" + body)
-    obs = user.parse([LandedFile("user", "2024", path)], [])
-    assert obs.height == 60
+    obs = user.parse(files, [])
+    assert obs.height == 60 and user.quarantined(files).is_empty()
+
+
+def test_user_file_bad_rows_mid_file_are_quarantined_with_line_and_field(tmp_path, monkeypatch):
+    """Read in tiny blocks: bad rows in later blocks (a quoted cell over two lines before them,
+    too many fields, a bad value) are each quarantined with their editor line; every other row
+    of every block is used."""
+    from radar_pipeline.sources.adapters import user
+
+    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (64,))
+    good = [f"C{chr(65 + i // 26)}{chr(65 + i % 26)},ilo_weekly_hours,2022,4{i % 10}.5" for i in range(40)]
+    lines = ["iso3,indicator_id,year,value", *good[:10], '"CZZ",ilo_weekly_hours,"20\n22",40',
+             *good[10:20], "DAA,ilo_weekly_hours,2022,40,extra", *good[20:30], "DAB,ilo_weekly_hours,2022,forty",
+             "DAC,ilo_weekly_hours,2022,41,", *good[30:]]
+    path = tmp_path / "licensed.csv"
+    path.write_text("\n".join(lines) + "\n")
+    files = [LandedFile("user", "2024", path)]
+    obs = user.parse(files, [])
+    assert sorted(obs["code"].to_list()) == sorted([g[:3] for g in good] + ["DAC"])  # a trailing comma is fine
+    bad = user.quarantined(files).select("row_ref", "code", "reason").rows()
+    assert bad == [("line 12", "CZZ", "field 'year': year is not an integer: '20\n22'"),
+                   ("line 24", "DAA", "field 'line': 5 fields, the header has 4 (extra cell 'extra')"),
+                   ("line 35", "DAB", "field 'value': value is not a number: 'forty'")]
 
 
 def test_user_file_parsed_again_only_when_the_content_changes(tmp_path, monkeypatch):
@@ -221,12 +269,17 @@ def test_user_file_parsed_again_only_when_the_content_changes(tmp_path, monkeypa
     path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,47.1\n")
     calls = []
     real = tables.__dict__.get("csv_blocks") or text_input.csv_blocks
-    monkeypatch.setattr(text_input, "csv_blocks", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(text_input, "csv_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,47.1\nBGD,ilo_weekly_hours,2021,x\n")
     f = LandedFile("user", "2024", path)
     assert user.parse([f], [])["value"].to_list() == [47.1]
     assert user.parse([f], [])["value"].to_list() == [47.1] and calls == [1]
-    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,48.1\n")  # same size
-    assert user.parse([f], [])["value"].to_list() == [48.1] and calls == [1, 1]
+    assert user.quarantined([f])["row_ref"].to_list() == ["line 3"]  # still reported, from the cache
+    stat = path.stat()
+    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,48.1\nBGD,ilo_weekly_hours,2021,9\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime: only the content differs
+    assert user.parse([f], [])["value"].to_list() == [48.1, 9.0] and calls == [1, 1]
+    assert user.quarantined([f]).is_empty()
 
 
 # ---------------------------------------------------------------- RADAR_RULES_DIR

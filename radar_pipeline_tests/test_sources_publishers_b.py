@@ -386,11 +386,14 @@ def test_user_file_good(tmp_path):
     ("AAAA,ilo_weekly_hours,2022,40", "iso3", "3-letter"),
     ("BBB,ilo_weekly_hours,2022,41", "iso3", "twice"),
 ])
-def test_user_file_bad(tmp_path, row, field, match):
-    files = user_files(tmp_path, f"iso3,indicator_id,year,value\nBBB,ilo_weekly_hours,2022,40\n{row}\n")
-    with pytest.raises(SourceError, match=match) as exc:
-        user.parse(files, [])
-    assert (exc.value.row, exc.value.field, exc.value.file) == ("line 3", field, "licensed.csv")
+def test_user_file_bad_row_is_quarantined_and_the_rest_used(tmp_path, row, field, match):
+    files = user_files(tmp_path, f"iso3,indicator_id,year,value\nBBB,ilo_weekly_hours,2022,40\n{row}\n"
+                                 "CCC,ilo_weekly_hours,2022,42\n")
+    df = user.parse(files, [])
+    assert df.select("code", "row_ref").rows() == [("BBB", "line 2"), ("CCC", "line 4")]
+    bad = user.quarantined(files).rows(named=True)
+    assert [(b["file"], b["row_ref"]) for b in bad] == [("licensed.csv", "line 3")]
+    assert bad[0]["reason"].startswith(f"field '{field}': ") and match in bad[0]["reason"]
 
 
 def test_user_file_wrong_header(tmp_path):

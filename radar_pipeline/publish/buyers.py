@@ -8,7 +8,8 @@ a line (or a file) takes the site away from the buyer at the next publish.
 
 Rows whose buyer or site id breaks the identifier rule (radar_pipeline/identifiers.py:
 1-64 characters of `A-Z a-z 0-9 . _ -`, not only dots, no trailing newline), or is
-missing, or whose line is unreadable, are rejected with a reason. Site ids the
+missing, or whose line is unreadable or has more fields than the header, are rejected with a
+reason (file and line); the other rows of the file are used. Site ids the
 warehouse does not know are kept (the buyer's list may arrive before the site data)
 and reported. Symlinks in the folder are not followed (a link could point at any file
 on the server, whose lines would then be echoed into reject reasons): each is one
@@ -124,15 +125,15 @@ def _rejects_frame(rejects: list[dict]) -> pl.DataFrame:
 def _csv_blocks(path: Path):
     """(rows, rejects) per block of a CSV list, checked with polars expressions."""
     name = path.name
-    header, blocks = csv_blocks(path)
+    header, blocks = csv_blocks(path, ragged=True)  # a line with too many fields: that line rejected
     if "buyer_id" not in header or "site_id" not in header:
         yield _rows_frame([]), _rejects_frame([{"file": name, "line": 1, "buyer_id": None, "site_id": None,
                                                 "reason": f"header must have buyer_id and site_id, got {header}"}])
         return
     for frame in blocks:
         frame = frame.select(pl.col("buyer_id").str.strip_chars().replace("", None),
-                             pl.col("site_id").str.strip_chars().replace("", None), "__line")
-        reason = pl.concat_str(_id_problem_expr("buyer_id", pl.col("buyer_id")),
+                             pl.col("site_id").str.strip_chars().replace("", None), "__line", "__ragged")
+        reason = pl.concat_str(pl.col("__ragged"), _id_problem_expr("buyer_id", pl.col("buyer_id")),
                                _id_problem_expr("site_id", pl.col("site_id")), separator="; ", ignore_nulls=True)
         frame = frame.with_columns(_reason=reason)
         ok = pl.col("_reason").is_null() | (pl.col("_reason") == "")

@@ -12,7 +12,8 @@ is known) are rejected with file, line, field and reason; good rows are still ap
 that cannot be used as a whole (not UTF-8 text: Latin-1, UTF-16, binary; a symlink, a folder
 named x.csv, unreadable; missing columns; a quote never closed) is one reject naming the file
 and why, and the other files still apply (issue 22: one such file stopped all scoring with a
-raw UnicodeDecodeError). Files are read in 1 MiB blocks (text_input.csv_blocks: a 100 MB file
+raw UnicodeDecodeError); a line with more fields than the header is rejected alone (field
+`line`). Files are read in 1 MiB blocks (text_input.csv_blocks: a 100 MB file
 peaks under 300 MiB) and parsed again only when their content hash changes.
 """
 from __future__ import annotations
@@ -166,7 +167,7 @@ def _read_file(path: Path, today: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     if hit and hit[:2] == (scan.sha256, today):
         return hit[2]
     try:
-        header, blocks = csv_blocks(path)
+        header, blocks = csv_blocks(path, ragged=True)  # a line with too many fields: that line rejected
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             return none, _file_reject(path, f"missing column(s) {missing}; expected {','.join(COLUMNS)}", 1,
@@ -174,7 +175,13 @@ def _read_file(path: Path, today: date) -> tuple[pl.DataFrame, pl.DataFrame]:
         # block by block (text_input.csv_blocks): only the two outputs grow with the file
         valid, rejects = [], []
         for frame in blocks:
-            checked = _checked(frame.lazy(), today).with_columns(file=pl.lit(path.name),
+            ragged = pl.col("__ragged").is_not_null()
+            if frame.select(ragged.any()).item():
+                rejects.append(frame.filter(ragged).select(
+                    file=pl.lit(path.name), line="__line", site_id=pl.col("site_id").str.strip_chars(),
+                    field=pl.lit("line"), reason="__ragged").cast(REJECT_SCHEMA))
+                frame = frame.filter(~ragged)
+            checked = _checked(frame.drop("__ragged").lazy(), today).with_columns(file=pl.lit(path.name),
                                                                  line=pl.col("__line"))
             v, r = pl.collect_all(_split(checked))
             valid.append(v)

@@ -286,6 +286,9 @@ def parse_all(source: str, by_vintage: dict[str, list[LandedFile]], edition: int
         # World Bank aggregates are flagged in metadata files that ship with
         # only some downloads; any vintage's list applies to all of them.
         kwargs["aggregates"] = mod.aggregate_codes([f for fs in by_vintage.values() for f in fs])
+    if edition is not None and getattr(mod, "READS_EDITION_WINDOW", False):
+        # a large user file: only the rows the edition's window can use become rows (issue 22)
+        kwargs.update(edition=edition, max_ages=max_ages())
 
     def specs_of(vintage: str) -> list[IndicatorSpec]:
         return specs_for(source, vintage) if source != "user" else list(load_indicator_specs())
@@ -437,9 +440,12 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     by_vintage = collect_files(source, mirror=mirror, landing=landing or settings.landing_dir(),
                                user_dir=user_dir or settings.user_files_dir(), log=log)
     raw = parse_all(source, by_vintage, edition) if by_vintage else None
+    # rows an adapter quarantined (a user file's bad rows: issue 22) join the notes
+    quarantined = getattr(adapter(source), "quarantined", None)
     if raw is None or raw.height == 0:
         files = [f for fs in by_vintage.values() for f in fs]
-        return SourceLoad(source, _empty_obs(), pl.DataFrame(schema=NOTE_SCHEMA), files, list(by_vintage),
+        notes = quarantined(files) if quarantined else pl.DataFrame(schema=NOTE_SCHEMA)
+        return SourceLoad(source, _empty_obs(), notes, files, list(by_vintage),
                           edition_source_rows(edition, source, [], ""))
     raw = as_of(raw, source, by_vintage, edition)
     if source not in user_sources():
@@ -455,6 +461,8 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     files = [f for v in used for f in by_vintage[v]]
     later = [v for v in by_vintage if v not in used
              and (y := release_year(source, v, by_vintage[v])) is not None and y > edition]
+    if quarantined:
+        notes = pl.concat([notes, quarantined(files)])
     return SourceLoad(source, obs, notes, files, used, read, later)
 
 
