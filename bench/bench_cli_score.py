@@ -1,12 +1,16 @@
-"""`radar score` as a user runs it: wall time and peak RSS of the whole command.
+"""`radar score` as a user runs it, beside its floor: wall time, CPU and peak RSS of whole cold
+processes.
 
     python bench/bench_cli_score.py --n 200000 1000000 [--explain] [--chunk-lines 50000]
 
 For each N: generates N SYNTHETIC sites once (`radar sites generate`, cached in
-$RADAR_BENCH_CACHE), then runs `radar score --sites FILE --edition 2024 --out X.parquet`
-against the sample warehouse in a child process and reports its wall seconds and peak
-RSS (the child's own ru_maxrss, via wait4). Targets (issue 10): 200k <= 10 s and <= 1 GiB;
-1M <= 40 s and <= 2 GiB.
+$RADAR_BENCH_CACHE), then, in this order and each in a fresh child process (Python start,
+imports, read, work, write: the cold figure), (1) the floor: DuckDB `read_json` of the same file
+-> parquet, (2) `radar score --sites FILE --edition 2024 --out X.parquet` against the sample
+warehouse. Reports each one's wall seconds, CPU seconds and peak RSS (the child's own ru_maxrss,
+via wait4), the ratio score / floor (wall and CPU: on a shared machine the CPU ratio is the
+steadier), the duckdb version and `uptime` before and after. Targets (issue 24 item 2):
+score <= 2.0x read_json and <= 1.5 GiB at 1M; 200k <= 5 s. A missed target is printed as MISSED.
 """
 from __future__ import annotations
 
@@ -20,8 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-TARGETS = {200_000: (10.0, 1024.0), 1_000_000: (40.0, 2048.0)}  # n -> (seconds, MiB)
+RATIO = 2.0  # radar score <= 2.0x read_json -> parquet of the same file (wall)
+TARGETS = {200_000: (5.0, 1536.0), 1_000_000: (None, 1536.0)}  # n -> (seconds or None, MiB)
 RADAR = [C.PYTHON, "-m", "radar_pipeline.cli"]
+READ_JSON = ("import duckdb, sys; duckdb.connect().execute(f\"copy (select * from read_json('{sys.argv[1]}')) "
+             "to '{sys.argv[2]}' (format parquet, compression snappy)\")")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def sites_file(n: int, warehouse: Path) -> Path:
@@ -49,16 +60,22 @@ def run_measured(cmd: list[str]) -> tuple[float, float, float, str]:
 
 
 def main() -> None:
+    import duckdb
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, nargs="+", default=[200_000])
     ap.add_argument("--explain", action="store_true", help="also write the explanation rows")
     ap.add_argument("--chunk-lines", type=int, default=None)
     args = ap.parse_args()
     warehouse = C.sample_warehouse(2024)
-    print(f"machine: {C.machine()}")
+    print(f"machine: {C.machine()}, duckdb {duckdb.__version__}")
+    print(f"uptime at the start: {uptime()}", flush=True)
     rows = []
     for n in args.n:
         file = sites_file(n, warehouse)
+        floor_out = C.CACHE / f"cli_score_read_json_{n}.parquet"
+        f_wall, f_cpu, f_rss, _ = run_measured([C.PYTHON, "-c", READ_JSON, str(file), str(floor_out)])
+        floor_out.unlink(missing_ok=True)
         out = C.CACHE / f"cli_score_out_{n}.parquet"
         cmd = [*RADAR, "score", "--sites", str(file), "--edition", "2024", "--out", str(out),
                "--warehouse", str(warehouse)]
@@ -68,19 +85,23 @@ def main() -> None:
             cmd += ["--chunk-lines", str(args.chunk_lines)]
         wall, cpu, rss, log = run_measured(cmd)
         print(log.strip().splitlines()[-1] if log.strip() else "")
-        target = TARGETS.get(n)
-        verdict = "" if not target else ("OK" if wall <= target[0] and rss <= target[1] else "OVER TARGET")
-        rows.append((n, wall, cpu, rss, target, verdict))
-        print(f"radar score n={n}: {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB peak RSS "
-              f"{f'(target <= {target[0]:.0f} s, <= {target[1]:.0f} MiB) {verdict}' if target else ''}",
-              flush=True)
+        seconds, mib = TARGETS.get(n, (None, 1536.0))
+        ok = wall <= RATIO * f_wall and rss <= mib and (seconds is None or wall <= seconds)
+        target = f"<= {RATIO}x read_json, <= {mib:.0f} MiB" + (f", <= {seconds:.0f} s" if seconds else "")
+        verdict = "OK" if ok else "MISSED"
+        load = os.getloadavg()[0]
+        rows.append((n, f_wall, f_cpu, f_rss, wall, cpu, rss, target, verdict, load))
+        print(f"n={n}: read_json -> parquet {f_wall:.1f} s wall, {f_cpu:.1f} s CPU, {f_rss:.0f} MiB; "
+              f"radar score {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB peak RSS; ratio "
+              f"{wall / f_wall:.2f}x wall, {cpu / f_cpu:.2f}x CPU (target {target}) {verdict}; "
+              f"load {load:.1f}", flush=True)
         out.unlink(missing_ok=True)
-    load = os.getloadavg()[0]
-    print(f"\nload average (1 min) at the end: {load:.1f} on {os.cpu_count()} cores")
-    print("\n| sites | wall s | CPU s | peak RSS MiB | target | |\n|---:|---:|---:|---:|---|---|")
-    for n, wall, cpu, rss, target, verdict in rows:
-        t = f"<= {target[0]:.0f} s, <= {target[1]:.0f} MiB" if target else "-"
-        print(f"| {n:,} | {wall:.1f} | {cpu:.1f} | {rss:.0f} | {t} | {verdict} |")
+    print(f"\nuptime at the end: {uptime()}")
+    print("\n| sites | read_json wall s | CPU s | MiB | radar score wall s | CPU s | peak RSS MiB | ratio wall | "
+          "ratio CPU | target | | load |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+    for n, fw, fc, fr, wall, cpu, rss, target, verdict, load in rows:
+        print(f"| {n:,} | {fw:.1f} | {fc:.1f} | {fr:.0f} | {wall:.1f} | {cpu:.1f} | {rss:.0f} | {wall / fw:.2f}x | "
+              f"{cpu / fc:.2f}x | {target} | {verdict} | {load:.1f} |")
 
 
 if __name__ == "__main__":

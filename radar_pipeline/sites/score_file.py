@@ -1,7 +1,7 @@
 """Score a JSON Lines file of sites against the warehouse without writing to it (`radar score`,
 tests, notebooks): read and validated in chunks into an in-memory DuckDB holding the reference
 tables and the edition's inherent risk, scored once for the whole file; the warehouse is never
-locked for writing."""
+locked for writing. No content hash is computed: nothing is stored."""
 from __future__ import annotations
 
 import tempfile
@@ -139,7 +139,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     try:
         countries, isic, controls = store.reference(con)
         chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
-                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES)
+                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES, content_hash=False)
         total = count_lines(sites_file) if progress else None
         with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \

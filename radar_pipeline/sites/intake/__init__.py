@@ -24,8 +24,12 @@ bounded by the chunk, not the file; `read_sites_jsonl` concatenates the chunks):
 Values are never interpolated into SQL: the result is polars frames, which
 callers hand to DuckDB as Arrow/Parquet.
 
+`radar score` reads with `content_hash=False`: it stores nothing, so the fast path skips the
+hash (orjson dumps + sha256, ~15 % of its parse) and the sites' content_hash is null.
+
 Modules: fields.py (limits, result schemas, the questionnaire, country / ISIC resolution),
-fast.py (step 2), exact.py (step 3), reader.py (steps 1 and 4, chunking). The names below
+fast.py (step 2), exact.py (step 3) with rules.py (its pandera schemas and the wording of
+rejects), reader.py (steps 1 and 4, chunking). The names below
 are the package's public interface (they were one module, radar_pipeline/sites/intake.py).
 """
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.sites.intake.exact import _parse_slow, _schemas, exact_path
+from radar_pipeline.sites.intake.exact import _parse_slow, exact_path
 from radar_pipeline.sites.intake.fast import fast_frames, fast_parse
 from radar_pipeline.sites.intake.fields import (
     CONTROLS_SCHEMA,
@@ -24,6 +25,7 @@ from radar_pipeline.sites.intake.fields import (
     load_saq_fields,
     saq_schema,
 )
+from radar_pipeline.sites.intake.rules import _schemas
 
 CHUNK_LINES = 50_000  # lines validated together; bounds memory whatever the file size
 
@@ -60,8 +62,9 @@ class _Reader:
     alone writes reject rows. So rejects are the exact path's, and accepted rows are equal."""
 
     def __init__(self, file_name: str, countries: set[str], isic: pl.DataFrame, controls: set[str],
-                 saq_fields: pl.DataFrame):
+                 saq_fields: pl.DataFrame, content_hash: bool = True):
         self.file_name = file_name
+        self.content_hash = content_hash
         self.countries = countries
         self.isic = isic
         self.controls = controls
@@ -89,18 +92,32 @@ class _Reader:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._chunk(lines)
+            return self._unhashed(self._chunk(lines))
         finally:
             if gc_was_enabled:
                 gc.enable()
 
+    def _unhashed(self, result: IntakeResult) -> IntakeResult:
+        """Without the content hash when it is not wanted (the exact path's rows have one too)."""
+        if self.content_hash:
+            return result
+        return replace(result, sites=result.sites.with_columns(pl.lit(None, pl.Utf8).alias("content_hash")))
+
     def _chunk(self, lines: list[tuple[int, bytes | None, int]]) -> IntakeResult:
         fast, slow_lines = fast_parse(self, lines)
+        frames, bad = fast_frames(self, fast)
+        by_line = {item[0]: item for item in lines}
+        return self._combine(fast["line"], fast["site_id"], frames, bad, slow_lines, by_line.__getitem__)
+
+    def _combine(self, fast_lines: list[int], fast_ids: list[str], frames: dict[str, pl.DataFrame],
+                 bad: set[int], slow_lines: list[tuple[int, bytes | None, int]], item_of) -> IntakeResult:
+        """The lines proven valid column-wise (`frames`, minus `bad`) merged, in line order, with the
+        exact path's result over the other lines (`slow_lines`, `bad` and repeated site ids)."""
         slow_ids = _parse_slow(slow_lines, ids_only=True).site_rows
 
         # duplicate site ids, across chunks: every parsed object with a string site_id
         # counts, in line order; later occurrences name the first line
-        pairs = zip(fast["line"], fast["site_id"])
+        pairs = zip(fast_lines, fast_ids)
         if slow_ids:
             pairs = sorted([*pairs, *((r["line"], r["site_id"]) for r in slow_ids
                                       if r["site_id"] is not None)])
@@ -113,11 +130,9 @@ class _Reader:
             if first != line:
                 dup[line] = first
 
-        frames, bad = fast_frames(self, fast)
-        bad.update(dup.keys() & set(fast["line"]) if dup else ())
+        bad.update(dup.keys() & set(fast_lines) if dup else ())
         if bad:
-            by_line = {item[0]: item for item in lines}
-            slow_lines = sorted([*slow_lines, *(by_line[line] for line in bad)], key=lambda item: item[0])
+            slow_lines = sorted([*slow_lines, *(item_of(line) for line in bad)], key=lambda item: item[0])
         exact = exact_path(self, slow_lines, dup)
 
         good = frames["sites"].filter(~pl.col("line").is_in(list(bad))) if bad else frames["sites"]
@@ -157,15 +172,16 @@ class _Reader:
 
 
 def iter_sites_jsonl(path: Path, *, countries: set[str], isic: pl.DataFrame, controls: set[str],
-                     saq_fields: pl.DataFrame | None = None,
-                     chunk_lines: int = CHUNK_LINES) -> Iterator[IntakeResult]:
+                     saq_fields: pl.DataFrame | None = None, chunk_lines: int = CHUNK_LINES,
+                     content_hash: bool = True) -> Iterator[IntakeResult]:
     """Read a JSON Lines site file in chunks of `chunk_lines` lines, one IntakeResult per
     chunk (valid sites of those lines, their rejects). Duplicate site ids are detected
-    across chunks. Memory is bounded by the chunk, not the file."""
+    across chunks. Memory is bounded by the chunk, not the file. `content_hash=False`: the sites'
+    content_hash is null and not computed (`radar score`, which stores nothing)."""
     path = Path(path)
     saq_fields = saq_fields if saq_fields is not None else load_saq_fields()
     # the file's name, not its path: rejects are published, and a server path is nobody's business
-    reader = _Reader(path.name, countries, isic, controls, saq_fields)
+    reader = _Reader(path.name, countries, isic, controls, saq_fields, content_hash)
     with open(path, "rb") as fh:
         batch: list[tuple[int, bytes | None, int]] = []
         for item in _iter_lines(fh):
