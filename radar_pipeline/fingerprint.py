@@ -61,7 +61,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sql=("country_risk",),
           tables=("edition_countries", "edition_sources", "indicator_registry", "indicator_scores",
                   "indicator_coverage", "country_topic_risk", "coverage_report", "benchmark_agreement",
-                  "benchmark_disagreements")),
+                  "benchmark_disagreements", "country_topic_uncertainty", "country_topic_draws"),
+          # the seeded simulation behind country_topic_uncertainty (issue 25 item 2)
+          code=("country_risk/uncertainty.py",)),
     Stage("inherent", "country",
           rules=("sector_weights.csv", "goods_isic.csv", "fli_covered_divisions.csv", "ilab_derived_inputs.csv",
                  "deforestation_default.csv", "eudr_low_risk_countries.csv"),
@@ -73,7 +75,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           sql=("sites",),
           # site_rejects carries the site version too, as the record of the rules that judged a line
           # at intake: the file is not kept, so it is never recomputed (not listed here)
-          tables=("site_scores", "site_score_factors", "site_remediation"),
+          tables=("site_scores", "site_score_factors", "site_remediation", "site_uncertainty"),
           code=("sites/scoring.py",)),
 )}
 # Files in the rules folder that do not change any number (checked by a test: every other

@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 
 from radar_pipeline import fingerprint, integrity, rule_sql, schemas, settings
-from radar_pipeline.country_risk import edition_backup
+from radar_pipeline.country_risk import edition_backup, uncertainty
 from radar_pipeline.methodology import TOPICS
 from radar_pipeline.partitions import editions
 from radar_pipeline.sources import registry
@@ -427,9 +427,17 @@ def country_topic_risk(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
         if problems:
             raise dg.Failure("country_topic_risk: " + "; ".join(problems[:5]))
         rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c
-        n, _ = replace_slices(con, [("country_topic_risk", rows, {"edition": edition}),
-                                    ("edition_stages", edition_backup.stage_row(edition, "country"),
-                                     {"edition": edition, "stage": "country"})])
+        # how sure (issue 25 item 2): the seeded simulation of the stated errors and the donors' spread,
+        # stored beside the scores in the same transaction (country_risk/uncertainty.py)
+        draws, intervals = uncertainty.compute(con, edition, reported=rows)
+        mv = pl.lit(fingerprint.version("country"))
+        n, *_ = replace_slices(con, [("country_topic_risk", rows, {"edition": edition}),
+                                     ("country_topic_uncertainty", intervals.with_columns(methodology_version=mv),
+                                      {"edition": edition}),
+                                     ("country_topic_draws", draws.with_columns(methodology_version=mv),
+                                      {"edition": edition}),
+                                     ("edition_stages", edition_backup.stage_row(edition, "country"),
+                                      {"edition": edition, "stage": "country"})])
         schema = table_schema_metadata(con, "country_topic_risk")
         # METHODOLOGY §1 "as of the edition": every vintage the edition's numbers rest on
         read = con.sql("select * from edition_sources where edition = $e order by source, vintage",
@@ -442,6 +450,9 @@ def country_topic_risk(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
         "countries": rows["iso3"].n_unique(),
         "missing_topics": ", ".join(missing) or "none",
         "mean_confidence": float(rows["confidence"].mean()) if rows.height else 0.0,
+        "uncertainty": f"{uncertainty.N_DRAWS} draws, seed {uncertainty.SEED}; interval sources: "
+                       + ", ".join(f"{src} {k}" for src, k in intervals.group_by("source").len().sort("source")
+                                   .iter_rows()),
         "edition_sources": dg.MetadataValue.md(edition_sources_md(read)),
         "released_after_edition": ", ".join(
             f"{s} {v}" for s, v in read.filter(pl.col("released_after_edition")).select("source", "vintage")

@@ -164,3 +164,41 @@ SITE_REMEDIATION = [
     Field("category_after", "varchar", "Category of score_after"),
     F["methodology_version"].but(description="Methodology version (METHODOLOGY §8c) of the site stage"),
 ]
+
+
+# How sure (issue 25 item 2, radar_pipeline/country_risk/uncertainty.py, sql/sites/site_uncertainty.sql):
+# the same columns in the warehouse and the published file
+_SHARE = {"range": (0.0, 1.0)}
+COUNTRY_TOPIC_UNCERTAINTY = [
+    F["edition"], F["iso3"], F["topic"],
+    F["score"].but(description="Country topic risk as reported (country_topic_risk), 1-6", range=(1.0, 6.0)),
+    Field("low", "double", "Lower end of the 90 % interval (5 % quantile of the seeded draws), 1-6",
+          nullable=False, range=(1.0, 6.0)),
+    Field("high", "double", "Upper end of the 90 % interval (95 % quantile of the seeded draws), 1-6",
+          nullable=False, range=(1.0, 6.0)),
+    Field("sd", "double", "Standard deviation of the draws", nullable=False, ge=0.0),
+    Field("source", "varchar", "Where the uncertainty comes from, '+'-joined: publisher_se (a standard error "
+          "the publisher states: TI CPI, WGI), donor_spread (imputed: the spread of the donors), normalisation "
+          "(the country's own value is exact but other countries' errors move the min-max range); none",
+          nullable=False, regex=r"^(none|(publisher_se|donor_spread|normalisation)(\+(publisher_se|donor_spread|"
+          r"normalisation))*)$"),
+    Field("n_draws", "integer", "Draws of the seeded simulation", nullable=False, ge=0),
+    Field("seed", "bigint", "Seed of the simulation (same seed and inputs: identical draws)"),
+    F["methodology_version"].but(description="Methodology version (METHODOLOGY §8c) of the country stage"),
+]
+SITE_UNCERTAINTY = [
+    F["edition"], F["site_id"], F["category_calculated"], F["category"],
+    Field("overridden", "boolean", "An analyst's override (METHODOLOGY §8b) sets the reported category: the "
+          "shares and the stability are those of the calculated category", nullable=False),
+    Field("p_low", "double", "Share of the draws in which the site's category is Low", **_SHARE),
+    Field("p_medium", "double", "Share of the draws in which the site's category is Medium", **_SHARE),
+    Field("p_high", "double", "Share of the draws in which the site's category is High", **_SHARE),
+    Field("category_stability", "double", "Share of the draws that keep the calculated category (1: no draw "
+          "changes it)", **_SHARE),
+    Field("inherent_low", "double", "Site inherent risk, 5 % quantile of the draws"),
+    Field("inherent_high", "double", "Site inherent risk, 95 % quantile of the draws"),
+    Field("n_draws", "integer", "Draws the shares are taken over (0: the edition has no draws; shares null)",
+          nullable=False, ge=0),
+    Field("seed", "bigint", "Seed of the country simulation the draws come from"),
+    F["methodology_version"].but(description="Methodology version (METHODOLOGY §8c) of the site stage"),
+]

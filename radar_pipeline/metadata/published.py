@@ -13,6 +13,7 @@ from radar_pipeline.metadata.benchmark_fields import DISAGREEMENT_FIELDS as BENC
 from radar_pipeline.metadata.benchmark_fields import MV as BENCHMARK_MV
 from radar_pipeline.metadata.classes import Field, Table
 from radar_pipeline.metadata.fields import (
+    COUNTRY_TOPIC_UNCERTAINTY,
     INHERENT_CONFIDENCE,
     SITE_CONFIDENCE,
     SITE_IS_PRIMARY_PRODUCER,
@@ -20,6 +21,7 @@ from radar_pipeline.metadata.fields import (
     SITE_ISO3,
     SITE_PILLARS,
     SITE_REMEDIATION,
+    SITE_UNCERTAINTY,
     TOPIC_CONFIDENCE,
     F,
 )
@@ -172,6 +174,15 @@ TABLES: list[Table] = [
           "(sql/sites/site_remediation.sql).",
           SITE_REMEDIATION,
           primary_key=("edition", "site_id", "step")),
+    Table("site_uncertainty",
+          "How sure each site's category is, per edition (issue 25 item 2): the share of the seeded draws of its "
+          "country's topic scores (publishers' standard errors, imputation donors' spread) in which the site is "
+          "Low, Medium or High, and the share that keeps its calculated category (sql/sites/site_uncertainty.sql).",
+          SITE_UNCERTAINTY, primary_key=("edition", "site_id")),
+    Table("country_topic_uncertainty",
+          "How sure each country topic score is, per edition (issue 25 item 2): the 90 % interval of the seeded "
+          "simulation and where its uncertainty comes from (radar_pipeline/country_risk/uncertainty.py).",
+          COUNTRY_TOPIC_UNCERTAINTY, primary_key=("edition", "iso3", "topic")),
     Table("site_nonconformities", "Audit findings (non-conformities) of each site's latest accepted record.",
           [F["site_id"], F["site_name"].but(description="Site name"), SITE_ISO3, F["nc_id"], F["severity"],
            F["status"], F["raised_on"], F["closed_on"]],

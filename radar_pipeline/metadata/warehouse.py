@@ -14,6 +14,7 @@ from radar_pipeline.metadata.benchmark_fields import DISAGREEMENT_FIELDS as BENC
 from radar_pipeline.metadata.benchmark_fields import MV as BENCHMARK_MV
 from radar_pipeline.metadata.classes import Field, Table
 from radar_pipeline.metadata.fields import (
+    COUNTRY_TOPIC_UNCERTAINTY,
     INHERENT_CONFIDENCE,
     SITE_CONFIDENCE,
     SITE_IS_PRIMARY_PRODUCER,
@@ -21,6 +22,7 @@ from radar_pipeline.metadata.fields import (
     SITE_ISO3,
     SITE_PILLARS,
     SITE_REMEDIATION,
+    SITE_UNCERTAINTY,
     TOPIC_CONFIDENCE,
     F,
 )
@@ -143,6 +145,22 @@ TABLES: list[Table] = [
            F["n_indicators"].but(ge=1), F["n_imputed"].but(ge=0), TOPIC_CONFIDENCE,
            F["missing_topics"].but(nullable=False), MV],
           primary_key=("edition", "iso3", "topic"), added_later=("methodology_version", "confidence")),
+    Table("country_topic_uncertainty",
+          "How sure each country topic score is (issue 25 item 2): the 90 % interval of a seeded simulation of the "
+          "publishers' stated standard errors and the imputation donors' spread through §2.2-§2.4, and where the "
+          "uncertainty comes from (radar_pipeline/country_risk/uncertainty.py). Beside the score, never in it.",
+          COUNTRY_TOPIC_UNCERTAINTY, primary_key=("edition", "iso3", "topic")),
+    Table("country_topic_draws",
+          "The seeded draws behind country_topic_uncertainty: per country x topic x draw, the drawn topic score "
+          "minus the reported one (0.0 where nothing is uncertain); sql/sites/site_uncertainty.sql carries them "
+          "to every site.",
+          [F["edition"], F["iso3"], F["topic"],
+           Field("draw", "integer", "Draw number (0-based)", nullable=False, ge=0),
+           Field("delta", "double", "Drawn topic score minus the reported topic score", nullable=False,
+                 finite=True), MV.but(description="Methodology version (METHODOLOGY §8c) of the country stage")],
+          # no primary key (one row per edition x country x topic x draw): 700k rows per edition, and
+          # an index on them made writing the edition's draws 20x slower than the simulation
+          ),
     Table("isic", "Reference: ISIC Rev.4 (sections, divisions, groups, classes) with parents.",
           [Field("code", "varchar", "ISIC code"), F["level"],
            Field("title", "varchar", "Title", nullable=False),
@@ -249,6 +267,13 @@ TABLES: list[Table] = [
           "findings to close, §8), in order, each with the score after it (sql/sites/site_remediation.sql).",
           SITE_REMEDIATION,
           primary_key=("edition", "site_id", "step")),
+    Table("site_uncertainty",
+          "How sure each site's category is (issue 25 item 2): the share of the seeded draws of its country's topic "
+          "scores, carried through inherent risk (§5) and the site score (§8), in each category, and the share "
+          "that keeps the calculated category (sql/sites/site_uncertainty.sql). Beside the score, never in it.",
+          # one row per edition x site by construction (score_and_store deletes the scope's rows first); no
+          # primary key: DuckDB's index made deleting and re-inserting 100k rescored sites' rows 25x slower
+          SITE_UNCERTAINTY),
     Table("buyer_sites",
           "Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl "
           "with buyer_id, site_id). Replaced as a whole from the folder at every publish.",

@@ -67,11 +67,12 @@ PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.
 SQL_TABLES = ("countries", "country_risk", "country_risk_wide", "inherent_risk", "inherent_risk_overall",
               "edition_sources", "edition_status", "coverage_report", "country_picture", "benchmark_agreement",
-              "benchmark_disagreements", "site_scores_history",
-              "site_scores_latest", "site_score_factors", "site_remediation", "site_nonconformities", "site_rejects")
+              "benchmark_disagreements", "country_topic_uncertainty", "site_scores_history",
+              "site_scores_latest", "site_score_factors", "site_remediation", "site_uncertainty",
+              "site_nonconformities", "site_rejects")
 # Tables with one row per site (or site line): a buyer's file keeps only its own sites' rows.
 SITE_TABLES = ("site_scores_latest", "site_scores_history", "site_score_factors", "site_remediation",
-               "site_nonconformities", "site_rejects")
+               "site_uncertainty", "site_nonconformities", "site_rejects")
 PUBLIC_TABLES = tuple(t for t in SQL_TABLES if t not in SITE_TABLES)
 ALL_TABLES = (*SQL_TABLES, "data_dictionary", "publish_info")
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
@@ -474,7 +475,8 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
     n_keep = default_keep_snapshots() if keep_snapshots is None else keep_snapshots
     on_lake = lake.is_lake(warehouse)
     if on_lake and lake_snapshot is None:
-        raise PublishError("publishing a DuckLake warehouse needs the snapshot id to export (lake.publish tags it)")
+        raise PublishError("publishing a DuckLake warehouse needs the snapshot id to export "
+                           "(lake_commits.publish tags it)")
     source = (f"{lake.parse(warehouse).display()} snapshot {lake_snapshot}" if on_lake
               else str(Path(warehouse).resolve()))
     warehouse = warehouse if on_lake else Path(warehouse).resolve()

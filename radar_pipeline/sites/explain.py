@@ -44,15 +44,18 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
              f"Confidence {fmt(s.get('confidence'))} ({s.get('confidence_label') or 'unknown'}) = 0.5 x inherent "
              f"confidence {fmt(s.get('inherent_confidence'))} + 0.5 x SAQ completeness "
              f"{fmt(s.get('saq_completeness'))}; it qualifies the score, never changes it",
+             *uncertainty_lines(con, site_id, edition),
              "",
              f"Inherent risk {fmt(s['inherent'])} (labour {fmt(s['labour_standards'])}, H&S "
              f"{fmt(s['health_safety'])}, ethics {fmt(s['business_ethics'])}, environment {fmt(s['environment'])})"
              + (f"; topics missing this edition: {s['missing_topics']}" if s['missing_topics'] else "")]
+    intervals = topic_intervals(con, edition, s["iso3"])
     if topics.height:
-        lines.append("  topic                    country + sector + HRG = topic score (cap 10)")
+        lines.append("  topic                    country + sector + HRG = topic score (cap 10)"
+                     + ("   country 90 % interval (source)" if intervals else ""))
         for t in topics.iter_rows(named=True):
             lines.append(f"  {t['topic']:<24} {fmt(t['country_score']):>5} + {fmt(t['sector_weight'], 0)} + "
-                         f"{fmt(t['hrg_uplift'], 0)} = {fmt(t['score'])}")
+                         f"{fmt(t['hrg_uplift'], 0)} = {fmt(t['score'])}" + intervals.get(t["topic"], ""))
     if filled:
         lines.append(f"How the country values of {s['iso3']} were obtained (METHODOLOGY §2.3; confidence 1 observed, "
                      "0.5 income peers, 0.25 geography, 0 world mean)")
@@ -73,6 +76,37 @@ def explain_text(con: duckdb.DuckDBPyConnection, site_id: str, edition: int | No
               f"({s.get('category_calculated') or s['category']})"]
     lines += remediation_lines(con, site_id, edition)
     return "\n".join(lines)
+
+
+def uncertainty_lines(con: duckdb.DuckDBPyConnection, site_id: str, edition: int) -> list[str]:
+    """How sure the category is (table site_uncertainty, issue 25 item 2)."""
+    try:
+        rows = con.sql("select * from site_uncertainty where site_id = $s and edition = $e",
+                       params={"s": site_id, "e": edition}).pl()
+    except duckdb.CatalogException:  # a warehouse scored before the table existed
+        return []
+    if rows.is_empty():
+        return []
+    u = rows.row(0, named=True)
+    if not u["n_draws"]:
+        return ["How sure: no simulation for this edition (refresh it to draw one)"]
+    pct = lambda v: f"{100 * v:.0f} %"  # noqa: E731
+    return [f"How sure: {u['category_calculated']} in {pct(u['category_stability'])} of {u['n_draws']} draws "
+            f"(seed {u['seed']}; P(Low) {pct(u['p_low'])}, P(Medium) {pct(u['p_medium'])}, "
+            f"P(High) {pct(u['p_high'])}); inherent risk 90 % interval {fmt(u['inherent_low'])}-"
+            f"{fmt(u['inherent_high'])} from the publishers' standard errors and the imputation donors' spread"
+            + ("; the category shown is an override: the shares are the calculated category's"
+               if u["overridden"] else "") + "; beside the score, never in it"]
+
+
+def topic_intervals(con: duckdb.DuckDBPyConnection, edition: int, iso3: str) -> dict[str, str]:
+    """topic -> '   low-high (source)' of the country's topic scores (country_topic_uncertainty)."""
+    try:
+        rows = con.sql("select topic, low, high, source from country_topic_uncertainty where edition = $e "
+                       "and iso3 = $c", params={"e": edition, "c": iso3}).fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return {t: f"   {fmt(lo)}-{fmt(hi)} ({src})" for t, lo, hi, src in rows}
 
 
 def remediation_lines(con: duckdb.DuckDBPyConnection, site_id: str, edition: int) -> list[str]:

@@ -323,6 +323,12 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
                     "and site_id in (select site_id from score_scope)", {"e": edition})
         con.execute("insert into site_remediation by name " + scoring._sql("site_remediation"),
                     {"edition": edition, "methodology_version": methodology_version})
+        # how sure each category is (sql/sites/site_uncertainty.sql: the edition's country_topic_draws
+        # through §5 and §8; beside the score, never in it)
+        con.execute("delete from site_uncertainty where edition = $e "
+                    "and site_id in (select site_id from score_scope)", {"e": edition})
+        con.execute("insert into site_uncertainty by name " + scoring._sql("site_uncertainty"),
+                    {"edition": edition, "methodology_version": methodology_version})
         con.execute("commit")
     except BaseException as exc:
         rollback(con, exc)

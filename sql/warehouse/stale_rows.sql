@@ -40,6 +40,12 @@ rows_by_version as (
     select 'benchmark_disagreements', 'country', edition, methodology_version, count(*)
     from benchmark_disagreements group by all
     union all
+    select 'country_topic_uncertainty', 'country', edition, methodology_version, count(*)
+    from country_topic_uncertainty group by all
+    union all
+    select 'country_topic_draws', 'country', edition, methodology_version, count(*)
+    from country_topic_draws group by all
+    union all
     select 'sector_weights', 'inherent', null, methodology_version, count(*) from sector_weights group by all
     union all
     select 'fli_covered', 'inherent', null, methodology_version, count(*) from fli_covered group by all
@@ -64,6 +70,8 @@ rows_by_version as (
     from site_score_factors group by all
     union all
     select 'site_remediation', 'site', edition, methodology_version, count(*) from site_remediation group by all
+    union all
+    select 'site_uncertainty', 'site', edition, methodology_version, count(*) from site_uncertainty group by all
 ),
 
 by_version as (

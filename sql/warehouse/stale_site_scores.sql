@@ -41,6 +41,10 @@ stale_factors as (
     select distinct edition, site_id
     from site_remediation
     where methodology_version is distinct from (select version from site_version)
+    union
+    select distinct edition, site_id
+    from site_uncertainty
+    where methodology_version is distinct from (select version from site_version)
 ),
 
 final as (

@@ -27,12 +27,18 @@ the WGI's legacy codes (`ADO`, `ROM`, `ZAR`, `TMP`, `WBG`, `KSV`). They are
 passed on as the file writes them; rules/country_overrides.csv maps the legacy
 ones (central country mapping, never in the adapter). WGI lists economies
 only (no aggregates).
+
+`standard_errors` reads the World Bank's stated uncertainty of each estimate: the series
+`<IND>.STD.ERR` beside `<IND>.EST` (the `stddev` column of the long layout), as rows shaped like
+`parse`'s with the standard error as the value and the estimate's indicator id (issue 25 item 2,
+radar_pipeline/country_risk/uncertainty.py).
 """
 from __future__ import annotations
 
 import io
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -156,6 +162,16 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     if not frames:
         return empty_observations()
     return conform(pl.concat([fr.select(_OUT) for fr in frames], how="vertical_relaxed"))
+
+
+def standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
+    """The standard error of each `<IND>.EST` estimate (series `<IND>.STD.ERR`, same units),
+    under the estimate's indicator id; other series (no stated error) give no rows."""
+    se_specs = [replace(s, series=s.series[:-len(".EST")] + ".STD.ERR") for s in specs
+                if s.series.upper().endswith(".EST")]
+    if not se_specs:
+        return empty_observations()
+    return parse(files, se_specs)
 
 
 def download(dest: Path, client: HttpClient, log: Callable[[str], None]) -> list[Path]:
