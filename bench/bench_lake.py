@@ -50,13 +50,13 @@ def _env(work: Path) -> None:
 def refresh_worker(target: str, edition: int, work: str, out) -> None:
     _env(Path(work))
     import radar_pipeline.definitions  # noqa: F401 — imported before the clock starts, as the start-up is
-    from radar_pipeline import lake
+    from radar_pipeline import lake, lake_commits
     from radar_pipeline.cli.runs import refresh_edition
 
     t, cpu, start = time.perf_counter(), time.process_time(), time.time()
     outcome = refresh_edition(edition, warehouse=target)
     out.put(("refresh", edition, outcome.success, time.perf_counter() - t, str(outcome.failures)[:500],
-             time.process_time() - cpu, lake.RETRIES, start, time.time(), list(lake.LOCK_WAITS)))
+             time.process_time() - cpu, lake.RETRIES, start, time.time(), list(lake_commits.LOCK_WAITS)))
 
 
 def ingest_worker(target: str, sites_file: str, out) -> None:

@@ -22,7 +22,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from radar_pipeline import lake, settings
+from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.metadata import WAREHOUSE, saq_table, warehouse_ddl
 
 # the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
@@ -58,7 +58,7 @@ def schema_ddl(*, lake_target: bool = False) -> str:
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     if is_lake_connection(con):
         # no PRIMARY KEY on a lake; two writers creating a new lake at once may race (retried)
-        lake.retry(lambda: con.execute(schema_ddl(lake_target=True) + ";\n" + lake.TAGS_DDL))
+        lake.retry(lambda: con.execute(schema_ddl(lake_target=True) + ";\n" + lake_commits.TAGS_DDL))
         lake.retry(lambda: saq_table.ensure(con))
         return
     _migrate_countries_table(con)
@@ -223,12 +223,13 @@ def replace_slices(con: duckdb.DuckDBPyConnection,
         # a lake commit can lose a race with another writer (two editions' refreshes both
         # replacing a shared table): the slice replace is rerun on the newer snapshot
         def named(c):
-            lake.commit_message(c, "replace " + ", ".join(f"{t} where {w or 'all rows'}" for t, _r, w, _c in prepared),
-                                tables=[t for t, *_ in prepared], **prepared[0][2])
+            what = ", ".join(f"{t} where {w or 'all rows'}" for t, _r, w, _c in prepared)
+            lake_commits.commit_message(c, "replace " + what, tables=[t for t, *_ in prepared],
+                                        **prepared[0][2])
             return body(c)
-        # writers of the same table queue (lake.table_locks) rather than conflict and redo
-        with lake.table_locks(con, [t for t, *_ in prepared]):
-            return lake.run_transaction(con, named)
+        # writers of the same table queue (lake_commits.table_locks) rather than conflict and redo
+        with lake_commits.table_locks(con, [t for t, *_ in prepared]):
+            return lake_commits.run_transaction(con, named)
     con.execute("begin transaction")
     try:
         out = body(con)
@@ -264,9 +265,9 @@ def in_transaction(con: duckdb.DuckDBPyConnection, body, message: str | None = N
     if is_lake_connection(con):
         def named(c):
             if message:
-                lake.commit_message(c, message)
+                lake_commits.commit_message(c, message)
             return body(c)
-        return lake.run_transaction(con, named)
+        return lake_commits.run_transaction(con, named)
     con.execute("begin transaction")
     try:
         out = body(con)
@@ -307,7 +308,7 @@ def replace_table_unless_same(con: duckdb.DuckDBPyConnection, table: str, rows: 
             return bool(differ)
         finally:
             c.unregister("_replace_table_rows")
-    with lake.table_locks(con, [table]):
+    with lake_commits.table_locks(con, [table]):
         return in_transaction(con, body, f"replace {table}")
 
 
@@ -351,11 +352,11 @@ class DuckDBWarehouse(DuckDBResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # on a lake every commit of this run names the run, so its closing snapshot tag
-        # (lake.tag_run: CLI, or the run-status sensor for UI/schedule/sensor runs) finds it
-        lake.set_run(context.run.run_id if context.run is not None else None)
+        # (lake_commits.tag_run: CLI, or the run-status sensor for UI/schedule/sensor runs) finds it
+        lake_commits.set_run(context.run.run_id if context.run is not None else None)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        lake.set_run(None)
+        lake_commits.set_run(None)
 
     @property
     def path(self) -> str:

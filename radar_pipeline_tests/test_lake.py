@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from radar_pipeline import lake, settings
+from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.cli.runs import publish_metadata, publish_warehouse, refresh_edition, score_sites
 from radar_pipeline.sites import store
 from radar_pipeline.sites.generate import generate_sites, write_sites
@@ -348,17 +348,17 @@ def test_two_refreshes_and_an_ingest_side_by_side_while_readers_read(lake_2024, 
 
 LOCK_HOLDER = textwrap.dedent("""
     import sys, time
-    from radar_pipeline import lake
+    from radar_pipeline import lake, lake_commits
     from radar_pipeline.warehouse import connect
     con = connect(sys.argv[1])
-    with lake.table_locks(con, ["source_files"]):
+    with lake_commits.table_locks(con, ["source_files"]):
         print("locked", flush=True)
         time.sleep(float(sys.argv[2]))
 """)
 
 
 def test_slice_writers_of_one_table_queue_on_its_lock_and_others_do_not_wait(lake_2024):
-    """lake.table_locks: while another process holds the lock of a table, a writer of that table
+    """lake_commits.table_locks: while another process holds the lock of a table, a writer of that table
     waits for it (instead of failing at commit); a writer of another table does not wait."""
     import time
 
@@ -369,10 +369,10 @@ def test_slice_writers_of_one_table_queue_on_its_lock_and_others_do_not_wait(lak
         con = connect(lake_2024)
         try:
             t = time.perf_counter()
-            with lake.table_locks(con, ["indicator_observations"]):
+            with lake_commits.table_locks(con, ["indicator_observations"]):
                 other = time.perf_counter() - t
             t = time.perf_counter()
-            with lake.table_locks(con, ["source_files", "edition_sources"]):
+            with lake_commits.table_locks(con, ["source_files", "edition_sources"]):
                 same = time.perf_counter() - t
         finally:
             con.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import lake, settings
+from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.partitions import add_site_partitions, sqlite_partition_warning
 from radar_pipeline.processes import pid_alive
 from radar_pipeline.warehouse import DuckDBWarehouse
@@ -132,7 +132,7 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
     with resources["warehouse"].get_connection() as con:
         (edition_backup.commit if result.success else edition_backup.rollback)(con, result.run_id)
     if result.success:
-        lake.tag_run(resources["warehouse"].path, result.run_id, "refresh", f"refresh edition {edition}",
+        lake_commits.tag_run(resources["warehouse"].path, result.run_id, "refresh", f"refresh edition {edition}",
                      edition=edition)
     return RunOutcome(result.success, failures, result)
 
@@ -218,7 +218,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
             interrupted = True
             break
     if success and result is not None:
-        lake.tag_run(resources["warehouse"].path, result.run_id, "scoring", f"score {len(set(keys))} site(s)"
+        lake_commits.tag_run(resources["warehouse"].path, result.run_id, "scoring", f"score {len(set(keys))} site(s)"
                      + (f" for edition {edition}" if edition else ""), edition=edition)
     return RunOutcome(success, failures, result, runs=len(requests), runs_failed=runs_failed,
                       interrupted=interrupted)

@@ -11,7 +11,7 @@ import json
 import dagster as dg
 import duckdb
 
-from radar_pipeline import lake, settings
+from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.country_risk.assets import POOL, country_topic_risk
 from radar_pipeline.publish import build, buyers
 from radar_pipeline.sectors.assets import inherent_risk_overall
@@ -119,11 +119,11 @@ def publish(context: dg.AssetExecutionContext, config: PublishConfig, warehouse:
             return
         context.log.warning(f"publishing although {why} (allow_stale_sites)")
     if lake.is_lake(warehouse.path):
-        # A DuckLake warehouse is published by tagging its current snapshot (lake.publish); BI
+        # A DuckLake warehouse is published by tagging its current snapshot (lake_commits.publish); BI
         # tools read the lake itself, so the main file is not copied. The Parquet export and the
         # buyer files are cut from that tagged snapshot, whatever writers do meanwhile.
         with warehouse.get_connection() as con:
-            info = lake.publish(con)
+            info = lake_commits.publish(con)
         context.log.info(f"tagged lake snapshot {info['snapshot_id']} as published at {info['published_at']}")
         result = build.publish(warehouse.path, target, log=context.log.info, lake_snapshot=info["snapshot_id"])
         yield dg.MaterializeResult(metadata={
@@ -192,13 +192,13 @@ def closing_tag(run: dg.DagsterRun) -> tuple[str, str, dict] | None:
 
 def tag_finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun, warehouse: str) -> int | None:
     """Give a successful refresh or scoring run its closing tag on the lake `warehouse` (its last
-    own snapshot, lake.tag_run); None when it is not one, or the warehouse is a DuckDB file."""
+    own snapshot, lake_commits.tag_run); None when it is not one, or the warehouse is a DuckDB file."""
     what = closing_tag(run) if lake.is_lake(warehouse) else None
     if what is None:
         return None
     kind, message, extra = what
     stats = instance.get_run_stats(run.run_id)
-    return lake.tag_run(warehouse, run.run_id, kind, message, ended_at=stats.end_time, **extra)
+    return lake_commits.tag_run(warehouse, run.run_id, kind, message, ended_at=stats.end_time, **extra)
 
 
 def run_warehouse(run: dg.DagsterRun) -> str:
