@@ -22,6 +22,7 @@ from radar_pipeline import automation, run_settings
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.country_risk import benchmarks, coverage
 from radar_pipeline.pictures import assets as pictures
+from radar_pipeline.pictures.serve import serve_from_code_server
 from radar_pipeline.publish import assets as publish
 from radar_pipeline.sectors import assets as sectors
 from radar_pipeline.sites import assets as sites
@@ -70,3 +71,8 @@ defs = dg.Definitions(
     # editable per run in the launchpad under resources.warehouse.config
     resources={"warehouse": run_settings.default_warehouse()},
 ).map_asset_specs(func=_spec)
+
+# The pictures' inline links point at one fixed address (RADAR_PICTURES_URL), so they survive a
+# restart and work under `dagster dev` too: the code-location server process serves the folder
+# there (a no-op in every other process that loads these definitions). pictures/serve.py says why.
+serve_from_code_server(pictures.pictures_dir())

@@ -76,7 +76,8 @@ def test_the_picture_shows_inline_from_the_served_pictures_folder(scored):
         assert again != markdown and fetch(again[again.index("(") + 1:-1]) == png.read_bytes()
 
 
-def test_without_a_pictures_url_only_the_embedded_preview(scored):
+def test_without_a_pictures_url_only_the_embedded_preview(scored, monkeypatch):
     wh, _ = scored
+    monkeypatch.setenv("RADAR_PICTURES_URL", "")  # switched off (the default is a fixed local address)
     metadata = materialize(wh)
     assert "picture" not in metadata and "preview" in metadata

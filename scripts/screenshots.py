@@ -47,12 +47,16 @@ class Demo:
     home: Path
     warehouse: Path
     site_ids: list[str] = field(default_factory=list)
+    # the pictures' fixed address, served by the code-location server (pictures/serve.py); a free
+    # port so a demo never meets a developer's own `radar ui` on the default one
+    pictures_url: str = field(default_factory=lambda: f"http://127.0.0.1:{free_port()}")
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DAGSTER_HOME": str(self.home), "RADAR_WAREHOUSE": str(self.warehouse),
                 "RADAR_SOURCES_MIRROR": str(settings.SAMPLE_MIRROR_DIR),
                 "RADAR_USER_FILES": str(self.root / "user"), "RADAR_LANDING": str(self.root / "landing"),
                 "RADAR_SITES_INBOX": str(self.root / "inbox"), "RADAR_PICTURES": str(self.root / "pictures"),
+                "RADAR_PICTURES_URL": self.pictures_url,
                 "RADAR_PUBLISHED": str(self.root / "published" / "radar.duckdb"),
                 "RADAR_BUYERS_INBOX": str(self.root / "buyers")}
 
@@ -106,9 +110,9 @@ def prepare_demo(root: Path, n_sites: int = 40, edition: int = 2024) -> Demo:
 
 # --- processes ---------------------------------------------------------------------
 
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def _start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = settings.REPO_DIR) -> subprocess.Popen:
     fh = open(log, "wb")
-    return subprocess.Popen(cmd, cwd=settings.REPO_DIR, env=env, stdout=fh, stderr=subprocess.STDOUT,
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -167,11 +171,17 @@ class DagsterUI:
     def __enter__(self) -> DagsterUI:
         workspace = str(settings.REPO_DIR / "workspace.yaml")
         env = self.demo.env()
+        # Dagster loads the .env of its working directory OVER the environment: run in the demo's
+        # folder with the project's .env, but the demo's own pictures address
+        lines = [line for line in (settings.REPO_DIR / ".env").read_text(encoding="utf-8").splitlines()
+                 if not line.startswith("RADAR_PICTURES_URL=")]
+        (self.demo.root / ".env").write_text("\n".join([*lines, f"RADAR_PICTURES_URL={self.demo.pictures_url}"])
+                                             + "\n", encoding="utf-8")
         try:
             self.procs.append(_start([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port),
-                                      "-w", workspace], env, self.demo.root / "webserver.log"))
+                                      "-w", workspace], env, self.demo.root / "webserver.log", self.demo.root))
             self.procs.append(_start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env,
-                                     self.demo.root / "daemon.log"))
+                                     self.demo.root / "daemon.log", self.demo.root))
             self.wait_ready()
         except BaseException:
             self.stop()
@@ -399,16 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     demo = prepare_demo(root, n_sites=args.sites)
     print(f"demo in {root}: warehouse + {len(demo.site_ids)} sites ({time.perf_counter() - started:.0f}s)")
-    from radar_pipeline.pictures.serve import serving_pictures
-
-    # as `radar ui` does: the pictures folder over HTTP, so the pictures show inline in the UI
-    with serving_pictures(root / "pictures") as pictures_url, DagsterUI(demo) as ui:
-        print(f"pictures served at {pictures_url}")
+    # the code server serves the pictures folder at demo.pictures_url (pictures/serve.py)
+    with DagsterUI(demo) as ui:
+        print(f"pictures served at {demo.pictures_url} by the code server")
         print(f"Dagster UI at {ui.url} (webserver pid {ui.pids()[0]}, daemon pid {ui.pids()[1]})")
         backfill = ui.launch_backfill(["site_scores"], demo.site_ids)
         print(f"backfill {backfill}: {ui.wait_backfill(backfill, timeout=600)}")
         for keys, partition, config in (
-                (["risk_map"], "2024", None),
+                (["risk_map", "country_picture"], "2024", None),
                 (["site_category_distribution", "site_explanations"], None,
                  {"ops": {"site_explanations": {"config": {"top_n": 5}}}})):
             run_id = ui.launch_assets(keys, partition=partition, run_config=config)
@@ -419,9 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             (f"{ui.url}/asset-groups", "dagster_asset_graph_stages.png", (1800, 1000)),
             (f"{ui.url}/asset-groups?expanded={expanded}", "dagster_asset_graph_sites_pictures.png", (1800, 1000)),
             (f"{ui.url}/assets/risk_map?partition=2024", "dagster_risk_map_asset.png", (1600, 1300)),
-            # the pictures inline in the metadata table, at the UI's default size (no dialog)
-            (f"{ui.url}/assets/site_category_distribution", "dagster_site_categories_inline.png", (1920, 1400)),
-            (f"{ui.url}/assets/site_explanations", "dagster_site_explanation_inline.png", (1920, 1400)),
+            # the pictures inline in the metadata table, in the UI's default 1600-px window (no dialog)
+            (f"{ui.url}/assets/site_category_distribution", "dagster_site_categories_inline.png", (1600, 1400)),
+            (f"{ui.url}/assets/site_explanations", "dagster_site_explanation_inline.png", (1600, 1600)),
+            (f"{ui.url}/assets/country_picture?partition=2024", "dagster_country_picture_inline.png", (1600, 1400)),
             # the run settings (source, mirror, topics allowed missing, publish target) in the launchpad
             (f"{ui.url}/locations/{ui.location}/jobs/refresh_edition/playground",
              "dagster_launchpad_run_settings.png", (1800, 1100)),

@@ -216,30 +216,29 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     import subprocess
 
-    from radar_pipeline.pictures.assets import pictures_dir
-    from radar_pipeline.pictures.serve import serving_pictures
+    from radar_pipeline.pictures.serve import pictures_url
 
-    # the pictures folder over HTTP (RADAR_PICTURES_URL for the processes below), so the
-    # pictures' metadata can show them inline in the UI (pictures/serve.py says why)
-    with serving_pictures(pictures_dir(), host=args.host) as url:
-        print(f"Pictures served at {url} (shown in the pictures assets' metadata)", flush=True)
-        # -m, not workspace.yaml: the code location's working directory stays the user's
-        # (relative data/ paths), wherever the package is installed
-        proc = subprocess.Popen(["dagster", "dev", "-m", "radar_pipeline.definitions",
-                                 "-h", args.host, "-p", str(args.port)], preexec_fn=_default_sigint)
+    # the code server that dagster dev starts serves the pictures folder at this fixed address,
+    # so the pictures' links survive restarts (pictures/serve.py)
+    print(f"Pictures served at {pictures_url() or '(off: RADAR_PICTURES_URL is empty)'} "
+          "(shown in the pictures assets' metadata)", flush=True)
+    # -m, not workspace.yaml: the code location's working directory stays the user's
+    # (relative data/ paths), wherever the package is installed
+    proc = subprocess.Popen(["dagster", "dev", "-m", "radar_pipeline.definitions",
+                             "-h", args.host, "-p", str(args.port)], preexec_fn=_default_sigint)
 
-        def stop(signum, frame):
-            # `kill`, systemd, a container stop: dagster dev shuts its webserver, daemon and
-            # code server down on SIGINT, not on SIGTERM; without this they outlive `radar ui`
-            proc.send_signal(signal.SIGINT)
+    def stop(signum, frame):
+        # `kill`, systemd, a container stop: dagster dev shuts its webserver, daemon and
+        # code server down on SIGINT, not on SIGTERM; without this they outlive `radar ui`
+        proc.send_signal(signal.SIGINT)
 
-        previous = signal.signal(signal.SIGTERM, stop)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached dagster dev too: let it shut down
-            return proc.wait()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached dagster dev too: let it shut down
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _default_sigint() -> None:

@@ -478,10 +478,10 @@ def _picture(pairs, edition: int) -> dict:
     from radar_pipeline.pictures import assets as pictures
     from radar_pipeline.pictures import benchmarks as drawing
 
-    png, fig = drawing.write_rank_scatter(
-        [(b.benchmark_id, b.topic, b.direction, row["rho"], ranked) for b, row, ranked in pairs],
-        pictures.pictures_dir() / "benchmarks", edition)
-    return {**pictures.inline_picture(fig, png, f"benchmark agreement {edition}"),
+    drawn = [(b.benchmark_id, b.topic, b.direction, row["rho"], ranked) for b, row, ranked in pairs]
+    png, fig = drawing.write_rank_scatter(drawn, pictures.pictures_dir() / "benchmarks", edition)
+    compact = drawing.rank_scatter_figure(drawn, edition, compact=True)
+    return {**pictures.inline_picture(compact, png, f"benchmark agreement {edition}"),
             "png": dg.MetadataValue.path(str(png.resolve())),
             "preview": dg.MetadataValue.md(f"![benchmark agreement {edition}]"
                                            f"({pictures.render.png_data_uri(fig, dpi=pictures.PREVIEW_DPI)})")}

@@ -15,6 +15,7 @@ import polars as pl
 
 from radar_pipeline.lazy import lazy_module
 from radar_pipeline.partitions import editions
+from radar_pipeline.pictures.serve import pictures_url
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_scores
 from radar_pipeline.warehouse import DuckDBWarehouse
@@ -26,15 +27,18 @@ GROUP = "pictures"
 # Dagster 1.13 has no image metadata type; a markdown image is the only way to show a picture.
 # The UI renders markdown inline in the metadata table while it is shorter than 1,000 characters
 # (dagster-webserver's MetadataEntry component), else behind "[Show Markdown]". So:
-# * "picture": a markdown image LINKING to the PNG served at RADAR_PICTURES_URL (`radar ui` serves
-#   the pictures folder, see serve.py): short, so it shows inline at the UI's default size;
-# * "preview": the picture embedded as a data URI, readable without any server, in the dialog
+# * "picture": a markdown image LINKING to the PNG served at RADAR_PICTURES_URL (a fixed address the
+#   code-location server serves, see serve.py): short, so it shows inline at the UI's default size.
+#   It is a compact layout drawn for the metadata table's value column (render.COMPACT_WIDTH_IN),
+#   not the full picture shrunk;
+# * "preview": the full picture embedded as a data URI, readable without any server, in the dialog
 #   (scaled to ~900 px: at 100 dpi the labels stay legible; at 40-60 dpi they were a blur).
 PREVIEW_DPI = 100
 INLINE_MARKDOWN_LIMIT = 1000
-# The inline picture is drawn at most this wide: the metadata table's value column of a 1920-px
-# window; a wider image is cut at the column's edge, not scaled down.
-INLINE_WIDTH_PX = 820
+# The inline picture is at most this wide: the value column of the asset page's metadata table at
+# the UI's default 1600-px window is ~510 px (measured on docs/screenshots); a wider image is cut
+# at the column's edge, not scaled down.
+INLINE_WIDTH_PX = 500
 KINDS = {"duckdb", "matplotlib", "html"}
 
 
@@ -52,17 +56,26 @@ def _md_image(uri: str, alt: str, files: list[Path]) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}]({uri})\n\n{listing}")
 
 
+def _png_width(data: bytes) -> int:
+    return int.from_bytes(data[16:20], "big")  # the IHDR chunk's width
+
+
 def inline_picture(fig, png: Path, alt: str) -> dict[str, dg.MetadataValue]:
-    """{"picture": markdown image linking to a copy of `fig` beside `png` (<name>_inline.png, at
-    most INLINE_WIDTH_PX wide) under RADAR_PICTURES_URL}, or {} when no URL is set, the PNG is
-    outside the pictures folder or the markdown would be too long to show inline. The ?v=
-    content hash makes the browser fetch a redrawn picture, not its cached one."""
-    base = os.environ.get("RADAR_PICTURES_URL", "").rstrip("/")
+    """{"picture": markdown image linking to `fig` (a compact layout) saved beside `png` as
+    <name>_inline.png, at most INLINE_WIDTH_PX wide, under pictures_url()}, or {} when the URL is
+    switched off, the PNG is outside the pictures folder or the markdown would be too long to show
+    inline. The ?v= content hash makes the browser fetch a redrawn picture, not its cached one."""
+    base = pictures_url()
     if not base:
         return {}
     png = png.with_name(f"{png.stem}_inline.png")
-    fig.savefig(png, format="png", dpi=min(PREVIEW_DPI, INLINE_WIDTH_PX / fig.get_size_inches()[0]),
-                bbox_inches="tight", facecolor="white")
+    dpi = PREVIEW_DPI
+    for _ in range(4):  # text wider than the layout (a long name) widens a "tight" picture: shrink it
+        fig.savefig(png, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        width = _png_width(png.read_bytes())
+        if width <= INLINE_WIDTH_PX:
+            break
+        dpi = dpi * (INLINE_WIDTH_PX - 8) / width  # margin: a tight box does not scale exactly
     try:
         rel = png.resolve().relative_to(pictures_dir().resolve())
     except ValueError:
@@ -104,11 +117,10 @@ def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> d
     drawn = set(render.world_shapes())
     not_drawn = table.filter(~pl.col("iso2").is_in(list(drawn)) | pl.col("iso2").is_null())
     out = pictures_dir() / "risk_map"
-    png, page, fig = render.write_risk_map(
-        values, table.drop("iso2"), out, edition,
-        f"Inherent risk per country, edition {edition} (mean over ISIC classes)")
+    title = f"Inherent risk per country, edition {edition} (mean over ISIC classes)"
+    png, page, fig = render.write_risk_map(values, table.drop("iso2"), out, edition, title)
     return dg.MaterializeResult(metadata={
-        **inline_picture(fig, png, f"risk map {edition}"),
+        **inline_picture(render.risk_map_figure(values, title, compact=True), png, f"risk map {edition}"),
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), f"risk map {edition}", [png, page]),
@@ -142,8 +154,9 @@ def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWare
     png, page, fig = render.write_category_distribution(by_country, by_section, pictures_dir() / "sites",
                                                         edition)
     totals = {c: int(by_country[c].sum()) for c in render.CATEGORIES}
+    compact = render.category_distribution_figure(by_country, by_section, edition, compact=True)
     return dg.MaterializeResult(metadata={
-        **inline_picture(fig, png, f"site categories {edition}"),
+        **inline_picture(compact, png, f"site categories {edition}"),
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), "site categories", [png, page]),
@@ -194,7 +207,8 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
         items = site_explanation_inputs(con, edition, config.top_n)
     pngs, page, first = render.write_site_explanations(items, pictures_dir() / "sites" / "explain", edition)
     metadata: dict = {
-        **(inline_picture(first, pngs[0], "highest-risk site") if first is not None else {}),
+        **(inline_picture(render.site_explanation_figure(*items[0], compact=True), pngs[0], "highest-risk site")
+           if first is not None else {}),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "edition": edition, "dagster/row_count": len(pngs),
         "sites": dg.MetadataValue.md("| rank | site | final | category | picture |\n|---|---|---|---|---|\n"
@@ -249,8 +263,10 @@ def country_picture(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
     png, page, fig = render.write_country_picture(wide, marks, table, present, pictures_dir() / "countries",
                                                   edition)
     thin = table.filter(pl.col("confidence") < 0.5)
+    compact = render.country_picture_figure(wide.head(40), marks, present,
+                                            render.country_picture_title(wide, edition, 40), compact=True)
     return dg.MaterializeResult(metadata={
-        **inline_picture(fig, png, f"country picture {edition}"),
+        **inline_picture(compact, png, f"country picture {edition}"),
         "png": dg.MetadataValue.path(str(png.resolve())),
         "html": dg.MetadataValue.path(str(page.resolve())),
         "preview": _md_image(render.png_data_uri(fig, dpi=PREVIEW_DPI), f"country picture {edition}", [png, page]),

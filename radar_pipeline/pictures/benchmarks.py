@@ -10,17 +10,19 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from radar_pipeline.pictures.render import _save
+from radar_pipeline.pictures.render import COMPACT_WIDTH_IN, _save, _wrap
 
 LABELLED = 5  # countries named per panel: the largest rank gaps
 
 
-def rank_scatter_figure(pairs: list[tuple[str, str, str, float | None, pl.DataFrame]], edition: int) -> Figure:
+def rank_scatter_figure(pairs: list[tuple[str, str, str, float | None, pl.DataFrame]], edition: int,
+                        compact: bool = False) -> Figure:
     """pairs: (benchmark, topic, direction, rho, ranked) with ranked = iso3, score_rank, benchmark_rank,
-    rank_gap sorted by |rank_gap| descending. On the diagonal the two agree."""
-    cols = min(3, max(1, len(pairs)))
+    rank_gap sorted by |rank_gap| descending. On the diagonal the two agree. `compact`: one panel
+    per row, COMPACT_WIDTH_IN wide (the UI's metadata column)."""
+    cols = 1 if compact else min(3, max(1, len(pairs)))
     rows = math.ceil(len(pairs) / cols)
-    fig = Figure(figsize=(4.6 * cols, 4.4 * rows))
+    fig = Figure(figsize=(COMPACT_WIDTH_IN, 3.9 * rows + 0.4) if compact else (4.6 * cols, 4.4 * rows))
     for k, (benchmark, topic, direction, rho, ranked) in enumerate(pairs, start=1):
         ax = fig.add_subplot(rows, cols, k)
         n = ranked.height
@@ -36,7 +38,8 @@ def rank_scatter_figure(pairs: list[tuple[str, str, str, float | None, pl.DataFr
         ax.set_xlabel("benchmark rank as risk (1 = lowest)", fontsize=8)
         ax.set_ylabel("topic score rank (1 = lowest risk)", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"Benchmark agreement, edition {edition}: ranks (diagonal = full agreement)", fontsize=11)
+    title = f"Benchmark agreement, edition {edition}: ranks (diagonal = full agreement)"
+    fig.suptitle(_wrap(title, 60) if compact else title, fontsize=10 if compact else 11)
     fig.tight_layout()
     return fig
 

@@ -108,6 +108,25 @@ def world_shapes() -> dict[str, list[MplPath]]:
 
 # --- helpers -----------------------------------------------------------------------
 
+# The inline copy shown in the Dagster UI's metadata table is laid out for that column, not
+# shrunk from the full picture: the value column of the asset page at the UI's default 1600-px
+# window is ~510 px wide (a wider image is cut at its edge, not scaled), and a 17-inch chart
+# scaled into it left 4-px labels. So the compact layouts below are drawn 5 inches wide at
+# 100 dpi with 7-10 pt text (10-14 px on screen).
+COMPACT_WIDTH_IN = 5.0
+
+
+def _clip(label: str, width: int) -> str:
+    return label if len(label) <= width else label[:width - 1] + "\u2026"
+
+
+def _wrap(text: str, width: int) -> str:
+    """Each line of `text` wrapped at `width` characters (titles of the compact layouts)."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
+
+
 def _save(fig: Figure, path: Path, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
@@ -153,13 +172,14 @@ def _table(df: pl.DataFrame, floats: int = 2) -> str:
 # --- 1. world map ------------------------------------------------------------------
 
 def risk_map_figure(values: pl.DataFrame, title: str, *, vmin: float = 1.0, vmax: float = 10.0,
-                    label: str = "inherent risk (1-10)") -> Figure:
-    """values: columns iso2, value. Countries without a value are drawn grey."""
+                    label: str = "inherent risk (1-10)", compact: bool = False) -> Figure:
+    """values: columns iso2, value. Countries without a value are drawn grey. `compact`: the
+    layout for the UI's metadata column (COMPACT_WIDTH_IN wide)."""
     by_iso2 = {k: v for k, v in values.select("iso2", "value").iter_rows() if k}
     norm = Normalize(vmin=vmin, vmax=vmax)
     cmap = matplotlib.colormaps[RISK_CMAP]
-    fig = Figure(figsize=(14, 7.6))
-    ax = fig.add_axes((0.01, 0.08, 0.98, 0.84))
+    fig = Figure(figsize=(COMPACT_WIDTH_IN, 3.3) if compact else (14, 7.6))
+    ax = fig.add_axes((0.01, 0.22, 0.98, 0.68) if compact else (0.01, 0.08, 0.98, 0.84))
     patches, colors = [], []
     for iso2, paths in world_shapes().items():
         if iso2 == "AQ":
@@ -174,11 +194,12 @@ def risk_map_figure(values: pl.DataFrame, title: str, *, vmin: float = 1.0, vmax
     ax.set_ylim(1300, 61)  # SVG y grows downwards; crop below -60° latitude
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(title, fontsize=15, loc="left")
-    cax = fig.add_axes((0.30, 0.06, 0.40, 0.025))
+    ax.set_title(_wrap(title, 70) if compact else title, fontsize=10 if compact else 15, loc="left")
+    cax = fig.add_axes((0.20, 0.16, 0.60, 0.03) if compact else (0.30, 0.06, 0.40, 0.025))
     sm = cm.ScalarMappable(norm=norm, cmap=cmap)
     bar = fig.colorbar(sm, cax=cax, orientation="horizontal")
-    bar.set_label(f"{label}; grey = no score", fontsize=10)
+    bar.set_label(f"{label}; grey = no score", fontsize=8 if compact else 10)
+    bar.ax.tick_params(labelsize=8 if compact else 10)
     return fig
 
 
@@ -195,8 +216,9 @@ def write_risk_map(values: pl.DataFrame, table: pl.DataFrame, out_dir: Path, edi
 
 # --- 2. site categories per country and per ISIC section ---------------------------
 
-def _stacked_barh(ax, df: pl.DataFrame, label_col: str, title: str) -> None:
-    labels = df[label_col].to_list()
+def _stacked_barh(ax, df: pl.DataFrame, label_col: str, title: str, compact: bool = False) -> None:
+    labels = [_clip(str(lb), 34) for lb in df[label_col].to_list()] if compact else df[label_col].to_list()
+    rows = range(len(labels))  # positions, not the labels: two clipped labels may coincide
     left = [0] * len(labels)
     for cat in CATEGORIES:
         if cat not in df.columns:
@@ -204,14 +226,16 @@ def _stacked_barh(ax, df: pl.DataFrame, label_col: str, title: str) -> None:
         vals = df[cat].fill_null(0).to_list()
         if not any(vals):
             continue
-        ax.barh(labels, vals, left=left, color=CATEGORY_COLORS[cat], label=cat, edgecolor="white", linewidth=0.5)
+        ax.barh(rows, vals, left=left, color=CATEGORY_COLORS[cat], label=cat, edgecolor="white", linewidth=0.5)
         left = [a + b for a, b in zip(left, vals)]
+    ax.set_yticks(rows, labels)
     ax.invert_yaxis()
-    ax.set_title(title, loc="left", fontsize=12)
-    ax.set_xlabel("sites")
+    ax.set_title(title, loc="left", fontsize=9 if compact else 12)
+    ax.set_xlabel("sites", fontsize=8 if compact else None)
     ax.grid(axis="x", color="#eee")
     ax.set_axisbelow(True)
-    ax.tick_params(axis="y", labelsize=9)
+    ax.tick_params(axis="y", labelsize=7 if compact else 9)
+    ax.tick_params(axis="x", labelsize=7 if compact else 10)
 
 
 def category_wide(scores: pl.DataFrame, by: str) -> pl.DataFrame:
@@ -227,19 +251,34 @@ def category_wide(scores: pl.DataFrame, by: str) -> pl.DataFrame:
                   .select(by, *CATEGORIES, "total").sort(["total", by], descending=[True, False]))
 
 
+def category_distribution_figure(by_country: pl.DataFrame, by_section: pl.DataFrame, edition: int,
+                                 top_countries: int = 30, compact: bool = False) -> Figure:
+    """Stacked bars per country (the `top_countries` with most sites) and per ISIC section; the
+    compact layout stacks the two panels (UI metadata column) and shows the top 15 countries."""
+    if compact:
+        top_countries = min(top_countries, 15)
+    shown = by_country.head(top_countries)
+    more = f" (top {top_countries} of {by_country.height})" if by_country.height > top_countries else ""
+    title = f"Site risk categories, edition {edition} ({int(by_country['total'].sum())} sites)"
+    if compact:
+        fig = Figure(figsize=(COMPACT_WIDTH_IN, 1.6 + 0.2 * (shown.height + by_section.height)))
+        ax1, ax2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [max(shown.height, 1),
+                                                                     max(by_section.height, 1)]})
+    else:
+        fig = Figure(figsize=(14, max(6.0, 0.26 * max(shown.height, by_section.height) + 1.5)))
+        ax1, ax2 = fig.subplots(1, 2)
+    _stacked_barh(ax1, shown, "country", f"Sites by category per country{more}", compact)
+    _stacked_barh(ax2, by_section, "section", "Sites by category per ISIC section", compact)
+    ax2.legend(loc="lower right", title="category", fontsize=7 if compact else None,
+               title_fontsize=7 if compact else None)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10 if compact else 14)
+    fig.tight_layout()
+    return fig
+
+
 def write_category_distribution(by_country: pl.DataFrame, by_section: pl.DataFrame, out_dir: Path,
                                 edition: int, top_countries: int = 30) -> tuple[Path, Path, Figure]:
-    shown = by_country.head(top_countries)
-    height = max(6.0, 0.26 * max(shown.height, by_section.height) + 1.5)
-    fig = Figure(figsize=(14, height))
-    ax1, ax2 = fig.subplots(1, 2)
-    more = f" (top {top_countries} of {by_country.height})" if by_country.height > top_countries else ""
-    _stacked_barh(ax1, shown, "country", f"Sites by category per country{more}")
-    _stacked_barh(ax2, by_section, "section", "Sites by category per ISIC section")
-    ax2.legend(loc="lower right", title="category")
-    fig.suptitle(f"Site risk categories, edition {edition} ({int(by_country['total'].sum())} sites)",
-                 x=0.01, ha="left", fontsize=14)
-    fig.tight_layout()
+    fig = category_distribution_figure(by_country, by_section, edition, top_countries)
     png = _save(fig, out_dir / f"site_categories_{edition}.png")
     page = out_dir / f"site_categories_{edition}.html"
     page.write_text(_html_page(f"Site categories, edition {edition}",
@@ -266,7 +305,8 @@ def fill_label(methods: str | None) -> str:
     return "+".join(FILL_WORDS[m] for m in marks)
 
 
-def country_picture_figure(wide: pl.DataFrame, marks: pl.DataFrame, topics: list[str], title: str) -> Figure:
+def country_picture_figure(wide: pl.DataFrame, marks: pl.DataFrame, topics: list[str], title: str,
+                           compact: bool = False) -> Figure:
     """Heatmap: one line per country (rows of `wide`: iso3, name, <topic> scores), one column per
     topic; colour = score 1-6, letter = the weakest way a value of the cell was obtained
     (p peers, g geography, w world mean; blank = observed); grey = topic missing."""
@@ -274,36 +314,45 @@ def country_picture_figure(wide: pl.DataFrame, marks: pl.DataFrame, topics: list
     from matplotlib import colormaps
 
     n = wide.height
-    fig = Figure(figsize=(1.0 + 0.55 * len(topics) + 2.2, max(3.0, 0.22 * n + 1.6)))
+    size = ((COMPACT_WIDTH_IN, max(3.0, 0.16 * n + 2.4)) if compact
+            else (1.0 + 0.55 * len(topics) + 2.2, max(3.0, 0.22 * n + 1.6)))
+    fig = Figure(figsize=size)
     ax = fig.subplots()
     data = np.array([[np.nan if v is None else v for v in wide[t].to_list()] for t in topics], dtype=float).T
-    cmap = colormaps[RISK_CMAP].copy()
-    cmap.set_bad(NO_DATA)
+    cmap = colormaps[RISK_CMAP].with_extremes(bad=NO_DATA)
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=1.0, vmax=6.0, aspect="auto")
     mark = {(r["iso3"], r["topic"]): r["mark"] for r in marks.iter_rows(named=True)}
     for i, iso3 in enumerate(wide["iso3"].to_list()):
         for j, t in enumerate(topics):
             m = mark.get((iso3, t), "")
             if m:
-                ax.text(j, i, m, ha="center", va="center", fontsize=7, color="black")
-    ax.set_xticks(range(len(topics)), [t.replace("_", " ") for t in topics], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [f"{nm} ({c})" for c, nm in zip(wide["iso3"], wide["name"])], fontsize=7)
-    ax.set_title(title, loc="left", fontsize=11)
-    fig.colorbar(im, ax=ax, shrink=min(1.0, 12 / max(n, 1)), label="country topic risk 1-6")
-    fig.text(0.01, 0.005, "letters: p = filled from income peers, g = from geography alone, w = world mean; "
-             "blank = observed; grey = no data", fontsize=7)
-    fig.tight_layout()
+                ax.text(j, i, m, ha="center", va="center", fontsize=6.5 if compact else 7, color="black")
+    names = [f"{nm} ({c})" for c, nm in zip(wide["iso3"], wide["name"])]
+    ax.set_xticks(range(len(topics)), [t.replace("_", " ") for t in topics], rotation=45, ha="right",
+                  fontsize=7 if compact else 8)
+    ax.set_yticks(range(n), [_clip(x, 26) for x in names] if compact else names, fontsize=7)
+    ax.set_title(_wrap(title, 54) if compact else title, loc="left", fontsize=9 if compact else 11)
+    bar = fig.colorbar(im, ax=ax, shrink=min(1.0, 12 / max(n, 1)), label="country topic risk 1-6")
+    if compact:
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("country topic risk 1-6", fontsize=7)
+    note = ("letters: p = filled from income peers, g = from geography alone, w = world mean; "
+            "blank = observed; grey = no data")
+    fig.text(0.01, 0.005, _wrap(note, 95) if compact else note, fontsize=6.5 if compact else 7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1) if compact else None)
     return fig
+
+
+def country_picture_title(wide: pl.DataFrame, edition: int, thinnest: int) -> str:
+    return (f"Country picture, edition {edition}: the {min(thinnest, wide.height)} countries resting on "
+            f"the thinnest data (of {wide.height})")
 
 
 def write_country_picture(wide: pl.DataFrame, marks: pl.DataFrame, table: pl.DataFrame, topics: list[str],
                           out_dir: Path, edition: int, thinnest: int = 40) -> tuple[Path, Path, Figure]:
     """PNG of the `thinnest` countries (lowest mean confidence) and an HTML page with the picture
     and every country x topic row of the country_picture table."""
-    shown = wide.head(thinnest)
-    fig = country_picture_figure(shown, marks, topics,
-                                 f"Country picture, edition {edition}: the {shown.height} countries resting on "
-                                 f"the thinnest data (of {wide.height})")
+    fig = country_picture_figure(wide.head(thinnest), marks, topics, country_picture_title(wide, edition, thinnest))
     png = _save(fig, out_dir / f"country_picture_{edition}.png")
     page = out_dir / f"country_picture_{edition}.html"
     page.write_text(_html_page(f"Country picture, edition {edition}",
@@ -321,16 +370,24 @@ def _num(v, nd: int = 2) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
-def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFrame) -> Figure:
+def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFrame,
+                            compact: bool = False) -> Figure:
     """site: a site_scores row; topics: topic, country_score, sector_weight, hrg_uplift, score;
-    factors: kind, item, detail, points (site_score_factors)."""
+    factors: kind, item, detail, points (site_score_factors). `compact`: the three panels stacked,
+    COMPACT_WIDTH_IN wide (the UI's metadata column), instead of side by side."""
     saq = factors.filter((pl.col("kind") == "saq_factor") & (pl.col("points") > 0)).sort("points", descending=True)
     ctl = factors.filter((pl.col("kind") == "control") & (pl.col("detail") != "not applicable"))
     ctl = ctl.with_columns(available=pl.col("detail").str.extract(r"([\d.]+) available", 1).cast(pl.Float64)
                            .fill_null(pl.col("points"))).sort(["available", "item"], descending=[True, False])
-    n_rows = max(topics.height, saq.height, ctl.height, 6)
-    fig = Figure(figsize=(17, 2.2 + 0.28 * n_rows))
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.15, 1, 1.1]})
+    if compact:
+        heights = [max(h, 3) for h in (topics.height, saq.height, ctl.height)]
+        fig = Figure(figsize=(COMPACT_WIDTH_IN, 2.6 + 0.17 * sum(heights) + 0.9))
+        axes = fig.subplots(3, 1, gridspec_kw={"height_ratios": heights})
+    else:
+        n_rows = max(topics.height, saq.height, ctl.height, 6)
+        fig = Figure(figsize=(17, 2.2 + 0.28 * n_rows))
+        axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.15, 1, 1.1]})
+    small, title_size = (7, 8.5) if compact else (8, 10)
 
     ax = axes[0]
     if topics.height:
@@ -342,31 +399,37 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
         ax.barh(names, s, left=c, color="#ffa726", label="sector weight")
         ax.barh(names, h, left=[a + b for a, b in zip(c, s)], color="#d81b60", label="high-risk goods")
         for y, total in enumerate(topics["score"].to_list()):
-            ax.text(min(total, 10) + 0.1, y, f"{total:.1f}", va="center", fontsize=8)
+            ax.text(min(total, 10) + 0.1, y, f"{total:.1f}", va="center", fontsize=small)
         ax.axvline(10, color="#555", linestyle=":", linewidth=1)
         ax.set_xlim(0, 11.5)
         ax.invert_yaxis()
-        ax.legend(loc="lower right", fontsize=8)
+        if compact:  # the narrow panel has no free corner: the legend goes between title and bars
+            ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, fontsize=small, frameon=False,
+                      borderaxespad=0.2)
+        else:
+            ax.legend(loc="lower right", fontsize=small)
     else:
         ax.text(0.5, 0.5, "no topic rows for this site's\ncountry x ISIC class", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_title(f"Inherent risk {site['inherent']:.2f}: topic = country + sector + HRG (cap 10)",
-                 loc="left", fontsize=10)
-    ax.tick_params(axis="y", labelsize=8)
+                 loc="left", fontsize=title_size, pad=16 if compact else 6)
+    ax.tick_params(axis="y", labelsize=small)
 
     ax = axes[1]
     if site.get("inherent_only"):
         ax.text(0.5, 0.5, "no self-assessment:\nbase = inherent risk", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_title("Site characteristics (SAQ)", loc="left", fontsize=10)
+                transform=ax.transAxes, fontsize=title_size if compact else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("Site characteristics (SAQ)", loc="left", fontsize=title_size)
     else:
         if saq.height:
             ax.barh(saq["item"].to_list(), saq["points"].to_list(), color="#8d6e63")
             ax.invert_yaxis()
         ax.set_title(f"Site characteristics {site['site_characteristics']:.2f}: SAQ points "
-                     f"{site['raw_points']:g} of {site['total_available']:g}", loc="left", fontsize=10)
-        ax.set_xlabel("points")
-    ax.tick_params(axis="y", labelsize=8)
+                     f"{site['raw_points']:g} of {site['total_available']:g}", loc="left", fontsize=title_size)
+        ax.set_xlabel("points", fontsize=small)
+    ax.tick_params(axis="y", labelsize=small)
 
     ax = axes[2]
     if ctl.height:
@@ -374,11 +437,13 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
         ax.barh(names, ctl["available"].to_list(), color="#e0e0e0", label="available")
         ax.barh(names, ctl["points"].fill_null(0).to_list(), color="#43a047", label="achieved")
         ax.invert_yaxis()
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right", fontsize=small)
     ax.set_title(f"Management controls {site['management_controls']:.2f} "
-                 f"(rounded {site['mc_rounded']:.1f})", loc="left", fontsize=10)
-    ax.set_xlabel("points")
-    ax.tick_params(axis="y", labelsize=7)
+                 f"(rounded {site['mc_rounded']:.1f})", loc="left", fontsize=title_size)
+    ax.set_xlabel("points", fontsize=small)
+    ax.tick_params(axis="y", labelsize=small if compact else 7)
+    for a in axes:
+        a.tick_params(axis="x", labelsize=small)
 
     cat = site.get("category") or "unscored"
     final = site.get("final_score")
@@ -390,12 +455,12 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
     if site.get("override_reason"):
         second += (f"  |  OVERRIDE {site.get('category_calculated')} -> {cat} by {site.get('override_author')}: "
                    f"{site['override_reason']}")
-    fig.suptitle(
-        f"Site {site['site_id']} ({site['iso3']}, ISIC {site['isic_code']}), edition {site['edition']}: "
-        f"FINAL {'-' if final is None else f'{final:.1f}'} {cat}  |  base {site['base']:.2f}, adjustment "
-        f"{site['adjustment']}, open findings {site['open_critical']} critical / {site['open_major']} major\n"
-        + second,
-        x=0.01, ha="left", fontsize=12, color=CATEGORY_COLORS.get(cat, "#222") if cat == "High" else "#222")
+    title = (f"Site {site['site_id']} ({site['iso3']}, ISIC {site['isic_code']}), edition {site['edition']}: "
+             f"FINAL {'-' if final is None else f'{final:.1f}'} {cat}  |  base {site['base']:.2f}, adjustment "
+             f"{site['adjustment']}, open findings {site['open_critical']} critical / {site['open_major']} major\n"
+             + second)
+    fig.suptitle(_wrap(title, 70) if compact else title, x=0.01, ha="left", fontsize=8.5 if compact else 12,
+                 color=CATEGORY_COLORS.get(cat, "#222") if cat == "High" else "#222")
     fig.tight_layout()
     return fig
 
