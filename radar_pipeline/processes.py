@@ -2,7 +2,7 @@
 
 One answer for the three places that clean up after killed processes (and one removal,
 `remove_left_by_dead`, for the last two): the run reaper
-(cli/runs.py), publish temp files (publish/build.py) and ingest staging folders (sites/store.py).
+(cli/runs.py), publish temp files (publish/files.py) and ingest staging folders (sites/store.py).
 """
 from __future__ import annotations
 

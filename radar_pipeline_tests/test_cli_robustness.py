@@ -93,7 +93,7 @@ def snapshot_id(published: Path) -> str:
 def test_a_rerun_after_a_kill_between_scoring_and_publishing_publishes(wh, tmp_path):
     """The rerun said "nothing to score; the published BI snapshot is unchanged" and published
     nothing, even with no published file at all."""
-    from radar_pipeline.publish.build import publish_due
+    from radar_pipeline.publish.state import publish_due
 
     published = settings.published_path()
     sites = sites_file(wh, tmp_path / "sites.jsonl", 20)
@@ -231,7 +231,7 @@ def test_d_not_started_runs_of_dead_radar_processes_are_reaped(tmp_path, dead_pi
 
 
 def test_d_disk_full_publish_leaves_no_wal_and_temp_files_of_dead_publishes_go(tmp_path, dead_pid):
-    from radar_pipeline.publish import build
+    from radar_pipeline.publish import files
 
     out = tmp_path / "published"
     out.mkdir()
@@ -242,7 +242,7 @@ def test_d_disk_full_publish_leaves_no_wal_and_temp_files_of_dead_publishes_go(t
         raise duckdb.IOException("Could not write file: No space left on device")
 
     with pytest.raises(duckdb.IOException, match="No space left"):
-        build._build_file(con, out, out / "radar.duckdb", "snap1", "pub", disk_full)
+        files.build_file(con, out, out / "radar.duckdb", "snap1", "pub", disk_full)
     assert [p.name for p in out.iterdir()] == []
     # what killed publishes leave: temp files, their WAL, a temp link, a state temp file
     (out / "buyers" / "acme").mkdir(parents=True)
@@ -258,7 +258,7 @@ def test_d_disk_full_publish_leaves_no_wal_and_temp_files_of_dead_publishes_go(t
         link.symlink_to(outside)
     mine = out / f".radar.duckdb.snap3.{os.getpid()}.tmp"
     mine.write_bytes(b"x")
-    removed = build.remove_orphans(out)
+    removed = files.remove_orphans(out)
     assert sorted(removed) == sorted(left + links)
     assert mine.exists() and (outside / "keep.txt").exists(), "a temp link is removed, never followed"
 

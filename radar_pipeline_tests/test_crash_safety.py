@@ -261,14 +261,14 @@ def test_orphaned_ingest_staging_folders_are_removed_on_the_next_start(tmp_path,
 
 def test_publish_spill_folders_of_dead_publishes_are_removed_and_publish_memory_is_bounded(tmp_path, monkeypatch,
                                                                                            dead_pid):
-    from radar_pipeline.publish import build
+    from radar_pipeline.publish import build, files
 
     orphan = tmp_path / f".spill.{dead_pid}.x1"
     orphan.mkdir()
     (orphan / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
     mine = tmp_path / f".spill.{os.getpid()}.x2"
     mine.mkdir()
-    assert orphan in build.remove_orphans(tmp_path)
+    assert orphan in files.remove_orphans(tmp_path)
     assert not orphan.exists() and mine.exists()
     # the publish connection gets the configured limit and a spill folder it removes afterwards
     seen = {}

@@ -21,7 +21,7 @@ import pytest
 from radar_pipeline import settings
 from radar_pipeline.cli.runs import publish_warehouse, refresh_edition, score_sites
 from radar_pipeline.methodology import TOPICS
-from radar_pipeline.publish import build, buyers, dictionary, schemas
+from radar_pipeline.publish import build, buyers, dictionary, schemas, tables
 from radar_pipeline.sites import generate, store
 from radar_pipeline.warehouse import connect
 
@@ -533,14 +533,14 @@ def test_buyer_files_contain_only_their_sites(env):
     for buyer in ("acme", "zeta"):
         path = out / f"{buyer}.duckdb"
         mine = set(env[buyer])
-        for table in build.SITE_TABLES:
+        for table in tables.SITE_TABLES:
             ids = {r[0] for r in q(path, f"select distinct site_id from {table}")}
             assert ids <= mine, (buyer, table, ids - mine)
         assert {r[0] for r in q(path, "select site_id from site_scores_latest")} == mine
         assert one(path, "select count(*) from site_score_factors") == one(
             env["wh"], "select count(*) from site_score_factors where site_id in (select unnest($s))",
             s=sorted(mine))
-        for table in build.PUBLIC_TABLES:  # public tables are complete
+        for table in tables.PUBLIC_TABLES:  # public tables are complete
             assert one(path, f"select count(*) from {table}") == one(env["published"], f"select count(*) from {table}")
         assert q(path, "select distinct scope from publish_info") == [(f"buyer:{buyer}",)]
         parquet = out / buyer / "parquet" / "site_scores_latest.parquet"

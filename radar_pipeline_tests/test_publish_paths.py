@@ -19,7 +19,7 @@ import pytest
 
 from radar_pipeline import processes, safe_paths
 from radar_pipeline.identifiers import id_problem
-from radar_pipeline.publish import build
+from radar_pipeline.publish import build, files
 from radar_pipeline.publish.buyers import buyer_file_name, buyer_id_of
 from radar_pipeline.safe_paths import UnsafePathError
 from radar_pipeline.warehouse import connect
@@ -226,14 +226,14 @@ def test_a_link_planted_while_publish_builds_is_refused_before_anything_is_swapp
     snapshot's folders and temp files do not pile up."""
     out, victim = world["out"], world["victim"]
     snapshots_before = {p.relative_to(out) for p in (out / ".snapshots").glob("*/*")}
-    export = build._export_parquet
+    export = files.export_parquet
 
     def export_then_plant(con, db, root, folder):
         export(con, db, root, folder)
         if db == "buyer":
             plant(out / "buyers" / "acme", victim)
 
-    monkeypatch.setattr(build, "_export_parquet", export_then_plant)
+    monkeypatch.setattr(files, "export_parquet", export_then_plant)
     with pytest.raises(UnsafePathError, match="symlink"):
         build.publish(world["wh"], out / "radar.duckdb", log=quiet)
     assert snapshot_of(out / "radar.duckdb") == world["snapshot"]
@@ -301,7 +301,7 @@ def test_leftover_removal_never_deletes_through_a_link(tmp_path, dead_pid):
     (out / f".spill.{dead_pid}.y").symlink_to(victim / f".spill.{dead_pid}.x")
     (out / f".acme.duckdb.{OLD_SNAPSHOT}.{dead_pid}.tmp").symlink_to(victim / "acme.duckdb")
     messages: list[str] = []
-    assert build.remove_orphans(out, log=messages.append) == [mine]
+    assert files.remove_orphans(out, log=messages.append) == [mine]
     assert tree(victim) == before and len(messages) == 3 and all("symlink" in m for m in messages)
 
     staging = tmp_path / "tmp"
@@ -317,15 +317,15 @@ def test_leftover_removal_never_deletes_through_a_link(tmp_path, dead_pid):
     for snap in ("20260101T000000000000Z-aaaaaa", "20260102T000000000000Z-bbbbbb"):
         (scope / snap).mkdir(parents=True)
     (scope / OLD_SNAPSHOT).symlink_to(victim / OLD_SNAPSHOT)
-    assert build._prune(out, scope, keep="20260102T000000000000Z-bbbbbb", n_keep=1, log=quiet) == [
+    assert files.prune(out, scope, keep="20260102T000000000000Z-bbbbbb", n_keep=1, log=quiet) == [
         "20260101T000000000000Z-aaaaaa"]
     assert (scope / OLD_SNAPSHOT).is_symlink() and tree(victim) == before
     shutil.rmtree(out / ".snapshots")
     (out / ".snapshots").symlink_to(victim)  # .snapshots/all -> victim/all holds old snapshots
     messages.clear()
-    assert build._prune(out, out / ".snapshots" / "all", keep="x", n_keep=1, log=messages.append) == []
+    assert files.prune(out, out / ".snapshots" / "all", keep="x", n_keep=1, log=messages.append) == []
     assert tree(victim) == before and "symlink" in messages[0]
-    assert build._remove_unlisted_buyers(out, set(), messages.append) == []  # buyers -> victim (old.duckdb)
+    assert files.remove_unlisted_buyers(out, set(), messages.append) == []  # buyers -> victim (old.duckdb)
     assert tree(victim) == before and "symlink" in messages[1]
 
 

@@ -124,7 +124,7 @@ def _score_and_publish(args: argparse.Namespace, warehouse: Path, summary, pendi
             if overridden is None:
                 # nothing to score, but the snapshot may still be behind: an earlier run killed
                 # between scoring and publishing, or run with --no-publish (publish state)
-                from radar_pipeline.publish.build import publish_due
+                from radar_pipeline.publish.state import publish_due
 
                 behind = None if args.no_publish else publish_due(warehouse)
                 if behind is None:

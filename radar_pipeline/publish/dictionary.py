@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from radar_pipeline import settings
-from radar_pipeline.publish.build import SITE_TABLES, STORAGE_VERSION, empty_dictionary
+from radar_pipeline.publish.build import empty_dictionary
+from radar_pipeline.publish.tables import SITE_TABLES, STORAGE_VERSION
 
 DOC_PATH = settings.REPO_DIR / "docs" / "data_dictionary.md"
 
