@@ -62,7 +62,7 @@ def sample_warehouse(edition: int = 2024) -> Path:
     tmp = path.with_suffix(".building.duckdb")
     tmp.unlink(missing_ok=True)
     env = {**os.environ, "RADAR_SOURCES_MIRROR": str(REPO / "radar_pipeline/sample_mirror")}
-    code = ("import sys; from radar_pipeline.runner import refresh_edition; "
+    code = ("import sys; from radar_pipeline.cli.runs import refresh_edition; "
             f"o = refresh_edition({edition}, warehouse={str(tmp)!r}); "
             "sys.exit(0 if o.success else f'refresh failed: {o.failures}')")
     print(f"[setup] building sample warehouse {path} ...", file=sys.stderr, flush=True)

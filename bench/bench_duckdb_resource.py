@@ -2,7 +2,7 @@
 
     python bench/bench_duckdb_resource.py [--opens 200] [--lock-seconds 120]
 
-The warehouse resource (radar_pipeline.warehouse.DuckDBWarehouse) IS a DuckDBResource subclass
+The warehouse resource (radar_pipeline.platform.warehouse.DuckDBWarehouse) IS a DuckDBResource subclass
 (`database`, `connection_config`, `get_connection()`), extended with `read_only` and `memory_limit`;
 its `get_connection` is the project's one connection factory (warehouse.connect) instead of the
 base class's `duckdb.connect` + backoff. This script measures and reproduces why the inherited
@@ -59,7 +59,7 @@ def other_process_opens(path: Path, mode: str) -> str:
 def case_opens(tmp: Path, n: int) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from radar_pipeline.warehouse import DuckDBWarehouse, connect
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 
     path = tmp / "opens.duckdb"
     connect(path).close()  # the warehouse schema, once
@@ -81,7 +81,7 @@ def case_opens(tmp: Path, n: int) -> None:
 def case_failing_asset(tmp: Path) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     print("\n2. an exception inside `with get_connection()` (a failing asset); the error is kept, as a "
           "run's failure record keeps it; then another process opens the file for writing")
@@ -102,7 +102,7 @@ def case_failing_asset(tmp: Path) -> None:
 def case_read_only(tmp: Path) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from radar_pipeline.warehouse import DuckDBWarehouse, connect
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 
     path = tmp / "ro.duckdb"
     connect(path).close()
@@ -117,7 +117,7 @@ def case_read_only(tmp: Path) -> None:
 def case_lake(tmp: Path) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     target = f"ducklake:{tmp / 'lake' / 'catalog.ducklake'}?data_path={tmp / 'lake' / 'data'}"
     (tmp / "lake").mkdir()
@@ -136,7 +136,7 @@ def case_lake(tmp: Path) -> None:
 def case_lock(tmp: Path, seconds: float) -> None:
     from dagster_duckdb import DuckDBResource
 
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     print(f"\n5. another process holds the write lock for {seconds:.0f} s")
     for name, resource in (("dagster_duckdb.DuckDBResource", DuckDBResource),

@@ -100,7 +100,7 @@ def idle_cpu(work: Path, env: dict, tick: int | None, seconds: float) -> float:
     """CPU seconds per minute of a freshly started daemon left idle for `seconds` (after warm-up)."""
     import dagster as dg
 
-    from radar_pipeline.run_settings import instance_yaml
+    from radar_pipeline.platform.run_settings import instance_yaml
 
     home = work / "dagster_home"  # an instance of its own: no ticks of another window counted
     home.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     import dagster as dg
 
-    from radar_pipeline.run_settings import instance_yaml
+    from radar_pipeline.platform.run_settings import instance_yaml
 
     print(f"machine: {C.machine()}; instance: sqlite; load average {os.getloadavg()[0]:.2f}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="radar-bench-inbox-pub-"))

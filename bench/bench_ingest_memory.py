@@ -176,7 +176,7 @@ def side_worker(kind: str, path: Path, load: bool = False) -> None:
             elif load:  # as the buyer_sites asset does: into a new warehouse file
                 import duckdb
 
-                from radar_pipeline.warehouse import ensure_schema
+                from radar_pipeline.platform.warehouse import ensure_schema
 
                 out["read_peak_rss_mib"] = round(C.peak_rss_mib())
                 db = C.CACHE / "side_buyers.duckdb"

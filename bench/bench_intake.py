@@ -27,8 +27,8 @@ def main() -> None:
     args = ap.parse_args()
     import duckdb
 
+    from radar_pipeline.platform.warehouse import ensure_schema
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import ensure_schema
 
     src = C.sample_warehouse(2024)
     db = C.CACHE / f"intake_{args.file.stem}.duckdb"

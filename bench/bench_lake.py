@@ -50,8 +50,8 @@ def _env(work: Path) -> None:
 def refresh_worker(target: str, edition: int, work: str, out) -> None:
     _env(Path(work))
     import radar_pipeline.definitions  # noqa: F401 — imported before the clock starts, as the start-up is
-    from radar_pipeline import lake, lake_commits
     from radar_pipeline.cli.runs import refresh_edition
+    from radar_pipeline.platform import lake, lake_commits
 
     t, cpu, start = time.perf_counter(), time.process_time(), time.time()
     outcome = refresh_edition(edition, warehouse=target)
@@ -60,8 +60,8 @@ def refresh_worker(target: str, edition: int, work: str, out) -> None:
 
 
 def ingest_worker(target: str, sites_file: str, out) -> None:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import connect
 
     t = time.perf_counter()
     con = connect(target)
@@ -73,7 +73,7 @@ def ingest_worker(target: str, sites_file: str, out) -> None:
 
 
 def reader_worker(target: str, stop, out) -> None:
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
 
     lat, errors = [], []
     con = connect(target, read_only=True)
@@ -92,8 +92,8 @@ def reader_worker(target: str, stop, out) -> None:
 
 
 def score_worker(target: str, out) -> None:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import connect
 
     con = connect(target)
     try:
@@ -143,7 +143,7 @@ def step_refresh(ctx, target: str, work: Path) -> dict:
 
 def copy_reference_to_file(lake_target: str, path: Path) -> None:
     """A DuckDB file with the lake's tables (reference data and edition 2024), for the same inputs."""
-    from radar_pipeline.warehouse import attach_read_only, connect
+    from radar_pipeline.platform.warehouse import attach_read_only, connect
 
     path.unlink(missing_ok=True)
     con = connect(path)
@@ -161,8 +161,8 @@ def copy_reference_to_file(lake_target: str, path: Path) -> None:
 
 
 def step_scoring(ctx, target: str, work: Path, n: int) -> dict:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     con = connect(target, read_only=True)
     countries = [r[0] for r in con.sql("select iso3 from edition_countries where edition = 2024").fetchall()]
@@ -190,8 +190,8 @@ def step_scoring(ctx, target: str, work: Path, n: int) -> dict:
 
 
 def step_readers(ctx, target: str, work: Path, n_sites: int, n_readers: int) -> dict:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     con = connect(target, read_only=True)
     countries = [r[0] for r in con.sql("select iso3 from edition_countries where edition = 2024").fetchall()]
@@ -238,7 +238,7 @@ def main() -> None:
               f"&metadata_schema=radar_bench_{uuid.uuid4().hex[:8]}")
     print(f"machine: {C.machine()}; lake catalog in PostgreSQL, data in {work / 'lake-data'}", flush=True)
     ctx = mp.get_context("spawn")
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
 
     connect(target).close()  # the lake's tables exist before anything is timed
     out = {}

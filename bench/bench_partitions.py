@@ -48,9 +48,9 @@ def sites_warehouse(n: int) -> Path:
 
 
 def worker_setup(n: int) -> None:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     src = C.sample_warehouse()
     path = C.CACHE / f"partitions_{n}.duckdb"
@@ -76,7 +76,7 @@ def make_instance(kind: str):
 
     home = Path(tempfile.mkdtemp(prefix="radar-bench-home-"))
     if kind == "sqlite":
-        from radar_pipeline.run_settings import instance_yaml  # storage under this home
+        from radar_pipeline.platform.run_settings import instance_yaml  # storage under this home
 
         (home / "dagster.yaml").write_text(instance_yaml(C.REPO / "dagster.yaml", home))
         os.environ["DAGSTER_HOME"] = str(home)
@@ -109,7 +109,7 @@ def worker_run(mode: str, n: int, kind: str, k: int) -> None:
     import duckdb
 
     from radar_pipeline.cli.runs import score_sites
-    from radar_pipeline.partitions import sites as sites_partitions
+    from radar_pipeline.platform.partitions import sites as sites_partitions
 
     wh = C.CACHE / f"partitions_{n}.duckdb"
     con = duckdb.connect(str(wh), read_only=True)

@@ -76,9 +76,9 @@ def worker_prepare(n: int) -> None:
         return worker_replicate(n)
     import duckdb
 
+    from radar_pipeline.platform.warehouse import ensure_schema
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import ensure_schema
 
     src = C.sample_warehouse(EDITION)
     path = engine_db(n)
@@ -118,7 +118,7 @@ def worker_prepare(n: int) -> None:
 def worker_score(n: int, runs: int) -> None:
     import duckdb
 
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
     from radar_pipeline.sites import scoring
 
     con = duckdb.connect(str(engine_db(n)))
@@ -325,7 +325,7 @@ def site_inherent(site, inherent, classes):
 def worker_loop(n: int, sample: int) -> None:
     import duckdb
 
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
     from radar_pipeline.sites import scoring
 
     con = duckdb.connect(str(engine_db(n)))

@@ -34,8 +34,8 @@ def worker(n: int, kind: str, seed: int) -> None:
     from bench_partitions import make_instance
 
     from radar_pipeline.definitions import defs
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
     from radar_pipeline.sites.assets import site_inbox_sensor
-    from radar_pipeline.warehouse import DuckDBWarehouse
 
     work = Path(tempfile.mkdtemp(prefix="radar-bench-sensor-"))
     wh = C.copy_warehouse(C.sample_warehouse(), work / "wh.duckdb")

@@ -69,9 +69,9 @@ def worker_base(sample: int) -> None:
 
 
 def worker_sites(n: int, sample: int) -> None:
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import iter_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     path = sites_db(n, bool(sample))
     tmp = path.with_suffix(".building.duckdb")
@@ -106,7 +106,7 @@ def _score(con, out: dict | None = None) -> int:
 # --------------------------------------------------------------------------- the two measured steps
 
 def worker_score(name: str) -> None:
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
 
     con = connect(run_db(name))
     out: dict = {}
@@ -119,10 +119,10 @@ def worker_score(name: str) -> None:
 def worker_uncertainty(name: str, sample: int) -> None:
     import polars as pl
 
-    from radar_pipeline import fingerprint, rule_sql
     from radar_pipeline.country_risk import uncertainty
+    from radar_pipeline.platform.warehouse import connect, replace_slices
+    from radar_pipeline.rules import fingerprint, rule_sql
     from radar_pipeline.sites import scoring
-    from radar_pipeline.warehouse import connect, replace_slices
 
     con = connect(run_db(name))
     out: dict = {}

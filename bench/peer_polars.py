@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from radar_pipeline.methodology import read_score_categories
+from radar_pipeline.rules.methodology import read_score_categories
 from radar_pipeline.sites.overrides import read_overrides
 from radar_pipeline.sites.scoring import read_controls, read_saq_factors
 

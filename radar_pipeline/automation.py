@@ -29,8 +29,8 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from radar_pipeline import run_settings, settings
-from radar_pipeline.warehouse import DuckDBWarehouse
+from radar_pipeline.platform import run_settings, settings
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
 AUTOMATION_SENSOR = "radar_automation"
 
@@ -173,13 +173,13 @@ METHODOLOGY_TICK_SECONDS = 120
 def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     """After a rule edit (the code location reloads with new stage versions) or a refresh that
     changed an edition's inputs: find the stored rows that disagree with the rules in force, by
-    version, in every edition and stage (radar_pipeline/staleness.py), and request what
+    version, in every edition and stage (radar_pipeline/rules/staleness.py), and request what
     recomputes them — a refresh of each edition whose country or inherent rows are stale (with
     the topics it lacks today allowed missing), then, once those are current, a rescoring run per
     edition of exactly the stale site scores (and a publish). The run keys carry the versions and
     the editions' stage times, so a failed run is not requested again for the same state."""
-    from radar_pipeline import staleness
-    from radar_pipeline.partitions import sites as sites_partitions
+    from radar_pipeline.platform.partitions import sites as sites_partitions
+    from radar_pipeline.rules import staleness
     from radar_pipeline.sites.assets import _scoring_in_progress, range_requests, score_and_publish_job
 
     @dg.sensor(jobs=[refresh_job, score_and_publish_job], name="methodology_sensor",
@@ -230,7 +230,7 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
 
 
 def fingerprint_versions() -> dict[str, str]:
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     return fingerprint.versions()
 

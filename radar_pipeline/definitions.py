@@ -2,7 +2,7 @@
 all load this)."""
 from __future__ import annotations
 
-from radar_pipeline.quiet import silence_dagster_maturity_warnings
+from radar_pipeline.platform.quiet import silence_dagster_maturity_warnings
 
 silence_dagster_maturity_warnings()  # before the asset modules below raise them at definition time
 
@@ -18,11 +18,12 @@ import dagster as dg
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 
-from radar_pipeline import automation, run_settings
+from radar_pipeline import automation
 from radar_pipeline.country_risk import assets as country_risk
 from radar_pipeline.country_risk import benchmarks, coverage
 from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.pictures.serve import serve_from_code_server
+from radar_pipeline.platform import run_settings
 from radar_pipeline.publish import assets as publish
 from radar_pipeline.sectors import assets as sectors
 from radar_pipeline.sites import assets as sites

@@ -113,8 +113,8 @@ def warehouse_target(request):
 def sample_edition_2024(tmp_path_factory) -> Path:
     """Edition 2024 refreshed ONCE per session from the packaged sample mirror (no user files,
     no overrides). Site tests copy this file instead of each refreshing their own."""
-    from radar_pipeline import settings
     from radar_pipeline.cli.runs import refresh_edition
+    from radar_pipeline.platform import settings
 
     tmp = tmp_path_factory.mktemp("sample2024")
     mp = pytest.MonkeyPatch()

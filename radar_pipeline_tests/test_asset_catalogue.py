@@ -88,8 +88,8 @@ def demo_warehouse(tmp_path_factory):
     """Edition 2024 from the sample mirror with 30 synthetic sites scored (no Dagster instance needed)."""
     from screenshots import prepare_demo  # scripts/screenshots.py (pytest pythonpath)
 
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import connect
 
     demo = prepare_demo(tmp_path_factory.mktemp("pictures"), n_sites=30)
     con = connect(demo.warehouse)
@@ -103,7 +103,7 @@ def demo_warehouse(tmp_path_factory):
 @pytest.mark.slow
 def test_picture_assets_materialize_with_embedded_images(demo_warehouse, monkeypatch):
     from radar_pipeline.pictures import assets as pictures
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     out = demo_warehouse.root / "pictures"
     monkeypatch.setenv("RADAR_PICTURES", str(out))

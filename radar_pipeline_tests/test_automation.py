@@ -10,11 +10,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from radar_pipeline import automation, run_settings, settings
+from radar_pipeline import automation
 from radar_pipeline.cli.runs import QUIET, baseline, follow_data, refresh_edition, score_sites
-from radar_pipeline.partitions import editions
+from radar_pipeline.platform import run_settings, settings
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.sites import generate, store
-from radar_pipeline.warehouse import connect
 
 N_SITES = 30
 

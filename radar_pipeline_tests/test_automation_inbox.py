@@ -12,8 +12,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import assets, generate
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

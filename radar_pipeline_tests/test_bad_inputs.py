@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from radar_pipeline import schemas, settings
+from radar_pipeline.metadata import schemas
+from radar_pipeline.platform import settings
 from radar_pipeline.sites.intake import read_sites_jsonl
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.reference import un_m49
@@ -313,7 +314,7 @@ def test_exact_path_rows_are_bounded_by_a_budget(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- buyer lists, ids
 
 def test_one_id_rule_for_site_and_buyer_ids():
-    from radar_pipeline.identifiers import child_path, id_problem
+    from radar_pipeline.platform.identifiers import child_path, id_problem
 
     for bad in ("..", ".", "...", "a\n", "a b", "x" * 65, "../x", "", None, 7):
         assert id_problem("buyer_id", bad), bad
@@ -361,8 +362,8 @@ def test_buyer_dotdot_cannot_repoint_or_delete_the_main_parquet_link(tmp_path):
     and removing the line then deleted the main link."""
     import os
 
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.publish import build, buyers
-    from radar_pipeline.warehouse import connect
 
     wh, out = tmp_path / "wh.duckdb", tmp_path / "published"
     inbox = tmp_path / "buyers"
@@ -443,8 +444,8 @@ def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
     """Was a raw primary-key error from the warehouse."""
     import duckdb
 
+    from radar_pipeline.platform.warehouse import ensure_schema
     from radar_pipeline.sources.adapters.user import clash_with_other_sources
-    from radar_pipeline.warehouse import ensure_schema
 
     con = duckdb.connect()
     ensure_schema(con)
@@ -458,8 +459,8 @@ def test_user_row_for_a_value_a_publisher_gives_is_a_clear_error(tmp_path):
 
 
 def test_temp_files_of_a_killed_publish_are_removed_by_the_next(tmp_path, dead_pid):
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.publish import build
-    from radar_pipeline.warehouse import connect
 
     out = tmp_path / "published"
     (out / "buyers").mkdir(parents=True)

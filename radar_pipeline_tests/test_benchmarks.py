@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.country_risk import benchmarks as bm
+from radar_pipeline.platform import settings
 
 HEADER = "benchmark_id,source,series,topic,direction,min_rho,why\n"
 
@@ -163,7 +163,7 @@ def test_a_user_benchmark_file_is_read_and_checked(rules, tmp_path):
 # --- the asset ----------------------------------------------------------------------------------------
 
 def test_sample_edition_has_agreement_disagreements_and_the_version(sample_edition_2024):
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     con = duckdb.connect(str(sample_edition_2024), read_only=True)
     try:
@@ -187,7 +187,7 @@ def test_sample_edition_has_agreement_disagreements_and_the_version(sample_editi
 def test_the_check_warns_below_min_rho_and_the_picture_is_attached(sample_edition_2024, tmp_path, monkeypatch):
     import dagster as dg
 
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     wh = tmp_path / "w.duckdb"
     shutil.copy(sample_edition_2024, wh)

@@ -38,7 +38,7 @@ def test_refresh_and_ingest_publish_without_a_daemon(tmp_path):
 
     out = radar(["refresh", "--edition", "2024", "--sample"], tmp_path, env)
     assert published.is_file(), out.stdout[-2000:]
-    # Dagster's beta/preview notices are not for a user (radar_pipeline/quiet.py)
+    # Dagster's beta/preview notices are not for a user (radar_pipeline/platform/quiet.py)
     assert not any(w in out.stderr for w in ("BetaWarning", "PreviewWarning", "ExperimentalWarning")), out.stderr
     assert str(published.relative_to(tmp_path)) in out.stdout  # the user is told where it is
     assert "read_only=True" in out.stdout                        # ... and how to open it

@@ -19,11 +19,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from radar_pipeline import processes, settings
 from radar_pipeline.cli import main
+from radar_pipeline.platform import processes, settings
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.sites import store
 from radar_pipeline.sites.generate import generate_sites, write_sites
-from radar_pipeline.warehouse import connect
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_b_radar_score_waits_for_the_write_lock(wh, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_c_an_ingest_leaves_the_sites_another_running_ingest_is_scoring(wh, tmp_path):
     """The second of two concurrent ingests rescored the first one's in-flight sites."""
-    from radar_pipeline.partitions import add_site_partitions
+    from radar_pipeline.platform.partitions import add_site_partitions
 
     first = sites_file(wh, tmp_path / "b0.jsonl", 6, seed=1)
     assert radar("sites", "ingest", str(first), "--warehouse", str(wh), "--no-publish")[0] == 0

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from radar_pipeline.cli.runs import refresh_edition
-from radar_pipeline.methodology import TOPICS
 from radar_pipeline.pictures import assets as pictures
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
 from radar_pipeline.publish.build import publish
-from radar_pipeline.warehouse import DuckDBWarehouse
+from radar_pipeline.rules.methodology import TOPICS
 
 pytestmark = pytest.mark.slow  # refreshes editions from the real files: `python -m pytest -m slow`
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from radar_pipeline.cli.runs import refresh_edition
-from radar_pipeline.methodology import TOPICS
 from radar_pipeline.publish.build import publish
+from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sources.adapters import ituc
 from radar_pipeline.sources.reference.countries import resolve
 from radar_pipeline.sources.toolkit import LandedFile, load_indicator_specs, specs_for
@@ -162,7 +162,7 @@ def test_sample_mirror_marks_vintages_released_after_the_edition(tmp_path, monke
     """Edition 2023 of the sample reads weekly hours from vintage 2024 and annual hours from OWID's
     2026-05 grapher file (none older exists): the coverage row names them and says they were
     released after the edition."""
-    from radar_pipeline import settings
+    from radar_pipeline.platform import settings
 
     monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))

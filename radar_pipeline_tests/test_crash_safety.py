@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from radar_pipeline import integrity
-from radar_pipeline.warehouse import connect
+from radar_pipeline.platform import integrity
+from radar_pipeline.platform.warehouse import connect
 
 pytestmark = pytest.mark.slow  # kills mid-run, subprocesses, held write locks: `python -m pytest -m slow`
 
@@ -101,7 +101,7 @@ from pathlib import Path  # noqa: E402
 
 import dagster as dg  # noqa: E402
 
-from radar_pipeline import settings  # noqa: E402
+from radar_pipeline.platform import settings  # noqa: E402
 from radar_pipeline.sites import store  # noqa: E402
 from radar_pipeline.sites.generate import generate_sites, write_sites  # noqa: E402
 
@@ -195,8 +195,8 @@ def test_sites_without_inherent_risk_in_the_edition_are_reported_not_success(wh,
 
 
 def test_inbox_sensor_requests_sites_a_killed_tick_stored_but_never_scored(wh, tmp_path, monkeypatch):
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
     from radar_pipeline.sites.assets import RANGE_END, RANGE_START, site_inbox_sensor
-    from radar_pipeline.warehouse import DuckDBWarehouse
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -216,8 +216,8 @@ def test_inbox_sensor_requests_sites_a_killed_tick_stored_but_never_scored(wh, t
 
 
 def test_inbox_sensor_survives_a_file_it_cannot_read(wh, tmp_path, monkeypatch):
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
     from radar_pipeline.sites.assets import site_inbox_sensor
-    from radar_pipeline.warehouse import DuckDBWarehouse
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -290,8 +290,8 @@ def test_publish_spill_folders_of_dead_publishes_are_removed_and_publish_memory_
 def test_partitions_registered_in_chunks_and_sqlite_warning_then_runs_chunked(wh, tmp_path, monkeypatch):
     """Issue 10 item 2 with small sizes: registration in chunks (sqlite caps bound variables),
     runs of at most RADAR_RESCORE_CHUNK sites, and the sqlite duration warning."""
-    from radar_pipeline import partitions
     from radar_pipeline.cli import runs
+    from radar_pipeline.platform import partitions
 
     sites = _sites_file(wh, tmp_path / "sites.jsonl", 12)
     con = connect(wh)
@@ -434,7 +434,7 @@ def test_a_failing_rollback_does_not_hide_the_original_error(tmp_path):
 
     import polars as pl
 
-    from radar_pipeline.warehouse import ensure_schema
+    from radar_pipeline.platform.warehouse import ensure_schema
 
     raw = duckdb.connect(str(tmp_path / "w.duckdb"))
     ensure_schema(raw)
@@ -471,8 +471,8 @@ def test_rejects_of_a_line_fixed_in_a_later_file_version_are_marked_resolved(wh,
 
 
 def test_inbox_sensor_skips_a_tick_while_another_process_holds_the_warehouse(wh, tmp_path, monkeypatch):
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
     from radar_pipeline.sites import assets
-    from radar_pipeline.warehouse import DuckDBWarehouse
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

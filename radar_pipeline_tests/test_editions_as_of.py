@@ -16,13 +16,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import integrity, settings
 from radar_pipeline.cli.runs import refresh_edition, score_sites
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.platform import integrity, settings
+from radar_pipeline.platform.warehouse import connect
+from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.reference import un_m49
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
-from radar_pipeline.warehouse import connect
 
 pytestmark = pytest.mark.slow  # refreshes of several editions per test: `python -m pytest -m slow`
 
@@ -275,7 +275,7 @@ def test_topic_without_data_names_topic_indicator_and_countries(tmp_path, monkey
 
 
 def test_integrity_check_names_what_is_lacking():
-    from radar_pipeline.warehouse import ensure_schema
+    from radar_pipeline.platform.warehouse import ensure_schema
 
     con = duckdb.connect()
     ensure_schema(con)

@@ -35,8 +35,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli.runs import refresh_edition
+from radar_pipeline.platform import settings
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.reference import un_m49
 from radar_pipeline.sources.toolkit import SourceError, fetch, specs_for

@@ -1,4 +1,4 @@
-"""The batching sqlite storage (radar_pipeline/instance_storage.py) must leave the instance
+"""The batching sqlite storage (radar_pipeline/platform/instance_storage.py) must leave the instance
 exactly as Dagster's own sqlite storage does: the same events in the run's log and in the
 cross-run index, the same asset tags, the same latest materialization, the same partition
 status. Only the number of transactions differs."""
@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from radar_pipeline import instance_storage
 from radar_pipeline.cli import dagster_home
-from radar_pipeline.instance_storage import BatchingSqliteEventLogStorage, RadarSqliteStorage
-from radar_pipeline.run_settings import instance_yaml
+from radar_pipeline.platform import instance_storage
+from radar_pipeline.platform.instance_storage import BatchingSqliteEventLogStorage, RadarSqliteStorage
+from radar_pipeline.platform.run_settings import instance_yaml
 
 KEYS = [f"S-{i:03d}" for i in range(120)]
 parts = dg.StaticPartitionsDefinition(KEYS)
@@ -132,7 +132,7 @@ if __name__ == "__main__":
 def test_sqlite_warning_predicts_with_the_rate_of_the_storage_in_use(tmp_path, monkeypatch):
     """Issue 10 item 2: the duration said before a big run on sqlite is the one this process
     will see: batched (the project's storage and DAGSTER_EVENT_BATCH_SIZE) or event by event."""
-    from radar_pipeline import partitions
+    from radar_pipeline.platform import partitions
 
     monkeypatch.setenv("RADAR_SQLITE_PARTITION_WARN", "50000")
     with _instance(tmp_path / "radar", batching=True) as radar, \

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.cli.runs import publish_metadata, publish_warehouse, refresh_edition, score_sites
+from radar_pipeline.platform import lake, lake_commits, settings
+from radar_pipeline.platform.warehouse import connect, declared_table_schema
 from radar_pipeline.sites import store
 from radar_pipeline.sites.generate import generate_sites, write_sites
 from radar_pipeline.sites.score_file import score_file
-from radar_pipeline.warehouse import connect, declared_table_schema
 from radar_pipeline_tests.conftest import make_lake_target
 
 pytestmark = pytest.mark.slow
@@ -208,7 +208,7 @@ def test_runs_launched_from_the_ui_or_a_schedule_get_their_closing_snapshot_tag(
     import dagster as dg
 
     from radar_pipeline.definitions import defs
-    from radar_pipeline.partitions import add_site_partitions
+    from radar_pipeline.platform.partitions import add_site_partitions
     from radar_pipeline.publish.assets import lake_snapshot_tag_sensor
     from radar_pipeline.sites.assets import range_requests
 
@@ -272,7 +272,7 @@ def pl_col_like(col: str, prefix: str):
 
 READER = textwrap.dedent("""
     import json, sys, time
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
     target, stop = sys.argv[1], sys.argv[2]
     import os
     lat, errors = [], []
@@ -295,7 +295,7 @@ WRITER = textwrap.dedent("""
     import sys
     from radar_pipeline.cli.runs import refresh_edition
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
     target, what, arg = sys.argv[1], sys.argv[2], sys.argv[3]
     if what == "refresh":
         out = refresh_edition(int(arg), warehouse=target)
@@ -348,8 +348,8 @@ def test_two_refreshes_and_an_ingest_side_by_side_while_readers_read(lake_2024, 
 
 LOCK_HOLDER = textwrap.dedent("""
     import sys, time
-    from radar_pipeline import lake, lake_commits
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform import lake, lake_commits
+    from radar_pipeline.platform.warehouse import connect
     con = connect(sys.argv[1])
     with lake_commits.table_locks(con, ["source_files"]):
         print("locked", flush=True)

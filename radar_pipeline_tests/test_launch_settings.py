@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from radar_pipeline import run_settings, settings
+from radar_pipeline.platform import run_settings, settings
 
 REPO = settings.REPO_DIR
 
@@ -139,7 +139,8 @@ def test_a_bad_run_setting_fails_its_run_once_with_the_projects_message(project_
     # the run's failure is the project's message, not "Error executing resource_fn on ResourceDefinition"
     error = _run_failure(project_instance, result.run_id)
     assert error.cls_name == "RunSettingsFailure", error.message
-    assert error.message.startswith(f"radar_pipeline.run_settings.RunSettingsFailure: {message}"), error.message
+    assert error.message.startswith(
+        f"radar_pipeline.platform.run_settings.RunSettingsFailure: {message}"), error.message
     # Dagster's run retries (dagster.yaml) decide when the run fails: no second run of the same settings
     assert run.tags.get("dagster/will_retry") == "false", run.tags
     assert not (tmp_path / "radar.duckdb").exists()  # nothing ran
@@ -149,7 +150,7 @@ def test_a_topic_setting_the_asset_rejects_is_not_retried_either(project_instanc
     """The CLI's --allow-missing-topics reaches country_topic_risk as the launchpad's field does
     (RADAR_ALLOW_MISSING_TOPICS); an unknown topic fails the step, once."""
     from radar_pipeline.country_risk.assets import country_topic_risk
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     monkeypatch.setenv("RADAR_ALLOW_MISSING_TOPICS", "childrens")
     result = dg.materialize([country_topic_risk], partition_key="2024", instance=project_instance,
@@ -163,7 +164,7 @@ def test_a_topic_setting_the_asset_rejects_is_not_retried_either(project_instanc
 
 
 def test_good_run_settings_become_the_runs_environment(tmp_path):
-    from radar_pipeline.methodology import TOPICS
+    from radar_pipeline.rules.methodology import TOPICS
 
     wh = run_settings.RadarWarehouse(database=str(tmp_path / "w.duckdb"), source="mirror", mirror_path=str(tmp_path),
                                      allow_missing_topics=list(TOPICS[:2]))

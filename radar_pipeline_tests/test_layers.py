@@ -3,11 +3,12 @@ no back-arrows"). Every `import` is read from the source with ast, including the
 functions that the CLI and the runners use to stay light, so a lazy back-arrow is caught too.
 
 Floors, top to bottom:
-  cli      radar_pipeline.cli (argparse commands + in-process job runners), radar_pipeline.runner
-           (its old import path, a re-export)
-  wiring   radar_pipeline.definitions, radar_pipeline.automation (what the daemon runs)
+  cli      radar_pipeline.cli (argparse commands + in-process job runners)
+  wiring   radar_pipeline.definitions, radar_pipeline.automation (what the daemon runs): the only
+           modules at the package root
   domain   sources, country_risk, sectors, sites, publish, pictures
-  base     everything else (settings, warehouse, lake, partitions, rule tables, ...)
+  base     platform (settings, warehouse, lake, partitions, ...), rules (rule tables and the code
+           reading them), metadata
 and inside sources/: toolkit <- adapters, reference <- registry, check.
 """
 from __future__ import annotations
@@ -43,11 +44,18 @@ def imports(path: Path) -> set[str]:
 def floor(module: str) -> str:
     parts = module.split(".")
     top = parts[1] if len(parts) > 1 else ""
-    if top in ("cli", "runner"):
+    if top == "cli":
         return "cli"
     if top in ("definitions", "automation"):
         return "wiring"
     return "domain" if top in DOMAIN else "base"
+
+
+def test_the_package_root_holds_only_the_wiring():
+    """Issue 23 item 9: the tree shows the architecture; a new module goes into its folder."""
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "automation.py", "definitions.py"]
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == {"cli", *DOMAIN, "platform", "rules", "metadata", "sample_mirror"}
 
 
 def modules() -> dict[str, set[str]]:

@@ -9,13 +9,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import schemas
-from radar_pipeline.metadata import PUBLISHED, WAREHOUSE, Field, Table, warehouse_ddl
+from radar_pipeline.metadata import PUBLISHED, WAREHOUSE, Field, Table, schemas, warehouse_ddl
 from radar_pipeline.metadata.fields import F
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.platform.warehouse import declared_table_schema, ensure_schema, table_schema_metadata
 from radar_pipeline.publish import build
 from radar_pipeline.publish import schemas as published_schemas
-from radar_pipeline.warehouse import declared_table_schema, ensure_schema, table_schema_metadata
+from radar_pipeline.rules.methodology import TOPICS
 
 
 def catalog(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, bool]]:

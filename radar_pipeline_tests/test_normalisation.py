@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import methodology, rule_sql
-from radar_pipeline.warehouse import ensure_schema, read_sql
+from radar_pipeline.platform.warehouse import ensure_schema, read_sql
+from radar_pipeline.rules import methodology, rule_sql
 
 # iso3: (region, subregion, intermediate_region, income_group)
 GEO = {

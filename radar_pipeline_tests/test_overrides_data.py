@@ -11,10 +11,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from radar_pipeline.partitions import sites as sites_partitions
+from radar_pipeline.platform.partitions import sites as sites_partitions
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import generate, store
 from radar_pipeline.sites.assets import RANGE_END, RANGE_START, overrides_sensor, overrides_state, site_scores
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 HEADER = "site_id,category,reason,author,created_on,expires_on\n"
 

@@ -69,7 +69,8 @@ def test_wheel_in_a_fresh_venv_runs_the_sample_refresh_outside_the_repo(wheel, t
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RADAR_", "DAGSTER_", "PYTHON"))}
     env["RADAR_BUYERS_INBOX"] = str(workdir / "buyers")
-    where = run([str(python), "-c", "import radar_pipeline.settings as s; print(s.PACKAGE_DIR); print(s.SQL_DIR)"],
+    where = run([str(python), "-c",
+                 "import radar_pipeline.platform.settings as s; print(s.PACKAGE_DIR); print(s.SQL_DIR)"],
                 cwd=workdir, env=env).stdout.split()
     assert Path(where[0]).is_relative_to(venv) and Path(where[1]).is_relative_to(venv), where
     assert not Path(where[0]).is_relative_to(REPO)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.sites import store
-from radar_pipeline.warehouse import connect
 from radar_pipeline_tests import test_crash_safety as crash
 from radar_pipeline_tests.test_crash_safety import _ingest_cli, _scores, _sites_file
 

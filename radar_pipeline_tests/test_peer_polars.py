@@ -11,7 +11,7 @@ import orjson
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from radar_pipeline.settings import REPO_DIR
+from radar_pipeline.platform.settings import REPO_DIR
 from radar_pipeline.sites import scoring, store
 from radar_pipeline.sites.generate import generate_sites, write_sites
 from radar_pipeline.sites.intake import iter_sites_jsonl

@@ -106,7 +106,7 @@ def test_pictures_url_has_a_fixed_default_and_can_be_switched_off(monkeypatch, t
 
 
 def test_env_file_gives_dagster_dev_the_same_default():
-    from radar_pipeline import settings
+    from radar_pipeline.platform import settings
 
     lines = (settings.REPO_DIR / ".env").read_text().splitlines()
     assert f"RADAR_PICTURES_URL={serve.DEFAULT_PICTURES_URL}" in lines

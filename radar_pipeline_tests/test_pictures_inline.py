@@ -12,8 +12,8 @@ import pytest
 
 from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.pictures.serve import serving_pictures
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import generate, store
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 pytestmark = pytest.mark.slow  # scoring and picture runs, a served pictures folder: `python -m pytest -m slow`
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli.runs import refresh_edition
-from radar_pipeline.methodology import IMPUTATION_METHODS, TOPICS
-from radar_pipeline.warehouse import connect
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect
+from radar_pipeline.rules.methodology import IMPUTATION_METHODS, TOPICS
 
 pytestmark = pytest.mark.slow  # refreshes of every edition from the real and sample mirrors: `python -m pytest -m slow`
 

@@ -12,12 +12,12 @@ import uuid
 import dagster as dg
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli.runs import refresh_edition, score_sites
-from radar_pipeline.partitions import sites as sites_partitions
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.partitions import sites as sites_partitions
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.sites import store
 from radar_pipeline.sites.generate import generate_sites, write_sites
-from radar_pipeline.warehouse import connect
 
 pytestmark = pytest.mark.slow  # a PostgreSQL server: `python -m pytest -m slow`
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from radar_pipeline.progress import Progress, count_lines
+from radar_pipeline.platform.progress import Progress, count_lines
 
 
 def test_log_gets_one_line_per_chunk_with_counts():

@@ -18,12 +18,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli.runs import publish_warehouse, refresh_edition, score_sites
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.publish import build, buyers, dictionary, schemas, tables
+from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sites import generate, store
-from radar_pipeline.warehouse import connect
 
 try:
     import duckdb_engine  # noqa: F401 — the SQLAlchemy dialect BI tools use

@@ -12,13 +12,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli.runs import baseline, follow_data, publish_metadata, publish_warehouse, refresh_edition
 from radar_pipeline.cli.runs import score_sites as run_scoring
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.publish import build
 from radar_pipeline.publish.assets import sites_behind
 from radar_pipeline.sites import generate, store
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 pytestmark = pytest.mark.slow  # Dagster runs (a refresh, scoring and publish runs)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from radar_pipeline import processes, safe_paths
-from radar_pipeline.identifiers import id_problem
+from radar_pipeline.platform import processes, safe_paths
+from radar_pipeline.platform.identifiers import id_problem
+from radar_pipeline.platform.safe_paths import UnsafePathError
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.publish import build, files
 from radar_pipeline.publish.buyers import buyer_file_name, buyer_id_of
-from radar_pipeline.safe_paths import UnsafePathError
-from radar_pipeline.warehouse import connect
 
 OLD_SNAPSHOT = "20000101T000000000000Z-000000"  # sorts before any real snapshot: the first to prune
 EDGE_IDS = ("a", "Z", "7", "x" * 64, "X" * 64, "b" * 59, "acme", "Acme", "ACME", "acme.duckdb",

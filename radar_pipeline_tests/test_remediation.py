@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 
-from radar_pipeline import methodology
+from radar_pipeline.platform.warehouse import connect
+from radar_pipeline.rules import methodology
 from radar_pipeline.sites import scoring, store
-from radar_pipeline.warehouse import connect
 
 CONTROLS = scoring.read_controls()["control_id"].to_list()
 SAQ = {"workers_total": 400, "labour_intensive": True, "worker_representation": "none", "piece_rate": True,

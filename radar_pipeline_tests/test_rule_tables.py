@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from radar_pipeline import fingerprint, methodology, rule_sql, settings
+from radar_pipeline.platform import settings
+from radar_pipeline.rules import fingerprint, methodology, rule_sql
 
 
 def test_topics_file_is_the_methodology_vocabulary() -> None:

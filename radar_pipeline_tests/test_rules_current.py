@@ -10,11 +10,12 @@ import shutil
 import duckdb
 import pytest
 
-from radar_pipeline import fingerprint, settings, staleness
 from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.metadata.published import PUBLISHED
 from radar_pipeline.metadata.warehouse import WAREHOUSE
-from radar_pipeline.warehouse import connect
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect
+from radar_pipeline.rules import fingerprint, staleness
 
 # --- item 3: a version on every table, or the reason why not -------------------------------------
 
@@ -300,7 +301,7 @@ def _evaluate_methodology_sensor(path):
     import dagster as dg
 
     from radar_pipeline.definitions import defs
-    from radar_pipeline.warehouse import DuckDBWarehouse
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
     sensor = defs.resolve_sensor_def("methodology_sensor")
     with dg.DagsterInstance.ephemeral() as instance:

@@ -9,11 +9,11 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.metadata import saq_table
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import read_sites_jsonl
-from radar_pipeline.warehouse import connect
 
 LONG_DDL = """create table site_saq (site_id varchar not null, field varchar not null, value_num double,
                                      value_bool boolean, value_text varchar)"""

@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import rule_sql
+from radar_pipeline.rules import rule_sql
 from radar_pipeline.sectors.weights import (
     LABOUR_TOPICS,
     SECTOR_WEIGHTS_SCHEMA,

@@ -11,8 +11,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from radar_pipeline import rule_sql, rules_check, settings, text_input
+from radar_pipeline.platform import settings, text_input
 from radar_pipeline.publish import buyers
+from radar_pipeline.rules import check as rules_check
+from radar_pipeline.rules import rule_sql
 from radar_pipeline.sites import overrides
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 
@@ -187,7 +189,7 @@ def test_override_row_with_too_many_fields_is_rejected_alone(tmp_path):
 
 
 def test_buyer_load_streams_into_the_warehouse_and_skips_an_unchanged_folder(tmp_path, monkeypatch):
-    from radar_pipeline.warehouse import ensure_schema
+    from radar_pipeline.platform.warehouse import ensure_schema
 
     inbox = tmp_path / "buyers"
     inbox.mkdir()
@@ -344,8 +346,8 @@ def test_missing_rule_table_is_named(rules):
 def test_intake_refuses_a_catalogue_missing_stored_control_ids(rules, tmp_path):
     """controls.csv cut at a line end is a valid shorter table; the stored sites tell, and the
     intake (store.reference, before any site is judged) stops naming the file."""
+    from radar_pipeline.platform.warehouse import ensure_schema
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import ensure_schema
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
     ensure_schema(con)

@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from radar_pipeline import fingerprint, settings
+from radar_pipeline.platform import settings
+from radar_pipeline.rules import fingerprint
 from radar_pipeline.sites.overrides import OverrideError, append_override, read_overrides
 from radar_pipeline.sites.scoring import factor_rows, read_controls, score_sites
 from radar_pipeline_tests.test_site_scoring import flag, make_con, num
@@ -208,7 +209,7 @@ def test_every_rule_file_belongs_to_a_stage():
     # "sources.csv:released" is a view of a file (its release months): the file is what must exist
     listed = {n.split(":")[0] for s in fingerprint.STAGES.values() for n in s.rules} | set(fingerprint.NOT_RULES)
     present = {p.name for p in settings.RULES_DIR.iterdir() if p.suffix == ".csv"}
-    assert present - listed == set(), "new rule table: add it to a stage in radar_pipeline/fingerprint.py"
+    assert present - listed == set(), "new rule table: add it to a stage in radar_pipeline/rules/fingerprint.py"
     assert listed - set(fingerprint.NOT_RULES) <= present
 
 

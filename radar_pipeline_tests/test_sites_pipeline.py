@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 
 from radar_pipeline.cli.runs import score_sites
-from radar_pipeline.partitions import sites as sites_partitions
+from radar_pipeline.platform.partitions import sites as sites_partitions
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import store
 from radar_pipeline.sites.assets import RANGE_END, RANGE_START, site_inbox_sensor
 from radar_pipeline.sites.explain import explain_text
 from radar_pipeline.sites.generate import generate_sites, write_sites
 from radar_pipeline.sites.score_file import score_file
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from radar_pipeline import settings
 from radar_pipeline.cli import main
+from radar_pipeline.platform import settings
 from radar_pipeline.sources.check import run_check
 from radar_pipeline.sources.toolkit.fetch import CatalogueEntry, load_catalogue
 from radar_pipeline_tests.http_fixture import ScriptedServer

@@ -14,7 +14,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import fao_aquastat, ghs_index, owid, unicef_child_labour
 from radar_pipeline.sources.reference import un_m49

@@ -18,7 +18,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import freedom_house_fiw, ituc, ti_cpi, undp_gii, walk_free_gsi, wef_ggg
 from radar_pipeline.sources.reference import un_m49, worldbank_class

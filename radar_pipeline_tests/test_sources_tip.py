@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import tip
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, load_indicator_specs, specs_for

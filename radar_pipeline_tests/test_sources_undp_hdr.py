@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import undp_gii, undp_hdr
 from radar_pipeline.sources.reference import un_m49

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 FOLDERS = ("country_risk", "sectors", "publish")
 

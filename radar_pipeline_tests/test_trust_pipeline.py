@@ -9,10 +9,11 @@ import shutil
 import duckdb
 import pytest
 
-from radar_pipeline import fingerprint, settings
 from radar_pipeline.cli.runs import refresh_edition, score_sites
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect
+from radar_pipeline.rules import fingerprint
 from radar_pipeline.sites import store
-from radar_pipeline.warehouse import connect
 
 pytestmark = pytest.mark.slow  # scoring, refresh and publish runs end to end: `python -m pytest -m slow`
 

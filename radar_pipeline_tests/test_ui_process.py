@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 sys.path.insert(0, str(settings.REPO_DIR / "scripts"))
 from screenshots import group_members, stop_group

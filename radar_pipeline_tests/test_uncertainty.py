@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from radar_pipeline import rule_sql
 from radar_pipeline.country_risk import uncertainty as u
+from radar_pipeline.platform.warehouse import connect, read_sql
+from radar_pipeline.rules import rule_sql
 from radar_pipeline.sites import scoring, store
 from radar_pipeline.sites.generate import generate_sites, write_sites
-from radar_pipeline.warehouse import connect, read_sql
 
 REGISTRY = pl.DataFrame({"indicator_id": ["a", "b", "c"], "topic": ["wages", "wages", "gender"],
                          "direction": ["higher_is_riskier", "lower_is_riskier", "higher_is_riskier"],

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from radar_pipeline.warehouse import DuckDBWarehouse, connect
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 
 OPEN_ELSEWHERE = ("import duckdb, sys\ntry:\n    duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro').close()\n"
                   "    print('opened')\nexcept duckdb.IOException as exc:\n    print('refused', exc)")

@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 BIN = Path(sys.executable).parent
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -67,15 +67,15 @@ def prepare_demo(root: Path, n_sites: int = 40, edition: int = 2024) -> Demo:
     import dagster as dg
 
     from radar_pipeline.cli.runs import refresh_edition
-    from radar_pipeline.partitions import sites as sites_partitions
+    from radar_pipeline.platform.partitions import sites as sites_partitions
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     root.mkdir(parents=True, exist_ok=True)
     home = root / "dagster_home"
     home.mkdir(exist_ok=True)
-    from radar_pipeline.run_settings import instance_yaml  # storage under this home, not the repo's
+    from radar_pipeline.platform.run_settings import instance_yaml  # storage under this home, not the repo's
 
     (home / "dagster.yaml").write_text(instance_yaml(home=home), encoding="utf-8")
     (root / "inbox").mkdir(exist_ok=True)

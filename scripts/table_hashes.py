@@ -103,9 +103,9 @@ def build(args: argparse.Namespace, tmp: Path) -> Path:
             sys.exit(f"refresh of edition {edition} failed: {outcome.failures}")
         print(f"# refreshed {edition} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
+    from radar_pipeline.platform.warehouse import connect
     from radar_pipeline.sites import store
     from radar_pipeline.sites.generate import generate_sites, write_sites
-    from radar_pipeline.warehouse import connect
 
     con = connect(warehouse)
     try:

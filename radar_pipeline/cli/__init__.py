@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 _GENERATED = "# Written by radar from the project's dagster.yaml; radar rewrites it when that file changes. " \
              "Delete this line to keep your own edits.\n"
@@ -32,7 +32,7 @@ def dagster_home() -> Path:
     if source.exists():
         # the instance stores under this DAGSTER_HOME, not the repo-root folder the project's
         # file names for `dagster dev` in the repo root
-        from radar_pipeline.run_settings import instance_yaml
+        from radar_pipeline.platform.run_settings import instance_yaml
 
         wanted = _GENERATED + instance_yaml(source, home)
         current = target.read_text(encoding="utf-8") if target.exists() else None
@@ -64,7 +64,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if args.warehouse:
         os.environ["RADAR_WAREHOUSE"] = args.warehouse
     dagster_home()
-    from radar_pipeline.partitions import editions
+    from radar_pipeline.platform.partitions import editions
 
     offered = editions.get_partition_keys()
     if str(args.edition) not in offered:  # one line, not Dagster's unknown-partition traceback
@@ -175,14 +175,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_methodology(args: argparse.Namespace) -> int:
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     if not args.stale:
         print(fingerprint.describe())
         return 0
     # the rows a rule edit left behind, per table and edition (METHODOLOGY §8c)
-    from radar_pipeline import staleness
-    from radar_pipeline.warehouse import connect, exists
+    from radar_pipeline.platform.warehouse import connect, exists
+    from radar_pipeline.rules import staleness
 
     path = Path(args.warehouse) if args.warehouse else settings.warehouse_path()
     if not exists(path):
@@ -207,7 +207,7 @@ def cmd_methodology(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     dagster_home()
-    from radar_pipeline.quiet import quiet_child_processes
+    from radar_pipeline.platform.quiet import quiet_child_processes
 
     quiet_child_processes()
     # the daemon creates the runs sensors request in its own process, which never imports
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from radar_pipeline.quiet import silence_dagster_maturity_warnings
+    from radar_pipeline.platform.quiet import silence_dagster_maturity_warnings
 
     silence_dagster_maturity_warnings()
     parser = argparse.ArgumentParser(prog="radar", description=__doc__.splitlines()[0])

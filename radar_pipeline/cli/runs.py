@@ -17,10 +17,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import lake, lake_commits, settings
-from radar_pipeline.partitions import add_site_partitions, sqlite_partition_warning
-from radar_pipeline.processes import pid_alive
-from radar_pipeline.warehouse import DuckDBWarehouse
+from radar_pipeline.platform import lake, lake_commits, settings
+from radar_pipeline.platform.partitions import add_site_partitions, sqlite_partition_warning
+from radar_pipeline.platform.processes import pid_alive
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
 
 # Dagster's console logger prints one DEBUG line per partition event; INFO keeps
 # the per-source progress lines and drops the per-site noise.
@@ -111,7 +111,7 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
                     warehouse: Path | str | None = None,
                     instance: dg.DagsterInstance | None = None) -> RunOutcome:
     from radar_pipeline.definitions import defs
-    from radar_pipeline.run_settings import allowed_missing_topics, environment
+    from radar_pipeline.platform.run_settings import allowed_missing_topics, environment
 
     job = defs.resolve_job_def("refresh_edition")
     resources = {"warehouse": DuckDBWarehouse(database=str(warehouse or settings.warehouse_path()))}
@@ -143,8 +143,8 @@ def rescore_overrides(*, warehouse: Path | str | None = None, instance: dg.Dagst
     overrides sensor requests them) exactly the sites whose stored category disagrees with the
     overrides in force today — added, edited or removed by hand, or expired — on every edition
     they have. None when every stored category agrees."""
+    from radar_pipeline.platform.warehouse import connect, exists
     from radar_pipeline.sites import store
-    from radar_pipeline.warehouse import connect, exists
 
     log = log or (lambda message: print(message, file=sys.stderr))
     warehouse = warehouse or settings.warehouse_path()
@@ -179,7 +179,7 @@ def score_sites(keys: list[str], *, edition: int = 0, warehouse: Path | str | No
     run scores only the sites of its range whose current content has no score yet (not the
     unchanged sites between two changed ones)."""
     from radar_pipeline.definitions import defs
-    from radar_pipeline.partitions import sites
+    from radar_pipeline.platform.partitions import sites
     from radar_pipeline.sites.assets import RANGE_END, RANGE_START, RESCORE_CHUNK, range_requests
 
     log = log or (lambda message: print(message, file=sys.stderr))
@@ -306,7 +306,7 @@ def publish_cli(*, warehouse: Path | str | None, instance: dg.DagsterInstance) -
 
 def rescore_all(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None, log=print) -> bool:
     """Rescore every registered site on the latest edition in one run (the CLI after a refresh)."""
-    from radar_pipeline.partitions import sites
+    from radar_pipeline.platform.partitions import sites
 
     keys = instance.get_dynamic_partitions(sites.name)
     if not keys:
@@ -375,8 +375,8 @@ def baseline(instance: dg.DagsterInstance):
 # --- rule edits: recompute what disagrees with the rules in force (issue 21 item 2) ---------------
 
 def _stale(warehouse: Path | str):
-    from radar_pipeline import staleness
-    from radar_pipeline.warehouse import connect
+    from radar_pipeline.platform.warehouse import connect
+    from radar_pipeline.rules import staleness
 
     con = connect(warehouse, read_only=True)
     try:
@@ -391,9 +391,9 @@ def _stale(warehouse: Path | str):
 def refresh_stale_editions(instance: dg.DagsterInstance, *, warehouse: Path | str | None = None,
                            log=print) -> list[str]:
     """Refresh every edition with a row computed by older country or inherent rules (found by
-    version, radar_pipeline/staleness.py), each allowed to miss the topics it lacks today.
+    version, radar_pipeline/rules/staleness.py), each allowed to miss the topics it lacks today.
     Returns the failures, one line per edition."""
-    from radar_pipeline import staleness
+    from radar_pipeline.rules import staleness
 
     wh = warehouse or settings.warehouse_path()
     stale, allowed, _sites = _stale(wh)
@@ -411,7 +411,7 @@ def rescore_stale_sites(instance: dg.DagsterInstance, *, warehouse: Path | str |
     """Rescore, per edition, the site scores computed with older rules or before their edition's
     inputs last changed — on editions whose country and inherent rows are current (a site score
     on stale inherent risk would only be stale again). Returns the failures."""
-    from radar_pipeline import staleness
+    from radar_pipeline.rules import staleness
 
     wh = warehouse or settings.warehouse_path()
     stale, _allowed, sites = _stale(wh)
@@ -429,7 +429,7 @@ def rescore_stale_sites(instance: dg.DagsterInstance, *, warehouse: Path | str |
 
 def still_stale(warehouse: Path | str | None = None) -> list[str]:
     """What is still not current, one line per table x edition (empty: everything current)."""
-    from radar_pipeline import staleness
+    from radar_pipeline.rules import staleness
 
     stale, _allowed, _sites = _stale(warehouse or settings.warehouse_path())
     return staleness.describe(stale)

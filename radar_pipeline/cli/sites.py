@@ -8,11 +8,11 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline import settings
 from radar_pipeline.cli import dagster_home, existing_warehouse
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import connect, exists
 from radar_pipeline.sites import store
 from radar_pipeline.sites.score_file import SCORE_CHUNK_LINES, score_file_to
-from radar_pipeline.warehouse import connect, exists
 
 
 def _reference_lists(warehouse: Path) -> tuple[list[str], list[str]]:
@@ -47,7 +47,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _ingest_with_progress(con, sites_file: Path):
     """store.ingest with a progress bar (terminal) or one line per chunk (log) for large files."""
-    from radar_pipeline.progress import Progress, count_lines
+    from radar_pipeline.platform.progress import Progress, count_lines
 
     with Progress("ingest", total=count_lines(sites_file)) as bar:
         rejected = 0
@@ -63,7 +63,7 @@ def _ingest_with_progress(con, sites_file: Path):
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """The CLI twin of the inbox sensor: store the file, then score new/changed sites in one Dagster run."""
-    from radar_pipeline.processes import claim, claimed_by_others, release
+    from radar_pipeline.platform.processes import claim, claimed_by_others, release
 
     sites_file = Path(args.file)
     problem = store.unreadable_file(sites_file)
@@ -321,7 +321,7 @@ def register(sub) -> None:
     o = sub.add_parser("override", help="recategorise a site with a reason (METHODOLOGY §8b); the score is "
                                         "kept, the category replaced while the override is in force")
     o.add_argument("site_id")
-    from radar_pipeline.methodology import CATEGORIES  # rules/score_categories.csv
+    from radar_pipeline.rules.methodology import CATEGORIES  # rules/score_categories.csv
 
     o.add_argument("--category", required=True, help=", ".join(CATEGORIES))
     o.add_argument("--reason", required=True)

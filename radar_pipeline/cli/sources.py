@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources.check import run_check
 
 

@@ -11,14 +11,11 @@ import csv
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import fingerprint, integrity, rule_sql, schemas, settings
 from radar_pipeline.country_risk import edition_backup, uncertainty
-from radar_pipeline.methodology import TOPICS
-from radar_pipeline.partitions import editions
-from radar_pipeline.sources import registry
-from radar_pipeline.sources.adapters import user as user_source
-from radar_pipeline.sources.toolkit import SourceError
-from radar_pipeline.warehouse import (
+from radar_pipeline.metadata import schemas
+from radar_pipeline.platform import integrity, settings
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import (
     DuckDBWarehouse,
     read_sql,
     replace_slice,
@@ -26,6 +23,11 @@ from radar_pipeline.warehouse import (
     replace_table_unless_same,
     table_schema_metadata,
 )
+from radar_pipeline.rules import fingerprint, rule_sql
+from radar_pipeline.rules.methodology import TOPICS
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import user as user_source
+from radar_pipeline.sources.toolkit import SourceError
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -279,7 +281,7 @@ source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
                       "(sql/country_risk/indicator_coverage.sql, indicator_scores.sql).",
           metadata={"dagster/table_name": "indicator_scores"}, code_version=fingerprint.version("country"))
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    from radar_pipeline.methodology import gap_filling_settings
+    from radar_pipeline.rules.methodology import gap_filling_settings
 
     edition = int(context.partition_key)
     version = fingerprint.version("country")
@@ -382,7 +384,7 @@ def country_topic_risk(context: dg.AssetExecutionContext, warehouse: DuckDBWareh
     # the run's settings: the launchpad's resources.warehouse.config.allow_missing_topics (checked
     # when the resource starts), the CLI's --allow-missing-topics (cli/runs.py), both through
     # RADAR_ALLOW_MISSING_TOPICS: one field in the launchpad
-    from radar_pipeline.run_settings import UI_FIELD, allowed_missing_topics, no_run_retry, unknown_topics
+    from radar_pipeline.platform.run_settings import UI_FIELD, allowed_missing_topics, no_run_retry, unknown_topics
 
     allowed = allowed_missing_topics()
     unknown = unknown_topics(allowed)

@@ -29,14 +29,15 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from radar_pipeline import fingerprint, settings
-from radar_pipeline.methodology import TOPICS
-from radar_pipeline.partitions import editions
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, replace_slices, table_columns, table_schema_metadata
+from radar_pipeline.rules import fingerprint
+from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.reference.countries import resolve
 from radar_pipeline.sources.toolkit import FlagsAggregates, IndicatorSpec, LandedFile, SourceError
 from radar_pipeline.sources.toolkit.fetch import mirror_files
-from radar_pipeline.warehouse import DuckDBWarehouse, replace_slices, table_columns, table_schema_metadata
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -83,7 +84,7 @@ def _norm(series: str) -> str:
 def load_benchmarks(path: Path | None = None, indicators: Path | None = None) -> list[Benchmark]:
     """The rows of rules/benchmarks.csv, checked: columns, ids, topic (or `overall`), direction,
     min_rho in 0..1, a known source, and never an input of the topic it checks."""
-    from radar_pipeline.rules_check import RuleTableError, Table, read_table
+    from radar_pipeline.rules.check import RuleTableError, Table, read_table
     from radar_pipeline.sources.toolkit import load_indicator_specs
 
     path = path or settings.rules_dir() / RULE_FILE

@@ -11,9 +11,9 @@ import dagster as dg
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.methodology import TOPICS
-from radar_pipeline.partitions import editions
-from radar_pipeline.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
+from radar_pipeline.rules.methodology import TOPICS
 
 POOL = "duckdb_write"
 # A topic is flagged "thin" when fewer than this share of the edition's countries are observed
@@ -61,7 +61,7 @@ def is_thin(row: dict) -> bool:
 
 
 def build_rows(con, edition: int) -> pl.DataFrame:
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     rows = con.sql(read_sql("country_risk/coverage_report"), params={"edition": edition}).pl()
     rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c

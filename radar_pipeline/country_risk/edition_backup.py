@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 import duckdb
 
 from radar_pipeline.metadata.warehouse import WAREHOUSE
-from radar_pipeline.processes import pid_alive
-from radar_pipeline.warehouse import in_transaction, replace_slices
+from radar_pipeline.platform.processes import pid_alive
+from radar_pipeline.platform.warehouse import in_transaction, replace_slices
 
 PREFIX = "refresh_backup__"
 RUNS = PREFIX + "runs"   # one row per run whose copy is kept: (run_id, edition, begun_at, pid, host)
@@ -41,7 +41,7 @@ def stage_row(edition: int, stage: str):
     when the stage was computed and with which rules (METHODOLOGY §8c, `radar methodology --stale`)."""
     import polars as pl
 
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     return pl.DataFrame({"edition": [edition], "stage": [stage], "methodology_version": [fingerprint.version(stage)],
                          "computed_at": [datetime.now(UTC).replace(tzinfo=None)]},

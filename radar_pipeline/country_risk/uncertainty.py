@@ -44,7 +44,7 @@ def standard_errors(con, edition: int, universe: set[str], root: Path | None = N
     uses (same data year and vintage as in indicator_observations), from the landed files of the
     sources whose adapter reads a stated error. `root`: the mirror (default RADAR_SOURCES_MIRROR,
     else the landing folder)."""
-    from radar_pipeline import settings
+    from radar_pipeline.platform import settings
     from radar_pipeline.sources.reference.countries import resolve
     from radar_pipeline.sources.registry import adapter, specs_for
     from radar_pipeline.sources.toolkit.fetch import mirror_files

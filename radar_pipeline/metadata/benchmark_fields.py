@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from radar_pipeline.metadata.classes import Field
 from radar_pipeline.metadata.fields import F
-from radar_pipeline.methodology import TOPICS
+from radar_pipeline.rules.methodology import TOPICS
 
 BENCHMARK_TOPIC = F["topic"].but(description="Topic the benchmark checks (rules/benchmarks.csv), or 'overall' = "
                                              "mean country risk over the topics", isin=(*TOPICS, "overall"))

@@ -9,7 +9,7 @@ published file's COMMENT ON and the Dagster UI show.
 from __future__ import annotations
 
 from radar_pipeline.metadata.classes import Field
-from radar_pipeline.methodology import CATEGORIES, TOPICS, category_text
+from radar_pipeline.rules.methodology import CATEGORIES, TOPICS, category_text
 
 ISO3 = r"^[A-Z]{3}$"
 ID = r"^[A-Za-z0-9._-]{1,64}$"

@@ -25,7 +25,7 @@ from radar_pipeline.metadata.fields import (
     TOPIC_CONFIDENCE,
     F,
 )
-from radar_pipeline.methodology import PILLARS, TOPICS
+from radar_pipeline.rules.methodology import PILLARS, TOPICS
 
 MV = F["methodology_version"]
 TOPIC_PILLARS = tuple(PILLARS)  # rules/topics.csv

@@ -4,7 +4,7 @@ VARCHAR). A site has a row only when it answered at least one question (§6: "no
 = no row).
 
 The DDL is generated here from the CSV, so a methodology owner who adds a question row gets a
-column: `ensure` (called by radar_pipeline/warehouse.py whenever a warehouse is opened for
+column: `ensure` (called by radar_pipeline/platform/warehouse.py whenever a warehouse is opened for
 writing) creates the table, adds the columns of questions added since, and converts the long
 table of earlier versions (site_id, field, value_num, value_bool, value_text: ~27 rows per site)
 in one transaction. No answer is lost: a field the long table holds that the CSV no longer
@@ -18,7 +18,7 @@ import csv
 import re
 from pathlib import Path
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 
 TABLE = "site_saq"
 SQL_TYPES = {"integer": "bigint", "number": "double", "boolean": "boolean", "enum": "varchar", "text": "varchar"}

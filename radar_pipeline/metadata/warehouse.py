@@ -1,5 +1,5 @@
-"""The warehouse tables, declared once: the DDL (radar_pipeline/warehouse.py creates them from
-here), the pandera schemas of radar_pipeline/schemas.py and the `dagster/column_schema`
+"""The warehouse tables, declared once: the DDL (radar_pipeline/platform/warehouse.py creates them from
+here), the pandera schemas of radar_pipeline/metadata/schemas.py and the `dagster/column_schema`
 metadata of the assets all come from these declarations.
 
 Every write is a delete-then-insert of one slice (edition, or edition + source), so reruns
@@ -26,7 +26,7 @@ from radar_pipeline.metadata.fields import (
     TOPIC_CONFIDENCE,
     F,
 )
-from radar_pipeline.methodology import DIRECTIONS, IMPUTATION_METHODS, INCOME_GROUPS
+from radar_pipeline.rules.methodology import DIRECTIONS, IMPUTATION_METHODS, INCOME_GROUPS
 
 MV = F["methodology_version"]
 

@@ -13,12 +13,12 @@ from urllib.parse import quote
 import dagster as dg
 import polars as pl
 
-from radar_pipeline.lazy import lazy_module
-from radar_pipeline.partitions import editions
 from radar_pipeline.pictures.serve import pictures_url
+from radar_pipeline.platform.lazy import lazy_module
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_scores
-from radar_pipeline.warehouse import DuckDBWarehouse
 
 # matplotlib (~0.5 s) only when a picture is drawn, not in every process that loads the definitions
 render = lazy_module("radar_pipeline.pictures.render")
@@ -228,7 +228,7 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
                       "countries resting on the thinnest data first: country_picture_EDITION.png and .html "
                       "(every country x topic with score, confidence, methods and indicators used).")
 def country_picture(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    from radar_pipeline.methodology import TOPICS
+    from radar_pipeline.rules.methodology import TOPICS
 
     edition = int(context.partition_key)
     with warehouse.get_connection(read_only=True) as con:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 
-from radar_pipeline.methodology import read_score_categories
+from radar_pipeline.rules.methodology import read_score_categories
 
 # the categories and their colours: rules/score_categories.csv, plus sites without a score
 CATEGORY_COLORS = {**{r["category"]: r["color"] for r in read_score_categories()}, "unscored": "#9e9e9e"}

@@ -11,12 +11,12 @@ import json
 import dagster as dg
 import duckdb
 
-from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.country_risk.assets import POOL, country_topic_risk
+from radar_pipeline.platform import lake, lake_commits, settings
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
 from radar_pipeline.publish import build, buyers
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_register, site_scores
-from radar_pipeline.warehouse import DuckDBWarehouse
 
 GROUP = "publish"
 

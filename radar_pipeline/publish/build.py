@@ -30,7 +30,7 @@ The Parquet folder is swapped the same way, through a symlink replaced with
 a reader in the middle of a query can finish.
 
 Nothing is written or deleted outside the published folder: every path below it goes through
-radar_pipeline/safe_paths.py (no symlink followed, except that the `parquet` links publish
+radar_pipeline/platform/safe_paths.py (no symlink followed, except that the `parquet` links publish
 makes are replaced or removed as links), and every target is checked before the first file is
 built and again before the first one is swapped, so a planted link fails the publish with the
 old snapshot whole.
@@ -49,13 +49,14 @@ import duckdb
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline import lake, rule_sql, settings, staleness
 from radar_pipeline.metadata import PUBLISHED
+from radar_pipeline.platform import lake, settings
+from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
+from radar_pipeline.platform.warehouse import ensure_schema
 from radar_pipeline.publish import files, schemas, state
 from radar_pipeline.publish.buyers import buyer_file_name
 from radar_pipeline.publish.tables import ALL_TABLES, PUBLIC_TABLES, SITE_TABLES, SQL_TABLES, publish_sql, quoted
-from radar_pipeline.safe_paths import checked, make_dirs, remove_leftover
-from radar_pipeline.warehouse import ensure_schema
+from radar_pipeline.rules import rule_sql, staleness
 
 logger = logging.getLogger(__name__)
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size

@@ -6,7 +6,7 @@ per line. The folder is the source of truth: every load replaces the
 warehouse tables `buyer_sites` and `buyer_site_rejects` as a whole, so removing
 a line (or a file) takes the site away from the buyer at the next publish.
 
-Rows whose buyer or site id breaks the identifier rule (radar_pipeline/identifiers.py:
+Rows whose buyer or site id breaks the identifier rule (radar_pipeline/platform/identifiers.py:
 1-64 characters of `A-Z a-z 0-9 . _ -`, not only dots, no trailing newline), or is
 missing, or whose line is unreadable or has more fields than the header, are rejected with a
 reason (file and line); the other rows of the file are used. Site ids the
@@ -47,9 +47,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline.identifiers import ID_RULE, SHOWN_CHARS, id_expr, id_problem, is_id
-from radar_pipeline.text_input import NotText, csv_blocks, file_problem, scan_file
-from radar_pipeline.warehouse import in_transaction
+from radar_pipeline.platform.identifiers import ID_RULE, SHOWN_CHARS, id_expr, id_problem, is_id
+from radar_pipeline.platform.text_input import NotText, csv_blocks, file_problem, scan_file
+from radar_pipeline.platform.warehouse import in_transaction
 
 MAX_LINE_BYTES = 1 << 16
 ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.publish.build import empty_dictionary
 from radar_pipeline.publish.tables import SITE_TABLES, STORAGE_VERSION
 

@@ -1,7 +1,7 @@
 """The files and folders of a published snapshot: temp DuckDB files built beside their target,
 Parquet exports with their descriptions, the `parquet` symlinks swapped atomically, old snapshots
 pruned, leftovers of killed publishes and unlisted buyers removed. Every path goes through
-radar_pipeline/safe_paths.py (build.py's docstring says how a snapshot is swapped in)."""
+radar_pipeline/platform/safe_paths.py (build.py's docstring says how a snapshot is swapped in)."""
 from __future__ import annotations
 
 import logging
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import duckdb
 
-from radar_pipeline.identifiers import is_id
-from radar_pipeline.processes import remove_left_by_dead
+from radar_pipeline.platform.identifiers import is_id
+from radar_pipeline.platform.processes import remove_left_by_dead
+from radar_pipeline.platform.safe_paths import UnsafePathError, checked, make_dirs, remove, remove_leftover
 from radar_pipeline.publish.buyers import buyer_id_of
 from radar_pipeline.publish.tables import ALL_TABLES, STORAGE_VERSION, quoted
-from radar_pipeline.safe_paths import UnsafePathError, checked, make_dirs, remove, remove_leftover
 
 logger = logging.getLogger(__name__)
 

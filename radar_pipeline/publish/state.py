@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 
-from radar_pipeline import lake, settings
+from radar_pipeline.platform import lake, settings
+from radar_pipeline.platform.safe_paths import checked
+from radar_pipeline.platform.warehouse import connect
 from radar_pipeline.publish.tables import SQL_TABLES, publish_sql
-from radar_pipeline.safe_paths import checked
-from radar_pipeline.warehouse import connect
 
 # Written after a successful swap; `publish_due` compares it with the warehouse now, so a rerun
 # after a kill between scoring and publishing (or after --no-publish) publishes even when it

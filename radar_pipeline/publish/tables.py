@@ -3,7 +3,7 @@ which of them are per site (a buyer's file keeps only its own rows), and the sto
 of the files."""
 from __future__ import annotations
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 PUBLISH_SQL_DIR = settings.SQL_DIR / "publish"
 # Built from sql/publish/<name>.sql, in this order.

@@ -7,21 +7,22 @@ written as delete-then-insert of the edition's slice from one SQL file each.
 import dagster as dg
 import polars as pl
 
-from radar_pipeline import fingerprint, integrity, rule_sql, settings
 from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
-from radar_pipeline.partitions import editions
-from radar_pipeline.sectors import hrg, weights
-from radar_pipeline.sources import registry
-from radar_pipeline.sources.adapters import eu_cahra, ilab_list_of_goods
-from radar_pipeline.sources.reference import unsd_isic
-from radar_pipeline.warehouse import (
+from radar_pipeline.platform import integrity, settings
+from radar_pipeline.platform.partitions import editions
+from radar_pipeline.platform.warehouse import (
     DuckDBWarehouse,
     read_sql,
     replace_slices,
     replace_table_unless_same,
     table_schema_metadata,
 )
+from radar_pipeline.rules import fingerprint, rule_sql
+from radar_pipeline.sectors import hrg, weights
+from radar_pipeline.sources import registry
+from radar_pipeline.sources.adapters import eu_cahra, ilab_list_of_goods
+from radar_pipeline.sources.reference import unsd_isic
 
 GROUP = "sectors"
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.adapters.eu_cahra import CAHRA_SCHEMA
 from radar_pipeline.sources.adapters.ilab_list_of_goods import GOODS_SCHEMA
 

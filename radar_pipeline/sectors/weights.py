@@ -20,8 +20,8 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline import methodology
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
+from radar_pipeline.rules import methodology
 
 #: METHODOLOGY §1 topic ids in pillar order, and the labour-standards pillar's (rules/topics.csv).
 TOPICS: tuple[str, ...] = methodology.TOPICS

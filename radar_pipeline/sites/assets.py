@@ -17,14 +17,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from radar_pipeline import fingerprint
 from radar_pipeline.country_risk.assets import POOL
-from radar_pipeline.partitions import sites as sites_partitions
-from radar_pipeline.processes import claimed_by_others
+from radar_pipeline.platform.partitions import sites as sites_partitions
+from radar_pipeline.platform.processes import claimed_by_others
+from radar_pipeline.platform.warehouse import DuckDBWarehouse, declared_table_schema
+from radar_pipeline.rules import fingerprint
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
 from radar_pipeline.sites.overrides import reject_lines
-from radar_pipeline.warehouse import DuckDBWarehouse, declared_table_schema
 
 LOCK_WAIT_SENSOR = 20.0  # seconds a sensor tick waits for the warehouse write lock
 RANGE_START = "dagster/asset_partition_range_start"
@@ -273,7 +273,7 @@ def site_inbox_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWare
     known_set = set(known)  # built once: `in set(known)` inside the loop is O(n*m)
     new_keys = [k for k in dict.fromkeys(to_score) if k not in known_set]
     order = [*known, *new_keys]
-    from radar_pipeline.partitions import PARTITION_CHUNK, sqlite_partition_warning
+    from radar_pipeline.platform.partitions import PARTITION_CHUNK, sqlite_partition_warning
 
     warning = sqlite_partition_warning(context.instance, len(set(to_score)))
     if warning:
@@ -296,7 +296,7 @@ def overrides_state() -> str:
     `expires_on` with no file changing (a daily condition)."""
     from datetime import date
 
-    from radar_pipeline import settings
+    from radar_pipeline.platform import settings
 
     folder = settings.overrides_dir()
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline import settings
-from radar_pipeline.methodology import CATEGORIES  # rules/score_categories.csv
-from radar_pipeline.text_input import NotText, clean_text, clean_text_expr, csv_blocks, file_problem, scan_file
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.text_input import NotText, clean_text, clean_text_expr, csv_blocks, file_problem, scan_file
+from radar_pipeline.rules.methodology import CATEGORIES  # rules/score_categories.csv
 
-__all__ = ["clean_text"]  # the one free-text rule lives in radar_pipeline.text_input; re-exported
+__all__ = ["clean_text"]  # the one free-text rule lives in radar_pipeline.platform.text_input; re-exported
 
 COLUMNS = ("site_id", "category", "reason", "author", "created_on", "expires_on")
 DEFAULT_FILE = "overrides.csv"

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import attach_read_only, ensure_schema, exists
 from radar_pipeline.sites import scoring, store
-from radar_pipeline.warehouse import attach_read_only, ensure_schema, exists
 
 
 @dataclass
@@ -120,7 +120,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     `explain_out` the explanation rows (site_score_factors, ~80 per site) are written as well: then
     each chunk is scored on its own (so that those rows stream to the file chunk by chunk) and
     the chunks' scores are merged by site_id."""
-    from radar_pipeline.progress import MIN_TOTAL, Progress, count_lines
+    from radar_pipeline.platform.progress import MIN_TOTAL, Progress, count_lines
     from radar_pipeline.sites.intake import iter_sites_jsonl
 
     for path, what in ((out, "--out"), (explain_out, "--explain")):

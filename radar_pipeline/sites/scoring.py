@@ -32,9 +32,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import rule_sql, rules_check
 from radar_pipeline.metadata import saq_table
-from radar_pipeline.settings import SQL_DIR, rules_dir
+from radar_pipeline.platform.settings import SQL_DIR, rules_dir
+from radar_pipeline.rules import check as rules_check
+from radar_pipeline.rules import rule_sql
 
 SITES_SQL = SQL_DIR / "sites"
 LEVEL_POINTS = {1: 1, 2: 2, 3: 3, 4: 7}  # §7 control level -> points
@@ -345,7 +346,7 @@ def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     controls_catalogue (see the module docstring). Names are quoted, values are SQL literals."""
     types = _saq_columns(con)
     if not types:
-        raise RuntimeError("no site_saq table: open the warehouse for writing once (radar_pipeline.warehouse."
+        raise RuntimeError("no site_saq table: open the warehouse for writing once (radar_pipeline.platform.warehouse."
                            "connect creates it from rules/saq_fields.csv)")
     if "field" in types and "value_num" in types:
         raise RuntimeError("site_saq is still in the long layout of earlier versions: open the warehouse for "
@@ -442,7 +443,7 @@ def score_sites_unordered(con: duckdb.DuckDBPyConnection, edition: int, site_ids
 
 
 def site_version() -> str:
-    from radar_pipeline import fingerprint
+    from radar_pipeline.rules import fingerprint
 
     return fingerprint.version("site")
 

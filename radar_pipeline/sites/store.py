@@ -16,11 +16,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import rules_check
-from radar_pipeline.processes import remove_left_by_dead
+from radar_pipeline.platform.processes import remove_left_by_dead
+from radar_pipeline.platform.warehouse import rollback
+from radar_pipeline.rules import check as rules_check
 from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
-from radar_pipeline.warehouse import rollback
 
 
 @dataclass

@@ -3,7 +3,7 @@
 -- (METHODOLOGY §8a): the mean over the topic's indicators of 1 for an observed
 -- value, 0.5 when imputed from peers (same income group: methods 1-3 of §2.3), 0.25 when
 -- imputed from geography alone (methods 4-5), 0 when only the world mean was left
--- (radar_pipeline.methodology.IMPUTATION_CONFIDENCE holds the same table; a test keeps them equal).
+-- (radar_pipeline.rules.methodology.IMPUTATION_CONFIDENCE holds the same table; a test keeps them equal).
 -- A topic missing from the edition has no row here; its confidence is 0 and
 -- `missing_topics` names it on every row.
 -- Params: $edition, $missing_topics (comma list of allowed-missing topics, '' if none)

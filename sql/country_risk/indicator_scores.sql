@@ -9,7 +9,7 @@
 -- (Singapore was rated poorer than Yemen, Russia given Serbia's informal employment).
 -- Means are ordered aggregates: a parallel float sum depends on thread timing in the last bit,
 -- and reruns must reproduce the marts byte for byte.
--- Macro: clip_value (sql/country_risk/clip_rules.sql, installed by radar_pipeline/rule_sql.py)
+-- Macro: clip_value (sql/country_risk/clip_rules.sql, installed by radar_pipeline/rules/rule_sql.py)
 -- Params: $edition, $min_donors
 
 with

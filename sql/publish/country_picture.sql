@@ -23,7 +23,7 @@ edition_geo as (
 ),
 
 pillars as (
-    -- rules/topics.csv (temp table topics, radar_pipeline/rule_sql.py)
+    -- rules/topics.csv (temp table topics, radar_pipeline/rules/rule_sql.py)
     select topic, pillar from topics
 ),
 

@@ -13,7 +13,7 @@ countries as (
 ),
 
 topic_scores as (
-    -- one column per topic of rules/topics.csv (temp table topics, radar_pipeline/rule_sql.py),
+    -- one column per topic of rules/topics.csv (temp table topics, radar_pipeline/rules/rule_sql.py),
     -- in topic_order; a topic without rows in the edition is a null column
     pivot (select edition, iso3, topic, score from country_topic_risk)
     on topic in (select topic from topics order by topic_order)

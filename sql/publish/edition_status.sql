@@ -1,6 +1,6 @@
 -- edition_status: per edition, whether every stored row was computed with the rules in force
 -- (METHODOLOGY §8c). Inputs: the temp view stale_rows (sql/warehouse/stale_rows.sql) and the
--- temp table current_versions, installed by radar_pipeline/staleness.py; the editions that
+-- temp table current_versions, installed by radar_pipeline/rules/staleness.py; the editions that
 -- have any country risk, inherent risk or site score.
 -- Output: edition, country_current, inherent_current, site_current, current, stale,
 -- methodology_version.

@@ -29,7 +29,7 @@ isic_classes as (
 
 rule_topics as (
     -- the 14 topics of §1 and their pillars, in the methodology's order: rules/topics.csv
-    -- (temp table topics, radar_pipeline/rule_sql.py)
+    -- (temp table topics, radar_pipeline/rules/rule_sql.py)
     select topic_order as ord, topic, pillar from topics
 ),
 

@@ -1,7 +1,7 @@
 -- sector_weight_lookup: the §3 lookup, the one home of the rule. Every ISIC code (section,
 -- division, group or class) takes, per topic of sector_weights, the weight of its division's
 -- row when the table has one, else the weight of its section's row. A table macro installed
--- (temp, per connection) by radar_pipeline/rule_sql.py. Arguments: the names of the ISIC table
+-- (temp, per connection) by radar_pipeline/rules/rule_sql.py. Arguments: the names of the ISIC table
 -- (code, level, section, division) and of the weight table (isic_code, level, topic, weight),
 -- normally sector_weight_lookup('isic', 'sector_weights'); names, because a macro body is bound
 -- when it is created, before a fresh warehouse has these tables.

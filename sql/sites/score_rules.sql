@@ -1,6 +1,6 @@
 -- score_rules: the rounding and category rules of a final score (METHODOLOGY §8.3, §8.5) as
 -- named macros, the one home of both. Every SQL file that rounds a final score or assigns a
--- category calls them; radar_pipeline/rule_sql.py installs them (temp, per connection) after
+-- category calls them; radar_pipeline/rules/rule_sql.py installs them (temp, per connection) after
 -- the rule table score_categories (rules/score_categories.csv: category, min_score, max_score).
 
 -- One decimal, half up, through DECIMAL: a binary double such as 3.9499999999999997 is first

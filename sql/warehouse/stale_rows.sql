@@ -2,11 +2,11 @@
 -- (METHODOLOGY §8c; `radar methodology --stale`, the published edition_status, and what a
 -- refresh recomputes). Found by version, not by edition:
 --   * version: the row's methodology_version is not its stage's current version
---     (temp table current_versions(stage, version), radar_pipeline/staleness.py);
+--     (temp table current_versions(stage, version), radar_pipeline/rules/staleness.py);
 --   * inputs: a site score older than its edition's inherent stage (edition_stages), or scored
 --     on an edition whose inherent rows are themselves stale: computed from inputs that have
 --     changed since, whatever version it carries.
--- Tables are listed by stage as radar_pipeline/fingerprint.py's STAGES declares them (a test
+-- Tables are listed by stage as radar_pipeline/rules/fingerprint.py's STAGES declares them (a test
 -- checks the two agree). Reference tables without an edition have edition null.
 -- Output: table_name, stage, edition, n_rows, n_stale, reason, stored_versions.
 

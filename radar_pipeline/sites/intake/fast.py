@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from radar_pipeline.identifiers import id_expr
+from radar_pipeline.platform.identifiers import id_expr
 from radar_pipeline.sites.intake.fields import (
     AUDIT_KEYS,
     MAX_ITEMS,

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.identifiers import ID_REGEX
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.identifiers import ID_REGEX
+from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.reference.countries import converter
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
-SITE_ID_PATTERN = ID_REGEX  # plus "not only dots": radar_pipeline/identifiers.py, the one id rule
+SITE_ID_PATTERN = ID_REGEX  # plus "not only dots": radar_pipeline/platform/identifiers.py, the one id rule
 TOP_LEVEL_KEYS = ("site_id", "site_name", "country", "isic", "saq", "controls", "audits")
 AUDIT_KEYS = ("nc_id", "severity", "status", "raised_on", "closed_on")
 SEVERITIES = ("business_critical", "critical", "major", "minor", "observation")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.identifiers import ID_RULE, id_expr
+from radar_pipeline.platform.identifiers import ID_RULE, id_expr
 from radar_pipeline.sites.intake.fields import (
     AUDIT_KEYS,
     MAX_INTEGER,

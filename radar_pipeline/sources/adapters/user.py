@@ -182,7 +182,7 @@ def _dedupe(blocks: list[pl.DataFrame], describe) -> tuple[list[pl.DataFrame], p
 
 def _parse_file(f: LandedFile, rules: _Rules) -> tuple[list[pl.DataFrame], pl.DataFrame]:
     """(kept rows, one frame per block; quarantined rows) of one file, read block by block."""
-    from radar_pipeline.text_input import NotText, csv_blocks, scan_file
+    from radar_pipeline.platform.text_input import NotText, csv_blocks, scan_file
 
     with open(f.path, "rb") as fh:
         head = fh.read(512)

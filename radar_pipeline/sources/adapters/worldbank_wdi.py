@@ -33,7 +33,7 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 from radar_pipeline.sources.toolkit import (
     IndicatorSpec,
     LandedFile,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.toolkit import SourceError
 
 NOTE_SCHEMA = {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,

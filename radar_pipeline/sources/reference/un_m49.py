@@ -21,7 +21,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import polars as pl
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 
 if TYPE_CHECKING:
     from radar_pipeline.sources.toolkit.fetch import HttpClient

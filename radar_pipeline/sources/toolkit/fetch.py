@@ -54,7 +54,7 @@ class CatalogueEntry:
 
 
 def load_catalogue(path: Path | None = None) -> list[CatalogueEntry]:
-    from radar_pipeline.settings import sources_catalogue
+    from radar_pipeline.platform.settings import sources_catalogue
 
     with open(path or sources_catalogue(), newline="", encoding="utf-8") as fh:
         return [CatalogueEntry(**{k: (v or "").strip() for k, v in row.items()})

@@ -355,11 +355,11 @@ def raise_cross_file_duplicates(rows: pl.DataFrame, key: list[str], source: str)
 def read_csv_streamed(file: LandedFile) -> pl.DataFrame:
     """`read_csv_text(file, decode_text(file, check_content(file, "csv")))` for the user-supplied
     files (RADAR_USER_FILES: curated ITUC/TIP/WEF ratings, licensed indicators), which may be
-    large: the encoding is sniffed and the rows parsed in blocks (radar_pipeline.text_input), so
+    large: the encoding is sniffed and the rows parsed in blocks (radar_pipeline.platform.text_input), so
     the whole text is never held as bytes, str and a StringIO copy at once (a 100 MB file cost
     1.4 GB). Same refusals (empty, an HTML page, not UTF-8: SourceError naming the file) and the
     same `__line` (LINE); blank lines and unnamed columns dropped."""
-    from radar_pipeline.text_input import NotText, csv_blocks, scan_file
+    from radar_pipeline.platform.text_input import NotText, csv_blocks, scan_file
 
     with open(file.path, "rb") as fh:
         head = fh.read(512)
@@ -392,7 +392,7 @@ def parsed_once(file: LandedFile, parse, rules_key: object) -> pl.DataFrame:
     """`parse(file)`, or the rows parsed before from the same content (sha256, streamed) under
     the same rules (`rules_key`): a user file is parsed again only when it or the rules changed
     (a refresh reads it for every edition). An error is never cached."""
-    from radar_pipeline.text_input import NotText, scan_file
+    from radar_pipeline.platform.text_input import NotText, scan_file
 
     try:
         digest = scan_file(file.path).sha256

@@ -8,14 +8,14 @@ in-memory publish connection get them too, and nothing is written to a warehouse
   sector_weight_lookup()   table macro, sql/sectors/sector_weight_lookup.sql (§3 lookup)
   round_score(x), score_category(x)   macros, sql/sites/score_rules.sql (§8.3, §8.5)
   clip_value(x, lo, hi)    macro, sql/country_risk/clip_rules.sql (§2.2)
-  clean_text(x)       macro, radar_pipeline/text_input.py: control characters removed, a
+  clean_text(x)       macro, radar_pipeline/platform/text_input.py: control characters removed, a
                       formula start neutralised (the Python and polars rule, spelled for SQL)
 
 Each rule thus has one home (a CSV row or one macro), read by every SQL file that applies it.
 The CSVs are read from `settings.rules_dir()` at call time, like the other rule tables (parsed
 once per file content: cached by path and bytes), and are part of the methodology version
-(radar_pipeline/fingerprint.py). Before anything is installed the whole folder is checked
-(radar_pipeline/rules_check.py: truncated files, missing columns, duplicate keys, unknown ids).
+(radar_pipeline/rules/fingerprint.py). Before anything is installed the whole folder is checked
+(radar_pipeline/rules/check.py: truncated files, missing columns, duplicate keys, unknown ids).
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from radar_pipeline import rules_check, settings, text_input
-from radar_pipeline.methodology import TOPIC_COLUMNS, TOPICS_FILE, read_score_categories, read_topics
+from radar_pipeline.platform import settings, text_input
+from radar_pipeline.rules import check as rules_check
+from radar_pipeline.rules.methodology import TOPIC_COLUMNS, TOPICS_FILE, read_score_categories, read_topics
 
 MACRO_FILES = ("country_risk/clip_rules", "sectors/sector_weight_lookup", "sites/score_rules")
 

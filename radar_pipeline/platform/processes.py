@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from radar_pipeline.safe_paths import remove_leftover
+from radar_pipeline.platform.safe_paths import remove_leftover
 
 
 def pid_alive(pid: int, *, cmdline_contains: bytes | None = None) -> bool:

@@ -226,7 +226,7 @@ POOL = "duckdb_write"
 def pool_limit(target: object) -> int:
     """Slots of the `duckdb_write` pool: 1 for a DuckDB file (one writer per file), N for a lake
     (RADAR_LAKE_WRITERS, default 4: writers commit snapshots side by side; DuckLake retries a
-    commit that raced another, radar_pipeline.warehouse reruns a slice replace that conflicted)."""
+    commit that raced another, radar_pipeline.platform.warehouse reruns a slice replace that conflicted)."""
     return int(os.environ.get("RADAR_LAKE_WRITERS", "4")) if is_lake(target) else 1
 
 

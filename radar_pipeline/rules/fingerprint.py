@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from radar_pipeline import settings
+from radar_pipeline.platform import settings
 
 DIGEST_CHARS = 12
 

@@ -8,7 +8,7 @@ The settings file is RADAR_SETTINGS, else ./radar.toml (the repository root when
 Why the run settings ride on the `warehouse` resource: every asset already requires it, so the
 launchpad shows the fields for any selection (asset graph, backfill, job) under
 `resources.warehouse.config`, without each asset declaring one more resource. The source
-adapters and `publish` read their paths from the environment (radar_pipeline/settings.py), so
+adapters and `publish` read their paths from the environment (radar_pipeline/platform/settings.py), so
 the resource applies its fields to the run's environment for the duration of the run and
 restores it afterwards (daemon runs each have their own process; in-process runs get it back).
 """
@@ -26,9 +26,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from radar_pipeline import settings
-from radar_pipeline.methodology import TOPICS
-from radar_pipeline.warehouse import DuckDBWarehouse
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import DuckDBWarehouse
+from radar_pipeline.rules.methodology import TOPICS
 
 SOURCES = ("live", "mirror", "sample")
 # Where a failure hint sends a UI user (the launchpad's config editor path of each field).
@@ -187,7 +187,7 @@ def instance_yaml(source: Path | None = None, home: Path | None = None) -> str:
     storage to data/dagster_home for `dagster dev` / `dg dev` in the repository root; a copy
     keeping that would store every other instance (a test's, a bench's) in the working
     directory's data/dagster_home instead of its own home. The storage class is kept (the
-    batching sqlite storage, radar_pipeline/instance_storage.py)."""
+    batching sqlite storage, radar_pipeline/platform/instance_storage.py)."""
     import yaml
 
     source = source or settings.project_path("dagster.yaml")

@@ -27,8 +27,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from radar_pipeline import methodology, settings
-from radar_pipeline.text_input import sniff_utf8
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.text_input import sniff_utf8
+from radar_pipeline.rules import methodology
 
 
 class RuleTableError(ValueError):

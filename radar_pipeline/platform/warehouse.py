@@ -22,8 +22,8 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from radar_pipeline import lake, lake_commits, settings
 from radar_pipeline.metadata import WAREHOUSE, saq_table, warehouse_ddl
+from radar_pipeline.platform import lake, lake_commits, settings
 
 # the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
@@ -92,7 +92,7 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
     """Open the warehouse. While another process holds the write lock (a refresh or scoring
     run can hold it for minutes), wait — saying so once — up to `wait_seconds` (default
     RADAR_LOCK_WAIT, 3600 s), then fail with a message naming the file.
-    A DuckLake target (`ducklake:...`, see radar_pipeline/lake.py) opens the lake instead:
+    A DuckLake target (`ducklake:...`, see radar_pipeline/platform/lake.py) opens the lake instead:
     no file lock to wait for, its writers and readers run side by side."""
     if lake.is_lake(path):
         con = lake.connect(path, read_only=read_only)
@@ -327,7 +327,7 @@ def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
 
 class DuckDBWarehouse(DuckDBResource):
     """The pipeline's warehouse (RADAR_WAREHOUSE): the embedded DuckDB file (default
-    data/radar.duckdb) or a DuckLake target `ducklake:...` (radar_pipeline/lake.py).
+    data/radar.duckdb) or a DuckLake target `ducklake:...` (radar_pipeline/platform/lake.py).
 
     A `dagster_duckdb.DuckDBResource` (`database`, `connection_config`, `get_connection()`),
     extended with `read_only` and `memory_limit`. `get_connection` is the project's one

@@ -1,6 +1,6 @@
 """Which stored rows disagree with the rules in force (METHODOLOGY §8c, issue 21 item 2).
 
-A rule edit changes a stage's version (radar_pipeline/fingerprint.py); the rows computed
+A rule edit changes a stage's version (radar_pipeline/rules/fingerprint.py); the rows computed
 before it keep the old one. They are found by version, in every edition and every stage — not
 by "the edition just refreshed" — plus the site scores computed from inputs that changed since
 (older than their edition's inherent stage). sql/warehouse/stale_rows.sql counts them per table
@@ -13,9 +13,9 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from radar_pipeline import fingerprint
-from radar_pipeline.methodology import TOPICS
-from radar_pipeline.settings import SQL_DIR
+from radar_pipeline.platform.settings import SQL_DIR
+from radar_pipeline.rules import fingerprint
+from radar_pipeline.rules.methodology import TOPICS
 
 STALE_ROWS_SQL = SQL_DIR / "warehouse" / "stale_rows.sql"
 STALE_SITES_SQL = SQL_DIR / "warehouse" / "stale_site_scores.sql"

@@ -2,7 +2,7 @@
 
 The topics and their pillars have one home, rules/topics.csv (topic, pillar, topic_order,
 label, pillar_label); TOPICS / PILLARS / TOPIC_PILLAR are read from it when this module is
-imported, and SQL reads the same file as the temp table `topics` (radar_pipeline.rule_sql).
+imported, and SQL reads the same file as the temp table `topics` (radar_pipeline.rules.rule_sql).
 Likewise the site score categories: rules/score_categories.csv (CATEGORIES, category_text;
 SQL: the macro score_category in sql/sites/score_rules.sql).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from radar_pipeline.settings import rules_dir
+from radar_pipeline.platform.settings import rules_dir
 
 TOPICS_FILE = "topics.csv"
 TOPIC_COLUMNS = ("topic", "pillar", "topic_order", "label", "pillar_label")

@@ -2,7 +2,7 @@ import os
 
 import dagster as dg
 
-from radar_pipeline.run_settings import first_edition
+from radar_pipeline.platform.run_settings import first_edition
 
 # One partition per methodology edition (refresh year), from the first edition the data
 # supports ([editions] first in radar.toml, default 2022: older editions lack whole topics in
@@ -23,7 +23,7 @@ sites = dg.DynamicPartitionsDefinition(name="sites")
 # SQL variable per key and fails somewhere between 249k and 251k keys in one call.
 PARTITION_CHUNK = int(os.environ.get("RADAR_PARTITION_CHUNK", "10000"))
 # ms per site partition of a scoring run on the sqlite instance (bench/README.md, bench_partitions.py
-# --instance sqlite): with the project's storage (radar_pipeline/instance_storage.py) and the two
+# --instance sqlite): with the project's storage (radar_pipeline/platform/instance_storage.py) and the two
 # event settings of .env, and with Dagster's own sqlite storage, which writes event by event
 SQLITE_MS_PER_PARTITION = 0.75
 SQLITE_MS_PER_PARTITION_UNBATCHED = 27.0
@@ -39,7 +39,7 @@ def is_sqlite_instance(instance: dg.DagsterInstance) -> bool:
 def writes_events_in_batches(instance: dg.DagsterInstance) -> bool:
     """On the sqlite instance, this process writes a run's partition events in batches: the
     project's sqlite storage and DAGSTER_EVENT_BATCH_SIZE set."""
-    from radar_pipeline.instance_storage import BatchingSqliteEventLogStorage
+    from radar_pipeline.platform.instance_storage import BatchingSqliteEventLogStorage
 
     return (isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
             and int(os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or 0) > 0)
@@ -63,7 +63,7 @@ def sqlite_partition_warning(instance: dg.DagsterInstance, n_partitions: int) ->
     return (f"{n_partitions} site partitions on the sqlite Dagster instance, written event by event: about "
             f"{minutes:.0f} min at the measured {SQLITE_MS_PER_PARTITION_UNBATCHED:g} ms per partition "
             f"(bench/README.md). {SQLITE_MS_PER_PARTITION:g} ms with the project's dagster.yaml storage "
-            f"(radar_pipeline.instance_storage) and {' '.join(_EVENT_SETTINGS)} in the environment. "
+            f"(radar_pipeline.platform.instance_storage) and {' '.join(_EVENT_SETTINGS)} in the environment. "
             f"{switch} Continuing on sqlite.")
 
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import duckdb
 
-from radar_pipeline.lake import ALIAS, connect, is_lake, log, retry, session_key, target_of
+from radar_pipeline.platform.lake import ALIAS, connect, is_lake, log, retry, session_key, target_of
 
 # Table write locks. DuckLake settles concurrent commits optimistically and its rule is coarse:
 # a transaction that inserts into a table fails at commit when another one committed a delete
@@ -103,7 +103,7 @@ def run_transaction(con: duckdb.DuckDBPyConnection, body, *, attempts: int = 8):
 
 
 # The Dagster run whose steps this process executes (set by the warehouse resource for the
-# run, radar_pipeline.warehouse.DuckDBWarehouse.setup_for_execution): every commit names it, so
+# run, radar_pipeline.platform.warehouse.DuckDBWarehouse.setup_for_execution): every commit names it, so
 # tag_run finds the last snapshot a run wrote whoever launched it (CLI, UI, schedule, sensor).
 _RUN_ID: str | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # radar_pipeline/
 REPO_DIR = PACKAGE_DIR.parent
 # Where a wheel carries the project's top-level runtime files (setup.py copies them there).
 PACKAGED_PROJECT_DIR = PACKAGE_DIR / "_project"
@@ -26,7 +26,7 @@ RULES_DIR = PACKAGE_DIR / "rules"  # the packaged rule tables; read them through
 def rules_dir() -> Path:
     """Folder of the rule tables (CSV). RADAR_RULES_DIR points at an edited copy (a what-if
     run, a client's own weights); read at call time so a run follows the environment it is
-    started in. The methodology version (radar_pipeline/fingerprint.py) hashes this folder."""
+    started in. The methodology version (radar_pipeline/rules/fingerprint.py) hashes this folder."""
     value = os.environ.get("RADAR_RULES_DIR")
     return Path(value) if value else RULES_DIR
 
