@@ -230,14 +230,7 @@ def replace_slices(con: duckdb.DuckDBPyConnection,
         # writers of the same table queue (lake_commits.table_locks) rather than conflict and redo
         with lake_commits.table_locks(con, [t for t, *_ in prepared]):
             return lake_commits.run_transaction(con, named)
-    con.execute("begin transaction")
-    try:
-        out = body(con)
-        con.execute("commit")
-    except BaseException as exc:
-        rollback(con, exc)
-        raise
-    return out
+    return in_transaction(con, body)
 
 
 # Column order of a lake's tables per (lake instance, table): the lake's tables are created by
