@@ -96,7 +96,7 @@ def score(con: duckdb.DuckDBPyConnection, edition: int, methodology_version: str
     saq = con.sql("select * from site_saq").pl()
     claims = con.sql("select site_id, control_id from site_controls").pl()
     ncs = con.sql("select site_id, severity from site_nonconformities where status = 'open'").pl()
-    inh = con.execute("select * from inherent_risk_overall where edition = ?", [edition]).pl()
+    inh = con.sql("select * from inherent_risk_overall where edition = ?", params=[edition]).pl()
     isic = con.sql("select code, level, section, division, grp, is_primary_producer from isic").pl()
     overrides = read_overrides().in_force().select("site_id", pl.col("category").alias("o_cat"), "reason", "author")
 

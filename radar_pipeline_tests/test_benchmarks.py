@@ -209,7 +209,7 @@ def test_the_check_warns_below_min_rho_and_the_picture_is_attached(sample_editio
     assert Path(md["png"].value).is_file() and "data:image/png;base64," in md["preview"].value
     con = duckdb.connect(str(wh), read_only=True)
     prev = con.sql("select previous_methodology_version, previous_rho, rho from benchmark_agreement "
-                   "where benchmark = 'wgi_voice_accountability'").fetchone()
+                   "where benchmark = 'wgi_voice_accountability'").fetchall()[0]
     con.close()
     # the edited rules are another country version: the sample's stored rho is kept as the previous one
     assert prev[0] is not None and prev[1] == pytest.approx(prev[2])
@@ -249,10 +249,10 @@ def test_published_benchmark_tables_are_declared_and_complete(sample_edition_202
     src = duckdb.connect(str(wh), read_only=True)
     try:
         for table in ("benchmark_agreement", "benchmark_disagreements"):
-            n = src.sql(f"select count(*) from {table}").fetchone()[0]
-            assert n > 0 and pub.sql(f"select count(*) from {table}").fetchone()[0] == n, table
+            n = src.sql(f"select count(*) from {table}").fetchall()[0][0]
+            assert n > 0 and pub.sql(f"select count(*) from {table}").fetchall()[0][0] == n, table
             described = pub.sql("select count(*) from data_dictionary where table_name = $t",
-                                params={"t": table}).fetchone()[0]
+                                params={"t": table}).fetchall()[0][0]
             assert described == len(pub.sql(f"select * from {table} limit 0").columns), table
     finally:
         pub.close()

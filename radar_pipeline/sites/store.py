@@ -260,7 +260,7 @@ def override_drift(con: duckdb.DuckDBPyConnection, edition: int | None = None) -
     today in RADAR_OVERRIDES (sql/sites/override_drift.sql): an override added, changed or removed
     by hand, or one that expired. Loads the overrides as scoring does (temp tables)."""
     scoring._load_overrides(con, None)
-    return con.execute(scoring._sql("override_drift"), {"edition": edition}).pl()
+    return con.sql(scoring._sql("override_drift"), params={"edition": edition}).pl()
 
 
 def apply_overrides(con: duckdb.DuckDBPyConnection, log=None) -> dict[int, list[str]]:
