@@ -283,6 +283,17 @@ TABLES: list[Table] = [
           [F["file"].but(description="Buyer file name"), F["line"], F["buyer_id"].but(nullable=True),
            F["site_id"].but(nullable=True, regex=None), F["reason"]],
           unversioned="rows of the buyers' access lists left out: no scoring rule judges them"),
+    Table("side_input_loads",
+          "What the pipeline last loaded from a side-file folder into the warehouse, with the folder's content "
+          "hash: a publish whose buyers inbox has not changed since skips reading it again, in any process.",
+          [Field("kind", "varchar", "What was loaded: buyers (RADAR_BUYERS_INBOX into buyer_sites)", nullable=False),
+           Field("source", "varchar", "The folder it was loaded from (resolved path)", nullable=False),
+           Field("sha256", "varchar", "sha256 over the names and bytes of the folder's list files at the load",
+                 nullable=False),
+           Field("files", "varchar", "The files read, as a JSON list of names", nullable=False),
+           Field("n_rows", "bigint", "Rows the load stored", nullable=False),
+           Field("loaded_at", "timestamp", "When it was loaded (UTC)", nullable=False)],
+          primary_key=("kind", "source"), unversioned="a load log of files as sent: no rule shapes it"),
     Table("site_scoring_runs",
           "Every scoring run over a site partition range, with its outcome. With "
           "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1 (the PostgreSQL setting for large site counts) "
