@@ -105,19 +105,11 @@ class _Reader:
 
     def _chunk(self, lines: list[tuple[int, bytes | None, int]]) -> IntakeResult:
         fast, slow_lines = fast_parse(self, lines)
-        frames, bad = fast_frames(self, fast)
-        by_line = {item[0]: item for item in lines}
-        return self._combine(fast["line"], fast["site_id"], frames, bad, slow_lines, by_line.__getitem__)
-
-    def _combine(self, fast_lines: list[int], fast_ids: list[str], frames: dict[str, pl.DataFrame],
-                 bad: set[int], slow_lines: list[tuple[int, bytes | None, int]], item_of) -> IntakeResult:
-        """The lines proven valid column-wise (`frames`, minus `bad`) merged, in line order, with the
-        exact path's result over the other lines (`slow_lines`, `bad` and repeated site ids)."""
         slow_ids = _parse_slow(slow_lines, ids_only=True).site_rows
 
         # duplicate site ids, across chunks: every parsed object with a string site_id
         # counts, in line order; later occurrences name the first line
-        pairs = zip(fast_lines, fast_ids)
+        pairs = zip(fast["line"], fast["site_id"])
         if slow_ids:
             pairs = sorted([*pairs, *((r["line"], r["site_id"]) for r in slow_ids
                                       if r["site_id"] is not None)])
@@ -130,9 +122,11 @@ class _Reader:
             if first != line:
                 dup[line] = first
 
-        bad.update(dup.keys() & set(fast_lines) if dup else ())
+        frames, bad = fast_frames(self, fast)
+        bad.update(dup.keys() & set(fast["line"]) if dup else ())
         if bad:
-            slow_lines = sorted([*slow_lines, *(item_of(line) for line in bad)], key=lambda item: item[0])
+            by_line = {item[0]: item for item in lines}
+            slow_lines = sorted([*slow_lines, *(by_line[line] for line in bad)], key=lambda item: item[0])
         exact = exact_path(self, slow_lines, dup)
 
         good = frames["sites"].filter(~pl.col("line").is_in(list(bad))) if bad else frames["sites"]
