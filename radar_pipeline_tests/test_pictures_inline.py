@@ -4,14 +4,16 @@ from the pictures folder; the embedded copy stays for the dialog."""
 from __future__ import annotations
 
 import shutil
+import time
 import urllib.error
 import urllib.request
 
 import dagster as dg
 import pytest
+from screenshots import free_port  # scripts/ (pytest pythonpath)
 
 from radar_pipeline.pictures import assets as pictures
-from radar_pipeline.pictures.serve import serving_pictures
+from radar_pipeline.pictures import serve
 from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import generate, store
 
@@ -34,9 +36,19 @@ def scored(sample_edition_2024, tmp_path, monkeypatch):
     return wh, tmp_path / "pictures"
 
 
-def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
+def fetch(url: str, timeout: float = 15.0) -> bytes:
+    """GET `url`, waiting for the server thread to bind (an HTTP error is raised at once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read()
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _png_width(path) -> int:
@@ -50,30 +62,33 @@ def materialize(wh) -> dict:
     return event.materialization.metadata
 
 
-def test_the_picture_shows_inline_from_the_served_pictures_folder(scored):
+def test_the_picture_shows_inline_from_the_served_pictures_folder(scored, monkeypatch):
     wh, folder = scored
-    with serving_pictures(folder) as base:
-        metadata = materialize(wh)
-        markdown = metadata["picture"].value
-        assert len(markdown) < pictures.INLINE_MARKDOWN_LIMIT  # what the UI renders without a dialog
-        assert markdown.startswith("![site categories 2024](" + base)
-        url = markdown[markdown.index("(") + 1:-1]
-        png = folder / "sites" / "site_categories_2024_inline.png"
-        assert fetch(url) == png.read_bytes()  # the link the browser follows is the drawn picture
-        assert png.stat().st_size > 0 and _png_width(png) <= pictures.INLINE_WIDTH_PX
-        with pytest.raises(urllib.error.HTTPError) as listing:
-            fetch(base + "/sites/")
-        assert listing.value.code == 404  # files only, no folder listings
-        with pytest.raises(urllib.error.HTTPError):
-            fetch(base + "/../radar.duckdb")  # nothing outside the pictures folder
-        # the embedded copy for the dialog is still there (no server needed)
-        assert metadata["preview"].value.startswith("![site categories](data:image/png;base64,")
+    # served as the code-location server serves it (pictures/serve.py), at a free port
+    base = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RADAR_PICTURES_URL", base)
+    assert serve.serve_from_code_server(folder, argv=["dagster", "api", "grpc"]) is not None
+    metadata = materialize(wh)
+    markdown = metadata["picture"].value
+    assert len(markdown) < pictures.INLINE_MARKDOWN_LIMIT  # what the UI renders without a dialog
+    assert markdown.startswith("![site categories 2024](" + base)
+    url = markdown[markdown.index("(") + 1:-1]
+    png = folder / "sites" / "site_categories_2024_inline.png"
+    assert fetch(url) == png.read_bytes()  # the link the browser follows is the drawn picture
+    assert png.stat().st_size > 0 and _png_width(png) <= pictures.INLINE_WIDTH_PX
+    with pytest.raises(urllib.error.HTTPError) as listing:
+        fetch(base + "/sites/")
+    assert listing.value.code == 404  # files only, no folder listings
+    with pytest.raises(urllib.error.HTTPError):
+        fetch(base + "/../radar.duckdb")  # nothing outside the pictures folder
+    # the embedded copy for the dialog is still there (no server needed)
+    assert metadata["preview"].value.startswith("![site categories](data:image/png;base64,")
 
-        # inputs change -> picture redrawn -> a new URL, so the browser does not show the cached one
-        with connect(wh) as con:
-            con.execute("delete from site_scores where category = 'High'")
-        again = materialize(wh)["picture"].value
-        assert again != markdown and fetch(again[again.index("(") + 1:-1]) == png.read_bytes()
+    # inputs change -> picture redrawn -> a new URL, so the browser does not show the cached one
+    with connect(wh) as con:
+        con.execute("delete from site_scores where category = 'High'")
+    again = materialize(wh)["picture"].value
+    assert again != markdown and fetch(again[again.index("(") + 1:-1]) == png.read_bytes()
 
 
 def test_without_a_pictures_url_only_the_embedded_preview(scored, monkeypatch):

@@ -17,7 +17,6 @@ the linked pictures off (the embedded preview stays).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import logging
@@ -25,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,30 +55,6 @@ class _PicturesHandler(http.server.SimpleHTTPRequestHandler):
         # the asset's preview URL changes with the picture (?v=...): a fresh fetch each time
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
-
-
-@contextlib.contextmanager
-def serving_pictures(folder: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve `folder` on host:port (0 = any free port) in a thread; yields the base URL and sets
-    RADAR_PICTURES_URL to it for this process and the processes it starts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(_PicturesHandler, directory=str(folder.resolve()))
-    server = http.server.ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="radar-pictures", daemon=True)
-    thread.start()
-    url = f"http://{host}:{server.server_address[1]}"
-    previous = os.environ.get("RADAR_PICTURES_URL")
-    os.environ["RADAR_PICTURES_URL"] = url
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
-        if previous is None:
-            os.environ.pop("RADAR_PICTURES_URL", None)
-        else:
-            os.environ["RADAR_PICTURES_URL"] = previous
 
 
 def _bind_address(url: str) -> tuple[str, int] | None:
