@@ -79,3 +79,22 @@ class ScriptedServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def get_when_served(url: str, timeout: float = 15.0) -> bytes:
+    """GET `url` from a server that may still be starting (or restarting): a refused connection
+    is tried again every 0.2 s until `timeout`; an HTTP error status is raised at once."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read()
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -16,6 +16,7 @@ from matplotlib.text import Text
 
 from radar_pipeline.pictures import assets, render, serve
 from radar_pipeline.pictures.benchmarks import rank_scatter_figure
+from radar_pipeline_tests.http_fixture import get_when_served
 
 MIN_PT = 6.5  # 9 px at 100 dpi
 
@@ -130,18 +131,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, timeout: float = 15.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_code_server_serves_the_folder_once_the_port_is_free(monkeypatch, tmp_path):
     """A reloaded code location starts while its predecessor still holds the port: the new one
     keeps trying and takes over as soon as it is free."""
@@ -160,9 +149,9 @@ def test_code_server_serves_the_folder_once_the_port_is_free(monkeypatch, tmp_pa
         assert thread.is_alive()
     finally:
         holder.close()
-    assert _get(f"http://127.0.0.1:{port}/risk_map/m_inline.png") == b"png bytes"
+    assert get_when_served(f"http://127.0.0.1:{port}/risk_map/m_inline.png") == b"png bytes"
     with pytest.raises(urllib.error.HTTPError):
-        _get(f"http://127.0.0.1:{port}/risk_map/")  # files only, no listings
+        get_when_served(f"http://127.0.0.1:{port}/risk_map/")  # files only, no listings
     # a second call in the same process does not start a second server
     assert serve.serve_from_code_server(tmp_path, argv=["dagster", "api", "grpc"]) is thread
 

@@ -4,7 +4,6 @@ from the pictures folder; the embedded copy stays for the dialog."""
 from __future__ import annotations
 
 import shutil
-import time
 import urllib.error
 import urllib.request
 
@@ -16,6 +15,7 @@ from radar_pipeline.pictures import assets as pictures
 from radar_pipeline.pictures import serve
 from radar_pipeline.platform.warehouse import DuckDBWarehouse, connect
 from radar_pipeline.sites import generate, store
+from radar_pipeline_tests.http_fixture import get_when_served
 
 pytestmark = pytest.mark.slow  # scoring and picture runs, a served pictures folder: `python -m pytest -m slow`
 
@@ -34,21 +34,6 @@ def scored(sample_edition_2024, tmp_path, monkeypatch):
         keys = store.ingest(con, tmp_path / "s.jsonl").to_score
         store.score_and_store(con, 2024, keys)
     return wh, tmp_path / "pictures"
-
-
-def fetch(url: str, timeout: float = 15.0) -> bytes:
-    """GET `url`, waiting for the server thread to bind (an HTTP error is raised at once)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return response.read()
-        except urllib.error.HTTPError:
-            raise
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _png_width(path) -> int:
@@ -74,13 +59,13 @@ def test_the_picture_shows_inline_from_the_served_pictures_folder(scored, monkey
     assert markdown.startswith("![site categories 2024](" + base)
     url = markdown[markdown.index("(") + 1:-1]
     png = folder / "sites" / "site_categories_2024_inline.png"
-    assert fetch(url) == png.read_bytes()  # the link the browser follows is the drawn picture
+    assert get_when_served(url) == png.read_bytes()  # the link the browser follows is the drawn picture
     assert png.stat().st_size > 0 and _png_width(png) <= pictures.INLINE_WIDTH_PX
     with pytest.raises(urllib.error.HTTPError) as listing:
-        fetch(base + "/sites/")
+        get_when_served(base + "/sites/")
     assert listing.value.code == 404  # files only, no folder listings
     with pytest.raises(urllib.error.HTTPError):
-        fetch(base + "/../radar.duckdb")  # nothing outside the pictures folder
+        get_when_served(base + "/../radar.duckdb")  # nothing outside the pictures folder
     # the embedded copy for the dialog is still there (no server needed)
     assert metadata["preview"].value.startswith("![site categories](data:image/png;base64,")
 
@@ -88,7 +73,7 @@ def test_the_picture_shows_inline_from_the_served_pictures_folder(scored, monkey
     with connect(wh) as con:
         con.execute("delete from site_scores where category = 'High'")
     again = materialize(wh)["picture"].value
-    assert again != markdown and fetch(again[again.index("(") + 1:-1]) == png.read_bytes()
+    assert again != markdown and get_when_served(again[again.index("(") + 1:-1]) == png.read_bytes()
 
 
 def test_without_a_pictures_url_only_the_embedded_preview(scored, monkeypatch):

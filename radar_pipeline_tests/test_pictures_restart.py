@@ -8,7 +8,6 @@ link recorded before the restart shows the picture again.
 from __future__ import annotations
 
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -16,19 +15,9 @@ import dagster as dg
 import pytest
 from screenshots import BIN, DagsterUI, free_port, group_members, prepare_demo, stop_group
 
+from radar_pipeline_tests.http_fixture import get_when_served
+
 pytestmark = pytest.mark.slow  # a webserver, a daemon and `dagster dev`: `python -m pytest -m slow`
-
-
-def fetch(url: str, timeout: float = 60.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.read()
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_picture_link_survives_a_restart_and_works_under_dagster_dev(tmp_path):
@@ -42,12 +31,12 @@ def test_picture_link_survives_a_restart_and_works_under_dagster_dev(tmp_path):
         url = markdown[markdown.index("(") + 1:-1]
         assert url.startswith(demo.pictures_url + "/risk_map/risk_map_2024_inline.png?v=")
         png = demo.root / "pictures" / "risk_map" / "risk_map_2024_inline.png"
-        assert fetch(url) == png.read_bytes()  # served by the code server the webserver started
+        assert get_when_served(url, timeout=60) == png.read_bytes()  # served by the code server the webserver started
         pids = ui.pids()
     for pid in pids:
         assert group_members(pid) == []
     with pytest.raises((urllib.error.URLError, ConnectionError)):
-        fetch(url, timeout=0)  # nothing of the UI left: no other process was serving it
+        get_when_served(url, timeout=0)  # nothing of the UI left: no other process was serving it
 
     # plain `dagster dev`, which reads RADAR_PICTURES_URL from the .env of its folder
     run_dir = tmp_path / "dev"
@@ -60,7 +49,7 @@ def test_picture_link_survives_a_restart_and_works_under_dagster_dev(tmp_path):
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        assert fetch(url, timeout=180) == png.read_bytes()
+        assert get_when_served(url, timeout=180) == png.read_bytes()
     finally:
         stop_group(proc)
         log.close()
