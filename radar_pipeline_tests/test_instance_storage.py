@@ -8,7 +8,6 @@ import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from radar_pipeline.cli import dagster_home
-from radar_pipeline.platform import instance_storage
 from radar_pipeline.platform.instance_storage import BatchingSqliteEventLogStorage, RadarSqliteStorage
 from radar_pipeline.platform.run_settings import instance_yaml
 
@@ -68,7 +67,6 @@ def _runs(instance) -> list[str]:
 @pytest.mark.slow
 def test_batched_writes_leave_the_instance_as_dagsters_own_sqlite_storage_does(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "50")  # batches of 50, 30 and 40 per run
-    monkeypatch.setattr(instance_storage, "ROWS_PER_INSERT", 7)  # and statements of 7 rows in each
     one_by_one: list[str] = []
     real_store_event = SqliteEventLogStorage.store_event
 

@@ -177,6 +177,35 @@ def test_older_warehouses_get_the_columns_added_later():
         con.close()
 
 
+def test_older_warehouses_lose_a_retired_primary_key_and_keep_their_rows(tmp_path):
+    """site_remediation had a primary key until its index made rescoring slow: a warehouse built
+    before is rebuilt without it at connect, with every row and the declared columns."""
+    from radar_pipeline.platform.warehouse import connect
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    ensure_schema(con)
+    con.execute("drop table site_remediation")
+    con.execute(WAREHOUSE["site_remediation"].ddl(if_not_exists=False)
+                .replace("\n);", ",\n    primary key (edition, site_id, step)\n);", 1))
+    assert primary_key(con, "site_remediation") == ("edition", "site_id", "step")
+    con.execute("insert into site_remediation (edition, site_id, step, action, detail) values "
+                "(2024, 'S1', 1, 'control', 'x'), (2024, 'S1', 2, 'finding', 'y')")
+    con.close()
+    con = connect(path)
+    try:
+        assert primary_key(con, "site_remediation") == ()
+        table = WAREHOUSE["site_remediation"]
+        assert catalog(con, "site_remediation") == [
+            (f.name, f.duckdb_type, f.nullable) for f in table.fields()]
+        assert con.sql("select site_id, step, action from site_remediation order by step").fetchall() == [
+            ("S1", 1, "control"), ("S1", 2, "finding")]
+        # a key still declared is left alone
+        assert primary_key(con, "site_scores") == ("edition", "site_id")
+    finally:
+        con.close()
+
+
 def test_declarations_are_consistent():
     for tables in (WAREHOUSE, PUBLISHED):
         for table in tables.values():

@@ -62,6 +62,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         lake.retry(lambda: saq_table.ensure(con))
         return
     _migrate_countries_table(con)
+    _drop_retired_primary_keys(con)
     con.execute(schema_ddl())
     # site_saq: columns from rules/saq_fields.csv; converts the long table of earlier versions
     saq_table.ensure(con)
@@ -85,6 +86,31 @@ def _migrate_countries_table(con: duckdb.DuckDBPyConnection) -> None:
             cross join (select distinct edition from country_topic_risk) as e""")
     con.execute("drop table countries")
     con.execute("commit")
+
+
+def _drop_retired_primary_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """A table declared without the primary key it once had is rebuilt without it. DuckDB has no
+    ALTER TABLE ... DROP CONSTRAINT, and CREATE TABLE IF NOT EXISTS would keep the old index: the
+    rows are copied into the table as now declared, in one transaction. Why keys are retired:
+    DuckDB's index turned deleting and re-inserting the rows of rescored sites into the main cost
+    of scoring them (site_remediation: 11 s to delete 50k sites' rows, bench/README.md)."""
+    keyed = {r[0] for r in con.sql(
+        "select table_name from duckdb_constraints() where constraint_type = 'PRIMARY KEY' "
+        "and database_name = current_database() and schema_name = current_schema()").fetchall()}
+    for table in WAREHOUSE.values():
+        if table.name not in keyed or table.primary_key or table.view_sql is not None:
+            continue
+        tmp = f"{table.name}__without_key"
+        old = set(table_columns(con, table.name))
+        cols = ", ".join(c for c in table.column_names if c in old)
+
+        def rebuild(c, table=table, tmp=tmp, cols=cols):
+            c.execute(f"drop table if exists {tmp}")
+            c.execute(table.ddl(qualified=tmp, if_not_exists=False))
+            c.execute(f"insert into {tmp} ({cols}) select {cols} from {table.name}")
+            c.execute(f"drop table {table.name}")
+            c.execute(f"alter table {tmp} rename to {table.name}")
+        in_transaction(con, rebuild, f"dropping the retired primary key of {table.name}")
 
 
 def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | None = None,
