@@ -349,3 +349,42 @@ def test_safe_paths_rules(tmp_path):
     alias = tmp_path / "alias"
     alias.symlink_to(root)
     assert safe_paths.make_dirs(alias, alias / "a" / "b") == root.resolve() / "a" / "b"
+
+
+def test_pictures_are_never_written_through_a_planted_link(tmp_path, monkeypatch):
+    """The pictures folder is served to the UI and others may write in it: a link planted at a
+    picture, or at a folder below RADAR_PICTURES, is refused (the asset fails naming it) and
+    whatever it points at is left as it was (issue 22 item 1: one check for every write)."""
+    from matplotlib.figure import Figure
+
+    from radar_pipeline.pictures import render
+
+    pictures = tmp_path / "pictures"
+    monkeypatch.setenv("RADAR_PICTURES", str(pictures))
+    elsewhere, victim = tmp_path / "elsewhere", tmp_path / "victim.txt"
+    elsewhere.mkdir()
+    victim.write_text("keep me")
+    fig = Figure(figsize=(1, 1))
+
+    # a folder link below the pictures folder: nothing is written or removed through it
+    (elsewhere / "site_01_x.png").write_text("someone's file")
+    pictures.mkdir()
+    (pictures / "sites").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        render.write_site_explanations([], pictures / "sites" / "explain", 2024)
+    with pytest.raises(UnsafePathError, match="symlink"):
+        render.write_site_explanations([], pictures / "sites", 2024)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["site_01_x.png"]
+
+    # a link at the picture itself: savefig does not write through it
+    (pictures / "risk_map").mkdir()
+    (pictures / "risk_map" / "risk_map_2024.png").symlink_to(victim)
+    with pytest.raises(UnsafePathError, match="risk_map_2024.png"):
+        render._save(fig, pictures / "risk_map" / "risk_map_2024.png")
+    assert victim.read_text() == "keep me"
+
+    # real folders: written as before, folders made
+    png = render._save(fig, pictures / "countries" / "country_picture_2024.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _, page, _ = render.write_site_explanations([], pictures / "explain", 2024)
+    assert "no scored sites" in page.read_text()

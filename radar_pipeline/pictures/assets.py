@@ -6,7 +6,6 @@ the picture in the materialization metadata, so the picture shows in the UI.
 """
 
 import hashlib
-import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from radar_pipeline.pictures.serve import pictures_url
+from radar_pipeline.platform import settings
 from radar_pipeline.platform.lazy import lazy_module
 from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import DuckDBWarehouse
@@ -43,7 +43,7 @@ KINDS = {"duckdb", "matplotlib", "html"}
 
 
 def pictures_dir() -> Path:
-    return Path(os.environ.get("RADAR_PICTURES", "data/pictures"))
+    return settings.pictures_dir()
 
 
 class SitePicturesConfig(dg.Config):
@@ -71,7 +71,7 @@ def inline_picture(fig, png: Path, alt: str) -> dict[str, dg.MetadataValue]:
     png = png.with_name(f"{png.stem}_inline.png")
     dpi = PREVIEW_DPI
     for _ in range(4):  # text wider than the layout (a long name) widens a "tight" picture: shrink it
-        fig.savefig(png, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        fig.savefig(render.writable(png), format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
         width = _png_width(png.read_bytes())
         if width <= INLINE_WIDTH_PX:
             break

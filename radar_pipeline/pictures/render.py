@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 
+from radar_pipeline.platform import safe_paths, settings
 from radar_pipeline.rules.methodology import read_score_categories
 
 # the categories and their colours: rules/score_categories.csv, plus sites without a score
@@ -127,9 +128,21 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
 
 
+def writable(path: Path) -> Path:
+    """`path`, its folders made, checked like every path the pipeline writes (safe_paths): others
+    may write in the pictures folder (it is served to the UI), and a symlink planted at a picture
+    or a folder below RADAR_PICTURES would make savefig or write_text write through it. Below the
+    pictures folder the check starts there; a folder outside it (a notebook's) is its own root.
+    Raises UnsafePathError naming the path and the reason."""
+    root = settings.pictures_dir()
+    if not path.absolute().is_relative_to(root.absolute()):
+        root = path.parent
+    safe_paths.make_dirs(root, path.parent)
+    return safe_paths.checked(root, path)
+
+
 def _save(fig: Figure, path: Path, dpi: int = 110) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+    fig.savefig(writable(path), dpi=dpi, bbox_inches="tight", facecolor="white")
     return path
 
 
@@ -208,9 +221,9 @@ def write_risk_map(values: pl.DataFrame, table: pl.DataFrame, out_dir: Path, edi
     fig = risk_map_figure(values, title)
     png = _save(fig, out_dir / f"risk_map_{edition}.png")
     page = out_dir / f"risk_map_{edition}.html"
-    page.write_text(_html_page(title, f"<img src='{png.name}' alt='world map'>"
-                                      "<h2>Countries, highest risk first</h2>" + _table(table)),
-                    encoding="utf-8")
+    writable(page).write_text(_html_page(title, f"<img src='{png.name}' alt='world map'>"
+                                                "<h2>Countries, highest risk first</h2>" + _table(table)),
+                              encoding="utf-8")
     return png, page, fig
 
 
@@ -281,9 +294,9 @@ def write_category_distribution(by_country: pl.DataFrame, by_section: pl.DataFra
     fig = category_distribution_figure(by_country, by_section, edition, top_countries)
     png = _save(fig, out_dir / f"site_categories_{edition}.png")
     page = out_dir / f"site_categories_{edition}.html"
-    page.write_text(_html_page(f"Site categories, edition {edition}",
-                               f"<img src='{png.name}'><h2>Per country</h2>{_table(by_country)}"
-                               f"<h2>Per ISIC section</h2>{_table(by_section)}"), encoding="utf-8")
+    writable(page).write_text(_html_page(f"Site categories, edition {edition}",
+                                         f"<img src='{png.name}'><h2>Per country</h2>{_table(by_country)}"
+                                         f"<h2>Per ISIC section</h2>{_table(by_section)}"), encoding="utf-8")
     return png, page, fig
 
 
@@ -355,9 +368,9 @@ def write_country_picture(wide: pl.DataFrame, marks: pl.DataFrame, table: pl.Dat
     fig = country_picture_figure(wide.head(thinnest), marks, topics, country_picture_title(wide, edition, thinnest))
     png = _save(fig, out_dir / f"country_picture_{edition}.png")
     page = out_dir / f"country_picture_{edition}.html"
-    page.write_text(_html_page(f"Country picture, edition {edition}",
-                               f"<img src='{png.name}'><h2>Every country x topic</h2>{_table(table)}"),
-                    encoding="utf-8")
+    writable(page).write_text(_html_page(f"Country picture, edition {edition}",
+                                         f"<img src='{png.name}'><h2>Every country x topic</h2>{_table(table)}"),
+                              encoding="utf-8")
     return png, page, fig
 
 
@@ -468,7 +481,7 @@ def site_explanation_figure(site: dict, topics: pl.DataFrame, factors: pl.DataFr
 def write_site_explanations(items: list[tuple[dict, pl.DataFrame, pl.DataFrame]], out_dir: Path,
                             edition: int) -> tuple[list[Path], Path, Figure | None]:
     """Writes one PNG per site and an index page; returns the PNGs, the page and the first figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable(out_dir / "index.html")  # the folder made (and checked) before anything in it is removed
     for old in out_dir.glob("site_*.png"):
         old.unlink()  # the top-N changes between runs: keep only this run's pictures
     pngs, first, sections = [], None, []
@@ -481,6 +494,6 @@ def write_site_explanations(items: list[tuple[dict, pl.DataFrame, pl.DataFrame]]
         sections.append(f"<h2>{rank}. {html.escape(site['site_id'])}: {site['final_score']} "
                         f"{html.escape(str(site['category']))}</h2><img src='{png.name}'>")
     page = out_dir / "index.html"
-    page.write_text(_html_page(f"Highest-risk sites, edition {edition}", "".join(sections) or "no scored sites"),
-                    encoding="utf-8")
+    writable(page).write_text(
+        _html_page(f"Highest-risk sites, edition {edition}", "".join(sections) or "no scored sites"), encoding="utf-8")
     return pngs, page, first

@@ -70,6 +70,11 @@ def min_countries_cap() -> int | None:
     return int(value)
 
 
+def pictures_dir() -> Path:
+    """Folder the pictures are drawn into (RADAR_PICTURES), served to the UI by the code server."""
+    return Path(os.environ.get("RADAR_PICTURES", "data/pictures"))
+
+
 def warehouse_path() -> Path:
     return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
 
