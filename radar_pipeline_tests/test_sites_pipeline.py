@@ -107,6 +107,27 @@ def test_cli_score_reports_bad_override_rows_like_every_other_path(warehouse, tm
     assert "override rejected: team.csv line 3 reason: an override needs a reason" in err
 
 
+def test_cli_score_of_a_file_larger_than_a_batch_equals_one_pass(warehouse, tmp_path, monkeypatch):
+    """A file of more valid sites than RADAR_SCORE_BATCH_SITES is scored in batches (the memory of
+    any file is bounded: issue 24 item 6) and merged by site_id: the same rows as one pass."""
+    countries, classes = reference(warehouse)
+    sites_file = tmp_path / "sites.jsonl"
+    sites = generate_sites(700, 3, countries, classes)
+    sites.reverse()  # the file out of site_id order: the merge must order it
+    write_sites(sites, sites_file)
+    with sites_file.open("a") as fh:  # and a bad line, rejected in a batch like in one pass
+        fh.write('{"site_id": "BAD"}\n')
+    one_pass, one_rejects = score_file(sites_file, 2024, warehouse, chunk_lines=100)
+    monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "250")  # batches of 300, 300 and the last 100
+    batched, rejects = score_file(sites_file, 2024, warehouse, chunk_lines=100)
+    assert one_pass.height == 700 and one_pass["site_id"].is_sorted()
+    assert batched.equals(one_pass)
+    assert rejects.equals(one_rejects) and rejects.height >= 1
+    monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "many")
+    with pytest.raises(SystemExit, match="RADAR_SCORE_BATCH_SITES 'many' is not a positive whole number"):
+        score_file(sites_file, 2024, warehouse)
+
+
 def test_cli_score_of_an_empty_or_all_rejected_file_writes_the_header(warehouse, tmp_path):
     from radar_pipeline.cli import main
 

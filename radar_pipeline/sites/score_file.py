@@ -4,6 +4,7 @@ tables and the edition's inherent risk, scored once for the whole file; the ware
 locked for writing. No content hash is computed: nothing is stored."""
 from __future__ import annotations
 
+import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ OUT_FORMATS = (".csv", ".parquet")
 # (pandera frames of every answer on the exact path). The valid sites are kept (in DuckDB) and
 # scored once, for the whole file (with --explain: per chunk, the next chunk read meanwhile).
 SCORE_CHUNK_LINES = 20_000
+# Sites scored at once (RADAR_SCORE_BATCH_SITES): a file of up to this many valid sites is scored
+# once; a larger one in batches of this size, each batch's scores written to a part file and the
+# parts merged by site_id at the end. Scoring 1M sites at once peaks at ~1.4 GiB; 3M at once took
+# 3.9 GiB (bench/README.md, issue 24 item 6), so the batch bounds the memory of any file.
+SCORE_BATCH_SITES = 1_000_000
 REJECTS_SHOWN = 20
 
 
@@ -66,8 +72,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, part, *, append: bool = False) -
     """Put one chunk's valid sites into the in-memory site tables: in place of the previous chunk's,
     or (`append`) beside them (--explain: each chunk is scored on its own)."""
     if not append:
-        for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
-            con.execute(f"delete from {table}")
+        _clear_sites(con)
     now = datetime.now(UTC).replace(tzinfo=None)
     for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
                         ("nonconformities", "site_nonconformities")):
@@ -80,6 +85,20 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, part, *, append: bool = False) -
             con.execute(f"insert into {table} by name select *{extra} from _radar_chunk")
         finally:
             con.unregister("_radar_chunk")
+
+
+def _clear_sites(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
+        con.execute(f"delete from {table}")
+
+
+def _batch_sites() -> int:
+    raw = os.environ.get("RADAR_SCORE_BATCH_SITES", "").strip()
+    if not raw:
+        return SCORE_BATCH_SITES
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"RADAR_SCORE_BATCH_SITES {raw!r} is not a positive whole number of sites")
+    return int(raw)
 
 
 class _Sink:
@@ -115,7 +134,9 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     """Score a JSON Lines file against the warehouse's inherent risk. The file is read and
     validated in chunks of `chunk_lines` lines (the parser's memory is bounded by the chunk); the
     valid sites of every chunk are collected in the in-memory DuckDB and scored ONCE, for the whole
-    file (~0.6 KiB per site there: 1M sites under 1.5 GiB in all). Writes the scores (one row per
+    file (~0.6 KiB per site there: 1M sites under 1.5 GiB in all); a file of more than
+    RADAR_SCORE_BATCH_SITES (1M) valid sites in batches of that many, merged by site_id at the end.
+    Writes the scores (one row per
     valid site, ordered by site_id, the columns of the engine's site_scores) to `out`. With
     `explain_out` the explanation rows (site_score_factors, ~80 per site) are written as well: then
     each chunk is scored on its own (so that those rows stream to the file chunk by chunk) and
@@ -159,6 +180,16 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 ahead = explain is not None
                 pending = reader.submit(next, chunks, None) if ahead else None
                 k = 0
+                batch, held = _batch_sites(), 0  # valid sites loaded and not yet scored (whole-file path)
+
+                def score_held() -> None:
+                    # a batch's scores to a part file (ordered by site_id), and its sites out of DuckDB
+                    scores = scoring.order_by_site_id(scoring.score_sites_unordered(con, edition, None, version))
+                    result.n_scored += scores.height
+                    parts.append(Path(tmp) / f"scores_{len(parts):06d}.parquet")
+                    scores.write_parquet(parts[-1], compression="lz4")
+                    _clear_sites(con)
+
                 while (part := pending.result() if ahead else next(chunks, None)) is not None:
                     if ahead:
                         pending = reader.submit(next, chunks, None)
@@ -168,7 +199,12 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     if room > 0 and part.rejects.height:
                         result.rejects.append(part.rejects.head(room))
                     _load_chunk(con, part, append=explain is None)
-                    if explain is not None:
+                    if explain is None:
+                        held += part.sites.height
+                        if held >= batch:
+                            score_held()
+                            held = 0
+                    else:
                         scores = scoring.score_sites(con, edition, None, version)
                         result.n_scored += scores.height
                         parts.append(Path(tmp) / f"scores_{k:06d}.parquet")
@@ -177,7 +213,11 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     bar.update(part.sites.height + part.rejects["line"].n_unique(),
                                rejected=result.n_rejected)
                     k += 1
-                if explain is None:  # the whole file at once (an empty file: the columns, no rows)
+                if explain is None and parts:  # scored in batches: the rest, then the parts merged below
+                    if held:
+                        score_held()
+                    con.close()
+                elif explain is None:  # the whole file at once (an empty file: the columns, no rows)
                     scores = scoring.score_sites_unordered(con, edition, None, version)
                     con.close()  # the file's sites in DuckDB (~1 GiB at 1M) are freed before the sort
                     scores = scoring.order_by_site_id(scores)
@@ -190,7 +230,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
             finally:
                 if explain is not None:
                     explain.close()
-            if explain is not None:
+            if parts:  # --explain, or a file scored in batches
                 _write_sorted(parts, out)
     finally:
         con.close()
