@@ -88,8 +88,11 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, part, *, append: bool = False) -
 
 
 def _clear_sites(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty the in-memory site tables. Recreated rather than deleted from: a DELETE keeps the rows'
+    memory until a checkpoint, a replaced table gives it back (no key or check to keep: the intake
+    has validated every row)."""
     for table in ("site_saq", "site_controls", "site_nonconformities", "sites"):
-        con.execute(f"delete from {table}")
+        con.execute(f"create or replace table {table} as select * from {table} limit 0")
 
 
 def _batch_sites() -> int:
@@ -183,16 +186,21 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 batch, held = _batch_sites(), 0  # valid sites loaded and not yet scored (whole-file path)
 
                 def score_held() -> None:
-                    # a batch's scores to a part file (ordered by site_id), and its sites out of DuckDB
-                    scores = scoring.order_by_site_id(scoring.score_sites_unordered(con, edition, None, version))
+                    # a batch's scores to a part file ordered by site_id, its sites out of DuckDB first
+                    scores = scoring.score_sites_unordered(con, edition, None, version)
+                    con.unregister("scored_sites")  # the engine's view of the scores: not kept beside the sorted copy
+                    _clear_sites(con)
+                    scores = scoring.order_by_site_id(scores)
                     result.n_scored += scores.height
                     parts.append(Path(tmp) / f"scores_{len(parts):06d}.parquet")
                     scores.write_parquet(parts[-1], compression="lz4")
-                    _clear_sites(con)
 
                 while (part := pending.result() if ahead else next(chunks, None)) is not None:
                     if ahead:
                         pending = reader.submit(next, chunks, None)
+                    if explain is None and held >= batch:  # more sites than a batch: score those held
+                        score_held()
+                        held = 0
                     result.n_rejected += part.rejects.height
                     room = (part.rejects.height if rejects_kept is None
                             else rejects_kept - sum(r.height for r in result.rejects))
@@ -201,9 +209,6 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     _load_chunk(con, part, append=explain is None)
                     if explain is None:
                         held += part.sites.height
-                        if held >= batch:
-                            score_held()
-                            held = 0
                     else:
                         scores = scoring.score_sites(con, edition, None, version)
                         result.n_scored += scores.height
