@@ -80,6 +80,12 @@ class Table:
     description: str
     columns: Sequence[Field] | Callable[[], Sequence[Field]]
     primary_key: tuple[str, ...] = ()
+    # False: the key holds by construction (the writer deletes a slice and re-inserts it in one
+    # transaction) and is checked, documented and NOT NULL, but the DDL creates no PRIMARY KEY:
+    # DuckDB's key index made deleting and re-inserting the rows of rescored sites the main cost
+    # of scoring them (bench/README.md); older warehouses lose the index at connect
+    # (warehouse._drop_retired_primary_keys)
+    key_indexed: bool = True
     # columns added after the table first shipped, in the order they were added: warehouses
     # created before get them with ALTER TABLE ... ADD COLUMN IF NOT EXISTS (their rows stay
     # null until their slice is rebuilt)
@@ -120,7 +126,7 @@ class Table:
         fields = self.fields()
         entries = [(f"{f.name} {f.type}" + (" not null" if not f.nullable or f.name in self.primary_key else ""),
                     f.description) for f in fields]
-        if keys and self.primary_key:
+        if keys and self.primary_key and self.key_indexed:
             entries.append((f"primary key ({', '.join(self.primary_key)})", ""))
         body = "\n".join(f"    {text}{',' if i < len(entries) - 1 else ''}"
                          + (f"  -- {desc}" if comments and desc else "") for i, (text, desc) in enumerate(entries))
@@ -164,8 +170,10 @@ class Table:
                                    unique=f.unique or tuple(self.primary_key) == (f.name,),
                                    other=f.constraint_texts() or None))
                 for f in self.fields()]
-        constraints = (dg.TableConstraints(other=[f"primary key ({', '.join(self.primary_key)})"])
-                       if self.primary_key else None)
+        key = f"primary key ({', '.join(self.primary_key)})"
+        if not self.key_indexed:
+            key += ": unique by construction, not indexed"
+        constraints = dg.TableConstraints(other=[key]) if self.primary_key else None
         return dg.TableSchema(columns=cols, constraints=constraints)
 
     # --- data dictionary -------------------------------------------------------------------

@@ -254,7 +254,9 @@ TABLES: list[Table] = [
            F["override_author"], SITE_IS_PRIMARY_PRODUCER, F["inherent_only"], F["missing_topics"],
            F["inherent_confidence"], F["saq_completeness"], SITE_CONFIDENCE, F["confidence_label"],
            MV.but(description="Methodology version (METHODOLOGY §8c) of the site stage"), F["scored_at"]],
-          primary_key=("edition", "site_id"),
+          # not indexed: with DuckDB's key index, deleting 50k rescored sites' rows took 1.1 s on a quiet
+          # machine and 10.7 s under load, against 0.2 s without (bench/README.md)
+          primary_key=("edition", "site_id"), key_indexed=False,
           added_later=("category_calculated", "override_reason", "override_author", "inherent_confidence",
                        "saq_completeness", "confidence", "confidence_label")),
     Table("site_score_factors",
@@ -265,17 +267,15 @@ TABLES: list[Table] = [
           "What would lower a site's score: per site above the lowest category, the fewest actions that move its "
           "calculated category down (applicable controls not yet in place, METHODOLOGY §7; open critical/major "
           "findings to close, §8), in order, each with the score after it (sql/sites/site_remediation.sql).",
-          # one row per edition x site x step by construction (score_and_store deletes the scope's rows
-          # first); no primary key: with DuckDB's index, deleting 50k rescored sites' rows took 11 s of a
-          # 10 s scoring (older warehouses lose the key at connect: warehouse._drop_retired_primary_keys)
-          SITE_REMEDIATION),
+          # not indexed: with DuckDB's key index, deleting 50k rescored sites' rows took 11 s of a 10 s scoring
+          SITE_REMEDIATION,
+          primary_key=("edition", "site_id", "step"), key_indexed=False),
     Table("site_uncertainty",
           "How sure each site's category is (issue 25 item 2): the share of the seeded draws of its country's topic "
           "scores, carried through inherent risk (§5) and the site score (§8), in each category, and the share "
           "that keeps the calculated category (sql/sites/site_uncertainty.sql). Beside the score, never in it.",
-          # one row per edition x site by construction (score_and_store deletes the scope's rows first); no
-          # primary key: DuckDB's index made deleting and re-inserting 100k rescored sites' rows 25x slower
-          SITE_UNCERTAINTY),
+          # not indexed: DuckDB's key index made deleting and re-inserting 100k rescored sites' rows 25x slower
+          SITE_UNCERTAINTY, primary_key=("edition", "site_id"), key_indexed=False),
     Table("buyer_sites",
           "Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl "
           "with buyer_id, site_id). Replaced as a whole from the folder at every publish.",
