@@ -157,7 +157,7 @@ def test_buyer_csv_not_utf8_is_refused_with_file_and_reason(tmp_path):
 
 
 def test_buyer_csv_blocks_keep_lines_and_first_duplicate(tmp_path, monkeypatch):
-    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (16,))  # many tiny blocks
+    monkeypatch.setattr(buyers, "CSV_BLOCK", 16)  # many tiny blocks
     rows = [f"b{i % 3},S{i}" for i in range(40)] + ["bad id!,S1", "b0,S0"]
     (tmp_path / "a.csv").write_text("buyer_id,site_id\n" + "\n".join(rows) + "\n")
     load = buyers.read_folder(tmp_path)
@@ -167,7 +167,7 @@ def test_buyer_csv_blocks_keep_lines_and_first_duplicate(tmp_path, monkeypatch):
 
 def test_buyer_csv_row_with_too_many_fields_is_rejected_alone(tmp_path, monkeypatch):
     """Issue 22 item 2: one line with an extra cell used to reject the whole file."""
-    monkeypatch.setattr(text_input.csv_blocks, "__defaults__", (32,))  # the bad line in a later block
+    monkeypatch.setattr(buyers, "CSV_BLOCK", 32)  # the bad line in a later block
     rows = [f"acme,S{i}" for i in range(12)]
     (tmp_path / "a.csv").write_text("buyer_id,site_id\nacme,S98,first\n" + "\n".join(rows[:6])
                                     + "\nacme,S99,oops\n" + "\n".join(rows[6:]) + "\nacme,S12,\n")
@@ -217,6 +217,117 @@ def test_buyer_load_streams_into_the_warehouse_and_skips_an_unchanged_folder(tmp
     (inbox / "a.csv").write_text("buyer_id,site_id\nacme,S9\n")
     assert buyers.load(con, inbox).n_rows == 2 and calls == [1]
     assert con.sql("select site_id from buyer_sites where buyer_id = 'acme'").fetchall() == [("S9",)]
+
+
+def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    from radar_pipeline.platform.warehouse import ensure_schema
+
+    con = duckdb.connect(str(path))
+    ensure_schema(con)
+    return con
+
+
+def test_buyer_load_keeps_the_first_line_of_each_pair_like_the_reader(tmp_path, monkeypatch):
+    """The load deduplicates outside the warehouse (staged blocks + a spilling aggregate on a
+    scratch connection, no key in buyer_sites): the same rows as the in-memory reader, the first
+    line of each (buyer, site) across files and formats, and nothing left in the temp folder.
+    Tiny blocks (many staged files) and tiny slices (many dedupe passes); the connection's
+    memory limit and threads are as before afterwards."""
+    monkeypatch.setattr(buyers, "CSV_BLOCK", 4096)
+    monkeypatch.setattr(buyers, "FLUSH_LINES", 500)
+    monkeypatch.setattr(buyers, "SLICE_BYTES", 64 << 10)  # many slices
+    monkeypatch.setattr(buyers.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    inbox = tmp_path / "buyers"
+    inbox.mkdir()
+    n = 60_000
+    (inbox / "a.csv").write_text("buyer_id,site_id\n" + "".join(f"b{i % 7},S{i % 45_000}\n" for i in range(n))
+                                 + "bad id!,S1\n")
+    (inbox / "b.jsonl").write_text("".join(f'{{"buyer_id": "b{i % 7}", "site_id": "S{i}"}}\n'
+                                           for i in range(44_990, 46_000, 3)))
+    (inbox / "c.csv").write_bytes("buyer_id,site_id\nacmé,S2\n".encode("latin-1"))
+    expected = buyers.read_folder(inbox)
+    con = _warehouse(tmp_path / "wh.duckdb")
+    con.execute("set memory_limit = '3GB'")
+    con.execute("set threads = 2")
+    settings_sql = "select current_setting('memory_limit'), current_setting('threads')"
+    before = con.sql(settings_sql).fetchall()
+    load = buyers.load(con, inbox)
+    assert con.sql(settings_sql).fetchall() == before
+    # the limit really is back (not only the setting shown): 5M distinct values need > 32 MiB
+    assert con.sql("select count(distinct range::varchar || 'abcdefghijklmnop') from range(5000000)"
+                   ).fetchall() == [(5_000_000,)]
+    got = con.sql("select buyer_id, site_id, source_file, source_line from buyer_sites").pl()
+    assert got.height == load.n_rows == expected.rows.height
+    assert got.sort(["buyer_id", "site_id"]).equals(expected.rows.sort(["buyer_id", "site_id"]))
+    assert got.filter(pl.col("source_file") == "b.jsonl").height > 0  # pairs only the JSON lines list
+    assert load.files == expected.files == ["a.csv", "b.jsonl", "c.csv"]
+    assert load.rejects.sort("file", "line").equals(expected.rejects.sort("file", "line"))
+    assert load.buyers == expected.buyers
+    assert list((tmp_path / "tmp").iterdir()) == []  # the scratch folder is gone
+
+
+def test_buyer_sites_has_no_key_and_older_warehouses_lose_it(tmp_path):
+    """The (buyer_id, site_id) key's in-memory index made a 100 MB list cost 1.6-1.8 GiB: the key is
+    declared without an index (the loader keeps it), and a warehouse that still has the index is
+    rebuilt without it at connect."""
+    from radar_pipeline.metadata.warehouse import WAREHOUSE
+    from radar_pipeline.platform.warehouse import connect
+
+    table = WAREHOUSE["buyer_sites"]
+    assert table.primary_key == ("buyer_id", "site_id") and not table.key_indexed
+    assert "primary key" not in table.ddl()
+    path = tmp_path / "old.duckdb"
+    con = _warehouse(path)
+    con.execute("drop table buyer_sites")
+    con.execute("create table buyer_sites (buyer_id varchar not null, site_id varchar not null, "
+                "source_file varchar, source_line bigint, primary key (buyer_id, site_id))")
+    con.execute("insert into buyer_sites values ('acme', 'S1', 'a.csv', 2)")
+    con.close()
+    con = connect(path)
+    try:
+        keys = con.sql("select count(*) from duckdb_constraints() where table_name = 'buyer_sites' "
+                       "and constraint_type = 'PRIMARY KEY'").fetchall()[0][0]
+        assert keys == 0
+        assert con.sql("select * from buyer_sites").fetchall() == [("acme", "S1", "a.csv", 2)]
+    finally:
+        con.close()
+
+
+def test_a_failed_buyer_load_leaves_the_old_rows(tmp_path, monkeypatch):
+    inbox = tmp_path / "buyers"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text("buyer_id,site_id\nacme,S1\n")
+    con = _warehouse(tmp_path / "wh.duckdb")
+    buyers.load(con, inbox)
+    before = con.sql("select * from side_input_loads").fetchall()
+    (inbox / "a.csv").write_text("buyer_id,site_id\nacme,S2\nzeta,S3\n")
+    real = con.execute
+
+    class Boom(RuntimeError):
+        pass
+
+    def execute(sql, *args):  # the rejects are inserted after buyer_sites was replaced
+        if sql.startswith("insert into buyer_site_rejects"):
+            raise Boom("disk full")
+        return real(sql, *args)
+    wrapped = _Wrapped(con, execute)
+    with pytest.raises(Boom):
+        buyers.load(wrapped, inbox)
+    assert con.sql("select buyer_id, site_id from buyer_sites").fetchall() == [("acme", "S1")]
+    assert con.sql("select * from side_input_loads").fetchall() == before
+    buyers._LOADED.clear()
+    assert buyers.load(con, inbox).n_rows == 2  # and the next load reads the folder
+
+
+class _Wrapped:
+    """A connection whose `execute` is replaced (DuckDB's connection class cannot be patched)."""
+
+    def __init__(self, con, execute):
+        self._con, self.execute = con, execute
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
 
 
 # ---------------------------------------------------------------- user indicator files

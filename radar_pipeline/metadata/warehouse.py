@@ -278,9 +278,13 @@ TABLES: list[Table] = [
           SITE_UNCERTAINTY, primary_key=("edition", "site_id"), key_indexed=False),
     Table("buyer_sites",
           "Buyers: which sites each buyer may see in its published file (RADAR_BUYERS_INBOX, *.csv / *.jsonl "
-          "with buyer_id, site_id). Replaced as a whole from the folder at every publish.",
+          "with buyer_id, site_id). Replaced as a whole from the folder at every publish. One row per "
+          "(buyer_id, site_id), the first line that lists it.",
           [F["buyer_id"], F["site_id"].but(regex=None), F["source_file"], F["source_line"]],
-          primary_key=("buyer_id", "site_id"), unversioned="the buyers' access lists as sent: no rule shapes them"),
+          # kept unique by the loader (publish/buyers.py), not by an index: DuckDB holds a key index in
+          # memory and cannot spill it (1.6-1.8 GiB for a 100 MB list)
+          primary_key=("buyer_id", "site_id"), key_indexed=False,
+          unversioned="the buyers' access lists as sent: no rule shapes them"),
     Table("buyer_site_rejects", "Buyer file rows left out, with the reason (bad id, missing column, unreadable line).",
           [F["file"].but(description="Buyer file name"), F["line"], F["buyer_id"].but(nullable=True),
            F["site_id"].but(nullable=True, regex=None), F["reason"]],

@@ -396,7 +396,7 @@ class DuckDBWarehouse(DuckDBResource):
         try:
             # SET, not duckdb.connect(config=): the same for a file and a lake session
             for key, value in self.duckdb_settings().items():
-                con.execute(f"set {key} = {_sql_literal(value)}")
+                con.execute(f"set {key} = {sql_literal(value)}")
             yield con
             ok = True
         finally:
@@ -405,7 +405,9 @@ class DuckDBWarehouse(DuckDBResource):
                 closed_with_schema(self.database)
 
 
-def _sql_literal(value: object) -> str:
+def sql_literal(value: object) -> str:
+    """`value` as a SQL literal. For the few statements of a process that would otherwise bind a
+    Python value: binding one makes duckdb 1.5 import pandas, numpy and pyarrow (~85 MiB, ~0.5 s)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -35,11 +35,11 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
         load = buyers.load(con, folder)
     context.log.info(f"{len(load.files)} buyer file(s) in {folder}: {load.n_rows} buyer-site rows for "
                      f"{len(load.buyers)} buyer(s), {load.rejects.height} rejected, "
-                     f"{len(load.unknown_sites)} unknown site id(s)")
+                     f"{load.n_unknown} unknown site id(s)")
     yield dg.AssetCheckResult(
         check_name="buyer_sites_known", passed=not load.unknown_sites, severity=dg.AssetCheckSeverity.WARN,
         metadata={"unknown": ", ".join(f"{b}/{s}" for b, s in load.unknown_sites[:50]) or "none",
-                  "n_unknown": len(load.unknown_sites)})
+                  "n_unknown": load.n_unknown})
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": load.n_rows, "files": ", ".join(load.files) or "none",
         "buyers": len(load.buyers), "rejected": load.rejects.height,

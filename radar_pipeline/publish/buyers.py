@@ -15,6 +15,13 @@ and reported. Symlinks in the folder are not followed (a link could point at any
 on the server, whose lines would then be echoed into reject reasons): each is one
 reject row naming only the link.
 
+A load (`load`) reads the folder block by block into Parquet files in a scratch folder (temp
+folder, safe_paths), then, in one transaction, replaces buyer_sites with the first line of each
+(buyer_id, site_id) — a min() per slice of the pairs, so DuckDB's hash table holds one slice —
+and the rejects, and records the folder's content hash in side_input_loads: any later process
+finds the folder unchanged there and does not read it again. buyer_sites has no primary key (its
+in-memory index cost 1.6-1.8 GiB for a 100 MB list): one row per pair holds by construction.
+
 Each buyer's published file is `buyers/<name>.duckdb` (its Parquet: `buyers/<name>/parquet/`,
 its snapshots: `.snapshots/buyer-<name>/`), `<name>` = `buyer_file_name(buyer_id)`:
 
@@ -41,17 +48,27 @@ import hashlib
 import json
 import os
 import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from radar_pipeline.platform import settings
 from radar_pipeline.platform.identifiers import ID_RULE, SHOWN_CHARS, id_expr, id_problem, is_id
+from radar_pipeline.platform.processes import remove_left_by_dead
+from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
 from radar_pipeline.platform.text_input import NotText, csv_blocks, file_problem, scan_file
-from radar_pipeline.platform.warehouse import in_transaction
+from radar_pipeline.platform.warehouse import in_transaction, sql_literal
 
 MAX_LINE_BYTES = 1 << 16
+# bytes of CSV per parsed block: polars keeps what a block took after it is gone, so the block
+# size sets the reader's share of the load (100 MB list: 1 MiB +71-79 MiB, 256 KiB +39-44 MiB and
+# no slower; 64 KiB +35 MiB but 1.7x slower)
+CSV_BLOCK = 256 << 10
+UNKNOWN_SHOWN = 1000  # unknown (buyer, site) pairs returned by load(); all are counted (n_unknown)
 ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
 REJECT_SCHEMA = {"file": pl.Utf8, "line": pl.Int64, "buyer_id": pl.Utf8, "site_id": pl.Utf8, "reason": pl.Utf8}
 
@@ -61,7 +78,10 @@ class BuyerLoad:
     files: list[str]
     rows: pl.DataFrame | None  # read_folder: every row kept; load(): None (streamed into buyer_sites)
     rejects: pl.DataFrame
-    unknown_sites: list[tuple[str, str]] = field(default_factory=list)  # (buyer_id, site_id)
+    # (buyer_id, site_id) of listed sites the warehouse does not know: the first UNKNOWN_SHOWN in
+    # order, and how many there are (a list sent before its sites: millions of tuples otherwise)
+    unknown_sites: list[tuple[str, str]] = field(default_factory=list)
+    n_unknown: int = 0
     n_rows: int = 0
     buyer_ids: list[str] = field(default_factory=list)
 
@@ -125,7 +145,7 @@ def _rejects_frame(rejects: list[dict]) -> pl.DataFrame:
 def _csv_blocks(path: Path):
     """(rows, rejects) per block of a CSV list, checked with polars expressions."""
     name = path.name
-    header, blocks = csv_blocks(path, ragged=True)  # a line with too many fields: that line rejected
+    header, blocks = csv_blocks(path, CSV_BLOCK, ragged=True)  # a line with too many fields: that line rejected
     if "buyer_id" not in header or "site_id" not in header:
         yield _rows_frame([]), _rejects_frame([{"file": name, "line": 1, "buyer_id": None, "site_id": None,
                                                 "reason": f"header must have buyer_id and site_id, got {header}"}])
@@ -253,14 +273,136 @@ def _recorded_load(con: duckdb.DuckDBPyConnection, folder: Path, state: str, sto
     """The result of an earlier load of this folder into this warehouse, rebuilt from the tables it
     wrote, when the folder's bytes are the ones it read (side_input_loads) and buyer_sites still
     holds what it stored; else None (read the folder)."""
-    row = con.sql("select files from side_input_loads where kind = 'buyers' and source = $s and sha256 = $h "
-                  "and n_rows = $n", params={"s": str(folder.resolve()), "h": state, "n": stored}).fetchall()
+    # literals, not bound parameters: binding makes duckdb import pandas (~85 MiB of the 300 MiB budget)
+    row = con.sql(f"select files from side_input_loads where kind = 'buyers' "
+                  f"and source = {sql_literal(str(folder.resolve()))} and sha256 = {sql_literal(state)} "
+                  f"and n_rows = {int(stored)}").fetchall()
     if not row:
         return None
     rejects = con.sql(f"select {', '.join(REJECT_SCHEMA)} from buyer_site_rejects order by file, line").pl()
     buyer_ids = con.sql("select coalesce(list(distinct buyer_id order by buyer_id), []) from buyer_sites").fetchall()
     return BuyerLoad(json.loads(row[0][0]), None, rejects.cast(REJECT_SCHEMA), n_rows=stored,
                      buyer_ids=list(buyer_ids[0][0]))
+
+
+# A staged row's place in the folder as one number, `file index << 40 | line`: the first line of
+# each (buyer, site) pair is then a plain min()
+_LINE_BITS = 40
+_LINE_MASK = (1 << _LINE_BITS) - 1
+# DuckDB's share of a load: memory_limit (and one thread) on the warehouse connection while the
+# pairs are deduplicated and inserted. A process that has opened the warehouse holds ~208 MiB
+# (polars, duckdb and the pandas/numpy/pyarrow DuckDB imports at its first query with
+# parameters); the reader's blocks add ~50 MiB, DuckDB ~45: a 100 MB list (5.3M rows) peaks at
+# 301-304 MiB (bench/README.md, issue 22 item 3), where the primary key took 1.6-1.8 GiB.
+LOAD_MEMORY = 24 << 20
+# The pairs are deduplicated in slices (hash of the pair modulo n), each small enough for its hash
+# table to fit in LOAD_MEMORY without spilling: ~4 MiB of ids and per-row overhead per slice
+SLICE_BYTES = 4 << 20
+_ROW_OVERHEAD = 24  # bytes per staged row besides its ids in a hash table (seq, hash, pointers)
+STAGE_ROWS = 100_000  # rows per staged Parquet file (~2 MiB of frames held before it is written)
+_TMP_PREFIX = "radar-buyers-"
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b|bytes)?\s*", re.IGNORECASE)
+_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def _load_limit() -> int:
+    """Bytes DuckDB may use for the load: LOAD_MEMORY, or RADAR_MEMORY_LIMIT when lower."""
+    value = settings.memory_limit()
+    m = _SIZE.fullmatch(value)
+    if not m:
+        raise ValueError(f"RADAR_MEMORY_LIMIT {value!r} is not a size such as 1GB")
+    return min(LOAD_MEMORY, int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]))
+
+
+@contextmanager
+def _duckdb_budget(con: duckdb.DuckDBPyConnection):
+    """The warehouse connection with _load_limit() and one thread, restored afterwards. Its
+    temp_directory is left as it is (DuckDB refuses to switch one that has been used; by default
+    `<warehouse>.tmp`, DuckDB's own): slices are sized not to spill, and one that still does
+    spills there."""
+    limit, threads = con.sql("select current_setting('memory_limit'), current_setting('threads')").fetchall()[0]
+    con.execute(f"set memory_limit = '{_load_limit() >> 20}MiB'")
+    con.execute("set threads = 1")  # a hash table per thread: two would double the slice's memory
+    try:
+        yield
+    finally:
+        # DuckDB only shows a limit cut to one decimal (18.8 GiB): restored to within that last
+        # digit, the middle of what the text covers. Not `reset memory_limit`: in DuckDB 1.5 it
+        # changes the setting shown but leaves the buffer pool at the lower limit.
+        con.execute(f"set memory_limit = '{_middle(limit)}'")
+        con.execute(f"set threads = {int(threads)}")
+
+
+def _middle(shown: str) -> str:
+    """'2.7 GiB' -> '2.75 GiB': a size as DuckDB shows it, plus half its last digit, which DuckDB
+    shows as the same text again (restoring it at every load does not drift); '512 bytes' is exact."""
+    m = re.fullmatch(r"(\d+)(?:\.(\d+))?\s*(\S+)", shown.strip())
+    if not m or not m.group(2):
+        return shown
+    decimals = len(m.group(2) or "")
+    value = float(f"{m.group(1)}.{m.group(2) or 0}") + 0.5 * 10 ** -decimals
+    return f"{value:.{decimals + 1}f} {m.group(3)}"
+
+
+def _sql_text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+@contextmanager
+def _scratch_folder():
+    """A folder of this process in the temp folder for the staged blocks, removed at the end;
+    those of dead processes (a load killed half way) go first. Created and removed through
+    safe_paths: never through a link planted in the temp folder."""
+    root = Path(tempfile.gettempdir())
+    remove_left_by_dead((p for p in root.glob(f"{_TMP_PREFIX}*") if p.is_dir()), rf"^{_TMP_PREFIX}(\d+)-")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=checked(root, root)))
+    try:
+        yield tmp
+    finally:
+        remove_leftover(root, tmp)
+
+
+@dataclass
+class _Staged:
+    blocks: Path          # Parquet files (buyer_id, site_id, seq), one per block read
+    names: list[str]      # file names of the staged rows: position = the file index in seq
+    rejects: pl.DataFrame
+    slices: int           # how many slices the dedupe takes (SLICE_BYTES each)
+
+
+def _stage_folder(folder: Path, files: list[str], tmp: Path) -> _Staged:
+    """Read the folder block by block into Parquet files in `tmp`: nothing is kept in memory
+    but the rejects. `files` collects the names of the files read whole."""
+    staged = make_dirs(tmp, tmp / "blocks")
+    index: dict[str, int] = {}
+    rejects = [_rejects_frame([])]
+    pending: list[pl.DataFrame] = []
+    k = size = held = 0
+
+    def flush() -> None:
+        nonlocal k, held
+        # a few large files rather than one per block: each pass of the dedupe opens every file
+        pl.concat(pending).write_parquet(staged / f"{k:06d}.parquet", compression="lz4")
+        pending.clear()
+        k, held = k + 1, 0
+    for rows, bad in _folder_blocks(folder, files):
+        if bad.height:
+            rejects.append(bad)
+        if rows.height:
+            # a block holds the rows of one file (_file_blocks); a file read only in part (it
+            # vanished half way) keeps its index too: its rows were used before, as now
+            idx = index.setdefault(rows["source_file"][0], len(index))
+            pending.append(rows.select("buyer_id", "site_id", seq=pl.col("source_line") + (idx << _LINE_BITS)))
+            size += int(rows["buyer_id"].str.len_bytes().sum() + rows["site_id"].str.len_bytes().sum()) \
+                + _ROW_OVERHEAD * rows.height
+            held += rows.height
+            if held >= STAGE_ROWS:
+                flush()
+    if pending or not k:
+        pending.append(pl.DataFrame(schema={"buyer_id": pl.Utf8, "site_id": pl.Utf8, "seq": pl.Int64}))
+        flush()
+    return _Staged(staged, list(index), pl.concat(rejects), max(1, -(-size // SLICE_BYTES)))
 
 
 # (warehouse, folder) -> (folder state, rows loaded, result): every publish loads the inbox, and a
@@ -271,8 +413,13 @@ _LOADED: dict[tuple[str, str], tuple[str, int, BuyerLoad]] = {}
 def load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
     """Read the folder and replace buyer_sites / buyer_site_rejects in one transaction, block by
     block (a 100 MB list never sits in memory whole; duplicates keep their first line), and only
-    when the folder changed since this process last loaded it into this warehouse."""
-    folder = Path(folder)
+    when the folder changed since it was last loaded into this warehouse (by any process:
+    side_input_loads). DuckDB works within _load_limit() meanwhile (_duckdb_budget)."""
+    with _duckdb_budget(con):
+        return _load(con, Path(folder))
+
+
+def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
     state = _folder_state(folder)
     key = (str(con.sql("select path from duckdb_databases() where database_name = current_database()")
                .fetchall()), str(folder.resolve()))
@@ -285,48 +432,48 @@ def load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
         _LOADED[key] = (state, stored, result)
     else:
         files: list[str] = []
-        rejects: list[pl.DataFrame] = [_rejects_frame([])]
+        with _scratch_folder() as tmp:
+            # the folder is read and checked before the transaction: the warehouse only sees the
+            # inserts of one statement per slice, from the staged Parquet files
+            staged = _stage_folder(folder, files, tmp)
+            blocks = _sql_text(staged.blocks / "*.parquet")
 
-        def body(c):
-            files.clear()
-            rejects[1:] = []
-            # blocks are appended to a temp table without a key (cheap), then one insert keeps
-            # the first line of each (buyer, site): a per-block anti-join was 20x slower
-            c.execute("create or replace temp table _buyer_in (buyer_id varchar, site_id varchar, "
-                      "source_file varchar, source_line bigint, seq bigint)")
-            seq = 0
-            for rows, bad in _folder_blocks(folder, files):
-                rejects.append(bad)
-                if rows.height:
-                    c.register("_buyer_block", rows.with_columns(seq=pl.int_range(pl.len(), dtype=pl.Int64) + seq))
-                    try:
-                        c.execute("insert into _buyer_in by name select * from _buyer_block")
-                    finally:
-                        c.unregister("_buyer_block")
-                    seq += rows.height
-            c.execute("delete from buyer_sites")
-            c.execute("insert into buyer_sites by name select buyer_id, site_id, source_file, source_line "
-                      "from _buyer_in qualify row_number() over (partition by buyer_id, site_id order by seq) = 1")
-            c.execute("drop table _buyer_in")
-            c.register("_buyer_rejects", pl.concat(rejects))
-            try:
+            # The file names as literal rows and the rejects from a staged Parquet file, not Python
+            # frames registered on the connection: DuckDB scans those through pyarrow and imports
+            # pandas for it, ~85 MiB of the 300 MiB budget (bench/README.md, issue 22 item 3).
+            names = ", ".join(f"({i}, {sql_literal(name)})" for i, name in enumerate(staged.names)) or "(0, '')"
+            rejects = _sql_text(tmp / "rejects.parquet")
+            staged.rejects.write_parquet(tmp / "rejects.parquet")
+
+            def body(c):
+                c.execute("delete from buyer_sites")
+                # the first line of each (buyer, site), one slice of the pairs at a time: the
+                # aggregate's hash table holds one slice; rows inserted from Parquet are
+                # written out as the insert goes (from Python frames inside an open
+                # transaction they would stay in memory: sites/store.py)
+                for part in range(staged.slices):
+                    c.execute(f"""insert into buyer_sites (buyer_id, site_id, source_file, source_line)
+                                  select k.buyer_id, k.site_id, f.name, k.seq & {_LINE_MASK}
+                                  from (select buyer_id, site_id, min(seq) as seq from read_parquet({blocks})
+                                        where hash(buyer_id, site_id) % {staged.slices} = {part}
+                                        group by buyer_id, site_id) as k
+                                  join (values {names}) as f (idx, name) on f.idx = k.seq >> {_LINE_BITS}""")
                 c.execute("delete from buyer_site_rejects")
-                c.execute("insert into buyer_site_rejects by name select * from _buyer_rejects")
-            finally:
-                c.unregister("_buyer_rejects")
-            # the folder's hash beside what it gave, in the same transaction (the next process skips it)
-            c.execute("delete from side_input_loads where kind = 'buyers' and source = $s",
-                      {"s": str(folder.resolve())})
-            c.execute("insert into side_input_loads select 'buyers', $s, $h, $f, "
-                      "(select count(*) from buyer_sites), now()::timestamp",
-                      {"s": str(folder.resolve()), "h": state, "f": json.dumps(files)})
-        # on a DuckLake: a named snapshot, rerun if it raced another writer of these tables
-        in_transaction(con, body, "replace buyer_sites from the buyers inbox")
+                c.execute(f"insert into buyer_site_rejects by name select * from read_parquet({rejects})")
+                # the folder's hash beside what it gave, in the same transaction (the next process skips it)
+                source = sql_literal(str(folder.resolve()))
+                c.execute(f"delete from side_input_loads where kind = 'buyers' and source = {source}")
+                c.execute(f"insert into side_input_loads select 'buyers', {source}, {sql_literal(state)}, "
+                          f"{sql_literal(json.dumps(files))}, (select count(*) from buyer_sites), now()::timestamp")
+            # one transaction: a load that fails half way leaves the old rows. On a DuckLake: a
+            # named snapshot, rerun if it raced another writer of these tables (body is rerunnable)
+            in_transaction(con, body, "replace buyer_sites from the buyers inbox")
         n_rows, buyer_ids = con.sql("select count(*), coalesce(list(distinct buyer_id order by buyer_id), []) "
                                     "from buyer_sites").fetchall()[0]
-        result = BuyerLoad(list(files), None, pl.concat(rejects), n_rows=n_rows, buyer_ids=list(buyer_ids))
+        result = BuyerLoad(list(files), None, staged.rejects, n_rows=n_rows, buyer_ids=list(buyer_ids))
         _LOADED[key] = (state, n_rows, result)
+    result.n_unknown = con.sql("select count(*) from buyer_sites anti join sites using (site_id)").fetchall()[0][0]
     result.unknown_sites = con.sql(
         "select buyer_id, site_id from buyer_sites anti join sites using (site_id) "
-        "order by buyer_id, site_id").fetchall()
+        f"order by buyer_id, site_id limit {UNKNOWN_SHOWN}").fetchall()
     return result
