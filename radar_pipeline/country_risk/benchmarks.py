@@ -24,9 +24,9 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from radar_pipeline.platform import settings
@@ -38,6 +38,9 @@ from radar_pipeline.sources import registry
 from radar_pipeline.sources.reference.countries import resolve
 from radar_pipeline.sources.toolkit import FlagsAggregates, IndicatorSpec, LandedFile, SourceError
 from radar_pipeline.sources.toolkit.fetch import mirror_files
+
+if TYPE_CHECKING:
+    import numpy as np
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -236,8 +239,10 @@ def read_user_file(path: Path, universe: set[str]) -> pl.DataFrame:
 
 # --- the statistics ------------------------------------------------------------------------------
 
-def average_ranks(a: np.ndarray) -> np.ndarray:
+def average_ranks(a: "np.ndarray") -> "np.ndarray":
     """Ranks 1..n, ties given their mean rank (as Spearman's rho needs)."""
+    import numpy as np  # here, not at module level: the definitions import never needs it (issue 24)
+
     _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
     upper = np.cumsum(counts)
     return (upper - (counts - 1) / 2.0)[inverse]
@@ -245,6 +250,8 @@ def average_ranks(a: np.ndarray) -> np.ndarray:
 
 def spearman(x, y) -> float | None:
     """Spearman rank correlation (Pearson on average ranks); None with fewer than 3 pairs or a constant side."""
+    import numpy as np
+
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < MIN_COUNTRIES:
         return None
@@ -262,6 +269,8 @@ def pair_seed(edition: int, topic: str, benchmark: str) -> int:
 def bootstrap_interval(x, y, *, seed: int, resamples: int = RESAMPLES,
                        level: float = 0.95) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of Spearman's rho: resample the countries with replacement."""
+    import numpy as np
+
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
     if n < MIN_COUNTRIES:

@@ -7,43 +7,54 @@ The logic is sql/country_risk/coverage_report.sql; this module validates, writes
 edition's slice and describes it. It only reports: a thin topic never fails the run.
 """
 
+import functools
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
 from radar_pipeline.rules.methodology import TOPICS
 
+if TYPE_CHECKING:
+    import pandera.polars as pa
+
 POOL = "duckdb_write"
 # A topic is flagged "thin" when fewer than this share of the edition's countries are observed
 # (the rest is imputed from region means or missing).
 THIN_SHARE = 0.5
 
-coverage_report_schema = pa.DataFrameSchema(
-    {
-        "edition": pa.Column(pl.Int32),
-        "topic": pa.Column(str, pa.Check.isin(TOPICS)),
-        "n_countries": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "observed": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "partly_imputed": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "imputed": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "missing": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "indicators": pa.Column(pl.Int32, pa.Check.ge(1)),
-        "indicators_with_data": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "indicator_observed": pa.Column(str),
-        "vintages": pa.Column(str),
-        "data_year_min": pa.Column(pl.Int32, nullable=True),
-        "data_year_max": pa.Column(pl.Int32, nullable=True),
-        "indicators_left_out": pa.Column(str, nullable=True),
-        "methodology_version": pa.Column(str),
-    },
-    name="coverage_report",
-    unique=["edition", "topic"],
-    checks=[pa.Check(lambda d: d.lazyframe.select(
-        (pl.col("observed") + pl.col("partly_imputed") + pl.col("imputed") + pl.col("missing"))
-        == pl.col("n_countries")), error="observed + partly_imputed + imputed + missing = n_countries")],
-)
+@functools.cache
+def coverage_report_schema() -> "pa.DataFrameSchema":
+    """Built on first validation: pandera (and pandas under it) would otherwise be imported by
+    every process that loads the definitions, for ~0.5 s (issue 24 item 3)."""
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "edition": pa.Column(pl.Int32),
+            "topic": pa.Column(str, pa.Check.isin(TOPICS)),
+            "n_countries": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "observed": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "partly_imputed": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "imputed": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "missing": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "indicators": pa.Column(pl.Int32, pa.Check.ge(1)),
+            "indicators_with_data": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "indicator_observed": pa.Column(str),
+            "vintages": pa.Column(str),
+            "data_year_min": pa.Column(pl.Int32, nullable=True),
+            "data_year_max": pa.Column(pl.Int32, nullable=True),
+            "indicators_left_out": pa.Column(str, nullable=True),
+            "methodology_version": pa.Column(str),
+        },
+        name="coverage_report",
+        unique=["edition", "topic"],
+        checks=[pa.Check(lambda d: d.lazyframe.select(
+            (pl.col("observed") + pl.col("partly_imputed") + pl.col("imputed") + pl.col("missing"))
+            == pl.col("n_countries")), error="observed + partly_imputed + imputed + missing = n_countries")],
+    )
 
 
 def coverage_table_md(rows: pl.DataFrame) -> str:
@@ -64,9 +75,11 @@ def build_rows(con, edition: int) -> pl.DataFrame:
     from radar_pipeline.rules import fingerprint
 
     rows = con.sql(read_sql("country_risk/coverage_report"), params={"edition": edition}).pl()
+    import pandera.polars as pa
+
     rows = rows.with_columns(methodology_version=pl.lit(fingerprint.version("country")))  # §8c
     try:
-        coverage_report_schema.validate(rows, lazy=True)
+        coverage_report_schema().validate(rows, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise dg.Failure(f"coverage_report edition {edition}: {exc.failure_cases.head(5)}") from exc
     return rows

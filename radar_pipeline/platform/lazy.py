@@ -23,4 +23,8 @@ def lazy_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        # as a regular import does: `import a.b.c` elsewhere then reaches it as attribute c of a.b
+        setattr(sys.modules[parent], child, module)
     return module

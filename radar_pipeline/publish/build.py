@@ -44,19 +44,22 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.platform import lake, settings
 from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
 from radar_pipeline.platform.warehouse import ensure_schema
-from radar_pipeline.publish import files, schemas, state
+from radar_pipeline.publish import files, state
 from radar_pipeline.publish.buyers import buyer_file_name
 from radar_pipeline.publish.tables import ALL_TABLES, PUBLIC_TABLES, SITE_TABLES, SQL_TABLES, publish_sql, quoted
 from radar_pipeline.rules import rule_sql, staleness
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 logger = logging.getLogger(__name__)
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
@@ -195,6 +198,12 @@ def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) ->
     """pandera-validate every published table, in batches of VALIDATE_BATCH_ROWS so memory stays
     bounded whatever the number of sites (tables over VALIDATE_MAX_ROWS on a block sample);
     uniqueness is checked in SQL over the whole table."""
+    # pandera (and pandas under it) on first publish, not in every process that imports the
+    # definitions (~0.5 s, issue 24 item 3)
+    import pandera.polars as pa
+
+    from radar_pipeline.publish import schemas
+
     problems = []
     for table, schema in schemas.SCHEMAS.items():
         n = counts.get(table, 0)

@@ -26,6 +26,7 @@ file is a different methodology). Documentation files (*.md) and the download ca
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from importlib import metadata
@@ -83,6 +84,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 NOT_RULES = ("sources.csv",)
 
 
+@functools.cache  # the code loaded in this process cannot change version; ~0.5 ms a lookup x 18 at load
 def package_version() -> str:
     try:
         return metadata.version("radar-pipeline")

@@ -23,12 +23,17 @@ Decisions (all data, editable in `rules/`):
 """
 from __future__ import annotations
 
-import pandera.polars as pa
+import functools
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.adapters.eu_cahra import CAHRA_SCHEMA
 from radar_pipeline.sources.adapters.ilab_list_of_goods import GOODS_SCHEMA
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 RISK_TYPES = ("child_labour", "forced_labour", "deforestation", "conflict_minerals")
 CONFLICT_MINERAL_CLASSES = ("0729", "2420")  # §4: tin, tantalum, tungsten, gold ores and smelting
@@ -40,17 +45,22 @@ HRG_SCHEMA: dict[str, pl.DataType] = {
 }
 UNMAPPED_SCHEMA: dict[str, pl.DataType] = {"good": pl.String, "reason": pl.String}
 
-HRG_CHECK = pa.DataFrameSchema(
-    {
-        "edition": pa.Column(pl.Int32),
-        "iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$")),
-        "isic_class": pa.Column(str, pa.Check.str_matches(r"^\d{4}$")),
-        "good": pa.Column(str),
-        "risk_type": pa.Column(str, pa.Check.isin(RISK_TYPES)),
-        "source": pa.Column(str),
-    },
-    unique=["edition", "iso3", "isic_class", "good", "risk_type", "source"],
-)
+@functools.cache
+def hrg_check() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "edition": pa.Column(pl.Int32),
+            "iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$")),
+            "isic_class": pa.Column(str, pa.Check.str_matches(r"^\d{4}$")),
+            "good": pa.Column(str),
+            "risk_type": pa.Column(str, pa.Check.isin(RISK_TYPES)),
+            "source": pa.Column(str),
+        },
+        unique=["edition", "iso3", "isic_class", "good", "risk_type", "source"],
+    )
 
 
 def _key(col: str) -> pl.Expr:
@@ -195,7 +205,7 @@ def build_high_risk_goods(
              .with_columns(edition=pl.lit(edition, pl.Int32))
              .select(list(HRG_SCHEMA)).cast(HRG_SCHEMA)
              .unique().sort("iso3", "isic_class", "risk_type", "good"))
-    HRG_CHECK.validate(hrg, lazy=True)
+    hrg_check().validate(hrg, lazy=True)
     unmapped_df = (pl.concat([u.select("good", "reason") for u in unmapped])
                      .cast(UNMAPPED_SCHEMA).unique().sort("good", "reason"))
     return hrg, unmapped_df

@@ -15,13 +15,17 @@ home: the table macro ``sector_weight_lookup`` in ``sql/sectors/sector_weight_lo
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.rules import methodology
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 #: METHODOLOGY §1 topic ids in pillar order, and the labour-standards pillar's (rules/topics.csv).
 TOPICS: tuple[str, ...] = methodology.TOPICS
@@ -57,18 +61,23 @@ def _non_empty(data: pa.PolarsData) -> pl.LazyFrame:
 
 #: Column-level rules. Set-level rules (completeness, duplicates, known codes) are
 #: polars expressions in `validate_sector_weights`.
-SECTOR_WEIGHTS_PANDERA = pa.DataFrameSchema(
-    {
-        "isic_code": pa.Column(pl.String, nullable=False),
-        "level": pa.Column(pl.String, pa.Check.isin(list(LEVELS)), nullable=False),
-        "topic": pa.Column(pl.String, pa.Check.isin(list(TOPICS)), nullable=False),
-        "weight": pa.Column(pl.Int64, pa.Check.in_range(MIN_WEIGHT, MAX_WEIGHT), nullable=False),
-        "rationale": pa.Column(pl.String, pa.Check(_non_empty, name="non_empty"), nullable=False),
-        "evidence": pa.Column(pl.String, nullable=True),
-    },
-    strict=False,
-    name="sector_weights",
-)
+@functools.cache
+def sector_weights_pandera() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "isic_code": pa.Column(pl.String, nullable=False),
+            "level": pa.Column(pl.String, pa.Check.isin(list(LEVELS)), nullable=False),
+            "topic": pa.Column(pl.String, pa.Check.isin(list(TOPICS)), nullable=False),
+            "weight": pa.Column(pl.Int64, pa.Check.in_range(MIN_WEIGHT, MAX_WEIGHT), nullable=False),
+            "rationale": pa.Column(pl.String, pa.Check(_non_empty, name="non_empty"), nullable=False),
+            "evidence": pa.Column(pl.String, nullable=True),
+        },
+        strict=False,
+        name="sector_weights",
+    )
 
 
 def load_sector_weights(path: Path | None = None) -> pl.DataFrame:
@@ -104,8 +113,10 @@ def _column_problems(df: pl.DataFrame) -> list[str]:
             problems.append(f"{_row_label(df, r['_i'])}: weight {r['weight']!r} is not an integer "
                             f"{MIN_WEIGHT}–{MAX_WEIGHT}")
         df = df.with_columns(as_int.alias("weight"))
+    import pandera.polars as pa
+
     try:
-        SECTOR_WEIGHTS_PANDERA.validate(df.with_columns(pl.col("weight").cast(pl.Int64)), lazy=True)
+        sector_weights_pandera().validate(df.with_columns(pl.col("weight").cast(pl.Int64)), lazy=True)
     except pa.errors.SchemaErrors as err:
         for case in err.failure_cases.sort("index", nulls_last=True).iter_rows(named=True):
             check = case["check"]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sites.intake.fields import (
@@ -30,7 +29,9 @@ from radar_pipeline.sites.intake.fields import (
     _wide_saq,
     saq_schema,
 )
-from radar_pipeline.sites.intake.rules import _failures
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 # Rows the exact path builds at once (estimated from the lines' bytes): bounds its memory
 # whatever the file holds. A group is validated, its rejects folded to one row per line.
@@ -277,6 +278,10 @@ def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic
                    saq_fields: pl.DataFrame, schemas: dict[str, pa.DataFrameSchema],
                    iso3_cache: dict[str, str | None]) -> IntakeResult:
     """The exact path's validation (pandera), on the rows of some lines of a file."""
+    # the rules module imports pandera (and pandas under it): ~0.5 s that the definitions import and
+    # a file the fast path accepts whole never need (issue 24 item 3)
+    from radar_pipeline.sites.intake.rules import _failures
+
     frames = _build_frames(rows.site_rows, rows.key_rows, rows.saq_rows, rows.ctl_rows, rows.audit_rows,
                            isic=isic, saq_fields=saq_fields, dup=dup, iso3_cache=iso3_cache)
     failures = pl.concat(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 from itertools import chain, repeat
 
-import numpy as np
 import orjson
 import polars as pl
 
@@ -127,6 +126,8 @@ def fast_parse(reader, lines):
 def fast_frames(reader, fast) -> tuple[dict[str, pl.DataFrame], set[int]]:
     """Column-wise frames of the fast lines and the set of lines that break (or may
     break) a rule — those go to the exact path."""
+    import numpy as np  # here, not at module level: the definitions import never needs it (issue 24)
+
     bad: set[int] = set()
     sites = pl.DataFrame({k: fast[k] for k in ("line", "site_id", "site_name", "country", "isic",
                                                "content_hash")},

@@ -7,9 +7,8 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sites.intake.exact import _parse_slow, exact_path
@@ -25,7 +24,9 @@ from radar_pipeline.sites.intake.fields import (
     load_saq_fields,
     saq_schema,
 )
-from radar_pipeline.sites.intake.rules import _schemas
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 CHUNK_LINES = 50_000  # lines validated together; bounds memory whatever the file size
 
@@ -81,6 +82,10 @@ class _Reader:
     @property
     def schemas(self) -> dict[str, pa.DataFrameSchema]:
         if self._schemas is None:
+            # pandera is imported with the rules, on the first chunk that needs the exact path:
+            # ~0.5 s that the definitions import and a clean file never pay (issue 24 item 3)
+            from radar_pipeline.sites.intake.rules import _schemas
+
             self._schemas = _schemas(self.countries, self.isic["code"].to_list(), self.controls, self.saq_fields)
         return self._schemas
 

@@ -10,12 +10,16 @@ are kept for display only.
 """
 from __future__ import annotations
 
+import functools
 import json
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE = "eu_cahra"
 FILE_PATTERNS = ("*.json",)
@@ -29,20 +33,25 @@ CAHRA_SCHEMA: dict[str, pl.DataType] = {
     "file": pl.String,
 }
 
-CAHRA_CHECK = pa.DataFrameSchema(
-    {
-        "iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$")),
-        "country": pa.Column(str, nullable=True),
-        "whole_country": pa.Column(bool),
-        "n_regions": pa.Column(pl.Int32, pa.Check.ge(0)),
-        "vintage": pa.Column(str),
-        "file": pa.Column(str),
-    },
-    unique=["vintage", "iso3"],
-    # a regional entry must name at least one region
-    checks=[pa.Check(lambda d: d.lazyframe.select(pl.col("whole_country") | (pl.col("n_regions") > 0)),
-                     name="listed_area_present")],
-)
+@functools.cache
+def cahra_check() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$")),
+            "country": pa.Column(str, nullable=True),
+            "whole_country": pa.Column(bool),
+            "n_regions": pa.Column(pl.Int32, pa.Check.ge(0)),
+            "vintage": pa.Column(str),
+            "file": pa.Column(str),
+        },
+        unique=["vintage", "iso3"],
+        # a regional entry must name at least one region
+        checks=[pa.Check(lambda d: d.lazyframe.select(pl.col("whole_country") | (pl.col("n_regions") > 0)),
+                         name="listed_area_present")],
+    )
 
 
 def _parse_one(file: LandedFile) -> list[dict]:
@@ -76,8 +85,10 @@ def _parse_one(file: LandedFile) -> list[dict]:
 def parse_cahra(files: list[LandedFile]) -> pl.DataFrame:
     """One row per (vintage, listed country)."""
     df = pl.DataFrame([r for f in files for r in _parse_one(f)], schema=CAHRA_SCHEMA)
+    import pandera.polars as pa
+
     try:
-        CAHRA_CHECK.validate(df, lazy=True)
+        cahra_check().validate(df, lazy=True)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"parsed CAHRA list fails validation: {exc}",
                           file=", ".join(sorted({f.name for f in files}))) from exc

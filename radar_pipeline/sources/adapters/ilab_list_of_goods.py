@@ -19,13 +19,17 @@ in `derived_country`/`derived_iso3` for `sectors.hrg` to resolve the risk type.
 """
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sources.reference.countries import names_to_iso3
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE = "ilab_list_of_goods"
 FILE_PATTERNS = ("*.xml",)
@@ -49,26 +53,30 @@ GOODS_SCHEMA: dict[str, pl.DataType] = {
 _FLAGS = {"Child_Labor": "child_labor", "Forced_Labor": "forced_labor",
           "Forced_Child_Labor": "forced_child_labor", "Derived_Labor_Exploitation": "derived"}
 
-_ISO3 = pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$"))
-GOODS_CHECK = pa.DataFrameSchema(
-    {
-        "good": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "country": pa.Column(str),
-        "iso3": _ISO3,
-        "child_labor": pa.Column(bool),
-        "forced_labor": pa.Column(bool),
-        "forced_child_labor": pa.Column(bool),
-        "derived": pa.Column(bool),
-        "derived_iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$"), nullable=True),
-        "vintage": pa.Column(str),
-        "file": pa.Column(str),
-    },
-    unique=["vintage", "good", "iso3"],
-    # a listed row says why it is listed: a labour flag or a derived input
-    checks=[pa.Check(lambda d: d.lazyframe.select(
-        pl.any_horizontal("child_labor", "forced_labor", "forced_child_labor", "derived")),
-        name="row_has_a_reason")],
-)
+@functools.cache
+def goods_check() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "good": pa.Column(str, pa.Check.str_length(min_value=1)),
+            "country": pa.Column(str),
+            "iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$")),
+            "child_labor": pa.Column(bool),
+            "forced_labor": pa.Column(bool),
+            "forced_child_labor": pa.Column(bool),
+            "derived": pa.Column(bool),
+            "derived_iso3": pa.Column(str, pa.Check.str_matches(r"^[A-Z]{3}$"), nullable=True),
+            "vintage": pa.Column(str),
+            "file": pa.Column(str),
+        },
+        unique=["vintage", "good", "iso3"],
+        # a listed row says why it is listed: a labour flag or a derived input
+        checks=[pa.Check(lambda d: d.lazyframe.select(
+            pl.any_horizontal("child_labor", "forced_labor", "forced_child_labor", "derived")),
+            name="row_has_a_reason")],
+    )
 
 
 def _yes_no(value: str | None, file: LandedFile, row: str, tag: str) -> bool:
@@ -148,8 +156,10 @@ def parse_goods(files: list[LandedFile]) -> pl.DataFrame:
                           field="Country_Name" if r["iso3"] is None else "Derived_Country")
 
     df = df.select(list(GOODS_SCHEMA)).cast(GOODS_SCHEMA)
+    import pandera.polars as pa
+
     try:
-        GOODS_CHECK.validate(df, lazy=True)
+        goods_check().validate(df, lazy=True)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"parsed goods fail validation: {exc}",
                           file=", ".join(sorted({f.name for f in files}))) from exc

@@ -16,14 +16,18 @@ no M49 code; if a later M49 file lists one of them, the file's row wins.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE = "un_m49"
 FILE_PATTERNS = ("UNSD_Methodology*.csv",)
@@ -43,22 +47,27 @@ _FLAGS = {
     "Small Island Developing States (SIDS)": "sids",
 }
 
-COUNTRY_SCHEMA = pa.DataFrameSchema(
-    {
-        "iso3": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{3}$"), unique=True, nullable=False),
-        # Namibia's ISO2 is "NA": read as text, never as a missing-value token.
-        "iso2": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{2}$"), nullable=True),
-        "m49": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), unique=True, nullable=False),
-        "name": pa.Column(pl.String, nullable=False),
-        "region": pa.Column(pl.String, nullable=False),
-        "subregion": pa.Column(pl.String, nullable=True),
-        "intermediate_region": pa.Column(pl.String, nullable=True),
-        "ldc": pa.Column(pl.Boolean, nullable=False),
-        "lldc": pa.Column(pl.Boolean, nullable=False),
-        "sids": pa.Column(pl.Boolean, nullable=False),
-    },
-    strict=True, ordered=True,
-)
+@functools.cache
+def country_schema() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "iso3": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{3}$"), unique=True, nullable=False),
+            # Namibia's ISO2 is "NA": read as text, never as a missing-value token.
+            "iso2": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{2}$"), nullable=True),
+            "m49": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), unique=True, nullable=False),
+            "name": pa.Column(pl.String, nullable=False),
+            "region": pa.Column(pl.String, nullable=False),
+            "subregion": pa.Column(pl.String, nullable=True),
+            "intermediate_region": pa.Column(pl.String, nullable=True),
+            "ldc": pa.Column(pl.Boolean, nullable=False),
+            "lldc": pa.Column(pl.Boolean, nullable=False),
+            "sids": pa.Column(pl.Boolean, nullable=False),
+        },
+        strict=True, ordered=True,
+    )
 
 
 def read_m49_file(path: Path) -> pl.DataFrame:
@@ -90,8 +99,10 @@ def parse_countries(path: Path) -> pl.DataFrame:
                           f"{dup['__first'].item()})", file=Path(path).name,
                           row=f"line {dup[LINE].item()}", field="ISO-alpha3 Code")
     df = df.drop(LINE).sort("iso3")
+    import pandera.polars as pa
+
     try:
-        return COUNTRY_SCHEMA.validate(df)
+        return country_schema().validate(df)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"M49 table fails validation: {exc}", file=Path(path).name) from exc
 

@@ -11,13 +11,17 @@ division 01 included, since 017 hunting is not primary production here).
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE = "unsd_isic"
 FILE_PATTERNS = ("ISIC_Rev_4_english_structure*.txt", "ISIC_Rev_4_english_structure*.Txt")
@@ -25,20 +29,25 @@ FILE_PATTERNS = ("ISIC_Rev_4_english_structure*.txt", "ISIC_Rev_4_english_struct
 PRIMARY_GROUPS = ("011", "012", "013", "014", "015", "016")
 PRIMARY_DIVISIONS = ("02", "03", "05", "06", "07", "08")
 
-ISIC_SCHEMA = pa.DataFrameSchema(
-    {
-        "code": pa.Column(pl.String, pa.Check.str_matches(r"^([A-U]|\d{2,4})$"), unique=True,
-                          nullable=False),
-        "level": pa.Column(pl.String, pa.Check.isin(["section", "division", "group", "class"]),
-                           nullable=False),
-        "title": pa.Column(pl.String, nullable=False),
-        "section": pa.Column(pl.String, pa.Check.str_matches(r"^[A-U]$"), nullable=False),
-        "division": pa.Column(pl.String, pa.Check.str_matches(r"^\d{2}$"), nullable=True),
-        "grp": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), nullable=True),
-        "is_primary_producer": pa.Column(pl.Boolean, nullable=False),
-    },
-    strict=True, ordered=True,
-)
+@functools.cache
+def isic_schema() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "code": pa.Column(pl.String, pa.Check.str_matches(r"^([A-U]|\d{2,4})$"), unique=True,
+                              nullable=False),
+            "level": pa.Column(pl.String, pa.Check.isin(["section", "division", "group", "class"]),
+                               nullable=False),
+            "title": pa.Column(pl.String, nullable=False),
+            "section": pa.Column(pl.String, pa.Check.str_matches(r"^[A-U]$"), nullable=False),
+            "division": pa.Column(pl.String, pa.Check.str_matches(r"^\d{2}$"), nullable=True),
+            "grp": pa.Column(pl.String, pa.Check.str_matches(r"^\d{3}$"), nullable=True),
+            "is_primary_producer": pa.Column(pl.Boolean, nullable=False),
+        },
+        strict=True, ordered=True,
+    )
 
 
 def parse_isic(path: Path) -> pl.DataFrame:
@@ -113,8 +122,10 @@ def _structure(raw: pl.DataFrame, file: LandedFile) -> pl.DataFrame:
         (pl.col("grp").is_in(PRIMARY_GROUPS).fill_null(False)
          | pl.col("division").is_in(PRIMARY_DIVISIONS).fill_null(False)).alias("is_primary_producer"))
     out = df.select("code", "level", "title", "section", "division", "grp", "is_primary_producer")
+    import pandera.polars as pa
+
     try:
-        return ISIC_SCHEMA.validate(out)
+        return isic_schema().validate(out)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"ISIC table fails validation: {exc}", file=file.name) from exc
 

@@ -35,14 +35,18 @@ the frame; joining it to the universe is the consumer's business.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from radar_pipeline.sources.reference.countries import converter
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
 from radar_pipeline.sources.toolkit import tables as t
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 SOURCE = "worldbank_class"
 FILE_PATTERNS = ("*.xlsx",)
@@ -54,13 +58,18 @@ GROUP_CODE = "GroupCode"
 INCOME_GROUPS = {"low income": "low", "lower middle income": "lower_middle",
                  "upper middle income": "upper_middle", "high income": "high"}
 
-INCOME_SCHEMA = pa.DataFrameSchema(
-    {
-        "iso3": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{3}$"), unique=True, nullable=False),
-        "income_group": pa.Column(pl.String, pa.Check.isin(list(INCOME_GROUPS.values())), nullable=False),
-    },
-    strict=True, ordered=True,
-)
+@functools.cache
+def income_schema() -> pa.DataFrameSchema:
+    # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
+    import pandera.polars as pa
+
+    return pa.DataFrameSchema(
+        {
+            "iso3": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z]{3}$"), unique=True, nullable=False),
+            "income_group": pa.Column(pl.String, pa.Check.isin(list(INCOME_GROUPS.values())), nullable=False),
+        },
+        strict=True, ordered=True,
+    )
 
 
 def _file(path: Path) -> LandedFile:
@@ -136,8 +145,10 @@ def parse_income_groups(path: Path) -> pl.DataFrame:
     eco = _classify(path)
     df = (eco.filter(pl.col("income_group").is_not_null() & pl.col("iso_code"))
              .select(pl.col(CODE).str.to_uppercase().alias("iso3"), "income_group").sort("iso3"))
+    import pandera.polars as pa
+
     try:
-        return INCOME_SCHEMA.validate(df)
+        return income_schema().validate(df)
     except (pa.errors.SchemaError, pa.errors.SchemaErrors) as exc:
         raise SourceError(SOURCE, f"income classification fails validation: {exc}",
                           file=Path(path).name) from exc
