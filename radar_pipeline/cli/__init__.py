@@ -324,6 +324,18 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def console() -> int:
+    """The `radar` console script (and `python -m radar_pipeline.cli`): main(), then the process's
+    objects frozen out of the garbage collector, so that exiting does not walk the ~1M objects the
+    imports made (0.2 s on a quiet machine, seconds under load: bench/README.md). Not in main():
+    tests and `radar demo` call main() many times in one process."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Any error is one line on stderr (`radar: ...`, exit 1; a CliError its own
     code); `--debug` (anywhere on the line) or RADAR_DEBUG=1 shows the traceback instead."""

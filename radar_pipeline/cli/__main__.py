@@ -1,6 +1,6 @@
 """`python -m radar_pipeline.cli ...` = the `radar` console script (tests and benches run it this way)."""
 import sys
 
-from radar_pipeline.cli import main
+from radar_pipeline.cli import console
 
-sys.exit(main())
+sys.exit(console())
