@@ -7,8 +7,8 @@ For each N: generates N SYNTHETIC sites once (`radar sites generate`, cached in
 $RADAR_BENCH_CACHE), then, in this order and each in a fresh child process (Python start,
 imports, read, work, write: the cold figure), (1) the floor: DuckDB `read_json` of the same file
 -> parquet, (2) `radar score --sites FILE --edition 2024 --out X.parquet` against the sample
-warehouse. Reports each one's wall seconds, CPU seconds and peak RSS (the child's own ru_maxrss,
-via wait4), the ratio score / floor (wall and CPU: on a shared machine the CPU ratio is the
+warehouse. Reports each one's wall seconds, CPU seconds and peak RSS (the child's own VmHWM,
+C.spawn_measured), the ratio score / floor (wall and CPU: on a shared machine the CPU ratio is the
 steadier), the duckdb version and `uptime` before and after. Targets (issue 24 item 2):
 score <= 2.0x read_json and <= 1.5 GiB at 1M; 200k <= 5 s. A missed target is printed as MISSED.
 """
@@ -18,7 +18,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,14 +48,10 @@ def sites_file(n: int, warehouse: Path) -> Path:
 def run_measured(cmd: list[str]) -> tuple[float, float, float, str]:
     """Wall seconds, CPU seconds (user + sys) and peak RSS (MiB) of one child process. CPU
     seconds are the figure to compare on a shared machine, where wall time includes waiting."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, wall, cpu, peak, out = C.spawn_measured(cmd)
+    if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+    return wall, cpu, peak, out
 
 
 def main() -> None:

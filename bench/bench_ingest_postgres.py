@@ -152,6 +152,9 @@ class Watch:
         self.rss: list[tuple[float, float, float]] = []  # (time, RSS MiB, CPU seconds so far)
         self.load: list[float] = []
         self.stopped = False
+        # the command's own peak (VmHWM, sampled): wait4's ru_maxrss would include this bench
+        # process, whose image the child's replaced at exec (bench/_common.peak_rss_mib)
+        self.hwm = 0.0
 
     def run(self) -> tuple[int, float, float]:
         self.t0 = time.time()
@@ -165,7 +168,9 @@ class Watch:
             k = 0
             while not done.is_set():
                 try:
-                    kb = next(int(ln.split()[1]) for ln in status.read_text().splitlines() if ln.startswith("VmRSS"))
+                    text = status.read_text().splitlines()
+                    kb = next(int(ln.split()[1]) for ln in text if ln.startswith("VmRSS"))
+                    self.hwm = max(self.hwm, next(int(ln.split()[1]) for ln in text if ln.startswith("VmHWM")) / 1024)
                     fields = stat.read_text().rsplit(")", 1)[1].split()
                     self.rss.append((time.time(), kb / 1024, (int(fields[11]) + int(fields[12])) / tick))
                 except (OSError, StopIteration, ValueError, IndexError):
@@ -188,7 +193,7 @@ class Watch:
         done.set()
         sampler.join()
         self.t1 = time.time()
-        return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime, self.hwm
 
     def first(self, pred) -> float | None:
         return next((t for t, line in self.lines if pred(line)), None)

@@ -4,7 +4,7 @@
     python bench/bench_site_scoring.py --n 200000 1000000 [--rounds 1]
 
 For each N, every figure is one whole child process (Python start, imports, reading, work,
-writing; wall from spawn to exit, CPU = user + sys of the child, peak RSS = its ru_maxrss):
+writing; wall from spawn to exit, CPU = user + sys of the child, peak RSS = its own VmHWM, C.spawn_measured):
   engine  radar_pipeline.sites.scoring: load_rules + score_sites over the N sites of a DuckDB
           file (bench_scoring_engine.py's prepared engine_N.duckdb), the scores (33 columns,
           ordered by site_id) written to parquet (polars, snappy)
@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,14 +115,10 @@ WORKERS = {"engine": worker_engine, "peer": worker_peer, "floor": worker_floor, 
 
 def measure(cmd: list[str]) -> dict:
     """Wall, CPU (user + sys) and peak RSS of one child process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=C.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, wall, cpu, peak, out = C.spawn_measured(cmd, cwd=C.REPO)
+    if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out[-3000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024}
+    return {"wall": wall, "cpu": cpu, "rss": peak}
 
 
 def step(name: str, n: int, warehouse: Path) -> dict:
