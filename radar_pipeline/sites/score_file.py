@@ -258,14 +258,34 @@ def _write(scores: pl.DataFrame, out: Path) -> None:
         scores.write_parquet(out)
 
 
+# Memory DuckDB may use to merge the parts (beyond it, it spills to the parts' folder): the merge of
+# 3M sites' scores peaked at 2.0 GiB as a polars sort, 1.3 GiB in DuckDB with 1GB, 0.9 GiB with 500MB.
+MERGE_MEMORY = "500MB"
+
+
 def _write_sorted(parts: list[Path], out: Path) -> None:
-    """The chunks' scores as one file ordered by site_id (as a whole-file scoring wrote them)."""
+    """The parts' scores as one file ordered by site_id (as a whole-file scoring writes them), merged
+    by DuckDB under MERGE_MEMORY, spilling to the parts' (temporary) folder. A CSV is written by
+    polars from the merged Parquet, as the whole-file path writes it (number formatting)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = pl.scan_parquet(parts).sort("site_id")
-    if out.suffix == ".csv":
-        frame.sink_csv(out)
-    else:
-        frame.sink_parquet(out)
+    folder = parts[0].parent
+    merged = out if out.suffix == ".parquet" else folder / "merged.parquet"
+    files = ", ".join(_quoted(p) for p in parts)
+    con = duckdb.connect()
+    try:
+        con.execute(f"set memory_limit = '{MERGE_MEMORY}'")
+        con.execute(f"set temp_directory = {_quoted(folder / 'merge-spill')}")
+        con.execute("set preserve_insertion_order = false")  # the ORDER BY orders; nothing else needs it
+        con.execute(f"copy (select * from read_parquet([{files}]) order by site_id) to {_quoted(merged)} "
+                    "(format parquet, compression zstd)")
+    finally:
+        con.close()
+    if merged != out:
+        pl.scan_parquet(merged).sink_csv(out)
+
+
+def _quoted(path: Path) -> str:
+    return "'" + path.as_posix().replace("'", "''") + "'"
 
 
 def score_file(sites_file: Path, edition: int, warehouse: Path, *,
