@@ -22,10 +22,11 @@ sites = dg.DynamicPartitionsDefinition(name="sites")
 # Partition keys registered per add_dynamic_partitions call: the sqlite instance binds one
 # SQL variable per key and fails somewhere between 249k and 251k keys in one call.
 PARTITION_CHUNK = int(os.environ.get("RADAR_PARTITION_CHUNK", "10000"))
-# ms per site partition of a scoring run on the sqlite instance (bench/README.md, bench_partitions.py
-# --instance sqlite): with the project's storage (radar_pipeline/platform/instance_storage.py) and the two
-# event settings of .env, and with Dagster's own sqlite storage, which writes event by event
-SQLITE_MS_PER_PARTITION = 0.75
+# ms per site partition of a scoring run on the sqlite instance (bench/README.md): with the project's
+# storage (radar_pipeline/platform/instance_storage.py) and the two event settings of .env, the events
+# after each run's body (0.36 ms measured by bench_ingest_postgres.py --sites 100000 --instance sqlite,
+# 2026-12-06); with Dagster's own sqlite storage, which writes event by event (bench_partitions.py)
+SQLITE_MS_PER_PARTITION = 0.4
 SQLITE_MS_PER_PARTITION_UNBATCHED = 27.0
 _EVENT_SETTINGS = ("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1", "DAGSTER_EVENT_BATCH_SIZE=1000")
 
