@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from radar_pipeline.platform import settings
-from radar_pipeline.platform.warehouse import attach_read_only, ensure_schema, exists
+from radar_pipeline.platform.warehouse import attach_read_only, ensure_schema, exists, sql_literal
 from radar_pipeline.sites import scoring, store
 
 
@@ -170,8 +170,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 Progress("score", total=total, min_total=MIN_TOTAL if progress else 1 << 62) as bar:
             # the file's sites and the scoring's hash tables stay under RADAR_MEMORY_LIMIT (1GB by
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
-            spill = (Path(tmp) / "duckdb").as_posix().replace("'", "''")
-            con.execute(f"set temp_directory = '{spill}'")
+            con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
             con.execute(f"set memory_limit = '{_limit(settings.memory_limit())}'")
             explain = _Sink(explain_out) if explain_out is not None else None
             parts: list[Path] = []
@@ -270,22 +269,18 @@ def _write_sorted(parts: list[Path], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = parts[0].parent
     merged = out if out.suffix == ".parquet" else folder / "merged.parquet"
-    files = ", ".join(_quoted(p) for p in parts)
+    files = ", ".join(sql_literal(p) for p in parts)
     con = duckdb.connect()
     try:
         con.execute(f"set memory_limit = '{MERGE_MEMORY}'")
-        con.execute(f"set temp_directory = {_quoted(folder / 'merge-spill')}")
+        con.execute(f"set temp_directory = {sql_literal(folder / 'merge-spill')}")
         con.execute("set preserve_insertion_order = false")  # the ORDER BY orders; nothing else needs it
-        con.execute(f"copy (select * from read_parquet([{files}]) order by site_id) to {_quoted(merged)} "
+        con.execute(f"copy (select * from read_parquet([{files}]) order by site_id) to {sql_literal(merged)} "
                     "(format parquet, compression zstd)")
     finally:
         con.close()
     if merged != out:
         pl.scan_parquet(merged).sink_csv(out)
-
-
-def _quoted(path: Path) -> str:
-    return "'" + path.as_posix().replace("'", "''") + "'"
 
 
 def score_file(sites_file: Path, edition: int, warehouse: Path, *,
