@@ -294,6 +294,23 @@ def test_buyer_sites_has_no_key_and_older_warehouses_lose_it(tmp_path):
         con.close()
 
 
+def test_buyer_load_counts_every_unknown_site_and_lists_the_first(tmp_path, monkeypatch):
+    """A list sent before its sites: every unknown pair is counted, the first UNKNOWN_SHOWN (by
+    buyer, site) are listed; a known site is neither."""
+    inbox = tmp_path / "buyers"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text("buyer_id,site_id\nzeta,S3\nacme,S2\nacme,KNOWN\nacme,S1\n")
+    con = _warehouse(tmp_path / "wh.duckdb")
+    con.execute("insert into sites (site_id, iso3, isic_code, isic_level, isic_class, source_file, source_line, "
+                "content_hash, updated_at) values ('KNOWN', 'DNK', '1410', 'class', '1410', 's.jsonl', 1, 'x', now())")
+    monkeypatch.setattr(buyers, "UNKNOWN_SHOWN", 2)
+    load = buyers.load(con, inbox)
+    assert load.n_unknown == 3 and load.unknown_sites == [("acme", "S1"), ("acme", "S2")]
+    (inbox / "a.csv").write_text("buyer_id,site_id\nacme,KNOWN\n")
+    load = buyers.load(con, inbox)
+    assert load.n_unknown == 0 and load.unknown_sites == []
+
+
 def test_a_failed_buyer_load_leaves_the_old_rows(tmp_path, monkeypatch):
     inbox = tmp_path / "buyers"
     inbox.mkdir()

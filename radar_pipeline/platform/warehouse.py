@@ -92,9 +92,9 @@ def _drop_retired_primary_keys(con: duckdb.DuckDBPyConnection) -> None:
     """A table declared without the primary key index it once had (no key, or `key_indexed=False`)
     is rebuilt without it. DuckDB has no ALTER TABLE ... DROP CONSTRAINT, and CREATE TABLE IF NOT
     EXISTS would keep the old index: the rows are copied into the table as now declared, in one
-    transaction. Why keys are retired:
-    DuckDB's index turned deleting and re-inserting the rows of rescored sites into the main cost
-    of scoring them (site_remediation: 11 s to delete 50k sites' rows, bench/README.md)."""
+    transaction. Why indexes are retired: DuckDB's index turned deleting and re-inserting the rows
+    of rescored sites into the main cost of scoring them (site_remediation: 11 s to delete 50k
+    sites' rows, bench/README.md)."""
     keyed = {r[0] for r in con.sql(
         "select table_name from duckdb_constraints() where constraint_type = 'PRIMARY KEY' "
         "and database_name = current_database() and schema_name = current_schema()").fetchall()}

@@ -19,8 +19,9 @@ A load (`load`) reads the folder block by block into Parquet files in a scratch 
 folder, safe_paths), then, in one transaction, replaces buyer_sites with the first line of each
 (buyer_id, site_id) — a min() per slice of the pairs, so DuckDB's hash table holds one slice —
 and the rejects, and records the folder's content hash in side_input_loads: any later process
-finds the folder unchanged there and does not read it again. buyer_sites has no primary key (its
-in-memory index cost 1.6-1.8 GiB for a 100 MB list): one row per pair holds by construction.
+finds the folder unchanged there and does not read it again. buyer_sites declares its key
+(buyer_id, site_id) without an index (`key_indexed=False`: the in-memory index cost 1.6-1.8 GiB
+for a 100 MB list): one row per pair holds by construction.
 
 Each buyer's published file is `buyers/<name>.duckdb` (its Parquet: `buyers/<name>/parquet/`,
 its snapshots: `.snapshots/buyer-<name>/`), `<name>` = `buyer_file_name(buyer_id)`:
@@ -290,10 +291,11 @@ def _recorded_load(con: duckdb.DuckDBPyConnection, folder: Path, state: str, sto
 _LINE_BITS = 40
 _LINE_MASK = (1 << _LINE_BITS) - 1
 # DuckDB's share of a load: memory_limit (and one thread) on the warehouse connection while the
-# pairs are deduplicated and inserted. A process that has opened the warehouse holds ~208 MiB
-# (polars, duckdb and the pandas/numpy/pyarrow DuckDB imports at its first query with
-# parameters); the reader's blocks add ~50 MiB, DuckDB ~45: a 100 MB list (5.3M rows) peaks at
-# 301-304 MiB (bench/README.md, issue 22 item 3), where the primary key took 1.6-1.8 GiB.
+# pairs are deduplicated and inserted. A process that has opened the warehouse holds ~130 MiB
+# (polars, duckdb, the package; nothing here binds a Python value or registers a frame, which
+# would make DuckDB import pandas, numpy and pyarrow: +85 MiB); the reader's blocks add ~50 MiB,
+# DuckDB ~45: a 100 MB list (5.3M rows) peaks at 237 MiB (bench/README.md, issue 22 item 3),
+# where the primary key took 1.6-1.8 GiB.
 LOAD_MEMORY = 24 << 20
 # The pairs are deduplicated in slices (hash of the pair modulo n), each small enough for its hash
 # table to fit in LOAD_MEMORY without spilling: ~4 MiB of ids and per-row overhead per slice
@@ -343,10 +345,6 @@ def _middle(shown: str) -> str:
     decimals = len(m.group(2) or "")
     value = float(f"{m.group(1)}.{m.group(2) or 0}") + 0.5 * 10 ** -decimals
     return f"{value:.{decimals + 1}f} {m.group(3)}"
-
-
-def _sql_text(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 @contextmanager
@@ -436,13 +434,13 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
             # the folder is read and checked before the transaction: the warehouse only sees the
             # inserts of one statement per slice, from the staged Parquet files
             staged = _stage_folder(folder, files, tmp)
-            blocks = _sql_text(staged.blocks / "*.parquet")
+            blocks = sql_literal(staged.blocks / "*.parquet")
 
             # The file names as literal rows and the rejects from a staged Parquet file, not Python
             # frames registered on the connection: DuckDB scans those through pyarrow and imports
             # pandas for it, ~85 MiB of the 300 MiB budget (bench/README.md, issue 22 item 3).
             names = ", ".join(f"({i}, {sql_literal(name)})" for i, name in enumerate(staged.names)) or "(0, '')"
-            rejects = _sql_text(tmp / "rejects.parquet")
+            rejects = sql_literal(tmp / "rejects.parquet")
             staged.rejects.write_parquet(tmp / "rejects.parquet")
 
             def body(c):
@@ -472,8 +470,9 @@ def _load(con: duckdb.DuckDBPyConnection, folder: Path) -> BuyerLoad:
                                     "from buyer_sites").fetchall()[0]
         result = BuyerLoad(list(files), None, staged.rejects, n_rows=n_rows, buyer_ids=list(buyer_ids))
         _LOADED[key] = (state, n_rows, result)
-    result.n_unknown = con.sql("select count(*) from buyer_sites anti join sites using (site_id)").fetchall()[0][0]
-    result.unknown_sites = con.sql(
-        "select buyer_id, site_id from buyer_sites anti join sites using (site_id) "
-        f"order by buyer_id, site_id limit {UNKNOWN_SHOWN}").fetchall()
+    # one anti join for both: the first UNKNOWN_SHOWN pairs, each row carrying the count of all
+    shown = con.sql("select buyer_id, site_id, count(*) over () from buyer_sites anti join sites using (site_id) "
+                    f"order by buyer_id, site_id limit {UNKNOWN_SHOWN}").fetchall()
+    result.n_unknown = shown[0][2] if shown else 0
+    result.unknown_sites = [(buyer_id, site_id) for buyer_id, site_id, _ in shown]
     return result
