@@ -29,10 +29,14 @@ def peak_rss_mib() -> float:
     process replaced, i.e. the bench process that spawned it (a 13 MiB child of an 800 MiB parent
     reported 814 MiB)."""
     try:
-        with open("/proc/self/status") as fh:
-            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024
+        return _vmhwm_mib(Path("/proc/self/status").read_text())
     except (OSError, StopIteration):  # not Linux: the rusage figure, with the caveat above
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _vmhwm_mib(status: str) -> float:
+    """VmHWM (KiB) of a /proc/<pid>/status text, in MiB."""
+    return next(int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmHWM:")) / 1024
 
 
 def spawn_measured(cmd: list[str], **popen) -> tuple[int, float, float, float, str]:
@@ -52,10 +56,8 @@ def spawn_measured(cmd: list[str], **popen) -> tuple[int, float, float, float, s
         status = Path(f"/proc/{proc.pid}/status")
         while not done.is_set():
             try:
-                text = status.read_text()
-                hwm = next((int(ln.split()[1]) for ln in text.splitlines() if ln.startswith("VmHWM:")), 0)
-                peak[0] = max(peak[0], hwm / 1024)
-            except OSError:
+                peak[0] = max(peak[0], _vmhwm_mib(status.read_text()))
+            except (OSError, StopIteration):  # exited (a zombie has no VmHWM line)
                 break
             done.wait(0.02)
     watcher = threading.Thread(target=watch, daemon=True)

@@ -71,14 +71,6 @@ FLOOR_VERSION = "floor"
 
 # --------------------------------------------------------------------------- workers (child processes)
 
-def own_peak_rss_mib() -> float:
-    """This process's peak RSS from /proc/self/status (VmHWM: the memory of this program image).
-    ru_maxrss is not used: Linux keeps, across exec, the high-water mark of the image it replaced,
-    i.e. of the forking bench process (~1 GiB once it has compared the shared warehouses)."""
-    with open("/proc/self/status") as fh:
-        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024
-
-
 def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str) -> None:
     started = time.time()
     os.environ["RADAR_SOURCES_MIRROR"] = mirror
@@ -100,7 +92,7 @@ def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str) -> None
     C.emit({"success": outcome.success, "failures": outcome.failures, "worker_started": started,
             "returned": ended, "first_step": min(s for s, _ in steps.values()),
             "last_step_end": max(x for _, x in steps.values() if x is not None),
-            "steps": {k: x - s for k, (s, x) in steps.items() if x is not None}, "rss": own_peak_rss_mib()})
+            "steps": {k: x - s for k, (s, x) in steps.items() if x is not None}, "rss": C.peak_rss_mib()})
 
 
 def worker_floor(db: str, spec: str) -> None:
@@ -120,7 +112,7 @@ def worker_floor(db: str, spec: str) -> None:
         con.execute("commit")
     t1 = time.perf_counter()
     con.close()
-    C.emit({"sql_s": t1 - t0, "rss": own_peak_rss_mib()})
+    C.emit({"sql_s": t1 - t0, "rss": C.peak_rss_mib()})
 
 
 # --------------------------------------------------------------------------- driver
