@@ -19,7 +19,9 @@ range) and a buyer list CSV (the streamed reader; with --buyers-load also publis
 into a new warehouse file), a few bad rows in each (too many fields, bad values, repeats), which
 are quarantined.
 Each is read in its own child process (`--side-worker`), twice: the second read shows the
-unchanged-content cache (only the hash is computed).
+unchanged-content cache (only the hash is computed). Overrides and user files are then read by
+a second child process, as the next Dagster run does: from the parse cache the first one wrote
+(platform/parse_cache.py; RADAR_CACHE is a folder of the bench's, emptied at the start).
 
 Each ingest runs in its own child process (bench/bench_intake.py), so each figure is that
 process's own ru_maxrss.
@@ -198,10 +200,16 @@ def side_worker(kind: str, path: Path, load: bool = False) -> None:
     print(json.dumps(out))
 
 
+PARSE_CACHE = C.CACHE / "side-parse-cache"
+
+
 def run_side(kind: str, path: Path, load: bool = False) -> dict:
+    import os
+
     proc = subprocess.run([C.PYTHON, str(Path(__file__).resolve()), "--side-worker", kind, str(path),
                            *(["--buyers-load"] if load else [])],
-                          capture_output=True, text=True, cwd=C.REPO)
+                          capture_output=True, text=True, cwd=C.REPO,
+                          env={**os.environ, "RADAR_CACHE": str(PARSE_CACHE)})
     if proc.returncode:
         raise SystemExit(f"reading {path} failed:\n{proc.stderr[-3000:]}")
     return json.loads(next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{")))
@@ -231,6 +239,9 @@ def main() -> None:
     if args.side_worker:
         return side_worker(args.side_worker[0], Path(args.side_worker[1]), args.buyers_load)
     C.CACHE.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    shutil.rmtree(PARSE_CACHE, ignore_errors=True)  # the first child parses; the next one reads its cache
     side = []
     for kind in args.side_kinds:
         # one file per folder (readers take folders); v2: with lines of too many fields
@@ -238,6 +249,8 @@ def main() -> None:
         folder.mkdir(exist_ok=True)
         path = side_file(kind, folder / f"{kind}.csv", args.side_mb)
         side.append((kind, path, run_side(kind, path)))
+        if kind in ("overrides", "user"):  # the next process (a new Dagster run): the parse cache
+            side.append((f"{kind}, next process", path, run_side(kind, path)))
         if kind == "buyers" and args.buyers_load:  # the load in a process of its own
             side.append(("buyers.load", path, run_side(kind, path, True)))
     print(f"\nmachine: {C.machine()}")

@@ -41,6 +41,13 @@ def pytest_collection_modifyitems(config, items) -> None:
                             "left out: python -m pytest -m slow)")
 
 
+@pytest.fixture(autouse=True)
+def _parse_cache_of_the_session(tmp_path_factory, monkeypatch) -> None:
+    """RADAR_CACHE (parsed side files kept between processes) in the session's temp folder, not
+    in data/cache of the folder the tests run from; subprocesses inherit it."""
+    monkeypatch.setenv("RADAR_CACHE", str(tmp_path_factory.getbasetemp() / "radar-cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_sources() -> Path:
     if not SHARED_SOURCES.is_dir():

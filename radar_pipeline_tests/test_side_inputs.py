@@ -15,6 +15,7 @@ from radar_pipeline.platform import settings, text_input
 from radar_pipeline.publish import buyers
 from radar_pipeline.rules import check as rules_check
 from radar_pipeline.rules import rule_sql
+from radar_pipeline.rules.methodology import CATEGORIES
 from radar_pipeline.sites import overrides
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
 
@@ -127,6 +128,93 @@ def test_overrides_parsed_again_only_when_the_content_changes(tmp_path, monkeypa
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert overrides.read_overrides(folder).valid["reason"].to_list() == ["again"]
     assert len(calls) == 2
+
+
+_COUNT_PARSES = """
+import sys
+from radar_pipeline.sites import overrides
+calls = []
+real = overrides._checked
+overrides._checked = lambda *a, **k: calls.append(1) or real(*a, **k)
+read = overrides.read_overrides(sys.argv[1])
+print(len(calls), read.valid["reason"].to_list(), read.rejects["reason"].to_list())
+"""
+
+
+def _parse_in_a_new_process(folder: Path) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _COUNT_PARSES, str(folder)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _entries(kind: str) -> list[str]:
+    from radar_pipeline.platform import parse_cache
+
+    folder = parse_cache.cache_root() / "parsed" / kind
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_overrides_are_not_parsed_again_by_a_new_process_until_they_change(tmp_path):
+    """Every Dagster run is a new process: an unchanged overrides file is read from the parse
+    cache (hashed, not parsed), an edited one parsed again, and only its newest entry kept."""
+    folder = tmp_path / "o"
+    folder.mkdir()
+    path = folder / "x.csv"
+    path.write_text(HEADER + "S1,Low,first,ana,2026-01-01,\nS2,Nope,bad,ana,2026-01-01,\n")
+    before = _entries("overrides")
+    reasons = f"['first'] [\"category 'Nope' is not one of {list(CATEGORIES)}\"]"
+    assert _parse_in_a_new_process(folder) == f"1 {reasons}"
+    assert len(set(_entries("overrides")) - set(before)) == 1
+    assert _parse_in_a_new_process(folder) == f"0 {reasons}"  # the same rows and rejects, unparsed
+    path.write_text(HEADER + "S1,Low,second,ana,2026-01-01,\n")
+    assert _parse_in_a_new_process(folder).startswith("1 ['second']")
+    assert len(set(_entries("overrides")) - set(before)) == 1  # the older content's entry is gone
+    assert _parse_in_a_new_process(folder).startswith("0 ['second']")
+
+
+def test_an_override_entry_with_a_future_created_on_is_not_reused(tmp_path, monkeypatch):
+    """"created_on is in the future" depends on the day: an entry holds only from the latest
+    created_on its file gives (here never, in this century), so such a file is parsed each time."""
+    folder = tmp_path / "o"
+    folder.mkdir()
+    (folder / "x.csv").write_text(HEADER + "S1,Low,ok,ana,2026-01-01,\nS2,Low,later,ana,2999-01-01,\n")
+    calls = []
+    real = overrides._checked
+    monkeypatch.setattr(overrides, "_checked", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = overrides.read_overrides(folder)
+    assert first.rejects["reason"].to_list() == ["created_on 2999-01-01 is in the future"]
+    overrides._PARSED.clear()  # as a new process would start
+    again = overrides.read_overrides(folder)
+    assert len(calls) == 2 and again.rejects.equals(first.rejects) and again.valid.equals(first.valid)
+
+
+def test_a_damaged_or_planted_parse_cache_is_parsed_around(tmp_path, monkeypatch, caplog):
+    """The cache is an optimisation: a damaged entry is parsed again, and a symlink planted in the
+    cache is neither read through nor written through."""
+    from radar_pipeline.platform import parse_cache
+
+    monkeypatch.setenv("RADAR_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "o"
+    folder.mkdir()
+    (folder / "x.csv").write_text(HEADER + "S1,Low,ok,ana,2026-01-01,\n")
+    overrides.read_overrides(folder)
+    (entry,) = (tmp_path / "cache" / "parsed" / "overrides").iterdir()
+    (entry / "frame_0_000000.arrow").write_bytes(b"not arrow")
+    overrides._PARSED.clear()
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["ok"]
+    assert "not used" in caplog.text
+    # a link planted where the kind's folder goes: nothing read or written through it
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    parse_cache.safe_paths.remove(tmp_path / "cache", tmp_path / "cache" / "parsed" / "overrides")
+    os.symlink(elsewhere, tmp_path / "cache" / "parsed" / "overrides")
+    overrides._PARSED.clear()
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["ok"]
+    assert list(elsewhere.iterdir()) == [] and "symlink" in caplog.text
 
 
 def test_override_known_sites_and_rules_shared_with_append(tmp_path):
@@ -419,6 +507,30 @@ def test_user_file_parsed_again_only_when_the_content_changes(tmp_path, monkeypa
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime: only the content differs
     assert user.parse([f], [])["value"].to_list() == [48.1, 9.0] and calls == [1, 1]
     assert user.quarantined([f]).is_empty()
+
+
+def test_user_file_is_not_parsed_again_by_a_new_process(tmp_path, monkeypatch):
+    """The parsed rows and the quarantined ones come back from the parse cache in a new process
+    (here: the process's own memo cleared), equal to a fresh parse; another parser parses again."""
+    from radar_pipeline.sources.adapters import user
+    from radar_pipeline.sources.toolkit import tables
+
+    path = tmp_path / "licensed.csv"
+    path.write_text("iso3,indicator_id,year,value\nBGD,ilo_weekly_hours,2022,47.1\nBGD,ilo_weekly_hours,2021,x\n"
+                    "NPL,ilo_weekly_hours,2022,44\n")
+    f = LandedFile("user", "2024", path)
+    fresh = user.parse([f], [])
+    calls = []
+    real = text_input.csv_blocks
+    monkeypatch.setattr(text_input, "csv_blocks", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tables._PARSED.clear()
+    assert user.parse([f], []).equals(fresh) and calls == []
+    assert user.quarantined([f])["row_ref"].to_list() == ["line 3"]
+    tables._PARSED.clear()
+    from radar_pipeline.platform import parse_cache
+
+    monkeypatch.setattr(parse_cache, "code_version", lambda *modules: "another release of the parser")
+    assert user.parse([f], []).equals(fresh) and calls == [1]
 
 
 # ---------------------------------------------------------------- RADAR_RULES_DIR

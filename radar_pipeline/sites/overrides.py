@@ -13,8 +13,10 @@ that cannot be used as a whole (not UTF-8 text: Latin-1, UTF-16, binary; a symli
 named x.csv, unreadable; missing columns; a quote never closed) is one reject naming the file
 and why, and the other files still apply (issue 22: one such file stopped all scoring with a
 raw UnicodeDecodeError); a line with more fields than the header is rejected alone (field
-`line`). Files are read in 1 MiB blocks (text_input.csv_blocks: a 100 MB file
-peaks under 300 MiB) and parsed again only when their content hash changes.
+`line`). Files are read in 1 MiB blocks (text_input.csv_blocks) and parsed again only when
+their content hash changes: within a process (`_PARSED`) and across processes (every Dagster run
+is one) through the parse cache (platform/parse_cache.py, RADAR_CACHE), whose entry for a file
+holds from the latest created_on it gives ("in the future" is the one rule that moves with the day).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from radar_pipeline.platform import settings
+from radar_pipeline.platform import parse_cache, settings
 from radar_pipeline.platform.text_input import NotText, clean_text, clean_text_expr, csv_blocks, file_problem, scan_file
 from radar_pipeline.rules.methodology import CATEGORIES  # rules/score_categories.csv
 
@@ -166,32 +168,59 @@ def _read_file(path: Path, today: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     hit = _PARSED.get(str(path))
     if hit and hit[:2] == (scan.sha256, today):
         return hit[2]
+    cache_key = parse_cache.key("overrides", path, scan.sha256, _rules_version())
+    cached = parse_cache.load(cache_key)
+    # the parse depends on the day only through "created_on is in the future": an entry holds
+    # for every day on or after the latest created_on its file gives
+    if cached is not None and len(cached[0]) == 2 and cached[1].get("latest_created", "") <= today.isoformat():
+        result = (pl.concat([pl.DataFrame(schema=OVERRIDE_SCHEMA), *cached[0][0]], rechunk=False),
+                  pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *cached[0][1]], rechunk=False))
+        _PARSED[str(path)] = (scan.sha256, today, result)
+        return result
+    cache = parse_cache.Writer(cache_key, 2)  # written block by block: no copy of the whole result
     try:
         header, blocks = csv_blocks(path, ragged=True)  # a line with too many fields: that line rejected
         missing = [c for c in COLUMNS if c not in header]
         if missing:
+            cache.abort()
             return none, _file_reject(path, f"missing column(s) {missing}; expected {','.join(COLUMNS)}", 1,
                                       ",".join(missing))
         # block by block (text_input.csv_blocks): only the two outputs grow with the file
-        valid, rejects = [], []
+        valid, rejects, latest = [], [], []
         for frame in blocks:
             ragged = pl.col("__ragged").is_not_null()
             if frame.select(ragged.any()).item():
                 rejects.append(frame.filter(ragged).select(
                     file=pl.lit(path.name), line="__line", site_id=pl.col("site_id").str.strip_chars(),
                     field=pl.lit("line"), reason="__ragged").cast(REJECT_SCHEMA))
+                cache.add(1, rejects[-1])
                 frame = frame.filter(~ragged)
             checked = _checked(frame.drop("__ragged").lazy(), today).with_columns(file=pl.lit(path.name),
                                                                  line=pl.col("__line"))
-            v, r = pl.collect_all(_split(checked))
+            v, r, m = pl.collect_all([*_split(checked), checked.select(pl.col("_created").max())])
             valid.append(v)
             rejects.append(r)
+            latest.append(m.item())
+            cache.add(0, v)
+            cache.add(1, r)
         result = (pl.concat([pl.DataFrame(schema=OVERRIDE_SCHEMA), *valid], rechunk=False),
                   pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *rejects], rechunk=False))
     except (pl.exceptions.PolarsError, ValueError, OSError) as exc:  # ragged rows, an unclosed quote
+        cache.abort()
         return none, _file_reject(path, "cannot parse as CSV: " + str(exc).splitlines()[0][:200])
+    except BaseException:
+        cache.abort()
+        raise
     _PARSED[str(path)] = (scan.sha256, today, result)
+    days = [d for d in latest if d is not None]
+    cache.commit({"latest_created": max(days).isoformat() if days else ""})
     return result
+
+
+def _rules_version() -> str:
+    """What the parse of an override file depends on besides its bytes and name: this module's
+    rules (its code) and the categories of rules/score_categories.csv."""
+    return parse_cache.code_version(__name__, "radar_pipeline.platform.text_input") + "|" + "|".join(CATEGORIES)
 
 
 def read_overrides(folder: Path | None = None, known_sites: set[str] | None = None) -> Overrides:

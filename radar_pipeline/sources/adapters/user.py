@@ -29,7 +29,8 @@ code as a categorical, year, value, line); the duplicate check runs on one 64-bi
 row. A refresh asks for one edition (`parse(..., edition=Y)`): only the rows of its window
 (Y - max_age_years .. Y, plus each indicator's first row so the vintage still carries it for
 `registry.as_of`) become observation rows. A file is parsed again only when its content
-(sha256) or the indicator rules change (`toolkit.tables.parsed_once`).
+(sha256), the indicator rules or the parser change (`toolkit.tables.parsed_once`), in this
+process or any later one (the parse cache, platform/parse_cache.py).
 """
 from __future__ import annotations
 

@@ -385,13 +385,17 @@ def read_csv_streamed(file: LandedFile) -> pl.DataFrame:
 
 
 # path -> (sha256, rules key, parsed rows) of the user files parsed by this process
-_PARSED: dict[str, tuple[str, object, pl.DataFrame]] = {}
+_PARSED: dict[str, tuple[str, object, object]] = {}
 
 
-def parsed_once(file: LandedFile, parse, rules_key: object) -> pl.DataFrame:
+def parsed_once(file: LandedFile, parse, rules_key: object):
     """`parse(file)`, or the rows parsed before from the same content (sha256, streamed) under
-    the same rules (`rules_key`): a user file is parsed again only when it or the rules changed
-    (a refresh reads it for every edition). An error is never cached."""
+    the same rules (`rules_key`, whose repr is stable: strings, numbers, tuples): a user file is
+    parsed again only when it, the rules or the parser's code changed (a refresh reads it for
+    every edition, every run is a new process). Kept in this process and, between processes,
+    in the parse cache (`platform/parse_cache.py`). `parse` returns a frame, or (frames, frame)
+    (the user adapter's blocks and rejects). An error is never cached."""
+    from radar_pipeline.platform import parse_cache
     from radar_pipeline.platform.text_input import NotText, scan_file
 
     try:
@@ -401,6 +405,34 @@ def parsed_once(file: LandedFile, parse, rules_key: object) -> pl.DataFrame:
     hit = _PARSED.get(str(file.path))
     if hit and hit[:2] == (digest, rules_key):
         return hit[2]
-    rows = parse(file)
+    module = getattr(parse, "__module__", None) or __name__
+    rules = repr(rules_key) + "|" + parse_cache.code_version(module, __name__, "radar_pipeline.platform.text_input")
+    key = parse_cache.key(f"source-{file.source}", file.path, digest, rules)
+    cached = parse_cache.load(key)
+    rows = _unpacked(cached) if cached is not None else None
+    if rows is None:
+        rows = parse(file)
+        parse_cache.store(key, *_packed(rows))
     _PARSED[str(file.path)] = (digest, rules_key, rows)
     return rows
+
+
+def _packed(rows) -> tuple[tuple[pl.DataFrame | list[pl.DataFrame], ...], dict]:
+    """A parse's result as frames for the parse cache: a frame, or (frames, frame) with the
+    frames (blocks of one schema) kept as parts."""
+    if isinstance(rows, pl.DataFrame):
+        return (rows,), {"shape": "frame"}
+    blocks, rest = rows
+    return (list(blocks), rest), {"shape": "blocks+frame"}
+
+
+def _unpacked(cached):
+    """The parse's result from the parse cache's parts (None: not the shape expected). Blocks come
+    back as parts of up to parse_cache.PART_ROWS rows: later steps work block by block."""
+    frames, info = cached
+    shape = info.get("shape")
+    if shape == "frame" and len(frames) == 1 and frames[0]:
+        return pl.concat(frames[0], rechunk=False)
+    if shape == "blocks+frame" and len(frames) == 2 and frames[1]:
+        return frames[0], pl.concat(frames[1], rechunk=False)
+    return None
