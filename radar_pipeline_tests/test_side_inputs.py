@@ -213,8 +213,22 @@ def test_a_damaged_or_planted_parse_cache_is_parsed_around(tmp_path, monkeypatch
     parse_cache.safe_paths.remove(tmp_path / "cache", tmp_path / "cache" / "parsed" / "overrides")
     os.symlink(elsewhere, tmp_path / "cache" / "parsed" / "overrides")
     overrides._PARSED.clear()
+    calls = []
+    real = overrides._checked
+    monkeypatch.setattr(overrides, "_checked", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert overrides.read_overrides(folder).valid["reason"].to_list() == ["ok"]
-    assert list(elsewhere.iterdir()) == [] and "symlink" in caplog.text
+    assert list(elsewhere.iterdir()) == [] and "symlink" in caplog.text and len(calls) == 1
+    # a cache that fails in the middle of a write (disk full): the rows that went to it are parsed again
+    os.unlink(tmp_path / "cache" / "parsed" / "overrides")
+
+    def disk_full(self, index):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parse_cache.Writer, "_flush", disk_full)
+    overrides._PARSED.clear()
+    assert overrides.read_overrides(folder).valid["reason"].to_list() == ["ok"] and len(calls) == 3
+    assert "No space left" in caplog.text
+    assert [p.name for p in (tmp_path / "cache" / "parsed" / "overrides").iterdir()] == []  # no leftover
 
 
 def test_override_known_sites_and_rules_shared_with_append(tmp_path):

@@ -173,48 +173,68 @@ def _read_file(path: Path, today: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     # the parse depends on the day only through "created_on is in the future": an entry holds
     # for every day on or after the latest created_on its file gives
     if cached is not None and len(cached[0]) == 2 and cached[1].get("latest_created", "") <= today.isoformat():
-        result = (pl.concat([pl.DataFrame(schema=OVERRIDE_SCHEMA), *cached[0][0]], rechunk=False),
-                  pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *cached[0][1]], rechunk=False))
+        result = _joined(*cached[0])
         _PARSED[str(path)] = (scan.sha256, today, result)
         return result
-    cache = parse_cache.Writer(cache_key, 2)  # written block by block: no copy of the whole result
+    # Parsed into the cache block by block and read back from it: the rows are then held once, in
+    # a few large parts, not as the parse's hundreds of blocks among its freed intermediates (a
+    # 100 MB file: 327 MiB holding the blocks while writing them, ~250 MiB this way). Without a
+    # usable cache, parsed again holding the blocks.
+    cache = parse_cache.Writer(cache_key, 2)
+    kept_in_cache = cache.ok
+    parsed = _parse(path, today, cache if kept_in_cache else None)
+    if isinstance(parsed, pl.DataFrame):  # the file cannot be used: one reject
+        cache.abort()
+        return none, parsed
+    days = [d for d in parsed[2] if d is not None]
+    stored = kept_in_cache and cache.commit({"latest_created": max(days).isoformat() if days else ""})
+    cached = parse_cache.load(cache_key) if stored else None
+    if cached is None and kept_in_cache:  # the rows went to a cache that failed: parsed again, kept
+        cache.abort()
+        parsed = _parse(path, today, None)
+        if isinstance(parsed, pl.DataFrame):
+            return none, parsed
+    result = _joined(*(cached[0] if cached is not None else parsed[:2]))
+    _PARSED[str(path)] = (scan.sha256, today, result)
+    return result
+
+
+def _joined(valid: list[pl.DataFrame], rejects: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # rechunk=False: a copy of every row would double the memory of a 100 MB file
+    return (pl.concat([pl.DataFrame(schema=OVERRIDE_SCHEMA), *valid], rechunk=False),
+            pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *rejects], rechunk=False))
+
+
+def _parse(path: Path, today: date, cache: parse_cache.Writer | None):
+    """(valid row parts, reject parts, the latest created_on of each block) of one file, the
+    parts written to `cache` instead of kept when it is given; or a file's one reject frame
+    (missing columns, not CSV)."""
     try:
         header, blocks = csv_blocks(path, ragged=True)  # a line with too many fields: that line rejected
         missing = [c for c in COLUMNS if c not in header]
         if missing:
-            cache.abort()
-            return none, _file_reject(path, f"missing column(s) {missing}; expected {','.join(COLUMNS)}", 1,
-                                      ",".join(missing))
+            return _file_reject(path, f"missing column(s) {missing}; expected {','.join(COLUMNS)}", 1,
+                                ",".join(missing))
         # block by block (text_input.csv_blocks): only the two outputs grow with the file
         valid, rejects, latest = [], [], []
+        keep = valid.append if cache is None else (lambda v: cache.add(0, v))
+        reject = rejects.append if cache is None else (lambda r: cache.add(1, r))
         for frame in blocks:
             ragged = pl.col("__ragged").is_not_null()
             if frame.select(ragged.any()).item():
-                rejects.append(frame.filter(ragged).select(
+                reject(frame.filter(ragged).select(
                     file=pl.lit(path.name), line="__line", site_id=pl.col("site_id").str.strip_chars(),
                     field=pl.lit("line"), reason="__ragged").cast(REJECT_SCHEMA))
-                cache.add(1, rejects[-1])
                 frame = frame.filter(~ragged)
             checked = _checked(frame.drop("__ragged").lazy(), today).with_columns(file=pl.lit(path.name),
                                                                  line=pl.col("__line"))
             v, r, m = pl.collect_all([*_split(checked), checked.select(pl.col("_created").max())])
-            valid.append(v)
-            rejects.append(r)
+            keep(v)
+            reject(r)
             latest.append(m.item())
-            cache.add(0, v)
-            cache.add(1, r)
-        result = (pl.concat([pl.DataFrame(schema=OVERRIDE_SCHEMA), *valid], rechunk=False),
-                  pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *rejects], rechunk=False))
+        return valid, rejects, latest
     except (pl.exceptions.PolarsError, ValueError, OSError) as exc:  # ragged rows, an unclosed quote
-        cache.abort()
-        return none, _file_reject(path, "cannot parse as CSV: " + str(exc).splitlines()[0][:200])
-    except BaseException:
-        cache.abort()
-        raise
-    _PARSED[str(path)] = (scan.sha256, today, result)
-    days = [d for d in latest if d is not None]
-    cache.commit({"latest_created": max(days).isoformat() if days else ""})
-    return result
+        return _file_reject(path, "cannot parse as CSV: " + str(exc).splitlines()[0][:200])
 
 
 def _rules_version() -> str:
