@@ -5,9 +5,10 @@
 
 For each N, every figure is one whole child process (Python start, imports, reading, work,
 writing; wall from spawn to exit, CPU = user + sys of the child, peak RSS = its own VmHWM, C.spawn_measured):
-  engine  radar_pipeline.sites.scoring: load_rules + score_sites over the N sites of a DuckDB
+  engine  radar_pipeline.sites.scoring: load_rules + score_sites_to over the N sites of a DuckDB
           file (bench_scoring_engine.py's prepared engine_N.duckdb), the scores (33 columns,
-          ordered by site_id) written to parquet (polars, snappy)
+          ordered by site_id) written to parquet by DuckDB (snappy) under RADAR_MEMORY_LIMIT
+          (score_sites, which returns them as a polars frame, held 3M sites' scores in 4.4 GiB)
   floor   DuckDB reading every input the engine reads (sites + site_saq by a positional join,
           site_controls and site_nonconformities scanned) and writing 33 columns of the same
           types by plain projection to parquet (COPY, snappy): reading + writing, no scoring
@@ -55,10 +56,13 @@ def worker_engine(n: int) -> None:
 
     from radar_pipeline.sites import scoring
 
+    from radar_pipeline.platform import settings
+
     con = duckdb.connect(str(engine_db(n)))
+    # the pipeline's own limit (RADAR_MEMORY_LIMIT, 1GB by default): DuckDB spills beyond it
+    con.execute(f"set memory_limit = '{settings.memory_limit()}'")
     scoring.load_rules(con, temp=True)
-    scores = scoring.score_sites(con, EDITION, None, VERSION)
-    scores.write_parquet(out_file("engine", n), compression="snappy")
+    scoring.score_sites_to(con, EDITION, out_file("engine", n), None, VERSION)
     con.close()
 
 

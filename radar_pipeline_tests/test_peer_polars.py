@@ -59,4 +59,7 @@ def test_engine_equals_polars_peer(sample_edition_2024, tmp_path, monkeypatch):
     assert engine.height == N_SITES
     assert engine.filter(pl.col("override_reason").is_not_null()).height == 2
     assert_frame_equal(engine, peer, check_exact=True)
+    # the engine's streamed form (what `radar score` and the 3M bench use): the same rows, in the same order
+    scoring.score_sites_to(con, 2024, tmp_path / "scores.parquet", None, "t")
+    assert_frame_equal(pl.read_parquet(tmp_path / "scores.parquet"), engine, check_exact=True)
     con.close()

@@ -628,3 +628,22 @@ def test_intake_refuses_a_catalogue_missing_stored_control_ids(rules, tmp_path):
     (rules / "controls.csv").write_text("\n".join(lines[:23])[:-5], encoding="utf-8")  # cut mid-line
     with pytest.raises(rules_check.RuleTableError, match=r"controls.csv line 23: .* field"):
         store.reference(con)
+
+
+# ---------------------------------------------------------------- RADAR_MEMORY_LIMIT
+
+@pytest.mark.parametrize("value, expected", [("1GB", 10**9), ("512MiB", 512 << 20), (" 2.5 gb ", 2_500_000_000),
+                                             ("1000000 bytes", 1_000_000)])
+def test_memory_limit_is_read_once_as_duckdb_reads_it(monkeypatch, value, expected):
+    monkeypatch.setenv("RADAR_MEMORY_LIMIT", value)
+    assert settings.memory_limit_bytes() == expected
+    assert buyers._load_limit() == min(buyers.LOAD_MEMORY, expected)
+    assert duckdb.connect(config={"memory_limit": settings.memory_limit()}).sql(
+        "select current_setting('memory_limit')").fetchone()[0]
+
+
+@pytest.mark.parametrize("value", ["abc", "1 GB; drop table x", "-1GB", "0GB", "GB", "1XB", "1000000"])
+def test_a_memory_limit_duckdb_would_not_take_is_refused_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("RADAR_MEMORY_LIMIT", value)
+    with pytest.raises(ValueError, match=r"^RADAR_MEMORY_LIMIT .* is not a size such as 1GB"):
+        settings.memory_limit()

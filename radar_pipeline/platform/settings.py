@@ -79,11 +79,29 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("RADAR_WAREHOUSE", "data/radar.duckdb"))
 
 
+_SIZE_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
 def memory_limit() -> str:
-    """DuckDB memory_limit for the pipeline's own in-memory work connections (publish). DuckDB's
-    default is 80 % of RAM, and a publish of 1M sites took 16.8 GiB of it as buffer cache; with a
-    limit it spills to disk instead (RADAR_MEMORY_LIMIT, e.g. "4GB")."""
-    return os.environ.get("RADAR_MEMORY_LIMIT", "1GB")
+    """DuckDB memory_limit for the pipeline's own in-memory work connections (publish, `radar
+    score`, the buyer load). DuckDB's default is 80 % of RAM, and a publish of 1M sites took 16.8
+    GiB of it as buffer cache; with a limit it spills to disk instead (RADAR_MEMORY_LIMIT, e.g.
+    "4GB"). Checked here, the one reader: a value DuckDB would not take is a ValueError naming it."""
+    value = os.environ.get("RADAR_MEMORY_LIMIT", "1GB").strip()
+    memory_limit_bytes(value)
+    return value
+
+
+def memory_limit_bytes(value: str | None = None) -> int:
+    """RADAR_MEMORY_LIMIT (or `value`) in bytes, read as DuckDB reads it (KB = 1000, KiB = 1024)."""
+    import re
+
+    text = memory_limit() if value is None else value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b|bytes)\s*", text, re.IGNORECASE)  # a unit, as DuckDB wants
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"RADAR_MEMORY_LIMIT {text!r} is not a size such as 1GB or 512MiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
 def published_path() -> Path:

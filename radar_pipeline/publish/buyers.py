@@ -303,18 +303,9 @@ SLICE_BYTES = 4 << 20
 _ROW_OVERHEAD = 24  # bytes per staged row besides its ids in a hash table (seq, hash, pointers)
 STAGE_ROWS = 100_000  # rows per staged Parquet file (~2 MiB of frames held before it is written)
 _TMP_PREFIX = "radar-buyers-"
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b|bytes)?\s*", re.IGNORECASE)
-_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
 def _load_limit() -> int:
     """Bytes DuckDB may use for the load: LOAD_MEMORY, or RADAR_MEMORY_LIMIT when lower."""
-    value = settings.memory_limit()
-    m = _SIZE.fullmatch(value)
-    if not m:
-        raise ValueError(f"RADAR_MEMORY_LIMIT {value!r} is not a size such as 1GB")
-    return min(LOAD_MEMORY, int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]))
+    return min(LOAD_MEMORY, settings.memory_limit_bytes())
 
 
 @contextmanager
