@@ -52,7 +52,7 @@ import polars as pl
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.platform import lake, settings
 from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
-from radar_pipeline.platform.warehouse import ensure_schema
+from radar_pipeline.platform.warehouse import ensure_schema, rollback
 from radar_pipeline.publish import files, state
 from radar_pipeline.publish.buyers import buyer_file_name
 from radar_pipeline.publish.tables import ALL_TABLES, PUBLIC_TABLES, SITE_TABLES, SQL_TABLES, publish_sql, quoted
@@ -162,15 +162,22 @@ def _finish(con: duckdb.DuckDBPyConnection, db: str, *, dictionary: pl.DataFrame
 
 def _comment(con: duckdb.DuckDBPyConnection, db: str, dictionary: pl.DataFrame) -> None:
     """COMMENT ON every table and column from the data dictionary, so BI tools that show
-    catalog comments (DBeaver, Superset, SQLAlchemy inspect) show the documentation too."""
+    catalog comments (DBeaver, Superset, SQLAlchemy inspect) show the documentation too.
+    One transaction: ~330 statements each committed on their own were one WAL write each."""
     tables = dictionary.unique("table_name", keep="first", maintain_order=True)
-    for r in tables.iter_rows(named=True):
-        if r["table_description"]:
-            con.execute(f"comment on table {db}.main.{r['table_name']} is {quoted(r['table_description'])}")
-    for r in dictionary.iter_rows(named=True):
-        if r["description"]:
-            con.execute(f'comment on column {db}.main.{r["table_name"]}."{r["column_name"]}" '
-                        f"is {quoted(r['description'])}")
+    con.execute("begin transaction")
+    try:
+        for r in tables.iter_rows(named=True):
+            if r["table_description"]:
+                con.execute(f"comment on table {db}.main.{r['table_name']} is {quoted(r['table_description'])}")
+        for r in dictionary.iter_rows(named=True):
+            if r["description"]:
+                con.execute(f'comment on column {db}.main.{r["table_name"]}."{r["column_name"]}" '
+                            f"is {quoted(r['description'])}")
+        con.execute("commit")
+    except BaseException as exc:
+        rollback(con, exc)
+        raise
 
 
 def _unique_keys(schema: pa.DataFrameSchema) -> list[list[str]]:
