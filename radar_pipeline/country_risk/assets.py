@@ -7,9 +7,9 @@ everything downstream stay as they were.
 """
 
 import csv
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import polars as pl
 
 from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.platform import integrity, settings
@@ -26,8 +26,10 @@ from radar_pipeline.platform.warehouse import (
 from radar_pipeline.rules import fingerprint, rule_sql
 from radar_pipeline.rules.methodology import TOPICS
 from radar_pipeline.sources import registry
-from radar_pipeline.sources.adapters import user as user_source
 from radar_pipeline.sources.toolkit import SourceError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # pandera (and pandas under it) is 0.47 s of a cold import: loaded when a refresh first validates,
 # not by every process that imports the definitions (issue 24 item 3)
@@ -48,6 +50,8 @@ GROUP = "country_risk"
                       "edition never changes another (view `countries` = every edition's countries).",
           metadata={"dagster/table_name": "edition_countries"})
 def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     from radar_pipeline.sources.reference import un_m49
 
     edition = int(context.partition_key)
@@ -96,11 +100,13 @@ def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> 
     })
 
 
-def income_groups(edition: int, log) -> tuple[pl.DataFrame, str | None, pl.DataFrame]:
+def income_groups(edition: int, log) -> "tuple[pl.DataFrame, str | None, pl.DataFrame]":
     """The World Bank income group of each economy as of the edition (METHODOLOGY §1: the
     CLASS.xlsx vintage released by the edition, else the oldest), the vintage, and its
     edition_sources row. Without any CLASS file every country is unclassified: gap filling then
     skips the peer groups (§2.3) and the run says so."""
+    import polars as pl
+
     from radar_pipeline.sources.reference import worldbank_class
 
     empty = pl.DataFrame(schema={"iso3": pl.String, "income_group": pl.String})
@@ -124,6 +130,8 @@ def income_groups(edition: int, log) -> tuple[pl.DataFrame, str | None, pl.DataF
           description="Indicator registry (rules/indicators.csv): topic, source and direction of each indicator.",
           metadata={"dagster/table_name": "indicator_registry"})
 def indicator_registry(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     path = settings.rules_dir() / "indicators.csv"
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -186,7 +194,7 @@ def registry_rule_problems(rows: list[dict]) -> list[str]:
 
 # --- sources ---------------------------------------------------------------------
 
-def edition_sources_md(rows: pl.DataFrame) -> str:
+def edition_sources_md(rows: "pl.DataFrame") -> str:
     if rows is None or rows.is_empty():
         return "no vintage read"
     return ("| source | vintage | released | after edition | indicators | rule |\n|---|---|---|---|---|---|\n"
@@ -209,6 +217,8 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+        import polars as pl
+
         edition = int(context.partition_key)
         with warehouse.get_connection() as con:
             universe = {r[0] for r in con.sql("select iso3 from edition_countries where edition = $e",
@@ -243,6 +253,7 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
         # 40-90 ms (catalog read; the checkpoint when it closes), 18 sources per refresh
         with warehouse.get_connection() as con:
             # e.g. a user row for a publisher's value: refused before anything is written
+            from radar_pipeline.sources.adapters import user as user_source  # polars: not with the definitions
             clash = user_source.clash_with_other_sources(con, edition, source, obs)
             if not clash:
                 where = {"edition": edition, "source": source}
@@ -295,6 +306,8 @@ source_assets = [build_source_asset(s) for s in registry.indicator_sources()]
                       "(sql/country_risk/indicator_coverage.sql, indicator_scores.sql).",
           metadata={"dagster/table_name": "indicator_scores"}, code_version=fingerprint.version("country"))
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     from radar_pipeline.rules.methodology import gap_filling_settings
 
     edition = int(context.partition_key)
@@ -368,8 +381,10 @@ def flat_indicators(con, edition: int) -> list[str]:
         order by 1""", params={"e": edition}).fetchall()]
 
 
-def world_mean_fills(con, rows: pl.DataFrame, edition: int) -> pl.DataFrame:
+def world_mean_fills(con, rows: "pl.DataFrame", edition: int) -> "pl.DataFrame":
     """Per indicator filled from the world mean: its topic, the regions lacking it and their countries."""
+    import polars as pl
+
     world = rows.filter(pl.col("method") == "world_mean").select("indicator_id", "iso3")  # noqa: F841
     return con.sql("""
         select w.indicator_id, r.topic, string_agg(distinct c.region, ', ' order by c.region) as regions,
@@ -380,8 +395,10 @@ def world_mean_fills(con, rows: pl.DataFrame, edition: int) -> pl.DataFrame:
         group by all order by all""", params={"e": edition}).pl()
 
 
-def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
+def topic_coverage(rows: "pl.DataFrame") -> "pl.DataFrame":
     """Countries per topic with all-direct data vs some imputation."""
+    import polars as pl
+
     return (rows.group_by("topic")
                 .agg(direct=(pl.col("n_imputed") == 0).sum(), imputed=(pl.col("n_imputed") > 0).sum())
                 .sort("topic"))
@@ -394,6 +411,8 @@ def topic_coverage(rows: pl.DataFrame) -> pl.DataFrame:
                       "unless listed in allow_missing_topics.",
           metadata={"dagster/table_name": "country_topic_risk"}, code_version=fingerprint.version("country"))
 def country_topic_risk(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     edition = int(context.partition_key)
     # the run's settings: the launchpad's resources.warehouse.config.allow_missing_topics (checked
     # when the resource starts), the CLI's --allow-missing-topics (cli/runs.py), both through

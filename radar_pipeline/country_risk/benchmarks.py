@@ -19,6 +19,7 @@ is replaced, its stored rho is kept as `previous_rho` when it was computed with 
 (a rerun with the same rules carries the earlier version's forward).
 """
 
+import functools
 import hashlib
 import math
 import re
@@ -27,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import polars as pl
 
 from radar_pipeline.platform import settings
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import DuckDBWarehouse, replace_slices, table_columns, table_schema_metadata
 from radar_pipeline.rules import fingerprint
@@ -41,6 +42,7 @@ from radar_pipeline.sources.toolkit.fetch import mirror_files
 
 if TYPE_CHECKING:
     import numpy as np
+    import polars as pl
 
 POOL = "duckdb_write"
 GROUP = "country_risk"
@@ -143,12 +145,20 @@ def load_benchmarks(path: Path | None = None, indicators: Path | None = None) ->
 
 # --- the benchmark's values ----------------------------------------------------------------------
 
-VALUES_SCHEMA = {"iso3": pl.String, "value": pl.Float64, "data_year": pl.Int32}
+@functools.cache
+def values_schema() -> "dict[str, pl.DataType]":
+    """Built on first use: the definitions load without polars (issue 24 item 3)."""
+    import polars as pl
+
+    return {"iso3": pl.String, "value": pl.Float64, "data_year": pl.Int32}
+
+
+__getattr__ = lazy_attributes(__name__, VALUES_SCHEMA=values_schema)
 
 
 @dataclass
 class BenchmarkValues:
-    values: pl.DataFrame          # iso3, value, data_year: one row per country of the universe
+    values: "pl.DataFrame"          # iso3, value, data_year: one row per country of the universe
     vintage: str | None
     released_after_edition: bool
     skipped: list[str]            # vintages that do not carry the series, with the reason
@@ -159,6 +169,8 @@ def read_values(b: Benchmark, edition: int, universe: set[str], *, mirror: Path 
     """Per country of the universe the benchmark's latest value in the edition window (Y-5..Y), from
     the newest vintage released by the edition that carries the series (else the oldest later one,
     flagged released_after_edition, as for the indicators, METHODOLOGY §1)."""
+    import polars as pl
+
     mirror = mirror if mirror is not None else settings.sources_mirror()
     landing = landing or settings.landing_dir()
     user_dir = user_dir or settings.user_files_dir()
@@ -196,24 +208,28 @@ def read_values(b: Benchmark, edition: int, universe: set[str], *, mirror: Path 
                       .sort("data_year", descending=True).unique("iso3", keep="first")
                       .select("iso3", "value", pl.col("data_year").cast(pl.Int32)).sort("iso3"))
         return BenchmarkValues(values, vintage, vintage in later, skipped)
-    return BenchmarkValues(pl.DataFrame(schema=VALUES_SCHEMA), None, False, skipped)
+    return BenchmarkValues(pl.DataFrame(schema=values_schema()), None, False, skipped)
 
 
 def _user_values(b: Benchmark, edition: int, universe: set[str], user_dir: Path) -> BenchmarkValues:
+    import polars as pl
+
     root = user_dir / USER_FOLDER
     vintages = {v.name: [LandedFile(USER_FOLDER, v.name, v / b.series)] for v in
                 (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
                 if (v / b.series).is_file()}
     choice = registry.choose_list_vintage(USER_FOLDER, vintages, edition)
     if choice is None:
-        return BenchmarkValues(pl.DataFrame(schema=VALUES_SCHEMA), None, False,
+        return BenchmarkValues(pl.DataFrame(schema=values_schema()), None, False,
                                [f"no file {root}/<vintage>/{b.series}"])
     vintage, _, after = choice
     return BenchmarkValues(read_user_file(vintages[vintage][0].path, universe), vintage, after, [])
 
 
-def read_user_file(path: Path, universe: set[str]) -> pl.DataFrame:
+def read_user_file(path: Path, universe: set[str]) -> "pl.DataFrame":
     """A user benchmark file `iso3,value` (UTF-8, header): errors name the file, line and field."""
+    import polars as pl
+
     try:
         df = pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -290,7 +306,7 @@ def agreement(rho: float | None, direction: str) -> float | None:
     return None if rho is None else (rho if direction == "positive" else -rho)
 
 
-def topic_scores(con, edition: int, topic: str) -> pl.DataFrame:
+def topic_scores(con, edition: int, topic: str) -> "pl.DataFrame":
     """iso3, score: the country topic score, or for `overall` the mean over the topics (mean country risk)."""
     if topic == OVERALL:
         return con.sql("select iso3, avg(score) as score from country_topic_risk where edition = $e "
@@ -303,9 +319,11 @@ AGREEMENT_COLUMNS = ["edition", "topic", "benchmark", "direction", "min_rho", "v
                      "n", "rho", "rho_low", "rho_high"]
 
 
-def compare(b: Benchmark, edition: int, scores: pl.DataFrame, values: BenchmarkValues
-            ) -> tuple[dict, pl.DataFrame]:
+def compare(b: Benchmark, edition: int, scores: "pl.DataFrame", values: BenchmarkValues
+            ) -> "tuple[dict, pl.DataFrame]":
     """(agreement row, the pair's countries with score, value and ranks, largest rank gap first)."""
+    import polars as pl
+
     both = scores.join(values.values, on="iso3", how="inner").sort("iso3")
     x, y = both["score"].to_numpy(), both["value"].to_numpy()
     rho = spearman(x, y)
@@ -322,15 +340,17 @@ def compare(b: Benchmark, edition: int, scores: pl.DataFrame, values: BenchmarkV
     return row, ranked
 
 
-def agreement_frame(rows: list[dict]) -> pl.DataFrame:
+def agreement_frame(rows: list[dict]) -> "pl.DataFrame":
     """The agreement rows (before previous_* and the version are added)."""
+    import polars as pl
+
     return pl.DataFrame(rows, schema={
         "edition": pl.Int32, "topic": pl.String, "benchmark": pl.String, "direction": pl.String,
         "min_rho": pl.Float64, "vintage": pl.String, "released_after_edition": pl.Boolean, "n": pl.Int32,
         "rho": pl.Float64, "rho_low": pl.Float64, "rho_high": pl.Float64})
 
 
-def indicator_detail(con, edition: int) -> pl.DataFrame:
+def indicator_detail(con, edition: int) -> "pl.DataFrame":
     """Per country x topic: its indicator values and how each was obtained (indicator_scores)."""
     return con.sql("""
         select s.iso3, r.topic,
@@ -345,10 +365,12 @@ def indicator_detail(con, edition: int) -> pl.DataFrame:
         group by s.iso3, r.topic""", params={"e": edition}).pl()
 
 
-def disagreements(b: Benchmark, edition: int, ranked: pl.DataFrame, detail: pl.DataFrame,
-                  names: pl.DataFrame) -> pl.DataFrame:
+def disagreements(b: Benchmark, edition: int, ranked: "pl.DataFrame", detail: "pl.DataFrame",
+                  names: "pl.DataFrame") -> "pl.DataFrame":
     """The TOP_GAPS countries with the largest rank gap, with their indicator values and methods
     (for `overall`, every topic's, topic by topic)."""
+    import polars as pl
+
     top = ranked.head(TOP_GAPS).with_row_index("position", offset=1)
     if b.topic == OVERALL:
         per = (detail.sort("topic").group_by("iso3", maintain_order=True)
@@ -365,7 +387,7 @@ def disagreements(b: Benchmark, edition: int, ranked: pl.DataFrame, detail: pl.D
                        "score_rank", "benchmark_rank", "rank_gap", "indicator_values", "imputation_methods"))
 
 
-def agreement_problems(current: pl.DataFrame) -> list[str]:
+def agreement_problems(current: "pl.DataFrame") -> list[str]:
     """Why the check warns: per pair an agreement below min_rho (or none computed), or a drop of more
     than MAX_DROP against previous_rho (the previous methodology version's)."""
     problems = []
@@ -385,9 +407,11 @@ def agreement_problems(current: pl.DataFrame) -> list[str]:
     return problems
 
 
-def with_previous(current: pl.DataFrame, stored: pl.DataFrame, version: str) -> pl.DataFrame:
+def with_previous(current: "pl.DataFrame", stored: "pl.DataFrame", version: str) -> "pl.DataFrame":
     """`current` with previous_methodology_version / previous_rho: the stored row's own version and rho
     when it was computed with another version, else (a rerun with the same rules) what it carried."""
+    import polars as pl
+
     stored = stored.select(
         "topic", "benchmark",
         pl.when(pl.col("methodology_version") != version).then(pl.col("methodology_version"))
@@ -399,7 +423,7 @@ def with_previous(current: pl.DataFrame, stored: pl.DataFrame, version: str) -> 
 
 # --- the asset -----------------------------------------------------------------------------------
 
-def _md_table(rows: pl.DataFrame) -> str:
+def _md_table(rows: "pl.DataFrame") -> str:
     def f(v):
         return "-" if v is None else f"{v:.3f}"
     return ("| topic | benchmark | n | rho | 95 % interval | expected | min |\n|---|---|---|---|---|---|---|\n"
@@ -422,6 +446,8 @@ def _md_table(rows: pl.DataFrame) -> str:
                                                      "below its min_rho or dropped by more than 0.05 against the "
                                                      "previous methodology version")])
 def benchmark_agreement(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    import polars as pl
+
     edition = int(context.partition_key)
     version = fingerprint.version("country")
     try:

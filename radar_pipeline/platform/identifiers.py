@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
+
 
 ID_REGEX = r"^[A-Za-z0-9._-]{1,64}$"  # polars/Rust and pandera: `$` is the end of the text
 _ONLY_DOTS = r"^\.+$"
@@ -42,6 +45,8 @@ def is_id(value: object) -> bool:
 
 def id_expr(col: str | pl.Expr) -> pl.Expr:
     """polars: True for a valid id, False otherwise (null stays null)."""
+    import polars as pl
+
     c = pl.col(col) if isinstance(col, str) else col
     return c.str.contains(ID_REGEX) & ~c.str.contains(_ONLY_DOTS)
 

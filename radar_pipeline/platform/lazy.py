@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from types import ModuleType
 
 
@@ -28,3 +29,16 @@ def lazy_module(name: str) -> ModuleType:
         # as a regular import does: `import a.b.c` elsewhere then reaches it as attribute c of a.b
         setattr(sys.modules[parent], child, module)
     return module
+
+
+def lazy_attributes(module: str, **getters: Callable[[], object]) -> Callable[[str], object]:
+    """A module `__getattr__` for constants built on first use (polars schemas: polars costs every
+    definitions import ~0.4 s, issue 24 item 3): `from module import NAME` and `module.NAME` keep
+    working and return `getters[NAME]()`. Code in the module itself calls the getter: a module's
+    own global lookups never reach its `__getattr__`."""
+    def __getattr__(name: str) -> object:
+        getter = getters.get(name)
+        if getter is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        return getter()
+    return __getattr__

@@ -19,8 +19,11 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
+
 
 BLOCK = 1 << 20
 # C0 controls except tab and line feed, DEL and C1, bidi embeddings/overrides and isolates
@@ -159,6 +162,8 @@ def csv_blocks(path: Path, block: int = CSV_BLOCK, *, ragged: bool = False):
     import csv
     import io
 
+    import polars as pl
+
     with open(path, "rb") as fh:  # the header now; the rows are opened again when iterated
         first = fh.readline()
         while first.count(b'"') % 2:  # a header cell holding a line break
@@ -226,6 +231,8 @@ def _python_block(chunk: bytes, line: int, names: list[str]) -> pl.DataFrame:
     too many fields; null when its extra cells, if any, are all empty)."""
     import csv
     import io
+
+    import polars as pl
 
     n = len(names)
     cols: list[list[str | None]] = [[] for _ in range(n)]

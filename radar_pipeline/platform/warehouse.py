@@ -15,15 +15,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
-import polars as pl
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from radar_pipeline.metadata import WAREHOUSE, saq_table, warehouse_ddl
 from radar_pipeline.platform import lake, lake_commits, settings
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # the tables radar_pipeline/metadata does not declare yet (created after the declared ones)
 DDL_FILE = settings.SQL_DIR / "warehouse" / "create_tables.sql"
@@ -333,6 +336,8 @@ def replace_table_unless_same(con: duckdb.DuckDBPyConnection, table: str, rows: 
 
 
 def _replace_slice_body(con, table, cols, rows, where, cond, params) -> int:
+    import polars as pl
+
     con.execute(f"delete from {table} where {cond}", where or None)
     if isinstance(rows, pl.DataFrame):
         missing = [c for c in cols if c not in rows.columns]

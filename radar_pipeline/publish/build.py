@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.platform import lake, settings
@@ -60,6 +59,7 @@ from radar_pipeline.rules import rule_sql, staleness
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 logger = logging.getLogger(__name__)
 VALIDATE_MAX_ROWS = 1_000_000  # larger tables are validated on a block sample of about this size
@@ -114,6 +114,8 @@ def dictionary_rows(con: duckdb.DuckDBPyConnection, db: str) -> pl.DataFrame:
     """One row per table x column of database `db`: types from information_schema, the rest
     from the declarations in radar_pipeline/metadata/published.py. Fails on an undocumented or
     missing column."""
+    import polars as pl
+
     types = con.sql("select table_name, column_name, ordinal_position, data_type "
                     "from information_schema.columns where table_catalog = $db and table_schema = 'main' "
                     "order by table_name, ordinal_position", params={"db": db}).pl()
@@ -138,6 +140,8 @@ def _finish(con: duckdb.DuckDBPyConnection, db: str, *, dictionary: pl.DataFrame
             scope: str, published_at: datetime, source: str) -> dict[str, int]:
     """Write data_dictionary (built from `db` when None) and publish_info into `db`;
     returns row counts per table."""
+    import polars as pl
+
     con.execute(DICTIONARY_DDL.format(db=db))
     con.execute(PUBLISH_INFO_DDL.format(db=db))
     if dictionary is None:
@@ -208,6 +212,7 @@ def validate(con: duckdb.DuckDBPyConnection, db: str, counts: dict[str, int]) ->
     # pandera (and pandas under it) on first publish, not in every process that imports the
     # definitions (~0.5 s, issue 24 item 3)
     import pandera.polars as pa
+    import polars as pl
 
     from radar_pipeline.publish import schemas
 

@@ -45,6 +45,7 @@ far below the 255-byte limit. Ordinary ids keep the name they always had. Inside
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,16 +54,20 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from radar_pipeline.platform import settings
 from radar_pipeline.platform.identifiers import ID_RULE, SHOWN_CHARS, id_expr, id_problem, is_id
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.processes import remove_left_by_dead
 from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
 from radar_pipeline.platform.text_input import NotText, csv_blocks, file_problem, scan_file
 from radar_pipeline.platform.warehouse import in_transaction, sql_literal
+
+if TYPE_CHECKING:
+    import polars as pl
 
 MAX_LINE_BYTES = 1 << 16
 # bytes of CSV per parsed block: polars keeps what a block took after it is gone, so the block
@@ -70,8 +75,24 @@ MAX_LINE_BYTES = 1 << 16
 # no slower; 64 KiB +35 MiB but 1.7x slower)
 CSV_BLOCK = 256 << 10
 UNKNOWN_SHOWN = 1000  # unknown (buyer, site) pairs returned by load(); all are counted (n_unknown)
-ROW_SCHEMA = {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
-REJECT_SCHEMA = {"file": pl.Utf8, "line": pl.Int64, "buyer_id": pl.Utf8, "site_id": pl.Utf8, "reason": pl.Utf8}
+
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def row_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"buyer_id": pl.Utf8, "site_id": pl.Utf8, "source_file": pl.Utf8, "source_line": pl.Int64}
+
+
+@functools.cache
+def reject_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"file": pl.Utf8, "line": pl.Int64, "buyer_id": pl.Utf8, "site_id": pl.Utf8, "reason": pl.Utf8}
+
+
+__getattr__ = lazy_attributes(__name__, ROW_SCHEMA=row_schema, REJECT_SCHEMA=reject_schema)
 
 
 @dataclass
@@ -130,21 +151,29 @@ def _shown(value: object) -> str | None:
 
 def _id_problem_expr(name: str, col: pl.Expr) -> pl.Expr:
     """identifiers.id_problem for a text column (the CSV reader: every cell is text)."""
+    import polars as pl
+
     return (pl.when(col.is_null() | (col == "")).then(pl.lit(f"{name} is missing"))
               .when(~id_expr(col)).then(pl.format(f"{name} '{{}}' does not match the id rule ({ID_RULE})",
                                                   col.str.slice(0, SHOWN_CHARS))))
 
 
 def _rows_frame(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=ROW_SCHEMA, orient="row")
+    import polars as pl
+
+    return pl.DataFrame(rows, schema=row_schema(), orient="row")
 
 
 def _rejects_frame(rejects: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rejects, schema=REJECT_SCHEMA)
+    import polars as pl
+
+    return pl.DataFrame(rejects, schema=reject_schema())
 
 
 def _csv_blocks(path: Path):
     """(rows, rejects) per block of a CSV list, checked with polars expressions."""
+    import polars as pl
+
     name = path.name
     header, blocks = csv_blocks(path, CSV_BLOCK, ragged=True)  # a line with too many fields: that line rejected
     if "buyer_id" not in header or "site_id" not in header:
@@ -159,11 +188,11 @@ def _csv_blocks(path: Path):
         frame = frame.with_columns(_reason=reason)
         ok = pl.col("_reason").is_null() | (pl.col("_reason") == "")
         yield (frame.filter(ok).select("buyer_id", "site_id", source_file=pl.lit(name),
-                                       source_line=pl.col("__line")).cast(ROW_SCHEMA),
+                                       source_line=pl.col("__line")).cast(row_schema()),
                frame.filter(~ok).select(file=pl.lit(name), line=pl.col("__line"),
                                         buyer_id=pl.col("buyer_id").str.slice(0, 80),
                                         site_id=pl.col("site_id").str.slice(0, 80),
-                                        reason=pl.col("_reason")).cast(REJECT_SCHEMA))
+                                        reason=pl.col("_reason")).cast(reject_schema()))
 
 
 FLUSH_LINES = 50_000  # JSON lines per block: the Python objects of one block at most
@@ -206,6 +235,8 @@ def _judge_json_line(name: str, n: int, raw: bytes, rows: list, rejects: list) -
 def _file_blocks(path: Path):
     """(rows, rejects) blocks of one buyer file: a CSV that is not UTF-8 text or cannot be parsed
     as CSV is one reject naming the file and why; JSON Lines are judged line by line."""
+    import polars as pl
+
     def whole_file(reason: str):
         return _rows_frame([]), _rejects_frame([{"file": path.name, "line": None, "buyer_id": None,
                                                  "site_id": None, "reason": reason}])
@@ -242,6 +273,8 @@ def _folder_blocks(folder: Path, files: list[str]):
 
 def read_folder(folder: Path) -> BuyerLoad:
     """Every row in memory (small lists, tests); `load` streams into the warehouse instead."""
+    import polars as pl
+
     files: list[str] = []
     rows, rejects = [_rows_frame([])], [_rejects_frame([])]
     for r, j in _folder_blocks(folder, files):
@@ -280,9 +313,9 @@ def _recorded_load(con: duckdb.DuckDBPyConnection, folder: Path, state: str, sto
                   f"and n_rows = {int(stored)}").fetchall()
     if not row:
         return None
-    rejects = con.sql(f"select {', '.join(REJECT_SCHEMA)} from buyer_site_rejects order by file, line").pl()
+    rejects = con.sql(f"select {', '.join(reject_schema())} from buyer_site_rejects order by file, line").pl()
     buyer_ids = con.sql("select coalesce(list(distinct buyer_id order by buyer_id), []) from buyer_sites").fetchall()
-    return BuyerLoad(json.loads(row[0][0]), None, rejects.cast(REJECT_SCHEMA), n_rows=stored,
+    return BuyerLoad(json.loads(row[0][0]), None, rejects.cast(reject_schema()), n_rows=stored,
                      buyer_ids=list(buyer_ids[0][0]))
 
 
@@ -363,6 +396,8 @@ class _Staged:
 def _stage_folder(folder: Path, files: list[str], tmp: Path) -> _Staged:
     """Read the folder block by block into Parquet files in `tmp`: nothing is kept in memory
     but the rejects. `files` collects the names of the files read whole."""
+    import polars as pl
+
     staged = make_dirs(tmp, tmp / "blocks")
     index: dict[str, int] = {}
     rejects = [_rejects_frame([])]

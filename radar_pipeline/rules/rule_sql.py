@@ -19,21 +19,31 @@ once per file content: cached by path and bytes), and are part of the methodolog
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from radar_pipeline.platform import settings, text_input
 from radar_pipeline.rules import check as rules_check
 from radar_pipeline.rules.methodology import TOPIC_COLUMNS, TOPICS_FILE, read_score_categories, read_topics
 
+if TYPE_CHECKING:
+    import polars as pl
+
 MACRO_FILES = ("country_risk/clip_rules", "sectors/sector_weight_lookup", "sites/score_rules")
 
 
 # polars -> DuckDB column types of a small frame created from SQL literals (the types an Arrow scan gives)
-_SMALL_TYPES = {pl.Utf8: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Int32: "INTEGER",
-                pl.Boolean: "BOOLEAN", pl.Date: "DATE"}
+@functools.cache
+def _small_types() -> dict[pl.DataType, str]:
+    import polars as pl
+
+    return {pl.Utf8: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Int32: "INTEGER",
+            pl.Boolean: "BOOLEAN", pl.Date: "DATE"}
+
+
 SMALL_FRAME_ROWS = 500
 
 
@@ -52,7 +62,7 @@ def create_from_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.Data
     """Create `table` (a constant name) from a polars frame handed over as Arrow — or, for a small
     frame of plain types (the rule tables), as SQL literals: DuckDB's first scan of an Arrow object
     (or binding of a Python parameter) imports pandas and pyarrow.dataset, ~1 s of a cold process."""
-    types = [_SMALL_TYPES.get(dtype) for dtype in frame.dtypes]
+    types = [_small_types().get(dtype) for dtype in frame.dtypes]
     if frame.height <= SMALL_FRAME_ROWS and all(types) and not any(  # a NUL cannot be in SQL text
             frame[c].str.contains("\x00", literal=True).any() for c, t in zip(frame.columns, types) if t == "VARCHAR"):
         cols = ", ".join(f'"{c.replace(chr(34), chr(34) * 2)}" {t}' for c, t in zip(frame.columns, types))
@@ -97,11 +107,15 @@ def _cached(path: Path, build):
 
 
 def _topics_frame(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     topics = pl.DataFrame(read_topics(path), schema=dict.fromkeys(TOPIC_COLUMNS, pl.Utf8))
     return topics.with_columns(pl.col("topic_order").cast(pl.Int32))
 
 
 def _categories_frame(path: Path) -> pl.DataFrame:
+    import polars as pl
+
     return pl.DataFrame(read_score_categories(path),
                         schema={"category": pl.Utf8, "min_score": pl.Float64, "max_score": pl.Float64,
                                 "color": pl.Utf8, "rationale": pl.Utf8})

@@ -10,12 +10,16 @@ list (radar_pipeline/cli/runs.py `bring_current`; the daemon's `methodology_sens
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import polars as pl
 
 from radar_pipeline.platform.settings import SQL_DIR
 from radar_pipeline.rules import fingerprint
 from radar_pipeline.rules.methodology import TOPICS
+
+if TYPE_CHECKING:
+    import polars as pl
 
 STALE_ROWS_SQL = SQL_DIR / "warehouse" / "stale_rows.sql"
 STALE_SITES_SQL = SQL_DIR / "warehouse" / "stale_site_scores.sql"
@@ -24,6 +28,8 @@ STALE_SITES_SQL = SQL_DIR / "warehouse" / "stale_site_scores.sql"
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Temp objects the staleness SQL reads: current_versions(stage, version) and the view
     stale_rows. Temp: a read-only connection (publish, `radar methodology`) can use them."""
+    import polars as pl
+
     versions = pl.DataFrame([{"stage": s, "version": v} for s, v in fingerprint.versions().items()])  # noqa: F841
     con.execute("create or replace temp table current_versions as select * from versions")
     con.execute("create or replace temp view stale_rows as " + STALE_ROWS_SQL.read_text(encoding="utf-8"))
@@ -43,6 +49,8 @@ def stale_site_scores(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def stale_editions(stale: pl.DataFrame, stages: tuple[str, ...] = ("country", "inherent")) -> list[int]:
     """Editions with a stale row in one of `stages` (a refresh of the edition recomputes them)."""
+    import polars as pl
+
     return sorted(int(e) for e in stale.filter(pl.col("stage").is_in(stages) & pl.col("edition").is_not_null())
                   ["edition"].unique().to_list())
 
@@ -50,6 +58,8 @@ def stale_editions(stale: pl.DataFrame, stages: tuple[str, ...] = ("country", "i
 def reference_stale(stale: pl.DataFrame) -> bool:
     """A rule table loaded without an edition (sector weights, indicator registry) is stale: the
     next refresh of any edition rewrites it."""
+    import polars as pl
+
     return stale.filter(pl.col("edition").is_null()).height > 0
 
 

@@ -4,8 +4,9 @@ Reference rule tables (isic, sector_weights, fli_covered) are unpartitioned;
 everything computed per edition is partitioned like country_topic_risk and
 written as delete-then-insert of the edition's slice from one SQL file each.
 """
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import polars as pl
 
 from radar_pipeline.country_risk import edition_backup
 from radar_pipeline.country_risk.assets import POOL, countries, country_topic_risk
@@ -24,6 +25,9 @@ from radar_pipeline.sources import registry
 from radar_pipeline.sources.adapters import eu_cahra, ilab_list_of_goods
 from radar_pipeline.sources.reference import unsd_isic
 
+if TYPE_CHECKING:
+    import polars as pl
+
 GROUP = "sectors"
 
 
@@ -33,7 +37,7 @@ def _files(source: str, log) -> list:
     return [f for fs in found.values() for f in fs]
 
 
-def _replace_all(con, table: str, df: pl.DataFrame) -> None:
+def _replace_all(con, table: str, df: "pl.DataFrame") -> None:
     # unchanged rules are not rewritten (every edition's refresh rebuilds them); a DuckLake
     # write conflict is retried
     replace_table_unless_same(con, table, df)
@@ -62,6 +66,8 @@ def isic(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.Ma
                       "authored from the §3 rubric; see rules/sector_weights.md).",
           metadata={"dagster/table_name": "sector_weights"}, code_version=fingerprint.version("inherent"))
 def sector_weights(warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    import polars as pl
+
     df = weights.load_sector_weights()
     with warehouse.get_connection() as con:
         isic_df = con.sql("select code, level from isic").pl()
@@ -100,6 +106,8 @@ def sector_weights_sanity(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
                       "conflict minerals, deforestation (user file, else the EUDR default) — §4.",
           metadata={"dagster/table_name": "high_risk_goods"}, code_version=fingerprint.version("inherent"))
 def high_risk_goods(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    import polars as pl
+
     edition = int(context.partition_key)
     goods = ilab_list_of_goods.parse_goods(_files("ilab_list_of_goods", context.log.info))
     cahra = eu_cahra.parse_cahra(_files("eu_cahra", context.log.info))

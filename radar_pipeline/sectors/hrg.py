@@ -26,29 +26,46 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.settings import rules_dir
-from radar_pipeline.sources.adapters.eu_cahra import CAHRA_SCHEMA
-from radar_pipeline.sources.adapters.ilab_list_of_goods import GOODS_SCHEMA
+from radar_pipeline.sources.adapters.eu_cahra import cahra_schema
+from radar_pipeline.sources.adapters.ilab_list_of_goods import goods_schema
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 RISK_TYPES = ("child_labour", "forced_labour", "deforestation", "conflict_minerals")
 CONFLICT_MINERAL_CLASSES = ("0729", "2420")  # §4: tin, tantalum, tungsten, gold ores and smelting
 CONFLICT_MINERALS_GOOD = "tin, tantalum, tungsten, gold (3TG)"
 
-HRG_SCHEMA: dict[str, pl.DataType] = {
-    "edition": pl.Int32, "iso3": pl.String, "isic_class": pl.String, "good": pl.String,
-    "risk_type": pl.String, "source": pl.String,
-}
-UNMAPPED_SCHEMA: dict[str, pl.DataType] = {"good": pl.String, "reason": pl.String}
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def hrg_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "edition": pl.Int32, "iso3": pl.String, "isic_class": pl.String, "good": pl.String,
+        "risk_type": pl.String, "source": pl.String,
+    }
+
+
+@functools.cache
+def unmapped_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"good": pl.String, "reason": pl.String}
+
+
+__getattr__ = lazy_attributes(__name__, HRG_SCHEMA=hrg_schema, UNMAPPED_SCHEMA=unmapped_schema)
+
 
 @functools.cache
 def hrg_check() -> pa.DataFrameSchema:
     # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -64,15 +81,21 @@ def hrg_check() -> pa.DataFrameSchema:
 
 
 def _key(col: str) -> pl.Expr:
+    import polars as pl
+
     return pl.col(col).str.strip_chars().str.normalize("NFC")
 
 
 def load_rule(name: str) -> pl.DataFrame:
     """A rule CSV from rules/, every column as text (ISIC codes keep leading zeros)."""
+    import polars as pl
+
     return pl.read_csv(rules_dir() / f"{name}.csv", infer_schema=False)
 
 
 def _check_classes(df: pl.DataFrame, what: str) -> None:
+    import polars as pl
+
     bad = df.filter(~pl.col("isic_class").str.contains(r"^\d{4}$"))
     if bad.height:
         raise ValueError(f"{what}: isic_class must be a 4-digit ISIC Rev.4 class, got "
@@ -82,6 +105,8 @@ def _check_classes(df: pl.DataFrame, what: str) -> None:
 def select_vintage(df: pl.DataFrame, edition: int, source: str = "list") -> pl.DataFrame:
     """Rows of the newest vintage released by the edition, else of the oldest vintage — the
     as-of rule every source follows (sources.registry.choose_list_vintage, METHODOLOGY §1)."""
+    import polars as pl
+
     from radar_pipeline.sources.registry import choose_list_vintage
 
     if df.is_empty():
@@ -92,6 +117,8 @@ def select_vintage(df: pl.DataFrame, edition: int, source: str = "list") -> pl.D
 
 def _ilab_rows(goods: pl.DataFrame, derived_inputs: pl.DataFrame) -> pl.DataFrame:
     """(iso3, good, risk_type, source) from ILAB goods, derived rows resolved to their input."""
+    import polars as pl
+
     flags = goods.with_columns(
         child=pl.col("child_labor") | pl.col("forced_child_labor"),
         forced=pl.col("forced_labor") | pl.col("forced_child_labor"),
@@ -117,6 +144,8 @@ def _ilab_rows(goods: pl.DataFrame, derived_inputs: pl.DataFrame) -> pl.DataFram
 
 def _derived_unresolved(goods: pl.DataFrame, derived_inputs: pl.DataFrame) -> pl.DataFrame:
     """Derived ILAB rows whose input good is unknown or not listed for the input country."""
+    import polars as pl
+
     listed = goods.filter(~pl.col("derived")).select(input_good="good", derived_iso3="iso3")
     d = (goods.filter(pl.col("derived") & ~pl.col("child_labor") & ~pl.col("forced_labor")
                       & ~pl.col("forced_child_labor"))
@@ -151,6 +180,8 @@ def build_high_risk_goods(
     user_deforestation: iso3, good, isic_class (replaces the EUDR default);
     derived_inputs: good, input_good (default rules/ilab_derived_inputs.csv).
     """
+    import polars as pl
+
     if derived_inputs is None:
         derived_inputs = load_rule("ilab_derived_inputs")
     # Good names are join keys: compare them trimmed and in Unicode NFC (ILAB's
@@ -158,8 +189,8 @@ def build_high_risk_goods(
     goods_isic = goods_isic.select(_key("good"), pl.col("isic_class").str.strip_chars())
     derived_inputs = derived_inputs.select(_key("good"), _key("input_good"))
     # frames built by hand (tests, user code) may carry all-null columns: fix the dtypes
-    goods = goods.cast({k: v for k, v in GOODS_SCHEMA.items() if k in goods.columns}).with_columns(_key("good"))
-    cahra = cahra.cast({k: v for k, v in CAHRA_SCHEMA.items() if k in cahra.columns})
+    goods = goods.cast({k: v for k, v in goods_schema().items() if k in goods.columns}).with_columns(_key("good"))
+    cahra = cahra.cast({k: v for k, v in cahra_schema().items() if k in cahra.columns})
     _check_classes(goods_isic, "goods_isic")
     _check_classes(deforestation, "deforestation")
 
@@ -203,9 +234,9 @@ def build_high_risk_goods(
     cols = ["iso3", "isic_class", "good", "risk_type", "source"]
     hrg = (pl.concat([ilab_mapped.select(cols), cm.select(cols), defo.select(cols)])
              .with_columns(edition=pl.lit(edition, pl.Int32))
-             .select(list(HRG_SCHEMA)).cast(HRG_SCHEMA)
+             .select(list(hrg_schema())).cast(hrg_schema())
              .unique().sort("iso3", "isic_class", "risk_type", "good"))
     hrg_check().validate(hrg, lazy=True)
     unmapped_df = (pl.concat([u.select("good", "reason") for u in unmapped])
-                     .cast(UNMAPPED_SCHEMA).unique().sort("good", "reason"))
+                     .cast(unmapped_schema()).unique().sort("good", "reason"))
     return hrg, unmapped_df

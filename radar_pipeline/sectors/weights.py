@@ -19,13 +19,13 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.rules import methodology
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 #: METHODOLOGY §1 topic ids in pillar order, and the labour-standards pillar's (rules/topics.csv).
 TOPICS: tuple[str, ...] = methodology.TOPICS
@@ -33,14 +33,23 @@ LABOUR_TOPICS: tuple[str, ...] = methodology.PILLARS["labour_standards"]
 LEVELS: tuple[str, ...] = ("section", "division")
 MIN_WEIGHT, MAX_WEIGHT = 0, 4
 
-SECTOR_WEIGHTS_SCHEMA: dict[str, pl.DataType] = {
-    "isic_code": pl.String,
-    "level": pl.String,
-    "topic": pl.String,
-    "weight": pl.Int8,
-    "rationale": pl.String,
-    "evidence": pl.String,
-}
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def sector_weights_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "isic_code": pl.String,
+        "level": pl.String,
+        "topic": pl.String,
+        "weight": pl.Int8,
+        "rationale": pl.String,
+        "evidence": pl.String,
+    }
+
+
+__getattr__ = lazy_attributes(__name__, SECTOR_WEIGHTS_SCHEMA=sector_weights_schema)
 
 # Shape of a code at each level: a section is one letter A–U, a division two digits.
 _CODE_PATTERN = {"section": r"^[A-U]$", "division": r"^[0-9]{2}$"}
@@ -56,6 +65,8 @@ _SECTION_DIVISIONS: dict[str, tuple[int, int]] = {
 
 
 def _non_empty(data: pa.PolarsData) -> pl.LazyFrame:
+    import polars as pl
+
     return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
 
 
@@ -65,6 +76,7 @@ def _non_empty(data: pa.PolarsData) -> pl.LazyFrame:
 def sector_weights_pandera() -> pa.DataFrameSchema:
     # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -86,7 +98,9 @@ def load_sector_weights(path: Path | None = None) -> pl.DataFrame:
     Codes stay strings ("01" keeps its zero); weight is Int8. The table is not
     validated here: call :func:`validate_sector_weights`.
     """
-    return pl.read_csv(path or rules_dir() / "sector_weights.csv", schema=SECTOR_WEIGHTS_SCHEMA)
+    import polars as pl
+
+    return pl.read_csv(path or rules_dir() / "sector_weights.csv", schema=sector_weights_schema())
 
 
 def _row_label(df: pl.DataFrame, index: int | None) -> str:
@@ -98,7 +112,9 @@ def _row_label(df: pl.DataFrame, index: int | None) -> str:
 
 def _column_problems(df: pl.DataFrame) -> list[str]:
     """pandera column rules; messages name the CSV line (header = line 1), code and topic."""
-    missing = [c for c in SECTOR_WEIGHTS_SCHEMA if c not in df.columns]
+    import polars as pl
+
+    missing = [c for c in sector_weights_schema() if c not in df.columns]
     if missing:
         return [f"missing column(s): {', '.join(missing)}"]
     problems: list[str] = []
@@ -147,6 +163,8 @@ def validate_sector_weights(df: pl.DataFrame, isic: pl.DataFrame) -> list[str]:
     exists in ISIC at that level; no duplicate (isic_code, topic); every code
     present has all 14 topics; all ISIC sections are present.
     """
+    import polars as pl
+
     problems = _column_problems(df)
     if problems and problems[0].startswith("missing column"):
         return problems
@@ -200,6 +218,8 @@ def _ranges(lines: list[int]) -> str:
 
 def _rows_of_section(df: pl.DataFrame, section: str) -> pl.DataFrame:
     """Section row set plus division rows inside that section."""
+    import polars as pl
+
     lo, hi = _SECTION_DIVISIONS[section]
     div_no = pl.col("isic_code").cast(pl.Int32, strict=False)
     return df.filter(
@@ -240,6 +260,8 @@ def sanity_orderings(df: pl.DataFrame) -> list[str]:
 
     A code the check needs but the table lacks is reported too.
     """
+    import polars as pl
+
     problems: list[str] = []
     labour = (df.filter(pl.col("topic").is_in(LABOUR_TOPICS))
               .group_by("level", "isic_code").agg(pl.col("weight").cast(pl.Float64).mean().alias("v")))

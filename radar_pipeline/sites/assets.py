@@ -24,7 +24,6 @@ from radar_pipeline.platform.warehouse import DuckDBWarehouse, declared_table_sc
 from radar_pipeline.rules import fingerprint
 from radar_pipeline.sectors.assets import inherent_risk_overall
 from radar_pipeline.sites import store
-from radar_pipeline.sites.overrides import reject_lines
 
 LOCK_WAIT_SENSOR = 20.0  # seconds a sensor tick waits for the warehouse write lock
 RANGE_START = "dagster/asset_partition_range_start"
@@ -74,6 +73,7 @@ def site_scores(context: dg.AssetExecutionContext, config: SiteScoringConfig, wa
             context.log.info(f"scoring {len(keys)} site partition(s) for edition {edition} in one pass")
             scores = store.score_and_store(con, edition, keys)
             # §8b: bad override rows were left out (good ones applied); say where and why
+            from radar_pipeline.sites.overrides import reject_lines  # polars: loaded by the run, not the definitions
             for line in reject_lines(store.override_rejects(con)):
                 context.log.warning(line)
             _record_run(con, context.run.run_id, edition, keys, "success", None, started)
@@ -324,6 +324,7 @@ def overrides_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWareh
         return dg.SensorResult(skip_reason="no site scores in the warehouse yet", cursor=state)
     except duckdb.IOException as exc:
         return dg.SkipReason(f"warehouse busy, trying again at the next tick: {str(exc)[:300]}")
+    from radar_pipeline.sites.overrides import reject_lines  # polars: loaded on first use, not with the definitions
     for line in reject_lines(rejects):
         context.log.warning(line)
     if drift.is_empty():

@@ -12,15 +12,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from radar_pipeline.platform.processes import remove_left_by_dead
 from radar_pipeline.platform.warehouse import rollback
 from radar_pipeline.rules import check as rules_check
-from radar_pipeline.sites import scoring
 from radar_pipeline.sites.intake import CHUNK_LINES, IntakeResult, iter_sites_jsonl, read_sites_jsonl
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @dataclass
@@ -39,6 +41,8 @@ class IngestSummary:
 
 def reference(con: duckdb.DuckDBPyConnection) -> tuple[set[str], pl.DataFrame, set[str]]:
     """Country universe, ISIC table and control ids the intake validates against."""
+    from radar_pipeline.sites import scoring
+
     countries = {r[0] for r in con.sql("select iso3 from countries").fetchall()}
     isic = con.sql("select code, level, section, division, grp, is_primary_producer from isic").pl()
     if not countries or isic.is_empty():
@@ -206,6 +210,8 @@ def _apply_chunk(con: duckdb.DuckDBPyConnection, part: IntakeResult, stem: Path,
 
 def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest: str, now: datetime,
                   n_valid: int) -> tuple[list[str], list[str]]:
+    from radar_pipeline.sites import scoring
+
     staged = {name: f"read_parquet(${name})" for name in _STAGED}
 
     def run(sql: str, **extra) -> None:
@@ -252,6 +258,8 @@ def _apply_staged(con: duckdb.DuckDBPyConnection, files: dict[str, str], digest:
 def stale_sites(con: duckdb.DuckDBPyConnection, edition: int | None) -> list[str]:
     """Stored sites whose current content has no score for `edition` (None: for any edition;
     sql/sites/stale_sites.sql), in intake order: what an interrupted ingest left to score."""
+    from radar_pipeline.sites import scoring
+
     return [r[0] for r in con.execute(scoring._sql("stale_sites"), {"edition": edition}).fetchall()]
 
 
@@ -259,6 +267,8 @@ def override_drift(con: duckdb.DuckDBPyConnection, edition: int | None = None) -
     """(edition, site_id) of stored scores whose category disagrees with the overrides in force
     today in RADAR_OVERRIDES (sql/sites/override_drift.sql): an override added, changed or removed
     by hand, or one that expired. Loads the overrides as scoring does (temp tables)."""
+    from radar_pipeline.sites import scoring
+
     scoring._load_overrides(con, None)
     return con.sql(scoring._sql("override_drift"), params={"edition": edition}).pl()
 
@@ -281,6 +291,8 @@ def apply_overrides(con: duckdb.DuckDBPyConnection, log=None) -> dict[int, list[
 def unscorable(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str]) -> list[str]:
     """Of `site_ids`, those whose score row for `edition` has no final score (their country x
     ISIC has no inherent risk in that edition) or that have no score row at all."""
+    import polars as pl
+
     ids = pl.DataFrame({"site_id": site_ids}, schema={"site_id": pl.Utf8})  # noqa: F841 (used in SQL)
     return [r[0] for r in con.execute(
         "select i.site_id from ids i left join site_scores s on s.site_id = i.site_id and s.edition = $e "
@@ -301,6 +313,10 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
     in site_scores / site_score_factors for that edition only. Returns the scores.
     methodology_version: default the site stage's fingerprint (§8c); overrides: default the
     ones in force today in RADAR_OVERRIDES (§8b; rejects left in temp.site_override_rejects)."""
+    import polars as pl
+
+    from radar_pipeline.sites import scoring
+
     scoring.load_rules(con, temp=True)
     methodology_version = methodology_version or scoring.site_version()
     scores = scoring.score_sites(con, edition, site_ids, methodology_version, overrides)

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from radar_pipeline.platform import settings
-from radar_pipeline.sources.reference.countries import NOTE_SCHEMA, resolve
+from radar_pipeline.platform.lazy import lazy_attributes
+from radar_pipeline.sources.reference.countries import note_schema, resolve
 from radar_pipeline.sources.toolkit import (
     Adapter,
     DownloadsItself,
@@ -63,6 +63,9 @@ from radar_pipeline.sources.toolkit import (
 )
 from radar_pipeline.sources.toolkit.fetch import HttpClient, fetch_entry, load_catalogue, mirror_files
 
+if TYPE_CHECKING:
+    import polars as pl
+
 # METHODOLOGY §1: an observation older than Y - max_age_years counts as missing; an indicator
 # row of rules/indicators.csv may declare more (survey series measured every few years).
 EDITION_WINDOW = 5
@@ -72,10 +75,19 @@ DEFAULT_MIN_COUNTRIES = 100
 # them whatever their label (METHODOLOGY §1 "as of the edition" binds releases).
 NOT_EDITION_BOUND = {"unsd_isic": "ISIC Rev.4 classification structure (a reference, not a release)"}
 
-EDITION_SOURCES_SCHEMA = {
-    "edition": pl.Int32, "source": pl.String, "vintage": pl.String, "released_after_edition": pl.Boolean,
-    "release_year": pl.Int32, "indicators": pl.String, "rule": pl.String, "left_out": pl.String,
-}
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@lru_cache(maxsize=1)
+def edition_sources_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "edition": pl.Int32, "source": pl.String, "vintage": pl.String, "released_after_edition": pl.Boolean,
+        "release_year": pl.Int32, "indicators": pl.String, "rule": pl.String, "left_out": pl.String,
+    }
+
+
+__getattr__ = lazy_attributes(__name__, EDITION_SOURCES_SCHEMA=edition_sources_schema)
 
 
 def catalogue_release_months() -> dict[tuple[str, str], str]:
@@ -161,11 +173,13 @@ def list_source_rows(edition: int, source: str, vintages: dict[str, list[LandedF
 def edition_source_rows(edition: int, source: str, rows: list[tuple[str, int | None, str]],
                         rule: str) -> pl.DataFrame:
     """edition_sources rows: one per (vintage, release_year, indicators) the edition read."""
+    import polars as pl
+
     return pl.DataFrame(
         [{"edition": edition, "source": source, "vintage": v,
           "released_after_edition": y is not None and y > edition, "release_year": y,
           "indicators": ind, "rule": rule, "left_out": None} for v, y, ind in rows],
-        schema=EDITION_SOURCES_SCHEMA)
+        schema=edition_sources_schema())
 
 
 def indicator_sources() -> list[str]:
@@ -280,6 +294,8 @@ def parse_all(source: str, by_vintage: dict[str, list[LandedFile]], edition: int
     choose from: the vintages released by the edition, and a later one only for an indicator
     no parsed vintage carried (its oldest-vintage fallback) — a refresh of 2023 does not read
     the 2024 WGI workbook or CPI 2024."""
+    import polars as pl
+
     mod = adapter(source)
     kwargs = {}
     if isinstance(mod, FlagsAggregates):
@@ -314,6 +330,8 @@ def as_of(raw: pl.DataFrame, source: str, by_vintage: dict[str, list[LandedFile]
           edition: int) -> pl.DataFrame:
     """Keep, per indicator, the rows of the vintages released by the edition (else of the
     oldest vintage carrying the indicator)."""
+    import polars as pl
+
     years = _release_years(source, by_vintage)
     carried = (raw.select("indicator_id", "vintage").unique().join(years, on="vintage", how="left")
                   .with_columns(released=pl.col("release_year").is_null()
@@ -344,6 +362,8 @@ def newest_release(raw: pl.DataFrame, source: str, by_vintage: dict[str, list[La
 
 
 def _release_years(source: str, by_vintage: dict[str, list[LandedFile]]) -> pl.DataFrame:
+    import polars as pl
+
     return pl.DataFrame({"vintage": list(by_vintage),
                          "release_year": [release_year(source, v, fs) for v, fs in by_vintage.items()]},
                         schema={"vintage": pl.String, "release_year": pl.Int32})
@@ -354,6 +374,8 @@ def sources_read(obs: pl.DataFrame, source: str, by_vintage: dict[str, list[Land
     """edition_sources rows: the vintages the edition's observations come from, plus the vintages
     chosen for it (`chosen`, e.g. the oldest-vintage fallback) that hold no observation inside
     the edition's window (indicators empty): what the edition read is recorded either way."""
+    import polars as pl
+
     empty = pl.DataFrame({"vintage": [v for v in chosen if v not in set(obs["vintage"])]},
                          schema={"vintage": pl.String}).with_columns(indicators=pl.lit("", pl.String))
     used = (pl.concat([obs.group_by("vintage")
@@ -368,7 +390,7 @@ def sources_read(obs: pl.DataFrame, source: str, by_vintage: dict[str, list[Land
                              .then(pl.lit("none released by the edition: oldest vintage"))
                              .otherwise(pl.lit("released by the edition")))
     return (rows.drop("left_out").join(left_out(obs), on="vintage", how="left")
-                .select(list(EDITION_SOURCES_SCHEMA)))
+                .select(list(edition_sources_schema())))
 
 
 def max_ages() -> dict[str, int]:
@@ -393,6 +415,8 @@ def min_countries() -> dict[str, int]:
 def left_out(obs: pl.DataFrame) -> pl.DataFrame:
     """Per vintage, the indicators of `obs` observed for fewer countries than their threshold:
     (vintage, left_out 'indicator_id: N countries < min_countries M; ...')."""
+    import polars as pl
+
     need = min_countries()
     counts = (obs.group_by("indicator_id").agg(n=pl.col("iso3").n_unique())
                  .with_columns(need=pl.col("indicator_id").replace_strict(need, default=DEFAULT_MIN_COUNTRIES,
@@ -408,6 +432,8 @@ def left_out(obs: pl.DataFrame) -> pl.DataFrame:
 def edition_cut(resolved: pl.DataFrame, edition: int) -> pl.DataFrame:
     """Observations in Y - max_age_years..Y (per indicator, METHODOLOGY §1); newest vintage wins
     where vintages overlap."""
+    import polars as pl
+
     age = pl.col("indicator_id").replace_strict(max_ages(), default=EDITION_WINDOW, return_dtype=pl.Int32)
     return (resolved
             .filter(pl.col("data_year").is_between(edition - age, edition))
@@ -436,6 +462,8 @@ def load_source(source: str, edition: int, universe: set[str], *, mirror: Path |
 def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path | None,
                  landing: Path | None, user_dir: Path | None,
                  log: Callable[[str], None]) -> SourceLoad:
+    import polars as pl
+
     mirror = mirror if mirror is not None else settings.sources_mirror()
     by_vintage = collect_files(source, mirror=mirror, landing=landing or settings.landing_dir(),
                                user_dir=user_dir or settings.user_files_dir(), log=log)
@@ -444,7 +472,7 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     quarantined = getattr(adapter(source), "quarantined", None)
     if raw is None or raw.height == 0:
         files = [f for fs in by_vintage.values() for f in fs]
-        notes = quarantined(files) if quarantined else pl.DataFrame(schema=NOTE_SCHEMA)
+        notes = quarantined(files) if quarantined else pl.DataFrame(schema=note_schema())
         return SourceLoad(source, _empty_obs(), notes, files, list(by_vintage),
                           edition_source_rows(edition, source, [], ""))
     raw = as_of(raw, source, by_vintage, edition)
@@ -467,6 +495,8 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
 
 
 def _empty_obs() -> pl.DataFrame:
+    import polars as pl
+
     return pl.DataFrame(schema={"edition": pl.Int32, "source": pl.String, "indicator_id": pl.String,
                                 "iso3": pl.String, "data_year": pl.Int32, "value": pl.Float64,
                                 "vintage": pl.String, "file": pl.String, "row_ref": pl.String})

@@ -14,29 +14,39 @@ import functools
 import json
 from typing import TYPE_CHECKING
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 SOURCE = "eu_cahra"
 FILE_PATTERNS = ("*.json",)
 
-CAHRA_SCHEMA: dict[str, pl.DataType] = {
-    "iso3": pl.String,
-    "country": pl.String,
-    "whole_country": pl.Boolean,
-    "n_regions": pl.Int32,
-    "vintage": pl.String,
-    "file": pl.String,
-}
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def cahra_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "iso3": pl.String,
+        "country": pl.String,
+        "whole_country": pl.Boolean,
+        "n_regions": pl.Int32,
+        "vintage": pl.String,
+        "file": pl.String,
+    }
+
+
+__getattr__ = lazy_attributes(__name__, CAHRA_SCHEMA=cahra_schema)
 
 @functools.cache
 def cahra_check() -> pa.DataFrameSchema:
     # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -84,7 +94,9 @@ def _parse_one(file: LandedFile) -> list[dict]:
 
 def parse_cahra(files: list[LandedFile]) -> pl.DataFrame:
     """One row per (vintage, listed country)."""
-    df = pl.DataFrame([r for f in files for r in _parse_one(f)], schema=CAHRA_SCHEMA)
+    import polars as pl
+
+    df = pl.DataFrame([r for f in files for r in _parse_one(f)], schema=cahra_schema())
     import pandera.polars as pa
 
     try:

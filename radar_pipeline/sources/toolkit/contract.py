@@ -24,25 +24,35 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import polars as pl
-
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.settings import rules_dir
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from radar_pipeline.sources.toolkit.fetch import HttpClient
 
+
 # Columns (and dtypes) every parser returns.
-RAW_OBSERVATION_SCHEMA: dict[str, pl.DataType] = {
-    "source": pl.String,        # adapter name, e.g. "ti_cpi"
-    "indicator_id": pl.String,  # from rules/indicators.csv
-    "vintage": pl.String,       # folder the file came from, e.g. "2023", "2022-04"
-    "file": pl.String,          # file name as released
-    "row_ref": pl.String,       # where in the file: "sheet 'CPI 2023' row 7", "line 12"
-    "country": pl.String,       # country name exactly as in the file (may be null if only a code)
-    "code": pl.String,          # country code as in the file (ISO3/WB code), null when the file has none
-    "data_year": pl.Int32,      # the year the value describes
-    "value": pl.Float64,
-}
+@lru_cache(maxsize=1)
+def raw_observation_schema() -> dict[str, pl.DataType]:
+    """Built on first use: the definitions load without polars (issue 24 item 3)."""
+    import polars as pl
+
+    return {
+        "source": pl.String,        # adapter name, e.g. "ti_cpi"
+        "indicator_id": pl.String,  # from rules/indicators.csv
+        "vintage": pl.String,       # folder the file came from, e.g. "2023", "2022-04"
+        "file": pl.String,          # file name as released
+        "row_ref": pl.String,       # where in the file: "sheet 'CPI 2023' row 7", "line 12"
+        "country": pl.String,       # country name exactly as in the file (may be null if only a code)
+        "code": pl.String,          # country code as in the file (ISO3/WB code), null when the file has none
+        "data_year": pl.Int32,      # the year the value describes
+        "value": pl.Float64,
+    }
+
+
+__getattr__ = lazy_attributes(__name__, RAW_OBSERVATION_SCHEMA=raw_observation_schema)
 
 
 class SourceError(Exception):
@@ -170,16 +180,20 @@ def specs_for(source: str, vintage: str | None = None) -> list[IndicatorSpec]:
 
 
 def empty_observations() -> pl.DataFrame:
-    return pl.DataFrame(schema=RAW_OBSERVATION_SCHEMA)
+    import polars as pl
+
+    return pl.DataFrame(schema=raw_observation_schema())
 
 
 def conform(df: pl.DataFrame) -> pl.DataFrame:
     """Cast/ordering to RAW_OBSERVATION_SCHEMA; drops rows with a null value."""
-    missing = [c for c in RAW_OBSERVATION_SCHEMA if c not in df.columns]
+    import polars as pl
+
+    missing = [c for c in raw_observation_schema() if c not in df.columns]
     if missing:
         raise ValueError(f"parser output lacks columns {missing}")
     return (df.select([pl.col(c).cast(t, strict=False) if c != "value" else pl.col(c).cast(t)
-                       for c, t in RAW_OBSERVATION_SCHEMA.items()])
+                       for c, t in raw_observation_schema().items()])
               .filter(pl.col("value").is_not_null() & pl.col("value").is_finite()))
 
 
