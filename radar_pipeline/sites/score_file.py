@@ -146,6 +146,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     the chunks' scores are merged by site_id."""
     from radar_pipeline.platform.progress import MIN_TOTAL, Progress, count_lines
     from radar_pipeline.sites.intake import iter_sites_jsonl
+    from radar_pipeline.sites.intake.workers import intake_workers
 
     for path, what in ((out, "--out"), (explain_out, "--explain")):
         if path is not None and path.suffix not in OUT_FORMATS:
@@ -162,8 +163,11 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                      if factors_sql and f"${k}" in factors_sql}
     try:
         countries, isic, controls = store.reference(con)
+        # the per-line parse (orjson, the fast path's checks: one core, the GIL) in worker processes
+        # for a big file, the next chunks parsed while this one is loaded (intake/workers.py)
         chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
-                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES, content_hash=False)
+                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES, content_hash=False,
+                                  workers=intake_workers(sites_file.stat().st_size))
         total = count_lines(sites_file) if progress else None
         with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \
@@ -185,14 +189,11 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 batch, held = _batch_sites(), 0  # valid sites loaded and not yet scored (whole-file path)
 
                 def score_held() -> None:
-                    # a batch's scores to a part file ordered by site_id, its sites out of DuckDB first
-                    scores = scoring.score_sites_unordered(con, edition, None, version)
-                    con.unregister("scored_sites")  # the engine's view of the scores: not kept beside the sorted copy
-                    _clear_sites(con)
-                    scores = scoring.order_by_site_id(scores)
-                    result.n_scored += scores.height
+                    # a batch's scores to a part file ordered by site_id (written by DuckDB), then its
+                    # sites out of DuckDB
                     parts.append(Path(tmp) / f"scores_{len(parts):06d}.parquet")
-                    scores.write_parquet(parts[-1], compression="lz4")
+                    result.n_scored += _score_to(con, edition, version, parts[-1])
+                    _clear_sites(con)
 
                 while (part := pending.result() if ahead else next(chunks, None)) is not None:
                     if ahead:
@@ -222,11 +223,12 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                         score_held()
                     con.close()
                 elif explain is None:  # the whole file at once (an empty file: the columns, no rows)
-                    scores = scoring.score_sites_unordered(con, edition, None, version)
-                    con.close()  # the file's sites in DuckDB (~1 GiB at 1M) are freed before the sort
-                    scores = scoring.order_by_site_id(scores)
-                    result.n_scored = scores.height
-                    _write(scores, out)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    scored = out if out.suffix == ".parquet" else Path(tmp) / "scores.parquet"
+                    result.n_scored = _score_to(con, edition, version, scored)
+                    con.close()
+                    if scored != out:  # a CSV written by polars, as the batched path writes it
+                        pl.scan_parquet(scored).sink_csv(out)
                 elif not parts:  # an empty file: the columns without rows (the site tables are empty)
                     parts.append(Path(tmp) / "scores_empty.parquet")
                     scoring.score_sites(con, edition, None, version).write_parquet(parts[-1])
@@ -241,20 +243,19 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     return result
 
 
+def _score_to(con: duckdb.DuckDBPyConnection, edition: int, version: str, path: Path) -> int:
+    """The held sites' scores, ordered by site_id, written to the Parquet file `path` by DuckDB
+    (scoring.score_sites_to: never held in Python, the sort spilling under the connection's memory
+    limit; 1M sites' scores as a polars frame sorted in polars took ~0.5 GiB more); their number."""
+    scoring.score_sites_to(con, edition, path, None, version)
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
 def _limit(value: str) -> str:
     """A memory limit as DuckDB takes it (digits, a dot and a unit such as GB or MiB)."""
     if not value.replace(".", "").replace(" ", "").isalnum():
         raise SystemExit(f"RADAR_MEMORY_LIMIT {value!r} is not a size such as 1GB")
     return value
-
-
-def _write(scores: pl.DataFrame, out: Path) -> None:
-    """The scores (already ordered by site_id: scoring.score_sites) as `out`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        scores.write_csv(out)
-    else:
-        scores.write_parquet(out)
 
 
 # Memory DuckDB may use to merge the parts (beyond it, it spills to the parts' folder): the merge of

@@ -24,35 +24,37 @@ bounded by the chunk, not the file; `read_sites_jsonl` concatenates the chunks):
 Values are never interpolated into SQL: the result is polars frames, which
 callers hand to DuckDB as Arrow/Parquet.
 
+`iter_sites_jsonl(..., workers=N)` runs steps 1-3's per-line part (orjson, the fast path) in N worker
+processes, the parent keeping steps 3's exact path and 4 (workers.py; `radar score` on a big file,
+RADAR_INTAKE_WORKERS): the same results. Lines are read by blocks (reader._iter_lines), the same lines
+and sizes as readline with the cap.
+
 `radar score` reads with `content_hash=False`: it stores nothing, so the fast path skips the
 hash (orjson dumps + sha256, ~15 % of its parse) and the sites' content_hash is null.
 
 Modules: fields.py (limits, result schemas, the questionnaire, country / ISIC resolution),
 fast.py (step 2), exact.py (step 3) with rules.py (its pandera schemas and the wording of
-rejects), reader.py (steps 1 and 4, chunking). The names below
+rejects), reader.py (steps 1 and 4, chunking), workers.py (the worker processes). The names below
 are the package's public interface (they were one module, radar_pipeline/sites/intake.py).
 """
 
 from __future__ import annotations
 
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.sites.intake.exact import EXACT_ROWS_BUDGET
 from radar_pipeline.sites.intake.fields import (
     AMBIGUOUS_COUNTRIES,
     AUDIT_KEYS,
-    CONTROLS_SCHEMA,
     MAX_INTEGER,
     MAX_ITEMS,
     MAX_KEYS,
     MAX_LINE_BYTES,
     MORE_SHOWN,
-    NC_SCHEMA,
-    REJECTS_SCHEMA,
-    SAQ_DTYPES,
+    SCHEMA_GETTERS,
     SEVERITIES,
     SHOWN_CHARS,
     SITE_ID_PATTERN,
     SITE_ID_SHOWN_CHARS,
-    SITES_SCHEMA,
     STATUSES,
     TOP_LEVEL_KEYS,
     IntakeResult,
@@ -74,3 +76,6 @@ __all__ = [
     "TOP_LEVEL_KEYS", "IntakeResult", "country_shown", "iter_sites_jsonl", "load_saq_fields",
     "read_sites_jsonl", "saq_schema", "to_iso3",
 ]
+
+# SITES_SCHEMA, SAQ_DTYPES, ... (polars dtypes): built on first use, see fields.py
+__getattr__ = lazy_attributes(__name__, **SCHEMA_GETTERS)

@@ -10,28 +10,27 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from radar_pipeline.sites.intake.fields import (
     AUDIT_KEYS,
-    CONTROLS_SCHEMA,
     MAX_ITEMS,
     MAX_KEYS,
     MORE_SHOWN,
-    NC_SCHEMA,
-    REJECTS_SCHEMA,
     SHOWN_CHARS,
     SITE_ID_SHOWN_CHARS,
-    SITES_SCHEMA,
     TOP_LEVEL_KEYS,
     IntakeResult,
     _resolve_sites,
     _wide_saq,
+    controls_schema,
+    nc_schema,
+    rejects_schema,
     saq_schema,
+    sites_schema,
 )
 
 if TYPE_CHECKING:
     import pandera.polars as pa
+    import polars as pl
 
 # Rows the exact path builds at once (estimated from the lines' bytes): bounds its memory
 # whatever the file holds. A group is validated, its rejects folded to one row per line.
@@ -232,6 +231,8 @@ def _estimated_rows(item: tuple[int, bytes | None, int]) -> int:
 def _one_reject_per_line(rejects: pl.DataFrame) -> pl.DataFrame:
     """Fold a line's reject rows into one: its first problem, plus a count and the next few.
     A hostile line breaking a rule thousands of times is one row, not thousands."""
+    import polars as pl
+
     if rejects.height == 0 or rejects["line"].n_unique() == rejects.height:
         return rejects
     problem = pl.col("field").fill_null("line") + ": " + pl.col("reason")
@@ -243,11 +244,13 @@ def _one_reject_per_line(rejects: pl.DataFrame) -> pl.DataFrame:
               .otherwise(pl.col("reason") + pl.format(" (+{} more problem(s) on this line: ", pl.col("_n") - 1)
                          + pl.col("_more")
                          + pl.when(pl.col("_n") > MORE_SHOWN + 1).then(pl.lit("; …)")).otherwise(pl.lit(")"))))
-    return folded.select("file", "line", "site_id", "field", reason.alias("reason")).cast(REJECTS_SCHEMA)
+    return folded.select("file", "line", "site_id", "field", reason.alias("reason")).cast(rejects_schema())
 
 def exact_path(reader, slow_lines: list[tuple[int, bytes | None, int]], dup: dict[int, int]):
     """The exact path over `slow_lines` (in line order), in groups of about
     EXACT_ROWS_BUDGET rows so its row dicts stay bounded; one reject row per line."""
+    import polars as pl
+
     parts: list[IntakeResult] = []
     group: list[tuple[int, bytes | None, int]] = []
     budget = 0
@@ -280,6 +283,8 @@ def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic
     """The exact path's validation (pandera), on the rows of some lines of a file."""
     # the rules module imports pandera (and pandas under it): ~0.5 s that the definitions import and
     # a file the fast path accepts whole never need (issue 24 item 3)
+    import polars as pl
+
     from radar_pipeline.sites.intake.rules import _failures
 
     frames = _build_frames(rows.site_rows, rows.key_rows, rows.saq_rows, rows.ctl_rows, rows.audit_rows,
@@ -296,7 +301,7 @@ def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic
         .join(sites_raw.select("line", site_id_shown.alias("site_id")), on="line", how="left")
         .select(pl.lit(file_name).alias("file"), "line", "site_id", "field", "reason")
         .sort("line", maintain_order=True)
-        .cast(REJECTS_SCHEMA)
+        .cast(rejects_schema())
     )
     bad_lines = rejects.select("line").unique()
 
@@ -306,21 +311,23 @@ def _validate_rows(rows: _SlowRows, dup: dict[int, int], *, file_name: str, isic
         "site_id", "site_name", "iso3", "isic_code", "isic_level",
         pl.when(pl.col("isic_level") == "class").then(pl.col("isic_code")).alias("isic_class"),
         pl.lit(file_name).alias("source_file"), pl.col("line").alias("source_line"), "content_hash",
-    ).cast(SITES_SCHEMA)
+    ).cast(sites_schema())
     saq_out = _wide_saq(frames["saq"].join(line_to_site, on="line", how="inner"), saq_fields, "site_id") \
         .select(list(saq_schema(saq_fields)))
     ctl_out = (frames["controls"].join(line_to_site, on="line", how="inner")
-               .select("site_id", "control_id").unique(maintain_order=True).cast(CONTROLS_SCHEMA))
+               .select("site_id", "control_id").unique(maintain_order=True).cast(controls_schema()))
     nc_out = (frames["audits"].join(line_to_site, on="line", how="inner")
               .select("site_id", "nc_id", "severity", "status",
                       pl.col("raised_on_date").alias("raised_on"), pl.col("closed_on_date").alias("closed_on"))
-              .cast(NC_SCHEMA))
+              .cast(nc_schema()))
     return IntakeResult(sites=sites, saq=saq_out, controls=ctl_out, nonconformities=nc_out,
                         rejects=rejects)
 
 def _build_frames(site_rows, key_rows, saq_rows, ctl_rows, audit_rows, *, isic: pl.DataFrame,
                   saq_fields: pl.DataFrame, dup: dict[int, int] | None = None,
                   iso3_cache: dict[str, str | None] | None = None) -> dict[str, pl.DataFrame]:
+    import polars as pl
+
     str_cols = ("site_id", "site_name", "country", "isic")
     sites = pl.DataFrame(site_rows, schema={
         "line": pl.Int64, "content_hash": pl.Utf8,

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import hashlib
 from itertools import chain, repeat
+from typing import TYPE_CHECKING
 
 import orjson
-import polars as pl
 
 from radar_pipeline.platform.identifiers import id_expr
 from radar_pipeline.sites.intake.fields import (
     AUDIT_KEYS,
     MAX_ITEMS,
     MAX_KEYS,
-    SAQ_DTYPES,
     SEVERITIES,
     STATUSES,
     TOP_LEVEL_KEYS,
     _resolve_sites,
+    saq_dtypes,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _BOM = b"\xef\xbb\xbf"
 _NONE = type(None)
@@ -127,6 +130,7 @@ def fast_frames(reader, fast) -> tuple[dict[str, pl.DataFrame], set[int]]:
     """Column-wise frames of the fast lines and the set of lines that break (or may
     break) a rule — those go to the exact path."""
     import numpy as np  # here, not at module level: the definitions import never needs it (issue 24)
+    import polars as pl
 
     bad: set[int] = set()
     sites = pl.DataFrame({k: fast[k] for k in ("line", "site_id", "site_name", "country", "isic",
@@ -152,7 +156,7 @@ def fast_frames(reader, fast) -> tuple[dict[str, pl.DataFrame], set[int]]:
         types = set(map(type, col))
         types.discard(_NONE)
         if not types:
-            cols[field] = pl.Series(field, [None] * len(saq_line), dtype=SAQ_DTYPES[ftype])
+            cols[field] = pl.Series(field, [None] * len(saq_line), dtype=saq_dtypes()[ftype])
             continue
         ok_types = {bool} if ftype == "boolean" else {str} if ftype == "enum" else {int, float}
         if not types <= ok_types:
@@ -200,6 +204,10 @@ def fast_frames(reader, fast) -> tuple[dict[str, pl.DataFrame], set[int]]:
                        schema={"line": pl.Int64, "control_id": pl.Utf8})
     bad.update(ctl.filter(~pl.col("control_id").is_in(sorted(reader.controls)).fill_null(False)
                           | pl.col("control_id").is_null())["line"].to_list())
+    # a control listed twice on a line is one row (site_controls), as on the exact path: done here,
+    # per line (a line is one site), not on (site_id, control_id) after the chunk (a string hash)
+    if ctl.select(pl.struct("line", "control_id").is_duplicated().any()).item():
+        ctl = ctl.unique(["line", "control_id"], maintain_order=True)
 
     # audits: required strings, enums, dates, order, one nc_id per site
     auds = fast["auds"]

@@ -9,12 +9,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from radar_pipeline.platform.identifiers import ID_REGEX
+from radar_pipeline.platform.lazy import lazy_attributes
 from radar_pipeline.platform.settings import rules_dir
 from radar_pipeline.sources.reference.countries import converter
+
+if TYPE_CHECKING:
+    import polars as pl
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB
 SITE_ID_PATTERN = ID_REGEX  # plus "not only dots": radar_pipeline/platform/identifiers.py, the one id rule
@@ -30,19 +33,55 @@ MAX_KEYS = 50     # keys of the site object, keys of all audit findings of a lin
 MORE_SHOWN = 4    # problems listed in the one reject row of a line after the first
 SITE_ID_SHOWN_CHARS = 128
 
-SITES_SCHEMA = {
-    "site_id": pl.Utf8, "site_name": pl.Utf8, "iso3": pl.Utf8, "isic_code": pl.Utf8,
-    "isic_level": pl.Utf8, "isic_class": pl.Utf8, "source_file": pl.Utf8,
-    "source_line": pl.Int64, "content_hash": pl.Utf8,
-}
-# site_saq is one row per site, one typed column per question (radar_pipeline/metadata/saq_table.py)
-SAQ_DTYPES = {"integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean, "enum": pl.Utf8, "text": pl.Utf8}
 MAX_INTEGER = 2**63  # an integer answer is stored as BIGINT: whole numbers below this in size
-CONTROLS_SCHEMA = {"site_id": pl.Utf8, "control_id": pl.Utf8}
-NC_SCHEMA = {"site_id": pl.Utf8, "nc_id": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8,
-             "raised_on": pl.Date, "closed_on": pl.Date}
-REJECTS_SCHEMA = {"file": pl.Utf8, "line": pl.Int64, "site_id": pl.Utf8, "field": pl.Utf8,
-                  "reason": pl.Utf8}
+
+
+# polars dtypes, built on first use: the definitions load without polars (issue 24 item 3)
+@functools.cache
+def sites_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {
+        "site_id": pl.Utf8, "site_name": pl.Utf8, "iso3": pl.Utf8, "isic_code": pl.Utf8,
+        "isic_level": pl.Utf8, "isic_class": pl.Utf8, "source_file": pl.Utf8,
+        "source_line": pl.Int64, "content_hash": pl.Utf8,
+    }
+
+
+# site_saq is one row per site, one typed column per question (radar_pipeline/metadata/saq_table.py)
+@functools.cache
+def saq_dtypes() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean, "enum": pl.Utf8, "text": pl.Utf8}
+
+
+@functools.cache
+def controls_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"site_id": pl.Utf8, "control_id": pl.Utf8}
+
+
+@functools.cache
+def nc_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"site_id": pl.Utf8, "nc_id": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8,
+            "raised_on": pl.Date, "closed_on": pl.Date}
+
+
+@functools.cache
+def rejects_schema() -> dict[str, pl.DataType]:
+    import polars as pl
+
+    return {"file": pl.Utf8, "line": pl.Int64, "site_id": pl.Utf8, "field": pl.Utf8,
+            "reason": pl.Utf8}
+
+
+SCHEMA_GETTERS = {"SITES_SCHEMA": sites_schema, "SAQ_DTYPES": saq_dtypes, "CONTROLS_SCHEMA": controls_schema,
+                  "NC_SCHEMA": nc_schema, "REJECTS_SCHEMA": rejects_schema}
+__getattr__ = lazy_attributes(__name__, **SCHEMA_GETTERS)
 
 
 @dataclass(frozen=True)
@@ -58,6 +97,8 @@ class IntakeResult:
 
 def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
     """The questionnaire definition: field, type (boolean|number|integer|enum), min, max, allowed_values."""
+    import polars as pl
+
     return pl.read_csv(
         path or rules_dir() / "saq_fields.csv",
         schema_overrides={"min": pl.Float64, "max": pl.Float64, "allowed_values": pl.Utf8},
@@ -67,20 +108,24 @@ def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
 def saq_schema(saq_fields: pl.DataFrame) -> dict[str, pl.DataType]:
     """Columns of IntakeResult.saq (and of the table site_saq): site_id, then one per question,
     typed as saq_fields.csv says."""
-    return {"site_id": pl.Utf8, **{r["field"]: SAQ_DTYPES[r["type"]]
+    import polars as pl
+
+    return {"site_id": pl.Utf8, **{r["field"]: saq_dtypes()[r["type"]]
                                    for r in saq_fields.select("field", "type").iter_rows(named=True)}}
 
 
 def _wide_saq(long: pl.DataFrame, saq_fields: pl.DataFrame, key: str) -> pl.DataFrame:
     """Long answers (key, field, value_num, value_bool, value_text; valid, at most one per key and
     field) -> one row per key, one typed column per question; keys without answers have no row."""
+    import polars as pl
+
     source = {"integer": "value_num", "number": "value_num", "boolean": "value_bool",
               "enum": "value_text", "text": "value_text"}
     specs = list(saq_fields.select("field", "type").iter_rows())
     if long.height == 0:
-        return pl.DataFrame(schema={key: long.schema[key], **{f: SAQ_DTYPES[t] for f, t in specs}})
+        return pl.DataFrame(schema={key: long.schema[key], **{f: saq_dtypes()[t] for f, t in specs}})
     return long.group_by(key, maintain_order=True).agg(
-        pl.col(source[t]).filter(pl.col("field") == f).first().cast(SAQ_DTYPES[t]).alias(f) for f, t in specs)
+        pl.col(source[t]).filter(pl.col("field") == f).first().cast(saq_dtypes()[t]).alias(f) for f, t in specs)
 
 
 # Short names that several countries answer to: rejected with the candidates, never guessed.
@@ -134,13 +179,17 @@ def country_shown(value: str) -> str:
 
 
 def _empty_result(saq_fields: pl.DataFrame) -> IntakeResult:
-    return IntakeResult(sites=pl.DataFrame(schema=SITES_SCHEMA), saq=pl.DataFrame(schema=saq_schema(saq_fields)),
-                        controls=pl.DataFrame(schema=CONTROLS_SCHEMA),
-                        nonconformities=pl.DataFrame(schema=NC_SCHEMA), rejects=pl.DataFrame(schema=REJECTS_SCHEMA))
+    import polars as pl
+
+    return IntakeResult(sites=pl.DataFrame(schema=sites_schema()), saq=pl.DataFrame(schema=saq_schema(saq_fields)),
+                        controls=pl.DataFrame(schema=controls_schema()),
+                        nonconformities=pl.DataFrame(schema=nc_schema()), rejects=pl.DataFrame(schema=rejects_schema()))
 
 def _resolve_sites(sites: pl.DataFrame, isic: pl.DataFrame, iso3_cache: dict[str, str | None]) -> pl.DataFrame:
     """Add iso3 (country mapped; an unmapped value keeps its raw text so the universe check
     reports it), isic_code and isic_level. Shared by the fast and the exact path."""
+    import polars as pl
+
     distinct = sites["country"].drop_nulls().unique().to_list()
     missing = [c for c in distinct if c not in iso3_cache]
     if missing:
