@@ -54,9 +54,8 @@ def out_file(name: str, n: int) -> Path:
 def worker_engine(n: int) -> None:
     import duckdb
 
-    from radar_pipeline.sites import scoring
-
     from radar_pipeline.platform import settings
+    from radar_pipeline.sites import scoring
 
     con = duckdb.connect(str(engine_db(n)))
     # the pipeline's own limit (RADAR_MEMORY_LIMIT, 1GB by default): DuckDB spills beyond it
