@@ -178,11 +178,10 @@ def _prepare(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list[str] |
     for view in ("site_conditional_controls", "site_factor_points", "site_control_points"):
         con.execute(f"create or replace temp view {view} as " + _sql(view))
     if to_file is not None:  # score_sites_to: the scores streamed to a file by DuckDB, nothing returned
-        from radar_pipeline.platform.warehouse import sql_literal
-
+        # (_text, not warehouse.sql_literal: importing the warehouse module imports dagster, ~1 s)
         query = _with_params(_sql("site_scores"), edition, methodology_version)
         con.execute(f"copy (select * exclude (site_row) from ({query}) order by site_id) "
-                    f"to {sql_literal(to_file)} (format parquet, compression snappy)")
+                    f"to {_text(str(to_file))} (format parquet, compression snappy)")
         return None
     # The scores are computed once, into Arrow, ordered by site_id in polars (cheaper than an ORDER
     # BY in the query) for the caller, and the Arrow result is handed back to DuckDB as
@@ -249,6 +248,13 @@ _NUMERIC = {"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "U
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _dicts(relation: duckdb.DuckDBPyRelation) -> list[dict]:
+    """A small query's rows as dicts, from fetchall: .pl() hands a frame over through pyarrow, whose
+    import (~0.2 s) a cold `radar score` or engine process would otherwise pay for two rule tables."""
+    names = relation.columns
+    return [dict(zip(names, row)) for row in relation.fetchall()]
 
 
 def _text(value: str) -> str:
@@ -360,7 +366,7 @@ def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         raise RuntimeError("site_saq is still in the long layout of earlier versions: open the warehouse for "
                            "writing once (e.g. `radar sites ingest` or `radar refresh`) to convert it")
     by_factor: dict[int, list[dict]] = {}
-    for band in con.sql("select * from saq_bands order by factor_id, band_id").pl().iter_rows(named=True):
+    for band in _dicts(con.sql("select * from saq_bands order by factor_id, band_id")):
         by_factor.setdefault(band["factor_id"], []).append(band)
     def band_points(band: dict | None) -> str:
         return _double(band["points"]) if band else "0::double"
@@ -388,9 +394,9 @@ def answer_views(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         points_sum = [f"({_factor_case(bands, types, packed_points, '0')})" for bands in by_factor.values()]
     else:
         points_sum = [f"p{factor_id}" for factor_id in by_factor]
-    controls = con.sql(
+    controls = _dicts(con.sql(
         "select control_id, points, applies_when_field, applies_when_test, applies_when_value from controls_catalogue "
-        "where applies_when_field is not null order by control_id").pl().to_dicts()
+        "where applies_when_field is not null order by control_id"))
     conditions = [f"{_condition(c, types)} as {_ident(c['control_id'])}" for c in controls]
     # UNPIVOT needs a column: a catalogue without conditional controls gets one that is never true
     conditions = conditions or ["null::double as _no_conditional_control"]
