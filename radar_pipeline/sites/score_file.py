@@ -175,7 +175,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
             # the file's sites and the scoring's hash tables stay under RADAR_MEMORY_LIMIT (1GB by
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
             con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
-            con.execute(f"set memory_limit = '{_limit(settings.memory_limit())}'")
+            con.execute(f"set memory_limit = '{settings.memory_limit()}'")  # checked there: a size DuckDB takes
             explain = _Sink(explain_out) if explain_out is not None else None
             parts: list[Path] = []
             try:
@@ -249,13 +249,6 @@ def _score_to(con: duckdb.DuckDBPyConnection, edition: int, version: str, path: 
     limit; 1M sites' scores as a polars frame sorted in polars took ~0.5 GiB more); their number."""
     scoring.score_sites_to(con, edition, path, None, version)
     return pl.scan_parquet(path).select(pl.len()).collect().item()
-
-
-def _limit(value: str) -> str:
-    """A memory limit as DuckDB takes it (digits, a dot and a unit such as GB or MiB)."""
-    if not value.replace(".", "").replace(" ", "").isalnum():
-        raise SystemExit(f"RADAR_MEMORY_LIMIT {value!r} is not a size such as 1GB")
-    return value
 
 
 # Memory DuckDB may use to merge the parts (beyond it, it spills to the parts' folder): the merge of
