@@ -103,7 +103,7 @@ def run_transaction(con: duckdb.DuckDBPyConnection, body, *, attempts: int = 8):
 
 
 # The Dagster run whose steps this process executes (set by the warehouse resource for the
-# run, radar_pipeline.platform.warehouse.DuckDBWarehouse.setup_for_execution): every commit names it, so
+# run, radar_pipeline.platform.warehouse_resource.DuckDBWarehouse.setup_for_execution): every commit names it, so
 # tag_run finds the last snapshot a run wrote whoever launched it (CLI, UI, schedule, sensor).
 _RUN_ID: str | None = None
 
