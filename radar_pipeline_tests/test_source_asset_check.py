@@ -75,3 +75,58 @@ def test_source_asset_refuses_a_clash_before_writing(copies, tmp_path, monkeypat
     assert "clash.csv" in error and "ti_cpi" in error, error
     assert not result.get_asset_materialization_events()
     assert _user_rows(wh) == before
+
+
+def test_source_asset_opens_the_warehouse_once_after_parsing(copies, tmp_path, monkeypatch):
+    """One connection per source step, opened when the parsed rows need the country universe:
+    fetching and parsing the publisher's files never hold the warehouse file's lock (a live
+    download can take minutes; sensors and readers wait on that lock)."""
+    from contextlib import contextmanager
+
+    from radar_pipeline.country_risk.assets import source_assets
+    from radar_pipeline.sources import registry
+
+    wh, mirror = copies
+    log: list[str] = []
+    real_parse = registry.parse_all
+
+    def parse_all(*a, **k):
+        log.append("parse")
+        return real_parse(*a, **k)
+    monkeypatch.setattr(registry, "parse_all", parse_all)
+
+    class Counting(DuckDBWarehouse):
+        @contextmanager
+        def get_connection(self, read_only: bool = False, wait_seconds: float | None = None):
+            log.append("open")
+            with super().get_connection(read_only=read_only, wait_seconds=wait_seconds) as con:
+                yield con
+            log.append("close")
+
+    [cpi] = [a for a in source_assets if a.key.path[-1] == "ti_cpi_observations"]
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(mirror))
+    result = dg.materialize([cpi], partition_key="2024", resources={"warehouse": Counting(database=str(wh))})
+    assert result.success
+    assert log == ["parse", "open", "close"]
+    [mat] = result.get_asset_materialization_events()
+    assert mat.materialization.metadata["dagster/row_count"].value > 0
+
+
+def test_source_asset_without_countries_fails_naming_them(tmp_path, monkeypatch):
+    """The universe is read after parsing now: an edition without countries still fails with the
+    reason, and writes nothing."""
+    from radar_pipeline.country_risk.assets import source_assets
+
+    wh = tmp_path / "empty.duckdb"
+    [cpi] = [a for a in source_assets if a.key.path[-1] == "ti_cpi_observations"]
+    monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
+    result = dg.materialize([cpi], partition_key="2024", raise_on_error=False,
+                            resources={"warehouse": DuckDBWarehouse(database=str(wh))})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "edition 2024 has no countries" in failure.step_failure_data.error.message
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        assert con.sql("select count(*) from indicator_observations").fetchall() == [(0,)]
+    finally:
+        con.close()

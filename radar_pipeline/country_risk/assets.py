@@ -7,6 +7,7 @@ everything downstream stay as they were.
 """
 
 import csv
+from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -220,38 +221,52 @@ def build_source_asset(source: str) -> dg.AssetsDefinition:
         import polars as pl
 
         edition = int(context.partition_key)
-        with warehouse.get_connection() as con:
-            universe = {r[0] for r in con.sql("select iso3 from edition_countries where edition = $e",
-                                              params={"e": edition}).fetchall()}
-        if not universe:
-            raise dg.Failure(f"edition {edition} has no countries: materialize `countries` for it first")
-        def failed(exc: SourceError) -> dg.AssetCheckResult:
-            # Report, then fail: the check shows why in the UI, the raise stops
-            # downstream, and the previous slice of this source is kept.
-            return dg.AssetCheckResult(check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                                       metadata={"error": str(exc), "file": exc.file or "",
-                                                 "row": exc.row or "", "field": exc.field or ""})
+        # One connection for the step (opening the warehouse file costs 40-90 ms: catalog read,
+        # the checkpoint when it closes; 18 sources per refresh), opened once the files are
+        # fetched and parsed, when the country universe is needed: a download or a big parse
+        # never holds the file's lock.
+        with ExitStack() as stack:
+            held: list = []
 
-        try:
-            load = registry.load_source(source, edition, universe, log=context.log.info)
-            problems = schemas.validate(schemas.indicator_observations, load.observations)
-            if problems:
-                raise SourceError(source, "; ".join(problems[:10]))
-        except SourceError as exc:
-            yield failed(exc)
-            raise dg.Failure(str(exc)) from exc
+            def universe() -> set[str]:
+                if not held:
+                    held.append(stack.enter_context(warehouse.get_connection()))
+                countries = {r[0] for r in held[0].sql("select iso3 from edition_countries where edition = $e",
+                                                       params={"e": edition}).fetchall()}
+                if not countries:
+                    # a retry 5 s later finds no countries either
+                    raise dg.Failure(f"edition {edition} has no countries: materialize `countries` for it first",
+                                     allow_retries=False)
+                return countries
 
-        obs, notes = load.observations, load.notes
-        files_df = pl.DataFrame(
-            [{"edition": edition, "source": source, "vintage": f.vintage, "file": f.name,
-              "url": f.url, "sha256": f.sha256, "bytes": f.path.stat().st_size,
-              "fetched_at": f.extra.get("fetched_at")} for f in load.files],
-            schema={"edition": pl.Int32, "source": pl.String, "vintage": pl.String, "file": pl.String,
-                    "url": pl.String, "sha256": pl.String, "bytes": pl.Int64, "fetched_at": pl.String})
-        notes_df = notes.with_columns(edition=pl.lit(edition, pl.Int32))
-        # the clash check and the write share one connection: opening the warehouse file costs
-        # 40-90 ms (catalog read; the checkpoint when it closes), 18 sources per refresh
-        with warehouse.get_connection() as con:
+            def failed(exc: SourceError) -> dg.AssetCheckResult:
+                # Report, then fail: the check shows why in the UI, the raise stops
+                # downstream, and the previous slice of this source is kept.
+                return dg.AssetCheckResult(check_name=check_name, passed=False,
+                                           severity=dg.AssetCheckSeverity.ERROR,
+                                           metadata={"error": str(exc), "file": exc.file or "",
+                                                     "row": exc.row or "", "field": exc.field or ""})
+
+            try:
+                load = registry.load_source(source, edition, universe, log=context.log.info)
+                if not held:  # no rows to resolve: the universe is still checked
+                    universe()
+                con = held[0]
+                problems = schemas.validate(schemas.indicator_observations, load.observations)
+                if problems:
+                    raise SourceError(source, "; ".join(problems[:10]))
+            except SourceError as exc:
+                yield failed(exc)
+                raise dg.Failure(str(exc)) from exc
+
+            obs, notes = load.observations, load.notes
+            files_df = pl.DataFrame(
+                [{"edition": edition, "source": source, "vintage": f.vintage, "file": f.name,
+                  "url": f.url, "sha256": f.sha256, "bytes": f.path.stat().st_size,
+                  "fetched_at": f.extra.get("fetched_at")} for f in load.files],
+                schema={"edition": pl.Int32, "source": pl.String, "vintage": pl.String, "file": pl.String,
+                        "url": pl.String, "sha256": pl.String, "bytes": pl.Int64, "fetched_at": pl.String})
+            notes_df = notes.with_columns(edition=pl.lit(edition, pl.Int32))
             # e.g. a user row for a publisher's value: refused before anything is written
             from radar_pipeline.sources.adapters import user as user_source  # polars: not with the definitions
             clash = user_source.clash_with_other_sources(con, edition, source, obs)

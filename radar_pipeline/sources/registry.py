@@ -444,7 +444,8 @@ def edition_cut(resolved: pl.DataFrame, edition: int) -> pl.DataFrame:
             .sort("indicator_id", "iso3", "data_year"))
 
 
-def load_source(source: str, edition: int, universe: set[str], *, mirror: Path | None = None,
+def load_source(source: str, edition: int, universe: set[str] | Callable[[], set[str]], *,
+                mirror: Path | None = None,
                 landing: Path | None = None, user_dir: Path | None = None,
                 log: Callable[[str], None] = print) -> SourceLoad:
     try:
@@ -459,7 +460,7 @@ def load_source(source: str, edition: int, universe: set[str], *, mirror: Path |
                           file=exc.file, row=exc.row, field=exc.field) from exc
 
 
-def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path | None,
+def _load_source(source: str, edition: int, universe: set[str] | Callable[[], set[str]], *, mirror: Path | None,
                  landing: Path | None, user_dir: Path | None,
                  log: Callable[[str], None]) -> SourceLoad:
     import polars as pl
@@ -478,7 +479,9 @@ def _load_source(source: str, edition: int, universe: set[str], *, mirror: Path 
     raw = as_of(raw, source, by_vintage, edition)
     if source not in user_sources():
         raw = newest_release(raw, source, by_vintage)
-    kept, notes = resolve(raw, universe, source)
+    # a callable universe is asked for here, after the files are fetched and parsed: the asset
+    # reads it from the warehouse, and opens the warehouse (its write lock) only now
+    kept, notes = resolve(raw, universe() if callable(universe) else universe, source)
     obs = edition_cut(kept, edition)
     read = sources_read(obs, source, by_vintage, edition, sorted(set(raw["vintage"].to_list())))
     # files read for the edition: the vintages its rows may come from, plus released vintages that
