@@ -103,3 +103,32 @@ def test_rule_files_are_parsed_once_per_content(tmp_path: Path, monkeypatch) -> 
     con = _con()
     assert len(parsed) == 2
     assert con.sql("select score_category(6.5)").fetchall()[0][0] == "Medium"
+
+
+def test_country_names_are_mapped_alike_one_by_one_and_together(monkeypatch):
+    """names_to_iso3 asks country_converter once per distinct name in a process (a refresh resolves
+    the same names in ~20 files); a name's answer does not depend on the names asked with it."""
+    from radar_pipeline.sources.reference import countries
+
+    names = ["Côte d'Ivoire", "Korea, Rep.", "Congo, Dem. Rep.", "Türkiye", "Nowhere Land", "Viet Nam",
+             "Bolivia (Plurinational State of)", "Micronesia, Fed. Sts.", "EUR", "Lao PDR"]
+    monkeypatch.setattr(countries, "_NAMES", {})
+    together = countries.names_to_iso3(names)
+    one_by_one = {}
+    for n in names:
+        monkeypatch.setattr(countries, "_NAMES", {})
+        one_by_one.update(countries.names_to_iso3([n]))
+    assert together == one_by_one
+    assert together["Côte d'Ivoire"] == "CIV" and together["Nowhere Land"] is None and together["EUR"] is None
+    monkeypatch.setattr(countries, "_NAMES", {})
+    countries.names_to_iso3(names)
+    asked: list[list[str]] = []
+    real = countries.converter()
+
+    class Spy:
+        def convert(self, names, **kw):
+            asked.append(list(names))
+            return real.convert(names=names, **kw)
+    monkeypatch.setattr(countries, "converter", lambda: Spy())
+    assert countries.names_to_iso3(names + ["Peru"]) == {**together, "Peru": "PER"}
+    assert asked == [["Peru"]]

@@ -195,3 +195,31 @@ def test_html_error_page_as_workbook(tmp_path):
     (tmp_path / "wgidataset.xlsx").write_bytes(b"<!DOCTYPE html><html>503</html>")
     with pytest.raises(SourceError, match="HTML"):
         worldbank_wgi.parse(landed(tmp_path, "2024-09"), [spec("RL.EST")])
+
+
+def test_a_workbook_sheet_is_read_once_per_content(tmp_path, monkeypatch):
+    """A refresh reads the WGI sheet for the observations, their standard errors and the benchmark:
+    fastexcel reads it once; a file edited since is read again (its new values, not the kept ones)."""
+    import fastexcel
+
+    from radar_pipeline.sources.toolkit import tables
+
+    path = tmp_path / "wgidataset.xlsx"
+    _long_xlsx(path)
+    opened: list[str] = []
+    real = fastexcel.read_excel
+    monkeypatch.setattr(tables.fastexcel, "read_excel", lambda p, *a, **k: opened.append(str(p)) or real(p, *a, **k))
+    files = landed(tmp_path, "2024-09")
+    first = worldbank_wgi.parse(files, [spec("RL.EST")])
+    reads = len(opened)
+    again = worldbank_wgi.standard_errors(files, [spec("RL.EST")])
+    assert len(opened) - reads <= 1  # sheet_names may open the workbook; the sheet is not read again
+    assert again.height > 0 and first.height > 0
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    for row in ws.iter_rows(min_row=2):
+        if row[4].value == "rl" and row[5].value not in ("..", None):
+            row[5].value = 9.5
+    wb.save(path)
+    edited = worldbank_wgi.parse(landed(tmp_path, "2024-09"), [spec("RL.EST")])
+    assert set(edited["value"].to_list()) == {9.5}

@@ -56,17 +56,26 @@ def load_overrides(path: Path | None = None) -> pl.DataFrame:
                                       "action": pl.String, "reason": pl.String})
 
 
+# name -> ISO3 (or None) as country_converter mapped it in this process. country_converter
+# matches each name against its regexes on its own (~0.5 ms a name): a refresh resolves the same
+# few hundred names in ~20 files, and every name is asked of the library once.
+_NAMES: dict[str, str | None] = {}
+
+
 def names_to_iso3(names: list[str]) -> dict[str, str | None]:
     """Map distinct names with country_converter; None where it finds nothing."""
     if not names:
         return {}
-    result = converter().convert(names=names, to="ISO3", not_found=None)
-    if isinstance(result, str):
-        result = [result]
-    # When nothing matches, country_converter may hand the input back; a
-    # 3-letter name echoed back is not a mapping.
-    return {n: (r if isinstance(r, str) and len(r) == 3 and r != n else None)
-            for n, r in zip(names, result)}
+    new = list(dict.fromkeys(n for n in names if n not in _NAMES))
+    if new:
+        result = converter().convert(names=new, to="ISO3", not_found=None)
+        if isinstance(result, str):
+            result = [result]
+        # When nothing matches, country_converter may hand the input back; a
+        # 3-letter name echoed back is not a mapping.
+        _NAMES.update({n: (r if isinstance(r, str) and len(r) == 3 and r != n else None)
+                       for n, r in zip(new, result)})
+    return {n: _NAMES[n] for n in names}
 
 
 def resolve(raw: pl.DataFrame, universe: set[str], source: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -56,7 +56,33 @@ def sheet_names(file: LandedFile) -> list[str]:
 _FRACTIONAL = r"^\s*[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)\s*$"
 
 
+# (file, its stat, sheet) -> the sheet as read_sheet_raw returned it, for the last few sheets read
+# in this process. A refresh reads the WGI workbook's sheet three times (its observations, their
+# standard errors for the uncertainty, the benchmark values): ~0.4 s each. Frames are immutable;
+# a file replaced or edited since has another stat and is read again.
+_SHEETS: dict[tuple, pl.DataFrame] = {}
+_SHEETS_KEPT = 4
+
+
 def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
+    """Every cell of a sheet as text, no header; `__row` = spreadsheet row number (read once per
+    file content and sheet in a process, see _SHEETS)."""
+    try:
+        st = file.path.stat()
+        key = (str(file.path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, file.source, sheet)
+    except OSError:
+        key = None
+    if key is not None and key in _SHEETS:
+        return _SHEETS[key]
+    df = _read_sheet_raw(file, sheet)
+    if key is not None:
+        _SHEETS[key] = df
+        while len(_SHEETS) > _SHEETS_KEPT:
+            del _SHEETS[next(iter(_SHEETS))]
+    return df
+
+
+def _read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
     """Every cell of a sheet as text, no header; `__row` = spreadsheet row number.
 
     fastexcel writes a float cell as text with 10 significant digits (the WGI 2024 workbook's
