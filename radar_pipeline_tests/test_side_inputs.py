@@ -647,3 +647,77 @@ def test_a_memory_limit_duckdb_would_not_take_is_refused_naming_the_variable(mon
     monkeypatch.setenv("RADAR_MEMORY_LIMIT", value)
     with pytest.raises(ValueError, match=r"^RADAR_MEMORY_LIMIT .* is not a size such as 1GB"):
         settings.memory_limit()
+
+
+# --- publisher files parsed once across processes (registry.parse_vintage) -------------------------
+
+def _cpi_vintage(tmp_path):
+    import shutil
+
+    from radar_pipeline.platform import settings
+    from radar_pipeline.sources.toolkit import specs_for
+    from radar_pipeline.sources.toolkit.fetch import mirror_files
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(settings.SAMPLE_MIRROR_DIR / "ti_cpi", mirror / "ti_cpi")
+    files = mirror_files(mirror, "ti_cpi", ("*.xlsx",))["2023"]
+    return files, specs_for("ti_cpi", "2023")
+
+
+def _counting_parse(monkeypatch):
+    from radar_pipeline.sources.adapters import ti_cpi
+
+    calls: list[str] = []
+    real = ti_cpi.parse
+
+    def parse(files, specs, **kw):
+        calls.append(files[0].name)
+        return real(files, specs, **kw)
+    monkeypatch.setattr(ti_cpi, "parse", parse)
+    return calls
+
+
+def test_publisher_vintage_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch):
+    """The next process (here: the next call, which reads the cache from disk as a new process
+    would) gets the same rows without parsing; an edited file, other specs or a parse for another
+    purpose parse again."""
+    import openpyxl
+
+    from radar_pipeline.sources import registry
+
+    monkeypatch.setenv("RADAR_CACHE", str(tmp_path / "cache"))
+    files, specs = _cpi_vintage(tmp_path)
+    calls = _counting_parse(monkeypatch)
+    first = registry.parse_vintage("ti_cpi", files, specs)
+    assert calls == [files[0].name] and first.height > 0
+    again = registry.parse_vintage("ti_cpi", files, specs)
+    assert calls == [files[0].name]
+    assert again.equals(first)
+    import dataclasses
+
+    registry.parse_vintage("ti_cpi", files, [dataclasses.replace(specs[0], indicator_id="other")])  # other specs
+    assert len(calls) == 2
+    wb = openpyxl.load_workbook(files[0].path)  # an edited file: parsed again, its new values kept
+    for ws in wb:
+        header = [c.value for c in ws[4]]
+        for row in ws.iter_rows(min_row=5):
+            for cell, name in zip(row, header):
+                if isinstance(name, str) and name.startswith("CPI score") and cell.value is not None:
+                    cell.value = 1
+    wb.save(files[0].path)
+    edited = registry.parse_vintage("ti_cpi", files, specs)
+    assert len(calls) == 3 and not edited.equals(first) and 1.0 in set(edited["value"].to_list())
+
+
+def test_a_publisher_parse_that_fails_is_not_cached(tmp_path, monkeypatch):
+    from radar_pipeline.sources import registry
+    from radar_pipeline.sources.toolkit import SourceError
+
+    monkeypatch.setenv("RADAR_CACHE", str(tmp_path / "cache"))
+    files, specs = _cpi_vintage(tmp_path)
+    files[0].path.write_bytes(b"<html>not a workbook</html>")
+    calls = _counting_parse(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(SourceError):
+            registry.parse_vintage("ti_cpi", files, specs)
+    assert len(calls) == 2

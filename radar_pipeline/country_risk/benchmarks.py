@@ -195,7 +195,8 @@ def read_values(b: Benchmark, edition: int, universe: set[str], *, mirror: Path 
     skipped: list[str] = []
     for vintage in [*released, *later]:
         try:
-            raw = mod.parse(by_vintage[vintage], [spec], **kwargs)
+            raw = registry.parse_vintage(b.source, by_vintage[vintage], [spec], purpose=f"benchmark-{b.benchmark_id}",
+                                         kwargs=kwargs)
         except SourceError as exc:  # e.g. the older per-index GII export of undp_gii has no `le` column
             skipped.append(f"{vintage}: {exc}")
             continue
