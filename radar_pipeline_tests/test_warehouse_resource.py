@@ -67,3 +67,50 @@ def test_launchpad_config_names_the_duckdb_resource_fields(tmp_path):
         "resources": {"warehouse": {"config": {"database": str(tmp_path / "x.duckdb"), "memory_limit": "1GB"}}}})
     meta = result.asset_materializations_for_node("probe")[0].metadata
     assert meta["database"].value == str(tmp_path / "x.duckdb") and "MiB" in meta["memory_limit"].value
+
+
+def test_a_run_opens_the_file_once_and_leaves_it_when_idle(tmp_path, monkeypatch):
+    """Within a run the connections share one open database (a refresh opened the file 36 times,
+    ~2.5 s); the run lets go of the file whenever it leaves it idle for IDLE_S (another process,
+    or another run's step waiting on the file while this run waits for a pool slot, gets in), and
+    at the end of the run. A read-only connection asked for inside the run works too."""
+    import time
+
+    from radar_pipeline.platform import warehouse
+
+    path = tmp_path / "wh.duckdb"
+    connect(path).close()
+    opened: list[bool] = []
+    real_open = warehouse._open
+    monkeypatch.setattr(warehouse, "_open", lambda p, **k: opened.append(k["read_only"]) or real_open(p, **k))
+    seen: dict[str, object] = {}
+
+    @dg.asset
+    def writes(warehouse: DuckDBWarehouse) -> None:
+        for i in range(5):
+            with warehouse.get_connection() as con:
+                con.execute("create table if not exists t (i int)")
+                con.execute("insert into t values ($i)", {"i": i})
+        with warehouse.get_connection(read_only=True) as con:
+            seen["rows"] = con.sql("select count(*) from t").fetchall()[0][0]
+        time.sleep(warehouse_module_idle() * 4)
+        seen["idle"] = other_process_opens(path, "ro")  # idle: released
+        with warehouse.get_connection() as con:  # and opened again when needed
+            con.execute("insert into t values (99)")
+
+    def warehouse_module_idle() -> float:
+        return warehouse.IDLE_S
+
+    result = dg.materialize([writes], resources={"warehouse": DuckDBWarehouse(database=str(path))})
+    assert result.success
+    assert seen["rows"] == 5
+    assert seen["idle"] == "opened"
+    # 7 connections, two opens (before and after the idle spell; a third if a loaded machine
+    # paused the loop for longer than IDLE_S), each read-write
+    assert 2 <= len(opened) <= 3 and not any(opened)
+    assert other_process_opens(path, "rw") == "opened"  # the run is over: the file is free
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.sql("select count(*) from t").fetchall()[0][0] == 6
+    finally:
+        con.close()

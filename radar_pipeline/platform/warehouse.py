@@ -128,6 +128,13 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
             lake.READY.add(key)
         return con
     path = Path(path)
+    held = _HELD.get(_held_key(path))
+    if held is not None:
+        return held.connect(wait_seconds=wait_seconds, log=log)
+    return _open(path, read_only=read_only, wait_seconds=wait_seconds, log=log)
+
+
+def _open(path: Path, *, read_only: bool, wait_seconds: float | None, log) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     wait = float(os.environ.get("RADAR_LOCK_WAIT", "3600")) if wait_seconds is None else wait_seconds
@@ -154,6 +161,115 @@ def connect(path: Path | str, *, read_only: bool = False, wait_seconds: float | 
     if not read_only and not _schema_known(path):
         ensure_schema(con)
     return con
+
+
+# --- the database held open for a run --------------------------------------------------------------
+#
+# Opening the warehouse file costs 25-60 ms (a DuckDB instance: its built-in catalog, the file's
+# catalog) and closing it after a write as much again (the checkpoint): a refresh opened it 36
+# times, ~2.5 s of a 13-s refresh of the sample. While a Dagster run's resource is set up
+# (DuckDBWarehouse.setup_for_execution -> hold), the first connection keeps one extra connection
+# to the file open; DuckDB then hands every later `duckdb.connect(path)` of this process the same
+# instance (7 ms) and checkpoints once.
+#
+# It is released as soon as nothing of the run has used the file for IDLE_S: between two steps of
+# a run the next connection comes within ~50 ms, but a run that waits (for a duckdb_write pool
+# slot another run's step holds, while that step waits for this file's lock) or a step that
+# parses or downloads for a while must not keep other processes (sensors, `radar` readers,
+# another run) out of the file. A connection asked for read-only while the run holds the file is
+# opened read-write (DuckDB refuses two configurations of one file in a process): it is the run's
+# own code. Another DuckDB instance attaching the file (publish's build) calls release() first.
+IDLE_S = 0.5
+
+
+def _held_key(path: Path) -> str:
+    return str(path.resolve())
+
+
+class _Held:
+    def __init__(self, path: Path):
+        import threading
+
+        self.path, self.runs = path, 1
+        self.anchor: duckdb.DuckDBPyConnection | None = None
+        self.last_used = time.monotonic()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name=f"radar-warehouse-idle-{path.name}", daemon=True)
+        self.watcher.start()
+
+    def connect(self, *, wait_seconds: float | None, log) -> duckdb.DuckDBPyConnection:
+        with self.lock:
+            self.last_used = time.monotonic()
+            if self.anchor is None:
+                self.anchor = _open(self.path, read_only=False, wait_seconds=wait_seconds, log=log)
+            con = duckdb.connect(str(self.path))  # the held instance: no catalog read, no checkpoint
+            self.last_used = time.monotonic()
+            return con
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    def release(self) -> None:
+        """Close the held connection now (the instance closes, checkpointed, once the run's own
+        connections are closed too)."""
+        with self.lock:
+            if self.anchor is not None:
+                anchor, self.anchor = self.anchor, None
+                anchor.close()
+                closed_with_schema(self.path)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(IDLE_S / 5):
+            if self.anchor is not None and time.monotonic() - self.last_used > IDLE_S:
+                self.release()
+
+
+_HELD: dict[str, _Held] = {}
+
+
+def hold(path: Path | str) -> None:
+    """Keep the warehouse file open between the connections of a run (see above); a DuckLake
+    target is not held (no file lock, lake.connect keeps its own sessions)."""
+    if lake.is_lake(path):
+        return
+    key = _held_key(Path(path))
+    if key in _HELD:
+        _HELD[key].runs += 1
+    else:
+        _HELD[key] = _Held(Path(path))
+
+
+def unhold(path: Path | str) -> None:
+    """The run is over: release the file (after its last hold)."""
+    if lake.is_lake(path):
+        return
+    held = _HELD.get(_held_key(Path(path)))
+    if held is None:
+        return
+    held.runs -= 1
+    if held.runs <= 0:
+        del _HELD[_held_key(Path(path))]
+        held.stop.set()
+        held.watcher.join()
+        held.release()
+
+
+def release(path: Path | str) -> None:
+    """Before another DuckDB instance of this process attaches the file: close the held connection."""
+    if lake.is_lake(path):
+        return
+    held = _HELD.get(_held_key(Path(path)))
+    if held is not None:
+        held.release()
+
+
+def used(path: Path | str) -> None:
+    """A connection of the run to the file was closed just now: it counts as use (idle from now)."""
+    if not lake.is_lake(path):
+        held = _HELD.get(_held_key(Path(path)))
+        if held is not None:
+            held.touch()
 
 
 # file -> its state (main file and WAL: inode, size, mtime; the SAQ question list) when this

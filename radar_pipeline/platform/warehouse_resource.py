@@ -10,11 +10,19 @@ from contextlib import contextmanager
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from radar_pipeline.metadata import WAREHOUSE
 from radar_pipeline.platform import lake_commits, settings
-from radar_pipeline.platform.warehouse import closed_with_schema, connect, ensure_schema, sql_literal
+from radar_pipeline.platform.warehouse import (
+    closed_with_schema,
+    connect,
+    ensure_schema,
+    hold,
+    sql_literal,
+    unhold,
+    used,
+)
 
 
 class DuckDBWarehouse(DuckDBResource):
@@ -37,6 +45,7 @@ class DuckDBWarehouse(DuckDBResource):
                             "code location: it never takes the file's write lock).")
     memory_limit: str = Field(default="", description="DuckDB memory_limit for every connection, e.g. "
                               "'4GB' ('' = DuckDB's default, 80% of RAM).")
+    _held: bool = PrivateAttr(default=False)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -46,9 +55,18 @@ class DuckDBWarehouse(DuckDBResource):
         # on a lake every commit of this run names the run, so its closing snapshot tag
         # (lake_commits.tag_run: CLI, or the run-status sensor for UI/schedule/sensor runs) finds it
         lake_commits.set_run(context.run.run_id if context.run is not None else None)
+        # a run's connections share one open database, released whenever the run leaves the file
+        # idle (warehouse.hold: ~2.5 s of a refresh was opening and checkpointing the file);
+        # not for a sensor's evaluation (no run) or a read-only code location
+        self._held = context.run is not None and not self.read_only
+        if self._held:
+            hold(self.database)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         lake_commits.set_run(None)
+        if self._held:
+            self._held = False
+            unhold(self.database)
 
     @property
     def path(self) -> str:
@@ -73,6 +91,7 @@ class DuckDBWarehouse(DuckDBResource):
             ok = True
         finally:
             con.close()
+            used(self.database)
             if writing and ok:
                 closed_with_schema(self.database)
 

@@ -50,6 +50,7 @@ import duckdb
 
 from radar_pipeline.metadata import PUBLISHED
 from radar_pipeline.platform import lake, settings
+from radar_pipeline.platform import warehouse as warehouse_module
 from radar_pipeline.platform.safe_paths import checked, make_dirs, remove_leftover
 from radar_pipeline.platform.warehouse import ensure_schema, rollback
 from radar_pipeline.publish import files, state
@@ -286,6 +287,9 @@ def publish(warehouse: Path | str, published: Path | str | None = None, *, log=p
         if on_lake:
             lake.attach(con, warehouse, "wh", snapshot=lake_snapshot)
         else:
+            # this process's run may hold the file open (warehouse.hold): DuckDB refuses a second
+            # instance of one file in a process
+            warehouse_module.release(warehouse)
             con.execute(f"attach {quoted(warehouse)} as wh (read_only)")
         con.execute("use wh")
         marker = state.warehouse_marker(con, "wh")  # recorded once this snapshot is swapped in
