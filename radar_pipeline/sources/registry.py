@@ -214,10 +214,17 @@ def adapter(source: str) -> Adapter:
 def adapter_names() -> list[str]:
     """Every adapter module in adapters/ (reference lists excluded; undp_hdr is a layout the
     undp_gii adapter reads, not a source of its own, so it has no SOURCE)."""
+    return list(_adapter_names())
+
+
+@lru_cache(maxsize=1)
+def _adapter_names() -> tuple[str, ...]:
+    # once per process: listing the package and checking each module against the protocol took
+    # ~3 ms, and user_sources() asks ~80 times a refresh
     import radar_pipeline.sources.adapters as package
 
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
-                  if isinstance(importlib.import_module(f"{package.__name__}.{m.name}"), Adapter))
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                        if isinstance(importlib.import_module(f"{package.__name__}.{m.name}"), Adapter)))
 
 
 def list_sources() -> tuple[str, ...]:
