@@ -74,7 +74,8 @@ def after_rescoring() -> dg.AutomationCondition:
 
 
 # asset key -> its condition (applied in definitions.py through map_asset_specs)
-FOLLOWS_DATA = ("site_scores", "publish", "risk_map", "site_category_distribution", "site_explanations")
+FOLLOWS_DATA = ("site_scores", "publish", "risk_map", "site_category_distribution", "site_explanations",
+                "benchmark_agreement_picture")
 CONDITIONS = {"publish": after_rescoring}
 
 

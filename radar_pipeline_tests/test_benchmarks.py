@@ -184,7 +184,7 @@ def test_sample_edition_has_agreement_disagreements_and_the_version(sample_editi
 
 
 @pytest.mark.slow
-def test_the_check_warns_below_min_rho_and_the_picture_is_attached(sample_edition_2024, tmp_path, monkeypatch):
+def test_the_check_warns_below_min_rho_and_the_picture_is_drawn(sample_edition_2024, tmp_path, monkeypatch):
     import dagster as dg
 
     from radar_pipeline.platform.warehouse import DuckDBWarehouse
@@ -205,8 +205,15 @@ def test_the_check_warns_below_min_rho_and_the_picture_is_attached(sample_editio
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert "below min_rho 0.999" in check.metadata["problems"].value
     [mat] = result.get_asset_materialization_events()
-    md = mat.materialization.metadata
+    assert "png" not in mat.materialization.metadata  # the picture is its own asset (not in the refresh)
+    from radar_pipeline.pictures.assets import benchmark_agreement_picture
+
+    drawn = dg.materialize([benchmark_agreement_picture], partition_key="2024",
+                           resources={"warehouse": DuckDBWarehouse(database=str(wh))})
+    [pic] = drawn.get_asset_materialization_events()
+    md = pic.materialization.metadata
     assert Path(md["png"].value).is_file() and "data:image/png;base64," in md["preview"].value
+    assert md["pairs"].value == n_pairs(wh)
     con = duckdb.connect(str(wh), read_only=True)
     prev = con.sql("select previous_methodology_version, previous_rho, rho from benchmark_agreement "
                    "where benchmark = 'wgi_voice_accountability'").fetchall()[0]
@@ -257,3 +264,28 @@ def test_published_benchmark_tables_are_declared_and_complete(sample_edition_202
     finally:
         pub.close()
         src.close()
+
+
+def n_pairs(wh: Path) -> int:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.sql("select count(*) from benchmark_agreement where edition = 2024").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_the_picture_asks_for_its_agreement_first(sample_edition_2024, tmp_path, monkeypatch):
+    """The rank scatter draws what benchmark_agreement stored: an edition without it fails saying so."""
+    import dagster as dg
+
+    from radar_pipeline.pictures.assets import benchmark_agreement_picture
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copy(sample_edition_2024, wh)
+    monkeypatch.setenv("RADAR_PICTURES", str(tmp_path / "pictures"))
+    result = dg.materialize([benchmark_agreement_picture], partition_key="2023", raise_on_error=False,
+                            resources={"warehouse": DuckDBWarehouse(database=str(wh))})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "no benchmark_agreement pair for edition 2023" in failure.step_failure_data.error.message

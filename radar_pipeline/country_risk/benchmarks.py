@@ -12,7 +12,8 @@ benchmark's latest value within the edition window (the vintages released by the
 the indicators, METHODOLOGY §1) over the countries having both, with a seeded bootstrap 95 %
 interval (table `benchmark_agreement`); the 10 countries with the largest rank gap, with their
 indicator values and how each was obtained (`benchmark_disagreements`); a rank scatter per pair
-(the asset's picture). `min_rho` is the least agreement in the expected direction: rho for
+(the asset `benchmark_agreement_picture` in the pictures group, redrawn after each materialization:
+drawing it took ~1.5 s of every refresh). `min_rho` is the least agreement in the expected direction: rho for
 `positive`, -rho for `negative`. The asset check warns (never fails) when the agreement falls below
 it or drops by more than 0.05 against the previous methodology version's rho: before a pair's row
 is replaced, its stored rho is kept as `previous_rho` when it was computed with another version
@@ -323,8 +324,6 @@ AGREEMENT_COLUMNS = ["edition", "topic", "benchmark", "direction", "min_rho", "v
 def compare(b: Benchmark, edition: int, scores: "pl.DataFrame", values: BenchmarkValues
             ) -> "tuple[dict, pl.DataFrame]":
     """(agreement row, the pair's countries with score, value and ranks, largest rank gap first)."""
-    import polars as pl
-
     both = scores.join(values.values, on="iso3", how="inner").sort("iso3")
     x, y = both["score"].to_numpy(), both["value"].to_numpy()
     rho = spearman(x, y)
@@ -332,13 +331,40 @@ def compare(b: Benchmark, edition: int, scores: "pl.DataFrame", values: Benchmar
     row = {"edition": edition, "topic": b.topic, "benchmark": b.benchmark_id, "direction": b.direction,
            "min_rho": b.min_rho, "vintage": values.vintage, "released_after_edition": values.released_after_edition,
            "n": both.height, "rho": rho, "rho_low": low, "rho_high": high}
+    return row, ranks(b, both)
+
+
+def ranks(b: Benchmark, both: "pl.DataFrame") -> "pl.DataFrame":
+    """The pair's countries (iso3, score, value) with their ranks, largest rank gap first."""
+    import polars as pl
+
     ranked = both.with_columns(
         score_rank=pl.col("score").rank("average"),
         # the benchmark ranked as risk: for a negative benchmark the lowest value is the riskiest
         benchmark_rank=(pl.col("value") * b.sign).rank("average"),
     ).with_columns(rank_gap=pl.col("score_rank") - pl.col("benchmark_rank"))
-    ranked = ranked.sort(pl.col("rank_gap").abs(), "iso3", descending=[True, False])
-    return row, ranked
+    return ranked.sort(pl.col("rank_gap").abs(), "iso3", descending=[True, False])
+
+
+def ranked_pairs(con, edition: int) -> list[tuple[Benchmark, dict, "pl.DataFrame"]]:
+    """(rule, stored agreement row, ranked countries) of every pair benchmark_agreement computed
+    for `edition`, in the rules' order: what the rank scatter draws. The benchmark values are read
+    as the asset read them (the parse cache keeps the files' rows)."""
+    stored = {(r["topic"], r["benchmark"]): r for r in con.sql(
+        "select * from benchmark_agreement where edition = $e", params={"e": edition}).pl().iter_rows(named=True)}
+    universe = {r[0] for r in con.sql("select iso3 from edition_countries where edition = $e",
+                                      params={"e": edition}).fetchall()}
+    out = []
+    for b in load_benchmarks():
+        row = stored.get((b.topic, b.benchmark_id))
+        if row is None:
+            continue
+        values = read_values(b, edition, universe)
+        if values.vintage != row["vintage"]:
+            continue  # the files changed since: the next benchmark_agreement run redraws
+        both = topic_scores(con, edition, b.topic).join(values.values, on="iso3", how="inner").sort("iso3")
+        out.append((b, row, ranks(b, both.select("iso3", "score", "value"))))
+    return out
 
 
 def agreement_frame(rows: list[dict]) -> "pl.DataFrame":
@@ -433,14 +459,14 @@ def _md_table(rows: "pl.DataFrame") -> str:
                         for r in rows.iter_rows(named=True)))
 
 
-@dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "polars", "matplotlib"},
+@dg.asset(group_name=GROUP, pool=POOL, partitions_def=editions, kinds={"duckdb", "polars"},
           deps=[dg.AssetKey("country_topic_risk")],
           description="Benchmark agreement (rules/benchmarks.csv): Spearman rho between each country topic score "
                       "(or mean country risk, `overall`) and an independent reference series over the countries "
                       "having both, with a seeded bootstrap 95 % interval (table benchmark_agreement); the 10 "
                       "countries with the largest rank gap per pair with their indicator values and imputation "
-                      "methods (benchmark_disagreements); a rank scatter per pair. A benchmark that is an input of "
-                      "the topic it checks is refused.",
+                      "methods (benchmark_disagreements); its rank scatter per pair is the asset "
+                      "benchmark_agreement_picture. A benchmark that is an input of the topic it checks is refused.",
           metadata={"dagster/table_name": "benchmark_agreement"}, code_version=fingerprint.version("country"),
           check_specs=[dg.AssetCheckSpec(CHECK, asset="benchmark_agreement",
                                          description="Warns when a pair's agreement in the expected direction is "
@@ -463,7 +489,7 @@ def benchmark_agreement(context: dg.AssetExecutionContext, warehouse: DuckDBWare
         present = {r[0] for r in con.sql("select distinct topic from country_topic_risk where edition = $e",
                                          params={"e": edition}).fetchall()}
         scores = {t: topic_scores(con, edition, t) for t in {b.topic for b in rules}}
-    rows, gaps, pairs, notes, unread = [], [], [], [], []
+    rows, gaps, notes, unread = [], [], [], []
     for b in rules:
         if b.topic != OVERALL and b.topic not in present:
             notes.append(f"{b.benchmark_id}: topic {b.topic} has no score in edition {edition} (missing topic)")
@@ -483,7 +509,6 @@ def benchmark_agreement(context: dg.AssetExecutionContext, warehouse: DuckDBWare
         row, ranked = compare(b, edition, scores[b.topic], values)
         rows.append(row)
         gaps.append(disagreements(b, edition, ranked, detail, names))
-        pairs.append((b, row, ranked))
     gap_rows = (pl.concat(gaps, how="vertical_relaxed") if gaps else None)
     with warehouse.get_connection() as con:
         stored = con.sql("select topic, benchmark, rho, methodology_version, previous_methodology_version, "
@@ -506,20 +531,4 @@ def benchmark_agreement(context: dg.AssetExecutionContext, warehouse: DuckDBWare
     metadata = {"dagster/row_count": n, "dagster/column_schema": schema,
                 "agreement": dg.MetadataValue.md(_md_table(current)) if rows else "no pair computed",
                 "notes": dg.MetadataValue.md("\n".join(f"- {x}" for x in notes)) if notes else "none"}
-    if pairs:
-        metadata.update(_picture(pairs, edition))
     yield dg.MaterializeResult(metadata=metadata)
-
-
-def _picture(pairs, edition: int) -> dict:
-    from radar_pipeline.pictures import assets as pictures
-    from radar_pipeline.pictures import benchmarks as drawing
-
-    drawn = [(b.benchmark_id, b.topic, b.direction, row["rho"], ranked) for b, row, ranked in pairs]
-    png, _fig = drawing.write_rank_scatter(drawn, pictures.pictures_dir() / "benchmarks", edition)
-    compact = drawing.rank_scatter_figure(drawn, edition, compact=True)
-    return {**pictures.inline_picture(compact, png, f"benchmark agreement {edition}"),
-            "png": dg.MetadataValue.path(str(png.resolve())),
-            # the PNG just written, not a third drawing of the figure (~0.5 s of the refresh)
-            "preview": dg.MetadataValue.md(f"![benchmark agreement {edition}]"
-                                           f"({pictures.render.png_data_uri(png)})")}

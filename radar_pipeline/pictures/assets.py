@@ -286,4 +286,34 @@ def country_picture(context: dg.AssetExecutionContext, warehouse: DuckDBWarehous
     })
 
 
-picture_assets = [risk_map, country_picture, site_category_distribution, site_explanations]
+@dg.asset(group_name=GROUP, partitions_def=editions, deps=[dg.AssetKey("benchmark_agreement")], kinds=KINDS,
+          owners=["team:radar"],
+          description="Rank scatter per benchmark pair of benchmark_agreement (rules/benchmarks.csv): the country "
+                      "topic score's rank against the benchmark's rank read as risk, the countries of largest rank "
+                      "gap named: benchmarks/benchmark_agreement_EDITION.png. Redrawn after each "
+                      "benchmark_agreement materialization (its own asset: drawing it took ~1.5 s of every refresh).")
+def benchmark_agreement_picture(context: dg.AssetExecutionContext,
+                                warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    from radar_pipeline.country_risk import benchmarks
+    from radar_pipeline.pictures import benchmarks as drawing
+
+    edition = int(context.partition_key)
+    with warehouse.get_connection(read_only=True) as con:
+        pairs = benchmarks.ranked_pairs(con, edition)
+    if not pairs:
+        raise dg.Failure(f"no benchmark_agreement pair for edition {edition}: materialize benchmark_agreement "
+                         "first (or rules/benchmarks.csv names no benchmark with data)", allow_retries=False)
+    drawn = [(b.benchmark_id, b.topic, b.direction, row["rho"], ranked) for b, row, ranked in pairs]
+    png, _fig = drawing.write_rank_scatter(drawn, pictures_dir() / "benchmarks", edition)
+    compact = drawing.rank_scatter_figure(drawn, edition, compact=True)
+    return dg.MaterializeResult(metadata={
+        **inline_picture(compact, png, f"benchmark agreement {edition}"),
+        "png": dg.MetadataValue.path(str(png.resolve())),
+        # the PNG just written, not a third drawing of the figure
+        "preview": _md_image(render.png_data_uri(png), f"benchmark agreement {edition}", [png]),
+        "pairs": len(pairs),
+    })
+
+
+picture_assets = [risk_map, country_picture, site_category_distribution, site_explanations,
+                  benchmark_agreement_picture]
