@@ -46,7 +46,7 @@ def standard_errors(con, edition: int, universe: set[str], root: Path | None = N
     else the landing folder)."""
     from radar_pipeline.platform import settings
     from radar_pipeline.sources.reference.countries import resolve
-    from radar_pipeline.sources.registry import adapter, parse_vintage, specs_for
+    from radar_pipeline.sources.registry import adapter, specs_for
     from radar_pipeline.sources.toolkit.fetch import mirror_files
 
     root = root or settings.sources_mirror() or settings.landing_dir()
@@ -56,7 +56,7 @@ def standard_errors(con, edition: int, universe: set[str], root: Path | None = N
         for vintage, files in mirror_files(Path(root), source, tuple(mod.FILE_PATTERNS)).items():
             specs = specs_for(source, vintage)
             if specs:
-                rows = parse_vintage(source, files, specs, purpose="standard_errors")
+                rows = mod.standard_errors(files, specs)
                 if rows.height:
                     frames.append(rows.with_columns(pl.col("data_year").cast(pl.Int32),
                                                     pl.col("value").cast(pl.Float64)))

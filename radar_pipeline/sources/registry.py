@@ -323,9 +323,9 @@ def _rules_state() -> str:
 
 
 def parse_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSpec], *, purpose: str = "observations",
-                  kwargs: dict | None = None) -> pl.DataFrame:
-    """`adapter(source).parse(files, specs, **kwargs)` (or its `standard_errors` for purpose
-    "standard_errors"): the rows of one vintage folder, parsed again only when a file, the specs,
+                  kwargs: dict | None = None, parse: Callable | None = None) -> pl.DataFrame:
+    """`adapter(source).parse(files, specs, **kwargs)` (or `parse(files, specs, **kwargs)`, e.g. an
+    adapter's reader of standard errors): the rows of one vintage folder, parsed again only when a file, the specs,
     the rule tables or the parser's code changed. Each run is a new process: a backfill of three
     editions, a rerun, a refresh after a methodology edit read the same publisher files, and the
     WGI workbook alone took ~0.4 s a read. Kept between processes in the parse cache
@@ -339,7 +339,7 @@ def parse_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSpe
 
     mod = adapter(source)
     kwargs = kwargs or {}
-    parse = mod.standard_errors if purpose == "standard_errors" else mod.parse
+    parse = parse or mod.parse
     if source in user_sources() or not files:
         return parse(files, specs, **kwargs)
     contents = hashlib.sha256()

@@ -136,6 +136,14 @@ def _parse_frame(file: LandedFile, df: pl.DataFrame, sheet: str, specs: list[Ind
 
 
 def standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
+    """The rows of _standard_errors, read again only when the files (or specs, rules, parser code)
+    changed: registry.parse_vintage, the parse cache (the uncertainty reads them at every refresh)."""
+    from radar_pipeline.sources.registry import parse_vintage
+
+    return parse_vintage(SOURCE, files, specs, purpose="standard_errors", parse=_standard_errors)
+
+
+def _standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     """TI's standard error of each CPI score: rows shaped like `parse`'s (value = the standard
     error, on the score's 0-100 scale), empty where the workbook states none."""
     frames = [f for f in (_parse_se_file(file, specs) for file in files

@@ -165,6 +165,14 @@ def parse(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
 
 
 def standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
+    """The rows of _standard_errors, read again only when the files (or specs, rules, parser code)
+    changed: registry.parse_vintage, the parse cache (the uncertainty reads them at every refresh)."""
+    from radar_pipeline.sources.registry import parse_vintage
+
+    return parse_vintage(SOURCE, files, specs, purpose="standard_errors", parse=_standard_errors)
+
+
+def _standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     """The standard error of each `<IND>.EST` estimate (series `<IND>.STD.ERR`, same units),
     under the estimate's indicator id; other series (no stated error) give no rows."""
     se_specs = [replace(s, series=s.series[:-len(".EST")] + ".STD.ERR") for s in specs
