@@ -112,3 +112,12 @@ def test_every_path_gives_the_exact_paths_result(tmp_path, monkeypatch, chunk):
     _assert_same(exact, default)
     _assert_same(exact, unhashed, hashes=False)
     assert unhashed["sites"]["content_hash"].null_count() == unhashed["sites"].height
+
+
+def test_country_table_read_without_pandas_equals_country_converters():
+    """fields._converter_columns reads country_converter's packaged table with the csv module (no
+    pandas at `radar score`'s start): the same rows, in the same order, as CountryConverter() holds."""
+    from radar_pipeline.sites.intake import fields
+
+    data = fields.converter().data
+    assert fields._converter_columns() == {col: list(data[col]) for col in fields._CONVERTER_COLUMNS}

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from radar_pipeline.sites.intake import iter_sites_jsonl
 from radar_pipeline.sites.intake import reader as reader_module
-from radar_pipeline.sites.intake.workers import _lines, intake_workers
+from radar_pipeline.sites.intake.workers import IntakePool, _lines, intake_workers
 from radar_pipeline_tests.test_bad_inputs import CONTROLS, COUNTRIES, ISIC
 from radar_pipeline_tests.test_intake_paths import TABLES, _file
 
@@ -33,6 +33,18 @@ def test_workers_give_the_same_result(tmp_path, chunk):
     assert serial["rejects"].height > 20 and serial["sites"].height > 40
     for name in TABLES:
         assert_frame_equal(serial[name], parallel[name], check_exact=True)
+
+
+def test_a_pool_started_before_the_reader_gives_the_same_result(tmp_path):
+    """`radar score` starts the workers before it reads the warehouse (IntakePool) and hands them to
+    iter_sites_jsonl: the same tables as without workers; the pool serves two reads in turn."""
+    path = _file(tmp_path)
+    serial = _tables(path, chunk_lines=7, content_hash=False)
+    with IntakePool(path, 2) as pool:
+        for _ in range(2):
+            pooled = _tables(path, chunk_lines=7, content_hash=False, pool=pool)
+            for name in TABLES:
+                assert_frame_equal(serial[name], pooled[name], check_exact=True)
 
 
 def _random_files(n: int, seed: int, big: bool = True):
@@ -62,6 +74,23 @@ def test_chunk_ranges_hold_the_chunks_lines():
                 expected = list(reader_module._batches(io.BytesIO(data), chunk))
                 got = [_lines(io.BytesIO(data), *rng) for rng in reader_module._ranges(io.BytesIO(data), chunk, block)]
                 assert got == expected
+
+
+def test_file_ranges_give_the_ranges_and_the_line_count(tmp_path):
+    """FileRanges (`radar score`: the chunks' ranges and the progress total from one read of the
+    file): the ranges of _ranges, whenever lines() is asked for, and count_lines' number."""
+    from radar_pipeline.platform.progress import count_lines
+
+    path = tmp_path / "f.jsonl"
+    for data in _random_files(40, 2, big=False):
+        path.write_bytes(data)
+        for chunk in (1, 3, 100):
+            expected = list(reader_module._ranges(io.BytesIO(data), chunk))
+            for before in (0, 1, 2):
+                ranges = reader_module.FileRanges(path, chunk)
+                got = [rng for _, rng in zip(range(before), ranges)]
+                assert ranges.lines() == count_lines(path)
+                assert got + list(ranges) == expected
 
 
 def test_workers_setting(monkeypatch):

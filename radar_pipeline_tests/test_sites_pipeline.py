@@ -123,9 +123,37 @@ def test_cli_score_of_a_file_larger_than_a_batch_equals_one_pass(warehouse, tmp_
     assert one_pass.height == 700 and one_pass["site_id"].is_sorted()
     assert batched.equals(one_pass)
     assert rejects.equals(one_rejects) and rejects.height >= 1
+    # the chunks put into DuckDB a few at once (score_file._load_parts, LOAD_BATCH_SITES) and parsed by
+    # worker processes started before the warehouse is read (intake.workers.IntakePool): the same
+    from radar_pipeline.sites import score_file as score_file_module
+
+    monkeypatch.setattr(score_file_module, "LOAD_BATCH_SITES", 150)
+    monkeypatch.setenv("RADAR_INTAKE_WORKERS", "2")
+    for batch in ("250", "1000000"):
+        monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", batch)
+        scores, rejects = score_file(sites_file, 2024, warehouse, chunk_lines=100)
+        assert scores.equals(one_pass)
+        assert rejects.equals(one_rejects)
+    monkeypatch.delenv("RADAR_INTAKE_WORKERS")
     monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "many")
     with pytest.raises(SystemExit, match="RADAR_SCORE_BATCH_SITES 'many' is not a positive whole number"):
         score_file(sites_file, 2024, warehouse)
+
+
+def test_score_file_reads_the_reference_as_the_intake_does(warehouse):
+    """store.isic_frame (no pyarrow at `radar score`'s start) is the table DuckDB's .pl() gives, and
+    reference(check_stored=False) what the checked reference gives on the same connection."""
+    from radar_pipeline.sites import score_file as score_file_module
+
+    con = score_file_module._scoring_connection(2024, warehouse)
+    try:
+        countries, isic, controls = store.reference(con, check_stored=False)
+        expected = store.reference(con)
+        arrow = con.sql("select code, level, section, division, grp, is_primary_producer from isic").pl()
+    finally:
+        con.close()
+    assert countries == expected[0] and controls == expected[2]
+    assert isic.schema == arrow.schema and isic.equals(arrow) and isic.equals(expected[1])
 
 
 def test_cli_score_of_an_empty_or_all_rejected_file_writes_the_header(warehouse, tmp_path):

@@ -38,6 +38,8 @@ SCORE_CHUNK_LINES = 20_000
 # parts merged by site_id at the end. Scoring 1M sites at once peaks at ~1.4 GiB; 3M at once took
 # 3.9 GiB (bench/README.md, issue 24 item 6), so the batch bounds the memory of any file.
 SCORE_BATCH_SITES = 1_000_000
+# Valid sites whose chunks are held (as frames) and put into DuckDB at once (_load_parts): ~80 MiB
+LOAD_BATCH_SITES = 100_000
 REJECTS_SHOWN = 20
 
 
@@ -55,8 +57,10 @@ def _scoring_connection(edition: int, warehouse: Path) -> duckdb.DuckDBPyConnect
     for table in ("edition_countries", "countries", "isic"):
         if ("memory", table) in tables and ("wh", table) in tables:
             con.execute(f"insert into {table} by name select * from wh.{table}")
+    # the edition inlined (a whole number), not bound: binding a parameter makes duckdb import pandas
+    # (~1 s of a cold process, more with the workers starting beside it)
     con.execute("insert into inherent_risk_overall by name select * from wh.inherent_risk_overall "
-                "where edition = $e", {"e": edition})
+                f"where edition = {int(edition)}")
     con.execute("detach wh")
     if not con.sql("select count(*) from inherent_risk_overall").fetchall()[0][0]:
         con.close()
@@ -71,20 +75,41 @@ def _scoring_connection(edition: int, warehouse: Path) -> duckdb.DuckDBPyConnect
 def _load_chunk(con: duckdb.DuckDBPyConnection, part, *, append: bool = False) -> None:
     """Put one chunk's valid sites into the in-memory site tables: in place of the previous chunk's,
     or (`append`) beside them (--explain: each chunk is scored on its own)."""
+    _load_parts(con, [part], append=append)
+
+
+def _load_parts(con: duckdb.DuckDBPyConnection, parts: list, *, append: bool = True) -> None:
+    """Put some chunks' valid sites into the in-memory site tables, one INSERT per table for all of
+    them (in their order): an INSERT from a registered frame costs ~15-25 ms whatever its size (the
+    SAQ table's 31 columns the most): 200k sites took 1.5 s chunk by chunk (10 chunks x 4 tables),
+    0.4 s at once; loaded chunk by chunk beside the workers, `radar score` of 200k sites took 4.5 s
+    more CPU in all (DuckDB's threads and the workers contending)."""
     if not append:
         _clear_sites(con)
     now = datetime.now(UTC).replace(tzinfo=None)
-    for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
-                        ("nonconformities", "site_nonconformities")):
-        frame = getattr(part, name)
-        if not frame.height:
-            continue
-        con.register("_radar_chunk", frame)
-        try:
-            extra = f", '{now.isoformat()}'::timestamp as updated_at" if table == "sites" else ""
-            con.execute(f"insert into {table} by name select *{extra} from _radar_chunk")
-        finally:
-            con.unregister("_radar_chunk")
+    # one DuckDB thread: the rows are appended to the tables' last row groups in order, and the
+    # intake's worker processes keep the cores. Measured at 1M sites (load 4-5): the main process
+    # peaked at 1331-1352 MiB with it, 1358-1450 without (the scoring's peak); the process tree at
+    # ~1570 MiB with it (during the intake: this process ~1.25 GiB, the workers ~0.3), ~1400-1440
+    # without
+    threads = con.sql("select current_setting('threads')").fetchone()[0]
+    con.execute("set threads = 1")
+    try:
+        for name, table in (("sites", "sites"), ("saq", "site_saq"), ("controls", "site_controls"),
+                            ("nonconformities", "site_nonconformities")):
+            frames = [f for f in (getattr(part, name) for part in parts) if f.height]
+            if not frames:
+                continue
+            frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
+            del frames
+            con.register("_radar_chunk", frame)
+            try:
+                extra = f", '{now.isoformat()}'::timestamp as updated_at" if table == "sites" else ""
+                con.execute(f"insert into {table} by name select *{extra} from _radar_chunk")
+            finally:
+                con.unregister("_radar_chunk")
+    finally:
+        con.execute(f"set threads = {int(threads)}")
 
 
 def _clear_sites(con: duckdb.DuckDBPyConnection) -> None:
@@ -146,14 +171,25 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     the chunks' scores are merged by site_id."""
     from radar_pipeline.platform.progress import MIN_TOTAL, Progress, count_lines
     from radar_pipeline.sites.intake import iter_sites_jsonl
-    from radar_pipeline.sites.intake.workers import intake_workers
+    from radar_pipeline.sites.intake.reader import FileRanges
+    from radar_pipeline.sites.intake.workers import IntakePool, intake_workers
 
     for path, what in ((out, "--out"), (explain_out, "--explain")):
         if path is not None and path.suffix not in OUT_FORMATS:
             raise SystemExit(f"{what} must end in .csv or .parquet, got {path.name}")
     if not sites_file.is_file():
         raise SystemExit(f"no such sites file: {sites_file}")
-    con = _scoring_connection(edition, warehouse)
+    chunk_lines = chunk_lines or SCORE_CHUNK_LINES
+    # the per-line parse (orjson, the fast path's checks: one core, the GIL) in worker processes for
+    # a big file (intake/workers.py), started now: they import while the warehouse is read here
+    n_workers = intake_workers(sites_file.stat().st_size)
+    pool = IntakePool(sites_file, n_workers) if n_workers > 0 and exists(warehouse) else None
+    try:
+        con = _scoring_connection(edition, warehouse)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
     result = ScoreFileResult(out=out, explain_out=explain_out)
     factors_sql = (f"select * from ({scoring._sql('site_score_factors')}) order by site_id, kind, item"
                    if explain_out is not None else None)
@@ -162,13 +198,19 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     factor_params = {k: v for k, v in {"edition": edition, "methodology_version": version}.items()
                      if factors_sql and f"${k}" in factors_sql}
     try:
-        countries, isic, controls = store.reference(con)
-        # the per-line parse (orjson, the fast path's checks: one core, the GIL) in worker processes
-        # for a big file, the next chunks parsed while this one is loaded (intake/workers.py)
+        countries, isic, controls = store.reference(con, check_stored=False)  # its site tables are empty
+        # with workers, the first chunks are submitted here: they are parsed while the rest of the
+        # file's chunk ranges are found (once: they give the progress total too), and each chunk is
+        # finished and loaded while the next are parsed
+        ranges = FileRanges(sites_file, chunk_lines) if pool is not None else None
         chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
-                                  chunk_lines=chunk_lines or SCORE_CHUNK_LINES, content_hash=False,
-                                  workers=intake_workers(sites_file.stat().st_size))
-        total = count_lines(sites_file) if progress else None
+                                  chunk_lines=chunk_lines, content_hash=False, pool=pool, ranges=ranges)
+        n_lines = ranges.lines() if ranges is not None else None
+        total = (n_lines if n_lines is not None else count_lines(sites_file)) if progress else None
+        # with workers, the chunks left once the next-to-last is in: from there each chunk is loaded
+        # as it comes (the next-to-last while the last is parsed), so the load left after the last
+        # chunk is one chunk's, not up to LOAD_BATCH_SITES sites'
+        last_chunks = -(-n_lines // chunk_lines) - 1 if n_lines is not None else None
         with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \
                 Progress("score", total=total, min_total=MIN_TOTAL if progress else 1 << 62) as bar:
@@ -188,9 +230,20 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 k = 0
                 batch, held = _batch_sites(), 0  # valid sites loaded and not yet scored (whole-file path)
 
+                unloaded: list = []  # chunks read and not yet in DuckDB (whole-file path)
+                n_unloaded = 0
+
+                def load_held() -> None:
+                    nonlocal n_unloaded
+                    if unloaded:
+                        _load_parts(con, unloaded)
+                        unloaded.clear()
+                        n_unloaded = 0
+
                 def score_held() -> None:
                     # a batch's scores to a part file ordered by site_id (written by DuckDB), then its
                     # sites out of DuckDB
+                    load_held()
                     parts.append(Path(tmp) / f"scores_{len(parts):06d}.parquet")
                     result.n_scored += _score_to(con, edition, version, parts[-1])
                     _clear_sites(con)
@@ -206,10 +259,14 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                             else rejects_kept - sum(r.height for r in result.rejects))
                     if room > 0 and part.rejects.height:
                         result.rejects.append(part.rejects.head(room))
-                    _load_chunk(con, part, append=explain is None)
                     if explain is None:
                         held += part.sites.height
+                        unloaded.append(part)
+                        n_unloaded += part.sites.height
+                        if n_unloaded >= LOAD_BATCH_SITES or (last_chunks is not None and k + 1 >= last_chunks):
+                            load_held()
                     else:
+                        _load_chunk(con, part)
                         scores = scoring.score_sites(con, edition, None, version)
                         result.n_scored += scores.height
                         parts.append(Path(tmp) / f"scores_{k:06d}.parquet")
@@ -218,6 +275,10 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     bar.update(part.sites.height + part.rejects["line"].n_unique(),
                                rejected=result.n_rejected)
                     k += 1
+                    del part
+                if pool is not None:  # the workers' memory back before the scoring (they exit meanwhile)
+                    pool.close(wait=False)
+                load_held()
                 if explain is None and parts:  # scored in batches: the rest, then the parts merged below
                     if held:
                         score_held()
@@ -240,6 +301,8 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                 _write_sorted(parts, out)
     finally:
         con.close()
+        if pool is not None:
+            pool.close()
     return result
 
 

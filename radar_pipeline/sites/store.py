@@ -39,19 +39,38 @@ class IngestSummary:
         return [*self.new, *self.changed]
 
 
-def reference(con: duckdb.DuckDBPyConnection) -> tuple[set[str], pl.DataFrame, set[str]]:
-    """Country universe, ISIC table and control ids the intake validates against."""
+def reference(con: duckdb.DuckDBPyConnection, *, check_stored: bool = True
+              ) -> tuple[set[str], pl.DataFrame, set[str]]:
+    """Country universe, ISIC table and control ids the intake validates against. `check_stored`:
+    also check the stored sites' control ids against the catalogue (`radar score`'s in-memory site
+    tables are empty: nothing to check, and that query makes duckdb import pyarrow.dataset and
+    pandas, ~0.5-1 s of a cold process)."""
     from radar_pipeline.sites import scoring
 
     countries = {r[0] for r in con.sql("select iso3 from countries").fetchall()}
-    isic = con.sql("select code, level, section, division, grp, is_primary_producer from isic").pl()
+    isic = isic_frame(con)
     if not countries or isic.is_empty():
         raise RuntimeError("the warehouse has no countries/isic yet: run `radar refresh` (or materialize "
                            "the reference assets) before loading sites")
     rules_check.check()  # a broken rules folder stops the intake before a site is judged by it
     controls = set(scoring.read_controls()["control_id"].to_list())
-    rules_check.check_stored_controls(con, controls)
+    if check_stored:
+        rules_check.check_stored_controls(con, controls)
     return countries, isic, controls
+
+
+def isic_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The ISIC table the intake validates against, built from its rows: `.pl()` goes through
+    Arrow, and importing pyarrow (~0.15 s) delays `radar score`'s first chunks to its workers."""
+    import polars as pl
+
+    rel = con.sql("select code, level, section, division, grp, is_primary_producer from isic")
+    kinds = {"VARCHAR": pl.Utf8, "BOOLEAN": pl.Boolean}
+    types = [str(t) for t in rel.types]
+    if not all(t in kinds for t in types):  # another layout: as DuckDB converts it
+        return rel.pl()
+    return pl.DataFrame(rel.fetchall(), schema={c: kinds[t] for c, t in zip(rel.columns, types, strict=True)},
+                        orient="row")
 
 
 def read_file(con: duckdb.DuckDBPyConnection, path: Path) -> IntakeResult:

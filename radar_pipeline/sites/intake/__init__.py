@@ -27,7 +27,8 @@ callers hand to DuckDB as Arrow/Parquet.
 `iter_sites_jsonl(..., workers=N)` runs steps 1-3's per-line part (orjson, the fast path) in N worker
 processes, the parent keeping steps 3's exact path and 4 (workers.py; `radar score` on a big file,
 RADAR_INTAKE_WORKERS): the same results. Lines are read by blocks (reader._iter_lines), the same lines
-and sizes as readline with the cap.
+and sizes as readline with the cap. `radar score` starts the workers (workers.IntakePool) before it
+reads the warehouse, and passes the pool (`iter_sites_jsonl(..., pool=...)`).
 
 `radar score` reads with `content_hash=False`: it stores nothing, so the fast path skips the
 hash (orjson dumps + sha256, ~15 % of its parse) and the sites' content_hash is null.

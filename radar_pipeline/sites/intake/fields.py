@@ -143,7 +143,7 @@ def _country_names() -> tuple[dict[str, str], list[tuple[re.Pattern, str]]]:
     """Exact forms (ISO3, ISO2, short and official name, normalised) -> ISO3, and country_converter's
     regexes, used only when they match the WHOLE text (its `search` maps `Niger Delta` to Niger,
     `Guinea Pig` to Guinea, `United States of Americana` to the USA)."""
-    data = converter().data
+    data = _converter_columns()
     exact: dict[str, str] = {}
     for col in ("name_official", "name_short", "ISO2", "ISO3"):
         for value, iso3 in zip(data[col], data["ISO3"]):
@@ -152,6 +152,41 @@ def _country_names() -> tuple[dict[str, str], list[tuple[re.Pattern, str]]]:
     regexes = [(re.compile(r, re.IGNORECASE), iso3) for r, iso3 in zip(data["regex"], data["ISO3"])
                if isinstance(r, str) and isinstance(iso3, str)]
     return exact, regexes
+
+
+_CONVERTER_COLUMNS = ("name_official", "name_short", "ISO2", "ISO3", "regex")
+
+
+def _converter_columns() -> dict[str, list]:
+    """The columns of country_converter's table that _country_names reads, in its row order, as
+    CountryConverter() (its defaults) holds them: read from the package's country_data.tsv with the
+    csv module (importing country_converter imports pandas, ~0.5 s of `radar score`'s start), the
+    obsolete rows left out and the rows of a repeated short name, official name or regex but the
+    last dropped, as the converter does. Falls back to the converter itself when the file is not as
+    this expects (test_intake_paths compares both)."""
+    import csv
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("country_converter")
+        path = Path(spec.origin).parent / "country_data.tsv"  # type: ignore[union-attr, arg-type]
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        if not rows or any(key not in rows[0] for key in (*_CONVERTER_COLUMNS, "obsolete")):
+            raise ValueError("columns")
+        # obsolete: a year, or empty (pandas reads anything else as missing too: not expected here)
+        if any(r["obsolete"] and not r["obsolete"].isdigit() for r in rows):
+            raise ValueError("obsolete")
+        rows = [r for r in rows if not r["obsolete"]]
+        for key in ("name_short", "name_official", "regex"):  # drop_duplicates(keep="last"), in turn
+            last = {r[key]: i for i, r in enumerate(rows)}
+            rows = [r for i, r in enumerate(rows) if last[r[key]] == i]
+        if any(not r[col] for r in rows for col in _CONVERTER_COLUMNS):  # an empty cell: as pandas would
+            raise ValueError("empty")
+        return {col: [r[col] for r in rows] for col in _CONVERTER_COLUMNS}
+    except (OSError, ValueError, AttributeError, TypeError, UnicodeDecodeError, csv.Error):
+        data = converter().data
+        return {col: list(data[col]) for col in _CONVERTER_COLUMNS}
 
 
 def to_iso3(values: list[str]) -> dict[str, str | None]:

@@ -4,7 +4,13 @@ chunks' byte ranges (counting newlines: reader._ranges), each worker reads its c
 file itself (the lines never cross a pipe) and sends back the fast path's frames and the few lines
 it left to the exact path; the parent does the rest in line order (duplicate ids across chunks, the
 exact path, the tables): so the result is the same as without workers, chunk for chunk
-(radar_pipeline_tests/test_intake_workers.py).
+(radar_pipeline_tests/test_intake_workers.py). The controls' ids come back as an Enum of the catalogue
+(_compact): they were half of the bytes pickled back.
+
+IntakePool starts the processes at once, each importing what it needs (`_warm`) while the parent does
+its own setup (`radar score`: the warehouse); the reader's arguments (the reference lists, small) go
+with every chunk, the worker making its _Reader from the first. The country converter's tables (for
+the workers' seed of resolved country codes) load meanwhile in a thread of the parent.
 
 Spawned, not forked: the parent runs polars' and DuckDB's thread pools, which a fork would copy in
 whatever state their locks are in. A worker imports the intake modules only. As with any spawned
@@ -16,49 +22,72 @@ import gc
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 
 _READER = None  # the worker's own _Reader (no duplicate tracking: that is the parent's)
+_SPEC = None  # the token of the reader arguments _READER was made from
 _FILE = None  # the worker's handle on the file
 
 
-def _init(path: str, args: tuple, iso3_seed: dict[str, str | None]) -> None:
-    global _READER, _FILE
+def _init(path: str) -> None:
+    global _FILE
     # one polars thread per worker: the workers are the parallelism (idle pool threads spinning in
     # every process cost CPU the others need); set before polars is imported here (the frames come
     # as Arrow IPC bytes for that reason)
     os.environ["POLARS_MAX_THREADS"] = "1"
-    import io
-
-    import polars as pl
-
-    from radar_pipeline.sites.intake.reader import _Reader
-
-    file_name, countries, isic, controls, saq_fields, content_hash = args
-    _READER = _Reader(file_name, countries, pl.read_ipc(io.BytesIO(isic)), controls,
-                      pl.read_ipc(io.BytesIO(saq_fields)), content_hash)
-    _READER.iso3_cache.update(iso3_seed)
     _FILE = open(path, "rb")  # the worker's, for its lifetime
     gc.disable()  # as _Reader.chunk does: the parsed objects make no cycles; a worker holds nothing else
 
 
+def _warm() -> None:
+    """Imports what the per-line part needs (~0.4 s), while the parent still opens the warehouse."""
+    import numpy  # noqa: F401
+    import orjson  # noqa: F401
+    import polars  # noqa: F401
+
+    from radar_pipeline.sites.intake import reader  # noqa: F401
+
+
+def _reader(spec: tuple):
+    """The worker's _Reader for the parent's reader arguments `spec` (token, args, iso3 seed): made
+    on the first chunk that brings them, kept for the next ones."""
+    global _READER, _SPEC
+    token, args, iso3_seed = spec
+    if _SPEC != token:
+        import io
+
+        import polars as pl
+
+        from radar_pipeline.sites.intake.reader import _Reader
+
+        file_name, countries, isic, controls, saq_fields, content_hash = args
+        _READER = _Reader(file_name, countries, pl.read_ipc(io.BytesIO(isic)), controls,
+                          pl.read_ipc(io.BytesIO(saq_fields)), content_hash)
+        _READER.iso3_cache.update(iso3_seed)
+        _SPEC = token
+    return _READER
+
+
 def _lines(fh, offset: int, first: int, n: int) -> list:
     """The `n` lines from byte `offset` (the one before them numbered `first`), as _iter_lines reads them."""
-    from itertools import islice
-
     from radar_pipeline.sites.intake.reader import _iter_lines
 
     fh.seek(offset)
     return list(islice(_iter_lines(fh, first), n))
 
 
-def _run(offset: int, first: int, n: int) -> tuple:
+def _run(spec: tuple, offset: int, first: int, n: int) -> tuple:
     """A chunk's per-line part, read from the file here (the lines never cross a pipe), and the
-    lines the parent needs for the exact path (those the fast path left to it or found breaking a rule)."""
+    lines the parent needs for the exact path (those the fast path left to it or found breaking a rule).
+    `spec`: the parent reader's arguments (small: the reference lists), sent with every chunk so that
+    the workers can start before the parent has read them from the warehouse."""
     from radar_pipeline.sites.intake.reader import _per_line
 
+    reader = _reader(spec)
     lines = _lines(_FILE, offset, first, n)
     try:
-        part = _per_line(_READER, lines)
+        part = _per_line(reader, lines)
+        _compact(reader, part[4])
         wanted = set(part[2]) | part[5]  # slow line numbers, bad lines
         return part, [item for item in lines if item[0] in wanted] if wanted else []
     finally:
@@ -66,13 +95,30 @@ def _run(offset: int, first: int, n: int) -> tuple:
         gc.collect(0)
 
 
+def _compact(reader, frames: dict) -> None:
+    """The controls' ids as an Enum of the catalogue's ids (2 bytes a row) instead of strings: the
+    rows of a chunk (~8 a site) were half of the bytes pickled back, ~60 ms a chunk to pickle and
+    unpickle; _Reader._finish casts them back to strings (controls_schema). An id outside the
+    catalogue becomes null here: fast_frames has put its line in `bad`, whose rows are dropped."""
+    import polars as pl
+
+    ctl = frames["controls"]
+    if ctl.height and reader.controls:
+        order = reader.__dict__.get("_control_enum")
+        if order is None:
+            order = reader._control_enum = pl.Enum(sorted(reader.controls))
+        frames["controls"] = ctl.with_columns(pl.col("control_id").cast(order, strict=False))
+
+
 def intake_workers(size_bytes: int, *, min_bytes: int = 64 << 20) -> int:
     """Worker processes to read a file of `size_bytes` with: RADAR_INTAKE_WORKERS when set (0: none),
     else 2 for a file over `min_bytes` (a smaller one is read before workers would have started) on a
     machine with at least two cores not overloaded (1-minute load average < 2 x cores), else none.
-    Workers cost CPU (~0.5 s each to start, the chunks' frames pickled back, ~10 % more in all): on 2
+    Workers cost CPU (~0.4 s each to start, the chunks' frames pickled back, ~10 % more in all): on 2
     cores, `radar score` of 1M sites took 28 s with them, 39 s without (load ~1.5-2); with the machine
-    oversubscribed (load 6-7) they made it slower (20 s against 13 s at 200k)."""
+    oversubscribed (load 6-7) they made it slower (20 s against 13 s at 200k). (Figures from before
+    issue 24 item 2's second pass: batched loads, IntakePool; 1M then took ~20 s with them at load
+    ~2.8, bench/bench_cli_score.py.)"""
     raw = os.environ.get("RADAR_INTAKE_WORKERS", "").strip()
     if raw:
         if not raw.isdigit():
@@ -84,42 +130,94 @@ def intake_workers(size_bytes: int, *, min_bytes: int = 64 << 20) -> int:
     return 2
 
 
+class IntakePool:
+    """`workers` processes for the per-line part of the chunks of the file `path`, started (and their
+    imports done) at once: a caller creates it before its own slow setup (`radar score`: before it
+    opens the warehouse) and hands it to iter_sites_jsonl. close() ends them."""
+
+    def __init__(self, path, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.path, self.workers = str(path), workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init, initargs=(self.path,))
+        # a process is spawned per submitted task while none is idle: one warm-up task each
+        self._warming = [self._pool.submit(_warm) for _ in range(workers)]
+        # the country converter's tables (~0.3-0.5 s, pandas under them), loaded meanwhile for parts()
+        import threading
+        from concurrent.futures import Future
+
+        from radar_pipeline.sites.intake.fields import _country_names
+
+        self._names: Future = Future()
+
+        def load() -> None:
+            try:
+                self._names.set_result(_country_names())
+            except BaseException as exc:  # noqa: BLE001 (raised again by parts(), in the caller's thread)
+                self._names.set_exception(exc)
+        threading.Thread(target=load, name="radar-countries", daemon=True).start()
+
+    def parts(self, ranges: Iterable[tuple[int, int, int]],
+              reader) -> Iterator[tuple[list, tuple, Callable[[], list]]]:
+        """(lines for the exact path, _per_line result, reread) for each chunk of `ranges` ((offset, line
+        before it, lines), reader._ranges), in order, computed for the parent's _Reader `reader`; at
+        most workers + 1 chunks are in flight, so memory stays bounded by the chunk size. reread()
+        reads the chunk's lines again (here, for a duplicate id the worker accepted). The first
+        chunks are submitted here, before the first result is asked for (the caller may do other
+        work meanwhile)."""
+        import uuid
+
+        from radar_pipeline.sites.intake.fields import to_iso3
+
+        # the country universe's codes resolved once here rather than in every worker (the country
+        # converter's tables take ~0.5 s to load): to_iso3 is a function of the text alone
+        missing = sorted(c for c in reader.countries if c not in reader.iso3_cache)
+        if missing:
+            self._names.result()  # the converter's tables, loaded meanwhile by a thread
+            reader.iso3_cache.update(to_iso3(missing))
+        frames = tuple(f.write_ipc(None).getvalue() for f in (reader.isic, reader.saq_fields))
+        args = (reader.file_name, reader.countries, frames[0], reader.controls, frames[1], reader.content_hash)
+        spec = (uuid.uuid4().hex, args, dict(reader.iso3_cache))
+        ranges = iter(ranges)
+        pending: deque = deque((rng, self._pool.submit(_run, spec, *rng))
+                               for rng in islice(ranges, self.workers + 1))
+        return self._results(pending, ranges, spec)
+
+    def _results(self, pending: deque, ranges: Iterator, spec: tuple) -> Iterator[tuple]:
+        path, workers = self.path, self.workers
+
+        def result(rng: tuple[int, int, int], future) -> tuple:
+            part, lines = future.result()
+
+            def reread() -> list:
+                with open(path, "rb") as fh:
+                    return _lines(fh, *rng)
+            return lines, part, reread
+
+        try:
+            while pending:
+                yield result(*pending.popleft())
+                for rng in islice(ranges, workers + 1 - len(pending)):
+                    pending.append((rng, self._pool.submit(_run, spec, *rng)))
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def close(self, wait: bool = True) -> None:
+        """End the workers; `wait=False`: without waiting for them to exit (~0.2 s)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def __enter__(self) -> IntakePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def per_line_parts(path, ranges: Iterable[tuple[int, int, int]], reader,
                    workers: int) -> Iterator[tuple[list, tuple, Callable[[], list]]]:
-    """(lines for the exact path, _per_line result, reread) for each chunk of `ranges` ((offset, line
-    before it, lines), reader._ranges), in order, computed by `workers` processes for the parent's
-    _Reader `reader`; at most workers + 1 chunks are in flight, so memory stays bounded by the chunk
-    size. reread() reads the chunk's lines again (here, for a duplicate id the worker accepted)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from radar_pipeline.sites.intake.fields import to_iso3
-
-    # the country universe's codes resolved once here rather than in every worker (the country
-    # converter's tables take ~0.5 s to load): to_iso3 is a function of the text alone
-    missing = sorted(c for c in reader.countries if c not in reader.iso3_cache)
-    if missing:
-        reader.iso3_cache.update(to_iso3(missing))
-    frames = tuple(f.write_ipc(None).getvalue() for f in (reader.isic, reader.saq_fields))
-    args = (reader.file_name, reader.countries, frames[0], reader.controls, frames[1], reader.content_hash)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init, initargs=(str(path), args, dict(reader.iso3_cache)))
-
-    def result(rng: tuple[int, int, int], future) -> tuple:
-        part, lines = future.result()
-
-        def reread() -> list:
-            with open(path, "rb") as fh:
-                return _lines(fh, *rng)
-        return lines, part, reread
-
-    try:
-        pending: deque = deque()
-        for rng in ranges:
-            pending.append((rng, pool.submit(_run, *rng)))
-            if len(pending) > workers:
-                yield result(*pending.popleft())
-        while pending:
-            yield result(*pending.popleft())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """IntakePool(path, workers).parts(ranges, reader), the pool ended after the last chunk."""
+    with IntakePool(path, workers) as pool:
+        yield from pool.parts(ranges, reader)
