@@ -137,10 +137,10 @@ def _parse_frame(file: LandedFile, df: pl.DataFrame, sheet: str, specs: list[Ind
 
 def standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
     """The rows of _standard_errors, read again only when the files (or specs, rules, parser code)
-    changed: registry.parse_vintage, the parse cache (the uncertainty reads them at every refresh)."""
-    from radar_pipeline.sources.registry import parse_vintage
+    changed: toolkit.cached, the parse cache (the uncertainty reads them at every refresh)."""
+    from radar_pipeline.sources.toolkit.cached import parsed_vintage
 
-    return parse_vintage(SOURCE, files, specs, purpose="standard_errors", parse=_standard_errors)
+    return parsed_vintage(SOURCE, files, specs, purpose="standard_errors", parse=_standard_errors)
 
 
 def _standard_errors(files: list[LandedFile], specs: list[IndicatorSpec]) -> pl.DataFrame:
