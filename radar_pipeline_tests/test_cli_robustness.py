@@ -219,6 +219,11 @@ def test_d_not_started_runs_of_dead_radar_processes_are_reaped(tmp_path, dead_pi
     # a live `radar` process (the reaper recognises one by its command line)
     radar = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "radar", "refresh"])
     try:
+        # until the child has exec'd, /proc shows the forking process's command line (pytest's,
+        # which may not name radar): a reaper looking then would rightly take it for another program
+        deadline = time.monotonic() + 30
+        while b"radar" not in Path(f"/proc/{radar.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         live = instance.add_run(dg.DagsterRun(job_name="refresh_edition", run_id="live-run",
                                               tags={**tags, PID_TAG: str(radar.pid)},
                                               status=dg.DagsterRunStatus.NOT_STARTED))
