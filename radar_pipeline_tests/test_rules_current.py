@@ -152,6 +152,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("RADAR_SOURCES_MIRROR", str(settings.SAMPLE_MIRROR_DIR))
     monkeypatch.setenv("RADAR_USER_FILES", str(tmp_path / "user"))
     monkeypatch.setenv("RADAR_OVERRIDES", str(tmp_path / "overrides"))
+    # an empty parse cache: a failure injected into an adapter's parse must be reached (with the
+    # session's cache the sample's files are not parsed again, rightly)
+    monkeypatch.setenv("RADAR_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
 
