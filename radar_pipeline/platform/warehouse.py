@@ -199,8 +199,7 @@ class _Held:
         self.watcher.start()
 
     def connect(self, *, wait_seconds: float | None, log) -> duckdb.DuckDBPyConnection:
-        with self.lock:
-            self.last_used = time.monotonic()
+        with self.lock:  # the watcher releases under this lock too: not while the file is opened
             if self.anchor is None:
                 self.anchor = _open(self.path, read_only=False, wait_seconds=wait_seconds, log=log)
             con = duckdb.connect(str(self.path))  # the held instance: no catalog read, no checkpoint
@@ -228,23 +227,25 @@ class _Held:
 _HELD: dict[str, _Held] = {}
 
 
+def _held_for(path: Path | str) -> _Held | None:
+    return None if lake.is_lake(path) else _HELD.get(_held_key(Path(path)))
+
+
 def hold(path: Path | str) -> None:
     """Keep the warehouse file open between the connections of a run (see above); a DuckLake
     target is not held (no file lock, lake.connect keeps its own sessions)."""
     if lake.is_lake(path):
         return
-    key = _held_key(Path(path))
-    if key in _HELD:
-        _HELD[key].runs += 1
+    held = _held_for(path)
+    if held is not None:
+        held.runs += 1
     else:
-        _HELD[key] = _Held(Path(path))
+        _HELD[_held_key(Path(path))] = _Held(Path(path))
 
 
 def unhold(path: Path | str) -> None:
     """The run is over: release the file (after its last hold)."""
-    if lake.is_lake(path):
-        return
-    held = _HELD.get(_held_key(Path(path)))
+    held = _held_for(path)
     if held is None:
         return
     held.runs -= 1
@@ -257,19 +258,16 @@ def unhold(path: Path | str) -> None:
 
 def release(path: Path | str) -> None:
     """Before another DuckDB instance of this process attaches the file: close the held connection."""
-    if lake.is_lake(path):
-        return
-    held = _HELD.get(_held_key(Path(path)))
+    held = _held_for(path)
     if held is not None:
         held.release()
 
 
 def used(path: Path | str) -> None:
     """A connection of the run to the file was closed just now: it counts as use (idle from now)."""
-    if not lake.is_lake(path):
-        held = _HELD.get(_held_key(Path(path)))
-        if held is not None:
-            held.touch()
+    held = _held_for(path)
+    if held is not None:
+        held.touch()
 
 
 # file -> its state (main file and WAL: inode, size, mtime; the SAQ question list) when this

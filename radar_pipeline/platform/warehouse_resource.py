@@ -31,7 +31,7 @@ class DuckDBWarehouse(DuckDBResource):
 
     A `dagster_duckdb.DuckDBResource` (`database`, `connection_config`, `get_connection()`),
     extended with `read_only` and `memory_limit`. `get_connection` is the project's one
-    connection factory (`connect` above) rather than the base class's `duckdb.connect` with
+    connection factory (`warehouse.connect`) rather than the base class's `duckdb.connect` with
     backoff, which cannot serve here (measured in bench/bench_duckdb_resource.py, figures in
     bench/README.md): it cannot open a DuckLake target, always opens read-write (a reader holds
     the file's write lock), gives up after ~102 s of retries while a refresh holds the lock (a

@@ -53,9 +53,8 @@ def parsed_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSp
     parse that raises is never cached. (The user source caches per file itself: parsed_once.)"""
     import hashlib
 
-    import polars as pl
-
     from radar_pipeline.platform import parse_cache
+    from radar_pipeline.sources.toolkit.tables import _packed, _unpacked
 
     kwargs = kwargs or {}
     if not files:
@@ -70,8 +69,8 @@ def parsed_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSp
     k = parse_cache.key(f"source-{source}-{purpose}", files[0].path.parent, contents.hexdigest(),
                         rules + "|" + _rules_state() + "|" + _parser_code())
     cached = parse_cache.load(k)
-    if cached is not None and cached[1].get("shape") == "frame" and len(cached[0]) == 1 and cached[0][0]:
-        return pl.concat(cached[0][0], rechunk=False)
-    rows = parse(files, specs, **kwargs)
-    parse_cache.store(k, (rows,), {"shape": "frame"})
+    rows = _unpacked(cached) if cached is not None else None  # the frames as parsed_once keeps them
+    if rows is None:
+        rows = parse(files, specs, **kwargs)
+        parse_cache.store(k, *_packed(rows))
     return rows

@@ -69,7 +69,7 @@ def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
     file content and sheet in a process, see _SHEETS)."""
     try:
         st = file.path.stat()
-        key = (str(file.path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, file.source, sheet)
+        key = (str(file.path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, sheet)
     except OSError:
         key = None
     if key is not None and key in _SHEETS:
