@@ -120,6 +120,15 @@ def _clear_sites(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create or replace table {table} as select * from {table} limit 0")
 
 
+def _native_intake() -> bool:
+    """Whether `radar score` tries the native intake first (intake/native.py): RADAR_NATIVE_INTAKE=0
+    turns it off (every file then takes the chunked line-exact path, as before issue 24's third pass)."""
+    raw = os.environ.get("RADAR_NATIVE_INTAKE", "").strip()
+    if raw not in ("", "0", "1"):
+        raise SystemExit(f"RADAR_NATIVE_INTAKE {raw!r} must be 0 or 1")
+    return raw != "0"
+
+
 def _batch_sites() -> int:
     raw = os.environ.get("RADAR_SCORE_BATCH_SITES", "").strip()
     if not raw:
@@ -170,7 +179,8 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     each chunk is scored on its own (so that those rows stream to the file chunk by chunk) and
     the chunks' scores are merged by site_id."""
     from radar_pipeline.platform.progress import MIN_TOTAL, Progress, count_lines
-    from radar_pipeline.sites.intake import iter_sites_jsonl
+    from radar_pipeline.sites.intake import iter_sites_jsonl, native
+    from radar_pipeline.sites.intake.fields import load_saq_fields
     from radar_pipeline.sites.intake.reader import FileRanges
     from radar_pipeline.sites.intake.workers import IntakePool, intake_workers
 
@@ -199,14 +209,15 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                      if factors_sql and f"${k}" in factors_sql}
     try:
         countries, isic, controls = store.reference(con, check_stored=False)  # its site tables are empty
+        saq_fields = load_saq_fields()
+        # the native intake (intake/native.py) first, for a file scored at once: all its sites or none
+        native_first = explain_out is None and _native_intake() and native.fits(sites_file, _batch_sites())
         # with workers, the first chunks are submitted here: they are parsed while the rest of the
         # file's chunk ranges are found (once: they give the progress total too), and each chunk is
-        # finished and loaded while the next are parsed
-        ranges = FileRanges(sites_file, chunk_lines) if pool is not None else None
-        chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
-                                  chunk_lines=chunk_lines, content_hash=False, pool=pool, ranges=ranges)
+        # finished and loaded while the next are parsed (after the native intake: only if it fails)
+        ranges = FileRanges(sites_file, chunk_lines) if pool is not None and not native_first else None
         n_lines = ranges.lines() if ranges is not None else None
-        total = (n_lines if n_lines is not None else count_lines(sites_file)) if progress else None
+        total = (n_lines if n_lines is not None else count_lines(sites_file)) if progress and not native_first else None
         # with workers, the chunks left once the next-to-last is in: from there each chunk is loaded
         # as it comes (the next-to-last while the last is parsed), so the load left after the last
         # chunk is one chunk's, not up to LOAD_BATCH_SITES sites'
@@ -218,6 +229,34 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
             con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
             con.execute(f"set memory_limit = '{settings.memory_limit()}'")  # checked there: a size DuckDB takes
+            if native_first:
+                questions = native.questions_of(saq_fields)
+                check = ((lambda: pool.check(questions)) if pool is not None
+                         else (lambda: native.check_file(sites_file, questions)))
+                n_native = native.load(con, sites_file, countries=countries, isic=isic, controls=controls,
+                                       saq_fields=saq_fields, check=check, max_sites=_batch_sites())
+                if n_native is not None:
+                    if pool is not None:  # the workers' memory back before the scoring
+                        pool.close(wait=False)
+                    bar.update(n_native, rejected=0)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    scored = out if out.suffix == ".parquet" else Path(tmp) / "scores.parquet"
+                    result.n_scored = _score_to(con, edition, version, scored)
+                    con.close()
+                    if scored != out:  # a CSV written by polars, as the chunked path writes it
+                        pl.scan_parquet(scored).sink_csv(out)
+                    return result
+                # the file has a line the native intake does not accept: the chunked path names it
+                if pool is not None:
+                    ranges = FileRanges(sites_file, chunk_lines)
+                    n_lines = ranges.lines()
+                    last_chunks = -(-n_lines // chunk_lines) - 1
+                if progress:
+                    bar.total = n_lines if n_lines is not None else count_lines(sites_file)
+            # the chunked path: every line through the line-exact reader (intake/reader.py)
+            chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
+                                      chunk_lines=chunk_lines, content_hash=False, pool=pool, ranges=ranges,
+                                      saq_fields=saq_fields)
             explain = _Sink(explain_out) if explain_out is not None else None
             parts: list[Path] = []
             try:

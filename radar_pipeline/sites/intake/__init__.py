@@ -33,6 +33,11 @@ reads the warehouse, and passes the pool (`iter_sites_jsonl(..., pool=...)`).
 `radar score` reads with `content_hash=False`: it stores nothing, so the fast path skips the
 hash (orjson dumps + sha256, ~15 % of its parse) and the sites' content_hash is null.
 
+`radar score` first tries native.py on a whole file: msgspec checks each line's keys and JSON types
+(in the workers) while DuckDB reads the file with the types declared, and the value rules run as SQL
+column expressions; the sites are loaded only if every line passes (the same rows as this flow's),
+else the file goes through the flow above, which words the rejects.
+
 Modules: fields.py (limits, result schemas, the questionnaire, country / ISIC resolution),
 fast.py (step 2), exact.py (step 3) with rules.py (its pandera schemas and the wording of
 rejects), reader.py (steps 1 and 4, chunking), workers.py (the worker processes). The names below

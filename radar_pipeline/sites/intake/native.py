@@ -1,0 +1,309 @@
+"""The native intake of `radar score`: a whole file checked by msgspec and read by DuckDB, its
+validation as column expressions (issue 24 item 2). `radar score` of 1M sites spent ~21 s of CPU in
+the fast path (orjson ~5 µs a line, its Python checks ~8, the column-wise frames ~8); here msgspec
+checks a line's shape in ~5 µs without building columns, and DuckDB's JSON reader builds them on
+every core (~1.3 s for 1M sites).
+
+Two readers, each doing what it does strictly:
+- msgspec (`check_lines`, in the intake's worker processes when there are any) decodes every line
+  into Structs generated from rules/saq_fields.csv with unknown fields forbidden: a line that is
+  not strict JSON (a trailing comma, NaN, a BOM, a control character, bad UTF-8), has a key the
+  format does not know (at any level), a value of the wrong JSON type (`true` for a number, 1 for
+  a boolean, a number for a string) or a missing required key fails. msgspec keeps the last of a
+  repeated key; DuckDB's reader refuses it.
+- DuckDB (sql/intake/read_sites.sql) reads the file with those types declared. Its reader would
+  coerce a value of the wrong type ("12" into a number) or drop an unknown key, which is why it
+  only reads what msgspec has checked; a repeated key or malformed line stops it.
+Then the rules that depend on values (sql/intake/check_sites.sql and the per-question checks built
+here from saq_fields.csv): the id rule, ranges, whole numbers, allowed answers, the controls
+catalogue, severities and statuses, dates and their order, a finding's id once per site, list
+sizes, a site_id once per file; countries and ISIC codes are resolved by the fast path's own
+function (fields._resolve_sites) on the distinct values, and dates by the fast path's polars
+parse of the distinct strings. So an accepted site's rows are the fast path's, value for value
+(test_intake_native.py compares the two on valid files and on each kind of invalid line).
+
+All or nothing: the sites are loaded only when every line passes. Otherwise nothing is loaded,
+`load` returns None, and the caller reads the file with the line-exact reader (reader.py), which
+alone writes rejects naming line, field and reason; a file with rejects costs this intake's time on
+top (~2-3 s at 1M sites). A blank line also leaves the file to that reader: DuckDB's reader skips
+it, and its record numbers would no longer be line numbers."""
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from radar_pipeline.platform import settings
+from radar_pipeline.platform.warehouse import sql_literal
+from radar_pipeline.sites.intake.fields import (
+    AUDIT_KEYS,
+    MAX_ITEMS,
+    MAX_KEYS,
+    SEVERITIES,
+    STATUSES,
+    _resolve_sites,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+SQL = settings.SQL_DIR / "intake"
+# the DuckDB type each kind of answer is read as (integers as DOUBLE: checked whole and in range,
+# then BIGINT, as fast_frames does), and the Python types msgspec accepts for it
+_DUCKDB_TYPES = {"boolean": "BOOLEAN", "number": "DOUBLE", "integer": "DOUBLE", "enum": "VARCHAR", "text": "VARCHAR"}
+
+
+def _python_type(kind: str):
+    return {"boolean": bool, "number": int | float, "integer": int | float}.get(kind, str)
+
+
+@functools.lru_cache(maxsize=4)
+def _decoder(questions: tuple[tuple[str, str], ...]):
+    """msgspec's decoder of one site line, for the questionnaire `questions` ((field, type), ...)."""
+    import msgspec
+
+    saq = msgspec.defstruct("Saq", [(f, _python_type(t) | None, None) for f, t in questions],
+                            forbid_unknown_fields=True, gc=False)
+    audit = msgspec.defstruct("Audit", [("nc_id", str), ("severity", str), ("status", str),
+                                        ("raised_on", str | None, None), ("closed_on", str | None, None)],
+                              forbid_unknown_fields=True, gc=False)
+    site = msgspec.defstruct("Site", [("site_id", str), ("country", str), ("isic", str),
+                                      ("site_name", str | None, None), ("saq", saq | None, None),
+                                      ("controls", list[str] | None, None), ("audits", list[audit] | None, None)],
+                             forbid_unknown_fields=True, gc=False)
+    return msgspec.json.Decoder(site)
+
+
+def check_lines(lines, questions: tuple[tuple[str, str], ...]) -> tuple[int, int, int]:
+    """(lines, blank lines, lines that fail msgspec's check) of `lines` ((number, body or None when
+    over the size cap, size), as reader._iter_lines gives them)."""
+    import msgspec
+
+    decode = _decoder(questions).decode
+    n = blank = failed = 0
+    for _, body, _ in lines:
+        n += 1
+        if body is None:
+            failed += 1
+        elif not body or body.isspace():
+            blank += 1
+        else:
+            try:
+                decode(body)
+            except msgspec.DecodeError:  # ValidationError is one
+                failed += 1
+    return n, blank, failed
+
+
+# bytes of the file a worker checks at once (native.pieces): a piece is read whole
+PIECE_BYTES = 32 << 20
+
+
+def pieces(path: Path, piece_bytes: int | None = None) -> list[tuple[int, int]]:
+    """The file as (start, end) byte ranges of about `piece_bytes` (PIECE_BYTES), each starting at a
+    line's start: a cut moved to just after the next newline (a line belongs to the piece it starts in)."""
+    piece_bytes = piece_bytes or PIECE_BYTES
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for at in range(piece_bytes, size, piece_bytes):
+            if at <= cuts[-1]:
+                continue
+            fh.seek(at - 1)
+            while (chunk := fh.read(1 << 16)) and (nl := chunk.find(b"\n")) < 0:
+                pass
+            if not chunk:
+                break
+            cut = fh.tell() - len(chunk) + nl + 1
+            if cut < size:
+                cuts.append(cut)
+    return list(zip(cuts, [*cuts[1:], size]))
+
+
+def check_piece(fh, start: int, end: int, questions: tuple[tuple[str, str], ...]) -> tuple[int, int, int]:
+    """check_lines over the lines of bytes start..end of the open file `fh` (native.pieces)."""
+    import io
+
+    from radar_pipeline.sites.intake.reader import _iter_lines
+
+    fh.seek(start)
+    return check_lines(_iter_lines(io.BytesIO(fh.read(end - start))), questions)
+
+
+def check_file(path: Path, questions: tuple[tuple[str, str], ...]) -> tuple[int, int, int]:
+    """check_lines over the whole file, here (a file too small for worker processes)."""
+    total = [0, 0, 0]
+    with open(path, "rb") as fh:
+        for start, end in pieces(path):
+            total = [a + b for a, b in zip(total, check_piece(fh, start, end, questions))]
+    return total[0], total[1], total[2]
+
+
+def fits(path: Path, max_sites: int) -> bool:
+    """Whether the file looks like at most `max_sites` lines (from its first MiB's line length): the
+    native intake loads the whole file at once, so a bigger one keeps the chunked path's batches."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if not head:  # an empty file: no sites, the scores' header
+        return True
+    per_line = len(head) / max(head.count(b"\n"), 1)
+    return size / per_line <= max_sites * 1.1
+
+
+def questions_of(saq_fields: pl.DataFrame) -> tuple[tuple[str, str], ...]:
+    return tuple(saq_fields.select("field", "type").iter_rows())
+
+
+def _run_file(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute((SQL / f"{name}.sql").read_text(encoding="utf-8"))
+
+
+def _list(values) -> str:
+    return "[" + ", ".join(sql_literal(v) for v in values) + "]::varchar[]"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(specs: list[tuple]) -> str:
+    """read_json's `columns` for the file (a STRUCT literal): the questionnaire as one STRUCT."""
+    saq = ", ".join(f"{_ident(f)} {_DUCKDB_TYPES.get(t, 'VARCHAR')}" for f, t, *_ in specs)
+    audits = ", ".join(f"{k} VARCHAR" for k in AUDIT_KEYS)
+    cols = {"site_id": "VARCHAR", "site_name": "VARCHAR", "country": "VARCHAR", "isic": "VARCHAR",
+            "saq": f"STRUCT({saq})", "controls": "VARCHAR[]", "audits": f"STRUCT({audits})[]"}
+    return "{" + ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in cols.items()) + "}"
+
+
+def _question_checks(specs: list[tuple]) -> str:
+    """A line's answers that break their question's rule (the fast path's, fast_frames): ranges,
+    whole numbers, allowed values; as one SQL condition (false when none)."""
+    wrong = []
+    for field, kind, lo, hi, allowed in specs:
+        v = f"saq.{_ident(field)}"
+        if kind == "enum":
+            wrong.append(f"not list_contains({_list(allowed or [])}, {v})")
+        elif kind in ("number", "integer"):
+            wrong.append(f"not isfinite({v})")
+            if lo is not None:
+                wrong.append(f"{v} < {float(lo)!r}")
+            if hi is not None:
+                wrong.append(f"{v} > {float(hi)!r}")
+            if kind == "integer":  # whole, and exact as a double: then BIGINT
+                wrong.append(f"{v} != floor({v}) or abs({v}) >= 1e15")
+        elif kind != "boolean":  # a kind the fast path leaves to the exact path: any answer does here too
+            wrong.append(f"{v} is not null")
+    return " or ".join(f"coalesce({w}, false)" for w in wrong) or "false"
+
+
+def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isic: pl.DataFrame,
+         controls: set[str], saq_fields: pl.DataFrame, check, max_sites: int) -> int | None:
+    """Load every site of `path` into the (empty) site tables of `con`, `radar score`'s in-memory
+    scoring connection — sites, site_saq, site_nonconformities, and site_controls as a view over the
+    file's rows (load_sites.sql) — as the line-exact reader would, and return their number; or load
+    nothing and return None when any line is one this intake does not accept.
+    `check()` runs msgspec's check of every line (check_lines, here or in worker processes) and
+    returns (lines, blank lines, failed lines): it is called while DuckDB reads the file in a
+    thread. None as well when the file has more than `max_sites` lines."""
+    import duckdb
+
+    specs = [(r["field"], r["type"], r["min"], r["max"],
+              None if r["allowed_values"] is None else r["allowed_values"].split("|"))
+             for r in saq_fields.iter_rows(named=True)]
+    con.execute(f"set variable intake_file = {sql_literal(path)}")
+    con.execute(f"set variable intake_columns = {_columns(specs)}")
+    con.execute(f"set variable intake_controls = {_list(sorted(controls))}")
+    con.execute(f"set variable intake_limits = {{'items': {MAX_ITEMS}, 'finding_keys': {MAX_KEYS * 10}}}")
+    con.execute(f"set variable intake_severities = {_list(SEVERITIES)}")
+    con.execute(f"set variable intake_statuses = {_list(STATUSES)}")
+    read = (SQL / "read_sites.sql").read_text(encoding="utf-8")
+    failure: list[BaseException] = []
+
+    def read_file() -> None:  # DuckDB releases the GIL: msgspec checks the lines meanwhile
+        try:
+            con.execute(f"create or replace temp table intake_read as {read}")
+        except duckdb.Error as exc:  # a repeated key, a malformed line: the line-exact reader names it
+            failure.append(exc)
+
+    loaded = None
+    reader = threading.Thread(target=read_file, name="radar-native-read")
+    reader.start()
+    try:
+        n_lines, blank, failed = check()
+    finally:
+        reader.join()
+    try:
+        if failure or blank or failed or n_lines > max_sites:
+            return None
+        # each row's line: its rowid (the file's order, kept by the read), + 1
+        con.execute("create or replace temp view intake_lines as select rowid + 1 as line, * from intake_read")
+        _run_file(con, "intake_date")
+        n, bad = con.execute(f"""select count(*), count(*) filter (where {_question_checks(specs)}) from intake_lines
+                              """).fetchone()
+        if n != n_lines or bad:
+            return None
+        _run_file(con, "check_sites")
+        if con.sql("select count(*) from intake_bad").fetchone()[0]:
+            return None
+        if not _resolve(con, countries, isic):
+            return None
+        _insert(con, path.name, specs)
+        loaded = n
+        return n
+    finally:
+        # on success intake_read stays: site_controls is a view over it (load_sites.sql)
+        con.execute("drop view if exists intake_lines")
+        kept = ("intake_read",) if loaded is not None else ()
+        for table in ("intake_read", "intake_bad", "intake_places"):
+            if table not in kept:
+                con.execute(f"drop table if exists {table}")
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, countries: set[str], isic: pl.DataFrame) -> bool:
+    """Countries and ISIC codes resolved as the fast path resolves them (fields._resolve_sites, on
+    the distinct pairs: a few thousand); False when a line's country or ISIC code is not known, a
+    finding's date is not one, or the intake_date macro would read a date string otherwise than the
+    fast path's polars parse (the line-exact reader decides those)."""
+    import polars as pl
+
+    pairs = con.sql("select distinct country, isic from intake_lines").fetchall()
+    places = _resolve_sites(pl.DataFrame(pairs, schema={"country": pl.Utf8, "isic": pl.Utf8}, orient="row"),
+                            isic, {})
+    known = places.filter(pl.col("iso3").is_in(sorted(countries)) & pl.col("isic_level").is_not_null())
+    if known.height != places.height:
+        return False
+    # the dates: intake_date (SQL) must read every distinct date string as the fast path's polars parse
+    dates = con.sql("""select distinct d as text, intake_date(d) as day from (
+                           select unnest([f.raised_on, f.closed_on]) as d
+                           from (select unnest(audits) as f from intake_lines))
+                       where d is not null""").fetchall()
+    parsed = pl.DataFrame(dates, schema={"text": pl.Utf8, "day": pl.Date}, orient="row").with_columns(
+        pl.col("text").str.to_date("%Y-%m-%d", strict=False).alias("polars_day"))
+    if parsed.filter(pl.col("day").is_null() | pl.col("polars_day").is_null()
+                     | (pl.col("day") != pl.col("polars_day"))).height:
+        return False
+    con.register("_intake_places", known.select("country", "isic", "iso3", "isic_code", "isic_level"))
+    try:
+        con.execute("create or replace temp table intake_places as select * from _intake_places")
+    finally:
+        con.unregister("_intake_places")
+    _run_file(con, "check_dates")
+    return not con.sql("select count(*) from intake_bad").fetchone()[0]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, file_name: str, specs: list[tuple]) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).replace(tzinfo=None)  # as _load_parts stamps the sites it loads
+    con.execute(f"set variable intake_file_name = {sql_literal(file_name)}")
+    con.execute(f"set variable intake_now = timestamp '{now.isoformat()}'")
+    _run_file(con, "load_sites")
+    if specs:  # site_saq: one row per site with at least one answer, one column per question
+        cols = [f"saq.{_ident(f)}" + ("::bigint" if t == "integer" else "") + f" as {_ident(f)}"
+                for f, t, *_ in specs]
+        any_answer = " or ".join(f"saq.{_ident(f)} is not null" for f, *_ in specs)
+        con.execute(f"insert into site_saq by name select site_id, {', '.join(cols)} from intake_lines "
+                    f"where {any_answer} order by line")

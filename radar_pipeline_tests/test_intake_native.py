@@ -1,0 +1,183 @@
+"""The native intake of `radar score` (sites/intake/native.py: msgspec checks every line, DuckDB reads
+the file) never accepts what the line-exact reader would reject, and what it loads is the line-exact
+reader's rows, value for value and in the same order. Every bad or odd line of the catalogues
+(test_bad_inputs.SITE_CASES, test_intake_paths.ODD), put among good lines, either sends the file to
+the line-exact reader (load returns None and leaves the site tables empty) or is loaded exactly as
+that reader loads it. A file of valid lines, some of them unusual (escapes, country names, nulls,
+empty objects, CRLF), is loaded natively."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from radar_pipeline.platform.warehouse import ensure_schema
+from radar_pipeline.sites import score_file as score_file_module
+from radar_pipeline.sites.intake import iter_sites_jsonl, native
+from radar_pipeline.sites.intake.fields import load_saq_fields
+from radar_pipeline_tests.test_bad_inputs import CONTROLS, COUNTRIES, GOOD, ISIC, SITE_CASES
+from radar_pipeline_tests.test_intake_paths import ODD
+
+TABLES = ("sites", "site_saq", "site_controls", "site_nonconformities")
+VALID_ODD = [ODD[i] for i in (0, 1, 2, 3, 4, 6, 7)]  # ODD-1..5, 7, 8: valid, unusual
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    ensure_schema(con)
+    con.execute("create or replace table sites as select * from sites limit 0")  # as _scoring_connection
+    return con
+
+
+def _rows(con) -> dict[str, list]:
+    out = {}
+    for table in TABLES:
+        cols = [c for c in con.table(table).columns if c != "updated_at"]
+        out[table] = con.sql(f"select {', '.join(cols)} from {table}").fetchall()
+    return out
+
+
+def _native(path: Path, *, workers: bool = False) -> tuple[int | None, dict]:
+    con = _connection()
+    saq_fields = load_saq_fields()
+    questions = native.questions_of(saq_fields)
+    if workers:
+        from radar_pipeline.sites.intake.workers import IntakePool
+
+        pool = IntakePool(path, 2)
+        check = lambda: pool.check(questions)  # noqa: E731
+    else:
+        pool, check = None, lambda: native.check_file(path, questions)
+    try:
+        n = native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, saq_fields=saq_fields,
+                        check=check, max_sites=10_000)
+        return n, _rows(con)
+    finally:
+        con.close()
+        if pool is not None:
+            pool.close()
+
+
+def _line_exact(path: Path) -> tuple[dict, int]:
+    con = _connection()
+    try:
+        parts = list(iter_sites_jsonl(path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, content_hash=False))
+        score_file_module._load_parts(con, parts)
+        return _rows(con), sum(p.rejects.height for p in parts)
+    finally:
+        con.close()
+
+
+def _good(n: int = 12) -> list[str]:
+    return [json.dumps({**GOOD, "site_id": f"OK-{i}", "controls": ["ppe_enforced", "written_policy"][: i % 3],
+                        "audits": GOOD["audits"][: i % 2]}) for i in range(n)]
+
+
+def _write(tmp_path: Path, lines: list[bytes | str], name: str = "sites.jsonl", end: bytes = b"\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode() for x in lines) + end)
+    return path
+
+
+def test_a_valid_file_is_loaded_natively_as_the_line_exact_reader_loads_it(tmp_path):
+    lines = _good()[:6] + VALID_ODD + _good()[6:]
+    path = _write(tmp_path, lines)
+    n, rows = _native(path)
+    expected, rejects = _line_exact(path)
+    assert rejects == 0
+    assert n == len(lines)
+    assert rows == expected
+    assert [r[-2] for r in rows["sites"]] == list(range(1, len(lines) + 1))  # source_line: the file's lines
+
+
+def test_crlf_and_no_final_newline(tmp_path):
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(b"\r\n".join(x.encode() for x in _good(5)))
+    n, rows = _native(path)
+    assert n == 5 and rows == _line_exact(path)[0]
+
+
+CASES = [(name, line) for name, line, _, _ in SITE_CASES] + [(f"odd_{i}", line) for i, line in enumerate(ODD)]
+
+
+@pytest.mark.parametrize(("name", "line"), CASES, ids=[c[0] for c in CASES])
+def test_a_bad_or_odd_line_is_never_loaded_otherwise_than_by_the_line_exact_reader(tmp_path, name, line):
+    good = _good()
+    path = _write(tmp_path, [*good[:5], line, *good[5:]])
+    n, rows = _native(path)
+    expected, rejects = _line_exact(path)
+    if n is None:
+        assert all(not r for r in rows.values()), "nothing is loaded when the file is left to the line-exact reader"
+    else:
+        assert rejects == 0, f"{name}: loaded natively although the line-exact reader rejects a line"
+        assert rows == expected
+
+
+def test_a_repeated_site_id_or_a_blank_line_leaves_the_file_to_the_line_exact_reader(tmp_path):
+    good = _good()
+    assert _native(_write(tmp_path, [*good, good[3]], "repeat.jsonl"))[0] is None
+    assert _native(_write(tmp_path, [*good[:3], "", *good[3:]], "blank.jsonl"))[0] is None
+    assert _native(_write(tmp_path, good, "bom.jsonl") if False else _bom(tmp_path, good))[0] is None
+
+
+def _bom(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    return path
+
+
+def test_a_date_polars_reads_otherwise_leaves_the_file_to_the_line_exact_reader(tmp_path):
+    """intake_date (SQL) is used only when it reads every date of the file as the fast path's polars
+    parse does: an unpadded date is left to the line-exact reader."""
+    finding = {**GOOD["audits"][0], "raised_on": "2024-3-2"}
+    line = json.dumps({**GOOD, "site_id": "DATE-1", "audits": [finding]})
+    path = _write(tmp_path, [*_good(), line])
+    n, rows = _native(path)
+    expected, rejects = _line_exact(path)
+    assert n is None or (rejects == 0 and rows == expected)
+
+
+def test_over_max_sites_is_left_to_the_chunked_path(tmp_path):
+    path = _write(tmp_path, _good())
+    con = _connection()
+    saq_fields = load_saq_fields()
+    try:
+        assert native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, saq_fields=saq_fields,
+                           check=lambda: native.check_file(path, native.questions_of(saq_fields)),
+                           max_sites=5) is None
+    finally:
+        con.close()
+
+
+def test_the_workers_check_gives_the_same_counts(tmp_path, monkeypatch):
+    """IntakePool.check splits the file into pieces at line starts (native.pieces): every line is
+    checked once, whatever the piece size."""
+    lines = _good(40)
+    lines[17] = '{"site_id": "X", "country": "BGD", "isic": "1410", "zz": 1}'
+    lines[30] = ""
+    path = _write(tmp_path, lines, end=b"")
+    questions = native.questions_of(load_saq_fields())
+    assert native.check_file(path, questions) == (40, 1, 1)
+    for size in (1, 100, 1000, 1 << 20):
+        cuts = native.pieces(path, size)
+        assert cuts[0][0] == 0 and cuts[-1][1] == path.stat().st_size
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(cuts))
+        with open(path, "rb") as fh:
+            counts = [native.check_piece(fh, a, b, questions) for a, b in cuts]
+        assert tuple(map(sum, zip(*counts))) == (40, 1, 1)
+    from radar_pipeline.sites.intake.workers import IntakePool
+
+    monkeypatch.setattr(native, "PIECE_BYTES", 700)
+    with IntakePool(path, 2) as pool:
+        assert pool.check(questions) == (40, 1, 1)
+
+
+def test_an_empty_file_loads_no_sites(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    assert native.fits(path, 10)
+    n, rows = _native(path)
+    assert n == 0 and all(not r for r in rows.values())
