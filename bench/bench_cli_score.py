@@ -11,7 +11,9 @@ warehouse. Reports each one's wall seconds, CPU seconds and peak RSS (the child'
 C.spawn_measured), the ratio score / floor (wall and CPU: on a shared machine the CPU ratio is the
 steadier), the duckdb version and `uptime` before and after. Targets (issue 24 item 2):
 score <= 2.0x read_json and <= 1.5 GiB at 1M; 200k <= 5 s. A missed target is printed as MISSED.
-`radar score` parses a big file in 2 worker processes when the load allows (intake/workers.py);
+`radar score` reads a clean file with its native intake (intake/native.py: msgspec checks the lines,
+DuckDB reads the file; RADAR_NATIVE_INTAKE=0 gives the chunked line-exact path for comparison) and
+parses a big file in 2 worker processes when the load allows (intake/workers.py);
 RADAR_INTAKE_WORKERS=0 or 2 fixes it (on a machine loaded by other work, fix it: the automatic
 choice follows the load average). The peak RSS is the main process's (the target's figure); "with
 workers" is the peak of the sum of the process tree's RSS (the workers, ~0.2 GiB each, peak during

@@ -181,3 +181,21 @@ def test_an_empty_file_loads_no_sites(tmp_path):
     assert native.fits(path, 10)
     n, rows = _native(path)
     assert n == 0 and all(not r for r in rows.values())
+
+
+def test_a_failing_check_stops_the_load_and_leaves_nothing(tmp_path):
+    """A worker lost or Ctrl-C while msgspec checks: the error reaches the caller, DuckDB's read is
+    interrupted rather than waited for, and no site is loaded."""
+    path = _write(tmp_path, _good())
+    con = _connection()
+
+    def broken():
+        raise RuntimeError("a worker died")
+    try:
+        with pytest.raises(RuntimeError, match="worker died"):
+            native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, saq_fields=load_saq_fields(),
+                        check=broken, max_sites=100)
+        assert all(not r for r in _rows(con).values())
+        assert not con.sql("select * from duckdb_tables() where table_name like 'intake_%'").fetchall()
+    finally:
+        con.close()

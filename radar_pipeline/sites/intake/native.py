@@ -233,6 +233,9 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
     reader.start()
     try:
         n_lines, blank, failed = check()
+    except BaseException:  # Ctrl-C, a worker lost: DuckDB's read is stopped rather than waited for
+        con.interrupt()
+        raise
     finally:
         reader.join()
     try:
