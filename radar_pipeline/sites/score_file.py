@@ -239,12 +239,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     if pool is not None:  # the workers' memory back before the scoring
                         pool.close(wait=False)
                     bar.update(n_native, rejected=0)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    scored = out if out.suffix == ".parquet" else Path(tmp) / "scores.parquet"
-                    result.n_scored = _score_to(con, edition, version, scored)
-                    con.close()
-                    if scored != out:  # a CSV written by polars, as the chunked path writes it
-                        pl.scan_parquet(scored).sink_csv(out)
+                    result.n_scored = _score_whole(con, edition, version, out, Path(tmp))
                     return result
                 # the file has a line the native intake does not accept: the chunked path names it
                 if pool is not None:
@@ -323,12 +318,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                         score_held()
                     con.close()
                 elif explain is None:  # the whole file at once (an empty file: the columns, no rows)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    scored = out if out.suffix == ".parquet" else Path(tmp) / "scores.parquet"
-                    result.n_scored = _score_to(con, edition, version, scored)
-                    con.close()
-                    if scored != out:  # a CSV written by polars, as the batched path writes it
-                        pl.scan_parquet(scored).sink_csv(out)
+                    result.n_scored = _score_whole(con, edition, version, out, Path(tmp))
                 elif not parts:  # an empty file: the columns without rows (the site tables are empty)
                     parts.append(Path(tmp) / "scores_empty.parquet")
                     scoring.score_sites(con, edition, None, version).write_parquet(parts[-1])
@@ -343,6 +333,18 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
         if pool is not None:
             pool.close()
     return result
+
+
+def _score_whole(con: duckdb.DuckDBPyConnection, edition: int, version: str, out: Path, tmp: Path) -> int:
+    """The held sites scored at once and written to `out` (.parquet by DuckDB; .csv by polars from a
+    Parquet file in `tmp`, as the batched path writes it); the connection closed; their number."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scored = out if out.suffix == ".parquet" else tmp / "scores.parquet"
+    n = _score_to(con, edition, version, scored)
+    con.close()
+    if scored != out:
+        pl.scan_parquet(scored).sink_csv(out)
+    return n
 
 
 def _score_to(con: duckdb.DuckDBPyConnection, edition: int, version: str, path: Path) -> int:
