@@ -100,7 +100,32 @@ def test_crlf_and_no_final_newline(tmp_path):
     assert n == 5 and rows == _line_exact(path)[0]
 
 
-CASES = [(name, line) for name, line, _, _ in SITE_CASES] + [(f"odd_{i}", line) for i, line in enumerate(ODD)]
+# what a strict reader and a lenient one could disagree on (DuckDB's reader coerces types, drops
+# unknown keys, takes NaN and trailing commas; msgspec keeps the last of a repeated key)
+EXTRA = [
+    ("escaped_repeated_key", '{"site_id": "E-1", "site\\u005fid": "E-2", "country": "BGD", "isic": "1410"}'),
+    ("key_in_other_case", '{"site_id": "E-1", "Site_ID": "E-2", "country": "BGD", "isic": "1410"}'),
+    ("repeated_audit_key", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "audits": '
+                           '[{"nc_id": "N", "severity": "major", "status": "open", "status": "closed"}]}'),
+    ("string_number", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"migrant_pct": "12"}}'),
+    ("number_for_string", '{"site_id": "E-1", "country": "BGD", "isic": 1410}'),
+    ("object_for_string", '{"site_id": "E-1", "country": {"iso3": "BGD"}, "isic": "1410"}'),
+    ("number_for_boolean", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"piece_rate": 0}}'),
+    ("string_for_boolean", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"piece_rate": "true"}}'),
+    ("infinity", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"migrant_pct": Infinity}}'),
+    ("huge_exponent", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"migrant_pct": 1e400}}'),
+    ("huge_integer", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"workers_total": 9007199254740993}}'),
+    ("whole_float_integer", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"workers_total": 12.0}}'),
+    ("trailing_comma_in_list", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "controls": ["ppe_enforced",]}'),
+    ("unknown_control", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "controls": ["not_a_control"]}'),
+    ("control_of_a_number", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "controls": [5]}'),
+    ("finding_not_an_object", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "audits": ["NC-1"]}'),
+    ("saq_a_list", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": [1]}'),
+    ("lone_surrogate", '{"site_id": "E-1", "site_name": "\\ud800", "country": "BGD", "isic": "1410"}'),
+    ("nul_in_name", '{"site_id": "E-1", "site_name": "a\\u0000b", "country": "BGD", "isic": "1410"}'),
+]
+CASES = ([(name, line) for name, line, _, _ in SITE_CASES] + [(f"odd_{i}", line) for i, line in enumerate(ODD)]
+         + EXTRA)
 
 
 @pytest.mark.parametrize(("name", "line"), CASES, ids=[c[0] for c in CASES])
