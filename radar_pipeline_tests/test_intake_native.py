@@ -114,7 +114,8 @@ EXTRA = [
     ("string_for_boolean", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"piece_rate": "true"}}'),
     ("infinity", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"migrant_pct": Infinity}}'),
     ("huge_exponent", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"migrant_pct": 1e400}}'),
-    ("huge_integer", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"workers_total": 9007199254740993}}'),
+    ("huge_integer", '{"site_id": "E-1", "country": "BGD", "isic": "1410", '
+                     '"saq": {"workers_total": 9007199254740993}}'),
     ("whole_float_integer", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "saq": {"workers_total": 12.0}}'),
     ("trailing_comma_in_list", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "controls": ["ppe_enforced",]}'),
     ("unknown_control", '{"site_id": "E-1", "country": "BGD", "isic": "1410", "controls": ["not_a_control"]}'),

@@ -193,7 +193,10 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     # the per-line parse (orjson, the fast path's checks: one core, the GIL) in worker processes for
     # a big file (intake/workers.py), started now: they import while the warehouse is read here
     n_workers = intake_workers(sites_file.stat().st_size)
-    pool = IntakePool(sites_file, n_workers) if n_workers > 0 and exists(warehouse) else None
+    # the native intake (intake/native.py) first, for a file scored at once: all its sites or none
+    native_first = explain_out is None and _native_intake() and native.fits(sites_file, _batch_sites())
+    pool = (IntakePool(sites_file, n_workers, native=native_first) if n_workers > 0 and exists(warehouse)
+            else None)
     try:
         con = _scoring_connection(edition, warehouse)
     except BaseException:
@@ -210,8 +213,6 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     try:
         countries, isic, controls = store.reference(con, check_stored=False)  # its site tables are empty
         saq_fields = load_saq_fields()
-        # the native intake (intake/native.py) first, for a file scored at once: all its sites or none
-        native_first = explain_out is None and _native_intake() and native.fits(sites_file, _batch_sites())
         # with workers, the first chunks are submitted here: they are parsed while the rest of the
         # file's chunk ranges are found (once: they give the progress total too), and each chunk is
         # finished and loaded while the next are parsed (after the native intake: only if it fails)

@@ -224,7 +224,9 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
 
     def read_file() -> None:  # DuckDB releases the GIL: msgspec checks the lines meanwhile
         try:
-            con.execute(f"create or replace temp table intake_read as {read}")
+            # the answers' rules checked as the rows are read (one pass, on every core)
+            con.execute(f"create or replace temp table intake_read as select *, {_question_checks(specs)} "
+                        f"as answers_break_rules from ({read})")
         except duckdb.Error as exc:  # a repeated key, a malformed line: the line-exact reader names it
             failure.append(exc)
 
@@ -244,8 +246,7 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
         # each row's line: its rowid (the file's order, kept by the read), + 1
         con.execute("create or replace temp view intake_lines as select rowid + 1 as line, * from intake_read")
         _run_file(con, "intake_date")
-        n, bad = con.execute(f"""select count(*), count(*) filter (where {_question_checks(specs)}) from intake_lines
-                              """).fetchone()
+        n, bad = con.execute("select count(*), count(*) filter (where answers_break_rules) from intake_read").fetchone()
         if n != n_lines or bad:
             return None
         _run_file(con, "check_sites")
