@@ -91,6 +91,8 @@ def test_a_valid_file_is_loaded_natively_as_the_line_exact_reader_loads_it(tmp_p
     assert n == len(lines)
     assert rows == expected
     assert [r[-2] for r in rows["sites"]] == list(range(1, len(lines) + 1))  # source_line: the file's lines
+    # checked by msgspec in worker processes (IntakePool.check, as `radar score` does for a big file)
+    assert _native(path, workers=True) == (n, rows)
 
 
 def test_crlf_and_no_final_newline(tmp_path):

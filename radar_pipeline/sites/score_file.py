@@ -190,8 +190,9 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     if not sites_file.is_file():
         raise SystemExit(f"no such sites file: {sites_file}")
     chunk_lines = chunk_lines or SCORE_CHUNK_LINES
-    # the per-line parse (orjson, the fast path's checks: one core, the GIL) in worker processes for
-    # a big file (intake/workers.py), started now: they import while the warehouse is read here
+    # the per-line work (the native intake's msgspec check; the chunked path's orjson parse: one core,
+    # the GIL) in worker processes for a big file (intake/workers.py), started now: they import while
+    # the warehouse is read here
     n_workers = intake_workers(sites_file.stat().st_size)
     # the native intake (intake/native.py) first, for a file scored at once: all its sites or none
     native_first = explain_out is None and _native_intake() and native.fits(sites_file, _batch_sites())
@@ -213,19 +214,9 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     try:
         countries, isic, controls = store.reference(con, check_stored=False)  # its site tables are empty
         saq_fields = load_saq_fields()
-        # with workers, the first chunks are submitted here: they are parsed while the rest of the
-        # file's chunk ranges are found (once: they give the progress total too), and each chunk is
-        # finished and loaded while the next are parsed (after the native intake: only if it fails)
-        ranges = FileRanges(sites_file, chunk_lines) if pool is not None and not native_first else None
-        n_lines = ranges.lines() if ranges is not None else None
-        total = (n_lines if n_lines is not None else count_lines(sites_file)) if progress and not native_first else None
-        # with workers, the chunks left once the next-to-last is in: from there each chunk is loaded
-        # as it comes (the next-to-last while the last is parsed), so the load left after the last
-        # chunk is one chunk's, not up to LOAD_BATCH_SITES sites'
-        last_chunks = -(-n_lines // chunk_lines) - 1 if n_lines is not None else None
         with tempfile.TemporaryDirectory(prefix="radar-score-") as tmp, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="radar-score-read") as reader, \
-                Progress("score", total=total, min_total=MIN_TOTAL if progress else 1 << 62) as bar:
+                Progress("score", min_total=MIN_TOTAL if progress else 1 << 62) as bar:
             # the file's sites and the scoring's hash tables stay under RADAR_MEMORY_LIMIT (1GB by
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
             con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
@@ -243,16 +234,21 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     result.n_scored = _score_whole(con, edition, version, out, Path(tmp))
                     return result
                 # the file has a line the native intake does not accept: the chunked path names it
-                if pool is not None:
-                    ranges = FileRanges(sites_file, chunk_lines)
-                    n_lines = ranges.lines()
-                    last_chunks = -(-n_lines // chunk_lines) - 1
-                if progress:
-                    bar.total = n_lines if n_lines is not None else count_lines(sites_file)
-            # the chunked path: every line through the line-exact reader (intake/reader.py)
+            # the chunked path: every line through the line-exact reader (intake/reader.py). With
+            # workers, its first chunks are submitted by iter_sites_jsonl: they are parsed while the
+            # rest of the file's chunk ranges are found (once: they give the progress total too), and
+            # each chunk is finished and loaded while the next are parsed
+            ranges = FileRanges(sites_file, chunk_lines) if pool is not None else None
             chunks = iter_sites_jsonl(sites_file, countries=countries, isic=isic, controls=controls,
                                       chunk_lines=chunk_lines, content_hash=False, pool=pool, ranges=ranges,
                                       saq_fields=saq_fields)
+            n_lines = ranges.lines() if ranges is not None else None
+            if progress:  # before the bar's first update, which shows it
+                bar.total = n_lines if n_lines is not None else count_lines(sites_file)
+            # with workers, the chunks left once the next-to-last is in: from there each chunk is loaded
+            # as it comes (the next-to-last while the last is parsed), so the load left after the last
+            # chunk is one chunk's, not up to LOAD_BATCH_SITES sites'
+            last_chunks = -(-n_lines // chunk_lines) - 1 if n_lines is not None else None
             explain = _Sink(explain_out) if explain_out is not None else None
             parts: list[Path] = []
             try:

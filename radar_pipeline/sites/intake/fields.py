@@ -105,6 +105,14 @@ def load_saq_fields(path: Path | None = None) -> pl.DataFrame:
     )
 
 
+def saq_specs(saq_fields: pl.DataFrame) -> list[tuple]:
+    """Each question as (field, type, min, max, allowed values or None): what both intakes check an
+    answer against (fast.py, native.py)."""
+    return [(r["field"], r["type"], r["min"], r["max"],
+             None if r["allowed_values"] is None else r["allowed_values"].split("|"))
+            for r in saq_fields.iter_rows(named=True)]
+
+
 def saq_schema(saq_fields: pl.DataFrame) -> dict[str, pl.DataType]:
     """Columns of IntakeResult.saq (and of the table site_saq): site_id, then one per question,
     typed as saq_fields.csv says."""

@@ -44,6 +44,7 @@ from radar_pipeline.sites.intake.fields import (
     SEVERITIES,
     STATUSES,
     _resolve_sites,
+    saq_specs,
 )
 
 if TYPE_CHECKING:
@@ -133,13 +134,18 @@ def check_piece(fh, start: int, end: int, questions: tuple[tuple[str, str], ...]
     return check_lines(_iter_lines(io.BytesIO(fh.read(end - start))), questions)
 
 
+def added(counts) -> tuple[int, int, int]:
+    """The (lines, blank, failed) counts of several pieces (check_piece), added up."""
+    lines = blank = failed = 0
+    for n, b, f in counts:
+        lines, blank, failed = lines + n, blank + b, failed + f
+    return lines, blank, failed
+
+
 def check_file(path: Path, questions: tuple[tuple[str, str], ...]) -> tuple[int, int, int]:
     """check_lines over the whole file, here (a file too small for worker processes)."""
-    total = [0, 0, 0]
     with open(path, "rb") as fh:
-        for start, end in pieces(path):
-            total = [a + b for a, b in zip(total, check_piece(fh, start, end, questions))]
-    return total[0], total[1], total[2]
+        return added(check_piece(fh, start, end, questions) for start, end in pieces(path))
 
 
 def fits(path: Path, max_sites: int) -> bool:
@@ -211,9 +217,7 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
     thread. None as well when the file has more than `max_sites` lines."""
     import duckdb
 
-    specs = [(r["field"], r["type"], r["min"], r["max"],
-              None if r["allowed_values"] is None else r["allowed_values"].split("|"))
-             for r in saq_fields.iter_rows(named=True)]
+    specs = saq_specs(saq_fields)
     con.execute(f"set variable intake_file = {sql_literal(path)}")
     con.execute(f"set variable intake_columns = {_columns(specs)}")
     con.execute(f"set variable intake_controls = {_list(sorted(controls))}")

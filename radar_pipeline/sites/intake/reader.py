@@ -21,6 +21,7 @@ from radar_pipeline.sites.intake.fields import (
     nc_schema,
     rejects_schema,
     saq_schema,
+    saq_specs,
     sites_schema,
 )
 
@@ -137,9 +138,7 @@ class _Reader:
         self.iso3_cache: dict[str, str | None] = {}
         self.seen: dict[str, int] = {}  # site_id (or a digest of a long one) -> first line
         self._schemas: dict[str, pa.DataFrameSchema] | None = None
-        self.specs = [(r["field"], r["type"], r["min"], r["max"],
-                       None if r["allowed_values"] is None else r["allowed_values"].split("|"))
-                      for r in saq_fields.iter_rows(named=True)]
+        self.specs = saq_specs(saq_fields)
         self.saq_keys = frozenset(s[0] for s in self.specs)
         self.saq_schema = saq_schema(saq_fields)
 

@@ -43,9 +43,9 @@ def _warm(native: bool = False) -> None:
     """Imports what the per-line part needs (~0.4 s), while the parent still opens the warehouse;
     `native`: only what the native intake's check needs (msgspec, ~0.25 s: the chunked path's
     polars and orjson are imported by its first chunk, if the native intake leaves the file to it)."""
-    import msgspec  # noqa: F401
-
     if native:
+        import msgspec  # noqa: F401
+
         from radar_pipeline.sites.intake import native as native_module  # noqa: F401
         return
     import numpy  # noqa: F401
@@ -228,14 +228,11 @@ class IntakePool:
         result is three numbers; a worker holds one piece at a time)."""
         from pathlib import Path
 
-        from radar_pipeline.sites.intake.native import pieces
+        from radar_pipeline.sites.intake.native import added, pieces
 
         futures = [self._pool.submit(_check, questions, *piece) for piece in pieces(Path(self.path))]
         try:
-            total = [0, 0, 0]
-            for future in futures:
-                total = [a + b for a, b in zip(total, future.result())]
-            return total[0], total[1], total[2]
+            return added(future.result() for future in futures)
         finally:
             for future in futures:
                 future.cancel()
