@@ -123,6 +123,72 @@ def test_radar_home_uses_the_batching_storage_and_upgrades_an_old_copy(tmp_path,
     assert (home / "dagster.yaml").read_text() == mine
 
 
+def _materializations(tmp_path) -> tuple[BatchingSqliteEventLogStorage, list]:
+    """A real run's partition materializations (from the batching storage) and that storage."""
+    with _instance(tmp_path / "home", batching=True) as instance:
+        run_id = _runs(instance)[0]
+        events = [e for e in instance.all_logs(run_id)
+                  if e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+                  and e.dagster_event.partition]
+        return instance.event_log_storage, events
+
+
+def _with(event, *, partition=None, tags=None, metadata=None, timestamp=None, run_id=None):
+    de = event.dagster_event
+    data = de.event_specific_data
+    m = data.materialization._replace(**{k: v for k, v in (("partition", partition), ("tags", tags),
+                                                           ("metadata", metadata)) if v is not None})
+    return event._replace(dagster_event=de._replace(event_specific_data=data._replace(materialization=m)),
+                          **({"timestamp": timestamp} if timestamp is not None else {}),
+                          **({"run_id": run_id} if run_id is not None else {}))
+
+
+def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
+    """Issue 24 item 3: the batch's rows are filled into one serialised event (_RowTemplate);
+    every row, JSON text included, must be the one Dagster's _event_to_row makes, and an event
+    that differs anywhere but in timestamp, partition and tag values must not be templated."""
+    from dagster._core.definitions.metadata import FloatMetadataValue, IntMetadataValue
+
+    from radar_pipeline.platform.instance_storage import _RowTemplate
+
+    storage, events = _materializations(tmp_path)
+    assert len(events) == 80
+    first, second = events[0], events[1]
+    meta = first.dagster_event.event_specific_data.materialization.metadata
+    assert set(meta) == {"sites_in_run"}
+    tags = dict(first.dagster_event.event_specific_data.materialization.tags)
+    odd = [
+        _with(second, partition='S-"quoted"\\ü\n\u2028'),  # escapes in the filled-in values
+        _with(second, tags={**tags, "dagster/data_version": "ünï\"cøde"}),
+        _with(second, timestamp=second.timestamp + 1e-7),
+        _with(second, timestamp=1e-05),  # repr with an exponent
+    ]
+    unlike = [
+        # a record is a tuple: Int(80) == Float(80.0) as tuples, but they serialise differently
+        _with(second, metadata={"sites_in_run": FloatMetadataValue(80.0)}),
+        _with(second, metadata={"a": IntMetadataValue(1), "b": IntMetadataValue(2)}),
+        _with(second, metadata={"b": IntMetadataValue(2), "a": IntMetadataValue(1)}),  # order kept by serdes
+        _with(second, tags={**tags, "extra": "x"}),
+        _with(second, tags={k: tags[k] for k in reversed(tags)}),
+        _with(second, run_id="another-run"),
+        first._replace(user_message="another message"),
+    ]
+    batch = [*events, *odd, *unlike]
+    generic = [storage._event_to_row(e) for e in batch]
+    assert _RowTemplate.rows(storage, batch) == generic
+    template = _RowTemplate(storage, first)
+    assert template.pieces is not None  # the fast path is taken for this real run...
+    assert all(template.fill(e) is not None for e in [*events, *odd])
+    assert [template.fill(e) for e in unlike] == [None] * len(unlike)  # ...and only where it fits
+    # a batch whose first event does not fit (no partition) is serialised by Dagster throughout
+    unpartitioned = first._replace(dagster_event=first.dagster_event._replace(
+        event_specific_data=first.dagster_event.event_specific_data._replace(
+            materialization=first.dagster_event.event_specific_data.materialization._replace(partition=None))))
+    assert _RowTemplate(storage, unpartitioned).pieces is None
+    assert _RowTemplate.rows(storage, [unpartitioned, *events[:3]]) == [
+        storage._event_to_row(e) for e in [unpartitioned, *events[:3]]]
+
+
 if __name__ == "__main__":
     pytest.main([__file__])
 

@@ -341,6 +341,25 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
     scores = scoring.score_sites(con, edition, site_ids, methodology_version, overrides)
     scored_at = datetime.now(UTC).replace(tzinfo=None)
     scores = scores.with_columns(scored_at=pl.lit(scored_at))
+    # site_uncertainty.sql's two ASOF joins are planned as nested loops when DuckDB estimates their
+    # left side small, and it estimates from the committed rows: the first scoring of a warehouse
+    # (its scores only in this transaction) got the loops, 2.2 s instead of 0.35 s per 50k sites
+    # (bench/README.md, eighth session). The setting picks the plan, not the rows; it is reset
+    # after the commit or rollback (in an aborted transaction it could not be).
+    con.execute("set asof_loop_join_threshold = 0")
+    try:
+        _store_scores(con, edition, methodology_version, scored_at)
+    finally:
+        con.execute("reset asof_loop_join_threshold")
+    return scores
+
+
+def _store_scores(con: duckdb.DuckDBPyConnection, edition: int, methodology_version: str,
+                  scored_at: datetime) -> None:
+    """score_and_store's writes, in one transaction: the scores score_sites left in the temp
+    table scored_sites, their explanation, remediation and uncertainty rows."""
+    from radar_pipeline.sites import scoring
+
     con.execute("begin transaction")
     try:
         con.execute("delete from site_scores where edition = $e and site_id in (select site_id from score_scope)",
@@ -368,7 +387,6 @@ def score_and_store(con: duckdb.DuckDBPyConnection, edition: int, site_ids: list
     except BaseException as exc:
         rollback(con, exc)
         raise
-    return scores
 
 
 def override_rejects(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
