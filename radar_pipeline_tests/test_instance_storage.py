@@ -175,18 +175,32 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
     ]
     batch = [*events, *odd, *unlike]
     generic = [storage._event_to_row(e) for e in batch]
-    assert _RowTemplate.rows(storage, batch) == generic
     template = _RowTemplate(storage, first)
+    rows, fitted = template.rows(storage, batch)
+    assert rows == generic
     assert template.pieces is not None  # the fast path is taken for this real run...
-    assert all(template.fill(e) is not None for e in [*events, *odd])
-    assert [template.fill(e) for e in unlike] == [None] * len(unlike)  # ...and only where it fits
+    assert fitted == [True] * (len(events) + len(odd)) + [False] * len(unlike)  # ...and only where it fits
+    # the asset_event_tags rows: Dagster's own, in its order
+    ids = list(range(1000, 1000 + len(batch)))
+
+    class Capture:
+        def execute(self, statement, values):
+            self.values = values
+
+    dagsters = Capture()
+    storage._store_asset_event_tags(dagsters, batch, ids)
+    tag_rows = template.tag_rows(storage, batch, ids, rows, fitted)
+    assert tag_rows == dagsters.values
+    # Dagster indexes the data version only: one row per event, the others' tags ("extra") not
+    assert [r["key"] for r in tag_rows] == ["dagster/data_version"] * len(batch)
     # a batch whose first event does not fit (no partition) is serialised by Dagster throughout
     unpartitioned = first._replace(dagster_event=first.dagster_event._replace(
         event_specific_data=first.dagster_event.event_specific_data._replace(
             materialization=first.dagster_event.event_specific_data.materialization._replace(partition=None))))
-    assert _RowTemplate(storage, unpartitioned).pieces is None
-    assert _RowTemplate.rows(storage, [unpartitioned, *events[:3]]) == [
-        storage._event_to_row(e) for e in [unpartitioned, *events[:3]]]
+    template = _RowTemplate(storage, unpartitioned)
+    assert template.pieces is None
+    assert template.rows(storage, [unpartitioned, *events[:3]]) == (
+        [storage._event_to_row(e) for e in [unpartitioned, *events[:3]]], [False] * 4)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from dagster import _check as check
 from dagster._core.definitions.events import AssetMaterialization
 from dagster._core.events import DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 
@@ -43,13 +44,15 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not _batchable(events):
             return super().store_event_batch(events)
-        # Each event is serialised once (~0.15 ms for its 1.8 KB of JSON) and the same row goes
-        # to both shards, as store_event does; the rows are written with one compiled INSERT run
-        # as executemany (one set of bound values per row, so sqlite's cap on variables per
-        # statement does not apply). Measured on 20k partitions: 0.98 ms per event before, when
-        # each event was serialised twice and the index rows inserted by one compiled statement
-        # each (bench/README.md, issue 24 item 3).
-        rows = _RowTemplate.rows(self, events)
+        # Each event is serialised once and the same row goes to both shards, as store_event
+        # does; the rows are written with one compiled INSERT run as executemany (one set of
+        # bound values per row, so sqlite's cap on variables per statement does not apply).
+        # Measured on 20k partitions: 0.98 ms per event before, when each event was serialised
+        # twice and the index rows inserted by one compiled statement each; the JSON and the
+        # tag rows of a run's partitions now come from one template (_RowTemplate; bench/README.md,
+        # issue 24 item 3).
+        template = _RowTemplate(self, events[0])
+        rows, fitted = template.rows(self, events)
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
@@ -63,11 +66,13 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             if len(rows) > 1:
                 conn.execute(SqlEventLogStorageTable.insert(),
                              [{**row, "id": event_id} for row, event_id in zip(rows[1:], event_ids[1:])])
-            self._store_asset_event_tags(conn, events, event_ids)
+            tag_rows = template.tag_rows(self, events, event_ids, rows, fitted)
+            if tag_rows and self.has_table(AssetEventTagsTable.name):  # as _store_asset_event_tags
+                conn.execute(AssetEventTagsTable.insert(), tag_rows)
             # the asset's row holds its latest event: the last one per asset key
             last: dict[str, tuple[EventLogEntry, int]] = {}
-            for event, event_id in zip(events, event_ids):
-                last[event.get_dagster_event().asset_key.to_string()] = (event, event_id)
+            for event, event_id, row in zip(events, event_ids, rows):
+                last[row["asset_key"]] = (event, event_id)
             for event, event_id in last.values():
                 self._store_asset_event(conn, event, event_id)
 
@@ -131,19 +136,42 @@ class _RowTemplate:
             out.append(piece)
         return "".join(out)
 
-    @classmethod
-    def rows(cls, storage, events: Sequence[EventLogEntry]) -> list[dict[str, Any]]:
-        template = cls(storage, events[0])
-        rows = [template.row]
+    def rows(self, storage, events: Sequence[EventLogEntry]) -> tuple[list[dict[str, Any]], list[bool]]:
+        """Each event's row as _event_to_row makes it (`events[0]` the template's event), and
+        whether it was filled from the template."""
+        rows, fitted = [self.row], [self.pieces is not None]
         for event in events[1:]:
-            text = template.fill(event)
+            text = self.fill(event)
+            fitted.append(text is not None)
             if text is None:
                 rows.append(storage._event_to_row(event))
             else:
                 m = event.dagster_event.event_specific_data.materialization
-                rows.append({**template.row, "event": text, "partition": m.partition,
+                rows.append({**self.row, "event": text, "partition": m.partition,
                              "timestamp": storage._event_insert_timestamp(event)})
-        return rows
+        return rows, fitted
+
+    def tag_rows(self, storage, events: Sequence[EventLogEntry], event_ids: Sequence[int],
+                 rows: Sequence[dict[str, Any]], fitted: Sequence[bool]) -> list[dict[str, Any]]:
+        """The asset_event_tags rows SqlEventLogStorage._store_asset_event_tags writes for these
+        events, in its order. A fitted event has the template's tag keys (in the same order) and
+        asset key, so the keys Dagster indexes are asked once; the others are Dagster's own."""
+        indexed: list[str] | None = None
+        out = []
+        for event, event_id, row, fit in zip(events, event_ids, rows, fitted):
+            if fit:
+                tags = event.dagster_event.event_specific_data.materialization.tags or {}
+                if indexed is None:
+                    wanted = storage.get_asset_tags_to_index(set(tags))
+                    indexed = [key for key in tags if key in wanted]
+                out.extend({"event_id": event_id, "asset_key": row["asset_key"], "key": key, "value": tags[key],
+                            "event_timestamp": row["timestamp"]} for key in indexed)
+            else:
+                out.extend({"event_id": event_id,
+                            "asset_key": check.not_none(event.get_dagster_event().asset_key).to_string(),
+                            "key": key, "value": value, "event_timestamp": storage._event_insert_timestamp(event)}
+                           for key, value in storage._tags_for_asset_event(event).items())
+        return out
 
 
 def _tags(event: EventLogEntry) -> list[str]:
