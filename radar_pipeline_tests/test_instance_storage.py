@@ -217,7 +217,7 @@ def test_sqlite_warning_predicts_with_the_rate_of_the_storage_in_use(tmp_path, m
             _instance(tmp_path / "plain", batching=False) as plain:
         monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
         fast = partitions.sqlite_partition_warning(radar, 400_000)
-        assert "about 3 min at the measured 0.4 ms per partition" in fast and "Continuing" in fast
+        assert "about 2 min at the measured 0.3 ms per partition" in fast and "Continuing" in fast
         slow = partitions.sqlite_partition_warning(plain, 400_000)
         assert "written event by event: about 180 min at the measured 27 ms" in slow
         assert "DAGSTER_EVENT_BATCH_SIZE=1000" in slow and "dagster-postgres.yaml" in slow

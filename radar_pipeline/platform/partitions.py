@@ -24,9 +24,10 @@ sites = dg.DynamicPartitionsDefinition(name="sites")
 PARTITION_CHUNK = int(os.environ.get("RADAR_PARTITION_CHUNK", "10000"))
 # ms per site partition of a scoring run on the sqlite instance (bench/README.md): with the project's
 # storage (radar_pipeline/platform/instance_storage.py) and the two event settings of .env, the events
-# after each run's body (0.36 ms measured by bench_ingest_postgres.py --sites 100000 --instance sqlite,
-# 2026-12-06); with Dagster's own sqlite storage, which writes event by event (bench_partitions.py)
-SQLITE_MS_PER_PARTITION = 0.4
+# after each run's body (0.28-0.31 ms measured by bench_ingest_postgres.py --sites 100000 --instance
+# sqlite, 2026-12-07, after the events' JSON came from a template; 0.36-0.44 ms before); with Dagster's
+# own sqlite storage, which writes event by event (bench_partitions.py)
+SQLITE_MS_PER_PARTITION = 0.3
 SQLITE_MS_PER_PARTITION_UNBATCHED = 27.0
 _EVENT_SETTINGS = ("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1", "DAGSTER_EVENT_BATCH_SIZE=1000")
 
