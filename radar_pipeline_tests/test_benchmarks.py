@@ -115,6 +115,40 @@ def test_bootstrap_interval_contains_rho_and_is_reproducible():
     assert bm.bootstrap_interval([1, 2], [2, 1], seed=1) == (None, None)
 
 
+def _loop_interval(x, y, *, seed: int, resamples: int = bm.RESAMPLES) -> tuple[float | None, float | None]:
+    """The bootstrap as first written: spearman on each resample, one at a time."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < bm.MIN_COUNTRIES:
+        return None, None
+    draws = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    stats = np.array([np.nan if (r := bm.spearman(x[i], y[i])) is None else r for i in draws])
+    if np.isnan(stats).all():
+        return None, None
+    tail = (1 - 0.95) / 2 * 100  # as bootstrap_interval computes it (2.5000000000000022)
+    lo, hi = np.nanpercentile(stats, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def test_bootstrap_interval_equals_the_per_resample_loop_bit_for_bit():
+    """The resamples' rhos are computed as rows of one array: the published rho_low / rho_high
+    must not move by one bit (continuous scores, heavy ties, scores on a 0.1 grid, constant
+    resamples, a NaN)."""
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(3, 180))
+        x = rng.normal(size=n) if trial % 3 == 0 else rng.integers(0, 4, size=n).astype(float)
+        y = (x * rng.normal() + rng.normal(size=n)) if trial % 3 != 2 else np.round(rng.uniform(1, 6, size=n), 1)
+        assert bm.bootstrap_interval(x, y, seed=trial, resamples=200) == _loop_interval(x, y, seed=trial,
+                                                                                      resamples=200), trial
+    few = np.array([1.0, 1.0, 1.0, 2.0])  # many resamples draw one value only: no rho for them
+    assert bm.bootstrap_interval(few, few[::-1], seed=3) == _loop_interval(few, few[::-1], seed=3)
+    assert bm.bootstrap_interval([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], seed=3) == (None, None)
+    with_nan = np.array([1.0, np.nan, 3.0, 2.0, 5.0])
+    assert bm.bootstrap_interval(with_nan, np.arange(5.0), seed=4) == _loop_interval(with_nan, np.arange(5.0), seed=4)
+    ranks = bm.row_average_ranks(np.array([[3.0, 1.0, 3.0, 2.0], [1.0, 1.0, 1.0, 1.0], [4.0, 3.0, 2.0, 1.0]]))
+    assert ranks.tolist() == [[3.5, 1.0, 3.5, 2.0], [2.5, 2.5, 2.5, 2.5], [4.0, 3.0, 2.0, 1.0]]
+
+
 def _current(**kw) -> pl.DataFrame:
     row = {"edition": 2024, "topic": "wages", "benchmark": "gni", "direction": "negative", "min_rho": 0.5,
            "vintage": "2024-03", "released_after_edition": False, "n": 150, "rho": -0.8, "rho_low": -0.85,
