@@ -106,3 +106,32 @@ def test_sample_mirror_newest_vintage_wins(tmp_path):
     assert obs.filter(pl.col("data_year") >= 2020)["vintage"].unique().to_list() == ["2024-03"]
     assert obs["data_year"].max() == 2022
     assert load.notes.height == 0   # ZZ aggregates never reach the country resolver
+
+
+def test_a_csv_text_is_parsed_once_per_process_and_an_edited_one_again(tmp_path, monkeypatch):
+    """The HDR CSV is parsed for the indicator and again for the benchmark values in one refresh:
+    read_csv_text keeps the last few texts' frames. The text is compared, not only its hash: an
+    edit of the same length gives a new frame; a broken CSV is never kept."""
+    from radar_pipeline.sources.toolkit import tables
+
+    monkeypatch.setattr(tables, "_CSV_TEXTS", {})
+    calls = []
+    real = tables._read_csv_text
+    monkeypatch.setattr(tables, "_read_csv_text", lambda *a, **k: calls.append(1) or real(*a, **k))
+    file = write(tmp_path, table())[0]
+    first = tables.read_csv_text(file, table())
+    assert tables.read_csv_text(file, table()) is first and len(calls) == 1
+    edited = table().replace("0.612", "0.613")  # same length, other content
+    assert len(edited) == len(table())
+    again = tables.read_csv_text(file, edited)
+    assert len(calls) == 2 and again["gii_2022"].to_list() != first["gii_2022"].to_list()
+    assert tables.read_csv_text(file, table(), separator=";") is not first  # another option: parsed
+    broken = HEADER + '\nAAA,"unterminated\n'
+    for _ in range(2):
+        with pytest.raises(SourceError):
+            tables.read_csv_text(file, broken)
+    assert len(calls) == 5
+    monkeypatch.setattr(tables, "_CSV_TEXT_MAX", 10)  # a bulk export is not kept
+    tables.read_csv_text(file, table() + "\n")
+    tables.read_csv_text(file, table() + "\n")
+    assert len(calls) == 7

@@ -298,6 +298,16 @@ def decode_text(file: LandedFile, data: bytes) -> str:
         raise SourceError(file.source, f"not UTF-8 text at byte {exc.start}", file=file.name) from exc
 
 
+# The last few CSV texts read_csv_text parsed in this process, with their frames: a refresh parses
+# the HDR composite CSV (undp_gii) for its indicator and again for the benchmark values (~0.1 s
+# per file), as read_sheet_raw's memo does for workbooks. Keyed by the text itself (compared, not
+# only hashed) and the two options: the same text always gives the same frame. Texts over
+# _CSV_TEXT_MAX characters are not kept (a bulk export held for the rest of a refresh).
+_CSV_TEXTS: dict[tuple, tuple[str, pl.DataFrame]] = {}
+_CSV_TEXTS_KEPT = 4
+_CSV_TEXT_MAX = 32 * 2**20
+
+
 def read_csv_text(file: LandedFile, text: str, *, header_pattern: str | None = None,
                   separator: str = ",") -> pl.DataFrame:
     """All cells as strings (empty cell -> null), header names stripped, unnamed
@@ -306,6 +316,21 @@ def read_csv_text(file: LandedFile, text: str, *, header_pattern: str | None = N
     header_pattern: regex (multiline, matched at a line start) that locates the
     header line below a preamble; None = the header is the first line.
     """
+    key = (hash(text), len(text), header_pattern, separator)
+    seen = _CSV_TEXTS.get(key)
+    if seen is not None and seen[0] == text:
+        return seen[1]
+    df = _read_csv_text(file, text, header_pattern=header_pattern, separator=separator)
+    if len(text) > _CSV_TEXT_MAX:
+        return df
+    _CSV_TEXTS[key] = (text, df)
+    while len(_CSV_TEXTS) > _CSV_TEXTS_KEPT:
+        del _CSV_TEXTS[next(iter(_CSV_TEXTS))]
+    return df
+
+
+def _read_csv_text(file: LandedFile, text: str, *, header_pattern: str | None,
+                   separator: str) -> pl.DataFrame:
     offset = 0
     if header_pattern is not None:
         m = re.search(header_pattern, text, flags=re.MULTILINE)
