@@ -14,6 +14,9 @@ copy the UI and asset queries read) in one transaction together with their asset
 asset's latest-materialization row. The rows, ids, tags and asset entries are the ones the
 one-by-one path writes (radar_pipeline_tests/test_instance_storage.py compares both). Any batch
 that is not purely materializations or purely observations of one run goes the generic way.
+Within a batch, the partition materializations' JSON and tag rows are filled into one serialised
+event (`_RowTemplate`) instead of serialised one by one: 0.42-0.47 -> 0.28-0.31 ms per event
+end to end on 100k sites (bench/README.md, eighth session).
 
 `RadarSqliteStorage` is Dagster's DagsterSqliteStorage (same folders under base_dir, so an
 existing instance keeps its runs and partitions) with this event log. dagster.yaml selects it
