@@ -218,6 +218,8 @@ def test_sqlite_warning_predicts_with_the_rate_of_the_storage_in_use(tmp_path, m
         monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
         fast = partitions.sqlite_partition_warning(radar, 400_000)
         assert "about 2 min at the measured 0.3 ms per partition" in fast and "Continuing" in fast
+        # under two minutes in seconds: 100k partitions once read "about 0 min"
+        assert "about 30 s at the measured 0.3 ms per partition" in partitions.sqlite_partition_warning(radar, 100_000)
         slow = partitions.sqlite_partition_warning(plain, 400_000)
         assert "written event by event: about 180 min at the measured 27 ms" in slow
         assert "DAGSTER_EVENT_BATCH_SIZE=1000" in slow and "dagster-postgres.yaml" in slow
