@@ -61,7 +61,8 @@ def sqlite_partition_warning(instance: dg.DagsterInstance, n_partitions: int) ->
                 f"{_duration(n_partitions * SQLITE_MS_PER_PARTITION)} at the measured {SQLITE_MS_PER_PARTITION:g} "
                 f"ms per partition (bench/README.md). {switch} Continuing on sqlite.")
     return (f"{n_partitions} site partitions on the sqlite Dagster instance, written event by event: about "
-            f"{_duration(n_partitions * SQLITE_MS_PER_PARTITION_UNBATCHED)} at the measured {SQLITE_MS_PER_PARTITION_UNBATCHED:g} ms per partition "
+            f"{_duration(n_partitions * SQLITE_MS_PER_PARTITION_UNBATCHED)} at the measured "
+            f"{SQLITE_MS_PER_PARTITION_UNBATCHED:g} ms per partition "
             f"(bench/README.md). {SQLITE_MS_PER_PARTITION:g} ms with the project's dagster.yaml storage "
             f"(radar_pipeline.platform.instance_storage) and {' '.join(_EVENT_SETTINGS)} in the environment. "
             f"{switch} Continuing on sqlite.")
