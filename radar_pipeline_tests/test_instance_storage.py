@@ -172,7 +172,14 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
         _with(second, tags={k: tags[k] for k in reversed(tags)}),
         _with(second, run_id="another-run"),
         first._replace(user_message="another message"),
+        _with(second, tags={}),  # no tags: another shape ({} is not the template's keys)
     ]
+    # built past the classes' checks (as _replace can): tags None serialise as null, not {}
+    no_tags = _with(second, partition="S-none")
+    no_tags = no_tags._replace(dagster_event=no_tags.dagster_event._replace(
+        event_specific_data=no_tags.dagster_event.event_specific_data._replace(
+            materialization=no_tags.dagster_event.event_specific_data.materialization._replace(tags=None))))
+    unlike.append(no_tags)
     batch = [*events, *odd, *unlike]
     generic = [storage._event_to_row(e) for e in batch]
     template = _RowTemplate(storage, first)
@@ -191,8 +198,14 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
     storage._store_asset_event_tags(dagsters, batch, ids)
     tag_rows = template.tag_rows(storage, batch, ids, rows, fitted)
     assert tag_rows == dagsters.values
-    # Dagster indexes the data version only: one row per event, the others' tags ("extra") not
-    assert [r["key"] for r in tag_rows] == ["dagster/data_version"] * len(batch)
+    # Dagster indexes the data version only: one row per event that has one (all but the two
+    # without tags), the others' tags ("extra") not
+    assert [r["key"] for r in tag_rows] == ["dagster/data_version"] * (len(batch) - 2)
+    # a template without tags must not take an event whose tags are None (null, not {})
+    empty = _with(first, tags={})
+    pair = [empty, _with(no_tags, partition="S-other")]
+    rows, fitted = _RowTemplate(storage, empty).rows(storage, pair)
+    assert rows == [storage._event_to_row(e) for e in pair] and fitted == [True, False]
     # a batch whose first event does not fit (no partition) is serialised by Dagster throughout
     unpartitioned = first._replace(dagster_event=first.dagster_event._replace(
         event_specific_data=first.dagster_event.event_specific_data._replace(

@@ -103,8 +103,14 @@ class _RowTemplate:
 
     def __init__(self, storage, first: EventLogEntry):
         self.row = storage._event_to_row(first)
-        self.skeleton = _skeleton(first)
         self.pieces: list[str] | None = None
+        try:
+            self._build(first)
+        except Exception:  # noqa: BLE001 — a shape this code does not know: Dagster serialises it
+            self.pieces = None
+
+    def _build(self, first: EventLogEntry) -> None:
+        self.skeleton = _skeleton(first)
         if self.skeleton is None:
             return
         text = json.dumps  # serdes' own encoder for the leaves (seven.json.dumps = json.dumps)
@@ -128,11 +134,14 @@ class _RowTemplate:
         """The event's JSON, or None if it does not fit the template."""
         if self.pieces is None:
             return None
-        skeleton = _skeleton(event)
-        if skeleton is None or not _same(skeleton, self.skeleton):
+        try:
+            skeleton = _skeleton(event)
+            if skeleton is None or not _same(skeleton, self.skeleton):
+                return None
+        except Exception:  # noqa: BLE001 — as in __init__: left to Dagster
             return None
         m = event.dagster_event.event_specific_data.materialization
-        values = [json.dumps(event.timestamp), json.dumps(m.partition), *map(json.dumps, m.tags.values())]
+        values = [json.dumps(event.timestamp), json.dumps(m.partition), *map(json.dumps, (m.tags or {}).values())]
         out = [self.pieces[0]]
         for i, piece in zip(self.order, self.pieces[1:]):
             out.append(values[i])
@@ -178,7 +187,7 @@ class _RowTemplate:
 
 
 def _tags(event: EventLogEntry) -> list[str]:
-    return list(event.dagster_event.event_specific_data.materialization.tags)
+    return list(event.dagster_event.event_specific_data.materialization.tags or {})
 
 
 def _skeleton(event: EventLogEntry) -> EventLogEntry | None:
@@ -191,11 +200,14 @@ def _skeleton(event: EventLogEntry) -> EventLogEntry | None:
     if type(data) is not StepMaterializationData or type(data.materialization) is not AssetMaterialization:
         return None
     m = data.materialization
+    if m.tags is not None and type(m.tags) is not dict:  # another mapping type: left to Dagster
+        return None
     tags = m.tags or {}
     if (type(event.timestamp) is not float or not math.isfinite(event.timestamp) or type(m.partition) is not str
             or any(type(value) is not str for value in tags.values())):
         return None
-    m = m._replace(partition=_PARTITION, tags={key: _TAG + key for key in tags})
+    # None stays None: serdes writes it as null, an empty dict as {}
+    m = m._replace(partition=_PARTITION, tags=None if m.tags is None else {key: _TAG + key for key in tags})
     return event._replace(timestamp=_TIMESTAMP,
                           dagster_event=de._replace(event_specific_data=data._replace(materialization=m)))
 
