@@ -183,7 +183,7 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
     batch = [*events, *odd, *unlike]
     generic = [storage._event_to_row(e) for e in batch]
     template = _RowTemplate(storage, first)
-    rows, fitted = template.rows(storage, batch)
+    rows, fitted = template.rows(batch)
     assert rows == generic
     assert template.pieces is not None  # the fast path is taken for this real run...
     assert fitted == [True] * (len(events) + len(odd)) + [False] * len(unlike)  # ...and only where it fits
@@ -196,7 +196,7 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
 
     dagsters = Capture()
     storage._store_asset_event_tags(dagsters, batch, ids)
-    tag_rows = template.tag_rows(storage, batch, ids, rows, fitted)
+    tag_rows = template.tag_rows(batch, ids, rows, fitted)
     assert tag_rows == dagsters.values
     # Dagster indexes the data version only: one row per event that has one (all but the two
     # without tags), the others' tags ("extra") not
@@ -204,7 +204,7 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
     # a template without tags must not take an event whose tags are None (null, not {})
     empty = _with(first, tags={})
     pair = [empty, _with(no_tags, partition="S-other")]
-    rows, fitted = _RowTemplate(storage, empty).rows(storage, pair)
+    rows, fitted = _RowTemplate(storage, empty).rows(pair)
     assert rows == [storage._event_to_row(e) for e in pair] and fitted == [True, False]
     # a batch whose first event does not fit (no partition) is serialised by Dagster throughout
     unpartitioned = first._replace(dagster_event=first.dagster_event._replace(
@@ -212,7 +212,7 @@ def test_templated_rows_equal_dagsters_serialisation_event_by_event(tmp_path):
             materialization=first.dagster_event.event_specific_data.materialization._replace(partition=None))))
     template = _RowTemplate(storage, unpartitioned)
     assert template.pieces is None
-    assert template.rows(storage, [unpartitioned, *events[:3]]) == (
+    assert template.rows([unpartitioned, *events[:3]]) == (
         [storage._event_to_row(e) for e in [unpartitioned, *events[:3]]], [False] * 4)
 
 

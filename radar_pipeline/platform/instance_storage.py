@@ -55,7 +55,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         # tag rows of a run's partitions now come from one template (_RowTemplate; bench/README.md,
         # issue 24 item 3).
         template = _RowTemplate(self, events[0])
-        rows, fitted = template.rows(self, events)
+        rows, fitted = template.rows(events)
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
@@ -69,7 +69,7 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             if len(rows) > 1:
                 conn.execute(SqlEventLogStorageTable.insert(),
                              [{**row, "id": event_id} for row, event_id in zip(rows[1:], event_ids[1:])])
-            tag_rows = template.tag_rows(self, events, event_ids, rows, fitted)
+            tag_rows = template.tag_rows(events, event_ids, rows, fitted)
             if tag_rows and self.has_table(AssetEventTagsTable.name):  # as _store_asset_event_tags
                 conn.execute(AssetEventTagsTable.insert(), tag_rows)
             # the asset's row holds its latest event: the last one per asset key
@@ -101,7 +101,8 @@ class _RowTemplate:
     a batch whose first event does not) is serialised by Dagster (tests/test_instance_storage.py
     compares every row with the one-by-one path's)."""
 
-    def __init__(self, storage, first: EventLogEntry):
+    def __init__(self, storage: SqliteEventLogStorage, first: EventLogEntry):
+        self.storage = storage
         self.row = storage._event_to_row(first)
         self.pieces: list[str] | None = None
         try:
@@ -148,7 +149,7 @@ class _RowTemplate:
             out.append(piece)
         return "".join(out)
 
-    def rows(self, storage, events: Sequence[EventLogEntry]) -> tuple[list[dict[str, Any]], list[bool]]:
+    def rows(self, events: Sequence[EventLogEntry]) -> tuple[list[dict[str, Any]], list[bool]]:
         """Each event's row as _event_to_row makes it (`events[0]` the template's event), and
         whether it was filled from the template."""
         rows, fitted = [self.row], [self.pieces is not None]
@@ -156,14 +157,14 @@ class _RowTemplate:
             text = self.fill(event)
             fitted.append(text is not None)
             if text is None:
-                rows.append(storage._event_to_row(event))
+                rows.append(self.storage._event_to_row(event))
             else:
                 m = event.dagster_event.event_specific_data.materialization
                 rows.append({**self.row, "event": text, "partition": m.partition,
-                             "timestamp": storage._event_insert_timestamp(event)})
+                             "timestamp": self.storage._event_insert_timestamp(event)})
         return rows, fitted
 
-    def tag_rows(self, storage, events: Sequence[EventLogEntry], event_ids: Sequence[int],
+    def tag_rows(self, events: Sequence[EventLogEntry], event_ids: Sequence[int],
                  rows: Sequence[dict[str, Any]], fitted: Sequence[bool]) -> list[dict[str, Any]]:
         """The asset_event_tags rows SqlEventLogStorage._store_asset_event_tags writes for these
         events, in its order. A fitted event has the template's tag keys (in the same order) and
@@ -174,15 +175,15 @@ class _RowTemplate:
             if fit:
                 tags = event.dagster_event.event_specific_data.materialization.tags or {}
                 if indexed is None:
-                    wanted = storage.get_asset_tags_to_index(set(tags))
+                    wanted = self.storage.get_asset_tags_to_index(set(tags))
                     indexed = [key for key in tags if key in wanted]
                 out.extend({"event_id": event_id, "asset_key": row["asset_key"], "key": key, "value": tags[key],
                             "event_timestamp": row["timestamp"]} for key in indexed)
             else:
                 out.extend({"event_id": event_id,
                             "asset_key": check.not_none(event.get_dagster_event().asset_key).to_string(),
-                            "key": key, "value": value, "event_timestamp": storage._event_insert_timestamp(event)}
-                           for key, value in storage._tags_for_asset_event(event).items())
+                            "key": key, "value": value, "event_timestamp": self.storage._event_insert_timestamp(event)}
+                           for key, value in self.storage._tags_for_asset_event(event).items())
         return out
 
 
