@@ -61,7 +61,14 @@ _FRACTIONAL = r"^\s*[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)\s*$"
 # standard errors for the uncertainty, the benchmark values): ~0.4 s each. Frames are immutable;
 # a file replaced or edited since has another stat and is read again.
 _SHEETS: dict[tuple, pl.DataFrame] = {}
-_SHEETS_KEPT = 4
+# entries each of these per-process memos keeps (the oldest forgotten first)
+_KEPT = 4
+
+
+def _keep(memo: dict, key, value) -> None:
+    memo[key] = value
+    while len(memo) > _KEPT:
+        del memo[next(iter(memo))]
 
 
 def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
@@ -76,9 +83,7 @@ def read_sheet_raw(file: LandedFile, sheet: str) -> pl.DataFrame:
         return _SHEETS[key]
     df = _read_sheet_raw(file, sheet)
     if key is not None:
-        _SHEETS[key] = df
-        while len(_SHEETS) > _SHEETS_KEPT:
-            del _SHEETS[next(iter(_SHEETS))]
+        _keep(_SHEETS, key, df)
     return df
 
 
@@ -304,7 +309,6 @@ def decode_text(file: LandedFile, data: bytes) -> str:
 # only hashed) and the two options: the same text always gives the same frame. Texts over
 # _CSV_TEXT_MAX characters are not kept (a bulk export held for the rest of a refresh).
 _CSV_TEXTS: dict[tuple, tuple[str, pl.DataFrame]] = {}
-_CSV_TEXTS_KEPT = 4
 _CSV_TEXT_MAX = 32 * 2**20
 
 
@@ -323,9 +327,7 @@ def read_csv_text(file: LandedFile, text: str, *, header_pattern: str | None = N
     df = _read_csv_text(file, text, header_pattern=header_pattern, separator=separator)
     if len(text) > _CSV_TEXT_MAX:
         return df
-    _CSV_TEXTS[key] = (text, df)
-    while len(_CSV_TEXTS) > _CSV_TEXTS_KEPT:
-        del _CSV_TEXTS[next(iter(_CSV_TEXTS))]
+    _keep(_CSV_TEXTS, key, (text, df))
     return df
 
 
