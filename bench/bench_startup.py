@@ -55,12 +55,8 @@ RATIO_TARGET = 1.3  # definitions import / import dagster (issue 24 item 3)
 
 
 def child_env() -> tuple[dict[str, str], str]:
-    env = dict(os.environ)
-    if env.pop("PYTHONDONTWRITEBYTECODE", None) is None:
-        return env, "bytecode cache: Python's default (__pycache__)"
-    env.setdefault("PYTHONPYCACHEPREFIX", str(C.CACHE / "pycache"))
-    return env, (f"bytecode cache: PYTHONDONTWRITEBYTECODE dropped for the children, cache in "
-                 f"{env['PYTHONPYCACHEPREFIX']}")
+    """The children's environment: the bytecode cache every bench uses (_common.bytecode_cache)."""
+    return dict(os.environ), C.bytecode_cache()
 
 
 def once(code: str, env: dict[str, str]) -> tuple[float, float, list[str], str]:
