@@ -114,3 +114,34 @@ def test_a_run_opens_the_file_once_and_leaves_it_when_idle(tmp_path, monkeypatch
         assert con.sql("select count(*) from t").fetchall()[0][0] == 6
     finally:
         con.close()
+
+
+def test_a_run_raises_the_collectors_threshold_for_its_duration_and_restores_it(tmp_path):
+    """Runs the daemon or the UI launch execute in a run worker, not through `radar`: the resource
+    raises the collector's first threshold for the run (platform/collector.py: 18 full collections
+    in a 100k-site ingest otherwise) and puts the process's own back when the run ends, ok or not."""
+    import gc
+
+    from radar_pipeline.platform.collector import GC_THRESHOLD0
+
+    seen = []
+
+    @dg.asset
+    def probe(warehouse: DuckDBWarehouse) -> None:
+        seen.append(gc.get_threshold())
+
+    @dg.asset
+    def fails(warehouse: DuckDBWarehouse) -> None:
+        seen.append(gc.get_threshold())
+        raise RuntimeError("boom")
+
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        for asset in (probe, fails):
+            dg.materialize([asset], resources={"warehouse": DuckDBWarehouse(database=str(tmp_path / "wh.duckdb"))},
+                           raise_on_error=False)
+            assert seen[-1] == (GC_THRESHOLD0, *before[1:])
+            assert gc.get_threshold() == (700, *before[1:])
+    finally:
+        gc.set_threshold(*before)

@@ -324,22 +324,11 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
-# The cyclic collector's first threshold for a `radar` process (Python's default: 700). A Dagster
-# run in process keeps every event of the run (execute_in_process returns them) and creates and
-# holds millions of small containers, so with 700 the collector ran 18 full collections over the
-# growing heap during a 100k-site ingest: 2.7 s of 48 s, besides 0.5 s of young ones. With 10_000
-# the young generations are collected ~14x less often, the full ones were not needed at all (young
-# cycles are still collected), and the peak RSS did not move (bench/README.md, "Ninth session").
-GC_THRESHOLD0 = 10_000
-
-
 def tune_gc() -> None:
-    """The collector's thresholds for a command-line process (GC_THRESHOLD0; the older
-    generations' keep Python's defaults)."""
-    import gc
+    """The collector's first threshold raised for a command-line process (platform/collector.py)."""
+    from radar_pipeline.platform.collector import raise_threshold
 
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
+    raise_threshold()
 
 
 def console() -> int:

@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from radar_pipeline.metadata import WAREHOUSE
-from radar_pipeline.platform import lake_commits, settings
+from radar_pipeline.platform import collector, lake_commits, settings
 from radar_pipeline.platform.warehouse import (
     closed_with_schema,
     connect,
@@ -46,6 +46,7 @@ class DuckDBWarehouse(DuckDBResource):
     memory_limit: str = Field(default="", description="DuckDB memory_limit for every connection, e.g. "
                               "'4GB' ('' = DuckDB's default, 80% of RAM).")
     _held: bool = PrivateAttr(default=False)
+    _collector: tuple | None = PrivateAttr(default=None)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -61,9 +62,15 @@ class DuckDBWarehouse(DuckDBResource):
         self._held = context.run is not None and not self.read_only
         if self._held:
             hold(self.database)
+        if context.run is not None:
+            # a run's events and frames kept Python's collector walking the heap (collector.py)
+            self._collector = collector.raise_threshold()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         lake_commits.set_run(None)
+        if self._collector is not None:
+            collector.restore(self._collector)
+            self._collector = None
         if self._held:
             self._held = False
             unhold(self.database)
