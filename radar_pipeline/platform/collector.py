@@ -14,6 +14,8 @@ process that only imports the project (a test, a code server) keeps Python's def
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 GC_THRESHOLD0 = 10_000
 
@@ -28,3 +30,22 @@ def raise_threshold() -> tuple[int, int, int]:
 
 def restore(thresholds: tuple[int, ...]) -> None:
     gc.set_threshold(*thresholds)
+
+
+@contextmanager
+def loading() -> Iterator[None]:
+    """Around the import of the code location (definitions.py), which only builds objects that
+    live as long as the process: the collector is paused during it (the full collections it
+    triggered over dagster's freshly imported modules cost 60-75 ms in every process that loads
+    the definitions: code server, run worker, `radar`, a test session), and what exists once it is
+    built is moved to the permanent generation (gc.freeze), so the process's later collections,
+    during runs and at its exit, do not walk it again. Not collected is only garbage already in a
+    reference cycle by then; everything else is freed by reference counting as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
