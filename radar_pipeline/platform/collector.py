@@ -1,4 +1,9 @@
-"""The cyclic garbage collector's first threshold while this project's Dagster runs execute.
+"""The cyclic garbage collector around this project's Dagster runs and its code location.
+
+Two measured costs (bench/README.md, "Ninth session"): the collections during a run, and those
+that walked the code location's objects (the import's own, later ones, the one at exit). For the
+first, the first threshold is raised while a run executes (raise_threshold, restore); for the
+second, definitions.py is built under loading().
 
 A run in process keeps every event of the run (execute_in_process returns them all) and creates
 and holds millions of small containers: 50k partition materializations per scoring run. With
@@ -7,9 +12,9 @@ in a 100k-site ingest (2.7 s of 48 s) besides 0.5 s of young ones; with 10_000 t
 generations are collected ~14x less often, no full collection was needed, young cycles are still
 collected, and the peak RSS did not move (bench/README.md, "Ninth session").
 
-Raised for a `radar` process (cli.console) and, for runs launched by the daemon or the UI (run
-workers), for the duration of each run by the warehouse resource; restored afterwards, so a
-process that only imports the project (a test, a code server) keeps Python's defaults.
+The threshold is raised for a `radar` process (cli.console) and, for runs launched by the daemon or
+the UI (run workers), for the duration of each run by the warehouse resource; restored afterwards,
+so a process that only imports the project (a test, a code server) keeps Python's thresholds.
 """
 from __future__ import annotations
 
