@@ -95,9 +95,9 @@ def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str, cache: 
     started = time.time()
     os.environ["RADAR_SOURCES_MIRROR"] = mirror
     os.environ["RADAR_CACHE"] = cache
-    from radar_pipeline.cli import tune_gc
+    from radar_pipeline.platform.collector import raise_threshold
 
-    tune_gc()  # as the `radar` console script starts (radar_pipeline.cli.console)
+    raise_threshold()  # as the `radar` console script starts (radar_pipeline.cli.console)
     import dagster as dg
 
     from radar_pipeline.cli.runs import refresh_edition
@@ -121,9 +121,9 @@ def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str, cache: 
 
 
 def worker_fixed() -> None:
-    from radar_pipeline.cli import tune_gc
+    from radar_pipeline.platform.collector import raise_threshold
 
-    tune_gc()  # started and ended as the refresh's worker is, i.e. as `radar` is
+    raise_threshold()  # started and ended as the refresh's worker is, i.e. as `radar` is
     import dagster as dg
     import fastexcel  # noqa: F401
     import pandera.polars  # noqa: F401 — the steps' validation (imports pandas)

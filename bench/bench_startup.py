@@ -67,18 +67,13 @@ TARGETS = {"radar --help": 0.5, DEFINITIONS: 2.0}
 RATIO_TARGET = 1.3  # definitions import / import dagster (issue 24 item 3)
 
 
-def child_env() -> tuple[dict[str, str], str]:
-    """The children's environment: the bytecode cache every bench uses (_common.bytecode_cache)."""
-    return dict(os.environ), C.bytecode_cache()
-
-
-def once(code: str, env: dict[str, str]) -> tuple[float, float, list[str], str, float]:
+def once(code: str) -> tuple[float, float, list[str], str, float]:
     """Wall and CPU (user + sys) seconds of one fresh process (CPU is the figure to trust on a
     busy shared machine, where wall time includes waiting for a core), the heavy modules it
     loaded, what else it printed, and the seconds of the statement itself in process."""
     started = time.perf_counter()
     proc = subprocess.Popen([C.PYTHON, "-c", timed(code)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, cwd=C.REPO, env=env)
+                            text=True, cwd=C.REPO)
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -101,11 +96,11 @@ def main() -> None:
     args = ap.parse_args()
     import duckdb
 
-    env, bytecode = child_env()
-    print(f"machine: {C.machine()}; duckdb {duckdb.__version__}; {bytecode}")
+    # the children inherit the bytecode cache's environment (_common.bytecode_cache, in machine())
+    print(f"machine: {C.machine()}; duckdb {duckdb.__version__}")
     print(f"uptime at the start: {uptime()}", flush=True)
     for code in CASES.values():
-        once(code, env)  # warm the page cache and the bytecode cache
+        once(code)  # warm the page cache and the bytecode cache
     walls = {name: [] for name in CASES}
     cpus = {name: [] for name in CASES}
     statements = {name: [] for name in CASES}
@@ -113,7 +108,7 @@ def main() -> None:
     # interleaved rounds: a load spike on the shared machine hits every case alike, not just one
     for _ in range(args.runs):
         for name, code in CASES.items():
-            wall, cpu, modules[name], noise[name], seconds = once(code, env)
+            wall, cpu, modules[name], noise[name], seconds = once(code)
             walls[name].append(wall)
             cpus[name].append(cpu)
             statements[name].append(seconds)

@@ -324,22 +324,17 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
-def tune_gc() -> None:
-    """The collector's first threshold raised for a command-line process (platform/collector.py)."""
-    from radar_pipeline.platform.collector import raise_threshold
-
-    raise_threshold()
-
-
 def console() -> int:
-    """The `radar` console script (and `python -m radar_pipeline.cli`): the collector tuned for a
-    command-line process (tune_gc), main(), then the process's objects frozen out of the garbage
+    """The `radar` console script (and `python -m radar_pipeline.cli`): the collector's first
+    threshold raised (platform/collector.py), main(), then the process's objects frozen out of the garbage
     collector, so that exiting does not walk the ~1M objects the imports made (0.2 s on a quiet
     machine, seconds under load: bench/README.md). Not in main(): tests and `radar demo` call main()
     many times in one process, and a test process keeps Python's defaults."""
     import gc
 
-    tune_gc()
+    from radar_pipeline.platform.collector import raise_threshold
+
+    raise_threshold()
     code = main()
     gc.freeze()
     return code
