@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -169,6 +169,11 @@ def build_vintage_sensor(job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefin
 # --- rule edits: rows computed with older rules are recomputed (METHODOLOGY §8c) ----------------
 
 METHODOLOGY_TICK_SECONDS = 120
+# How long sites may stay behind the latest edition's inherent risk before the methodology sensor
+# rescores them itself. The automation's rescoring is requested within a tick (15 s) of the
+# refresh's end and its backfill starts a run within ~30 s: this sensor only catches what that
+# left behind (its run failed twice, the daemon was down meanwhile), never races it.
+BEHIND_GRACE_SECONDS = 600
 
 
 def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
@@ -178,8 +183,15 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
     recomputes them — a refresh of each edition whose country or inherent rows are stale (with
     the topics it lacks today allowed missing), then, once those are current, a rescoring run per
     edition of exactly the stale site scores (and a publish). The run keys carry the versions and
-    the editions' stage times, so a failed run is not requested again for the same state."""
+    the editions' stage times, so a failed run is not requested again for the same state.
+
+    Last, sites left behind the latest edition (publish/assets.py `behind_site_ids`: their latest
+    score predates its inherent risk) for BEHIND_GRACE_SECONDS while no run or backfill is under
+    way: the rescoring that follows a refresh did not happen or failed (twice, with run retries),
+    and the published snapshot would otherwise stay on the older edition until the next change.
+    They are rescored on the latest edition and published, once per refresh of it (run key)."""
     from radar_pipeline.platform.partitions import sites as sites_partitions
+    from radar_pipeline.publish.assets import behind_site_ids
     from radar_pipeline.rules import staleness
     from radar_pipeline.sites.assets import _scoring_in_progress, range_requests, score_and_publish_job
 
@@ -200,6 +212,7 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
                 stale = staleness.stale_rows(con)
                 allowed = {e: staleness.missing_topics(con, e) for e in staleness.stale_editions(stale)}
                 sites = staleness.stale_site_scores(con)
+                behind_edition, behind_since, behind = behind_site_ids(con)
                 stamp = con.sql("select string_agg(edition || stage || computed_at, ',' order by all) "
                                 "from edition_stages").fetchall()[0][0] or ""
         except (duckdb.Error, OSError) as exc:  # not refreshed yet, or busy: the next tick looks again
@@ -217,6 +230,8 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
                                               tags={"radar/trigger": "methodology"}))
             return dg.SensorResult(run_requests=requests)
         if sites.is_empty():
+            if behind:
+                return _rescore_behind(context, int(behind_edition), behind_since, behind)
             return dg.SkipReason("every stored row is current")
         known = context.instance.get_dynamic_partitions(sites_partitions.name)
         requests = []
@@ -227,7 +242,34 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
                                        run_key_prefix=f"rules-{state}-{edition}", last_job=score_and_publish_job.name)
         return dg.SensorResult(run_requests=requests)
 
+    def _rescore_behind(context: dg.SensorEvaluationContext, edition: int, since: datetime,
+                        behind: list[str]) -> dg.SensorResult | dg.SkipReason:
+        waited = (datetime.now(UTC).replace(tzinfo=None) - since).total_seconds()  # computed_at: naive UTC
+        what = f"{len(behind)} site(s) (e.g. {', '.join(behind[:3])}) scored before edition {edition}'s inherent risk"
+        if waited < BEHIND_GRACE_SECONDS:
+            return dg.SkipReason(f"{what}, {waited:.0f} s ago: left to the rescoring that follows a refresh "
+                                 f"for {BEHIND_GRACE_SECONDS} s")
+        if _anything_under_way(context.instance):
+            return dg.SkipReason(f"{what}: a run or backfill is under way; looked at again afterwards")
+        context.log.warning(f"{what}, {waited / 60:.0f} min ago, and no rescoring under way: rescoring them "
+                            f"on edition {edition} and publishing")
+        known = context.instance.get_dynamic_partitions(sites_partitions.name)
+        return dg.SensorResult(run_requests=range_requests(
+            known, set(behind), edition=edition, only_stale=False,
+            run_key_prefix=f"behind-{edition}-{since:%Y%m%dT%H%M%S%f}", last_job=score_and_publish_job.name))
+
     return methodology_sensor
+
+
+def _anything_under_way(instance: dg.DagsterInstance) -> bool:
+    """Any run not finished, or an asset backfill still requesting (the automation sensor's
+    rescoring is one before it has started its run)."""
+    from dagster._core.execution.backfill import BulkActionStatus  # not exported by dagster
+
+    return bool(instance.get_run_ids(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]), limit=1)
+        or instance.get_backfills(status=BulkActionStatus.REQUESTED, limit=1))
 
 
 def fingerprint_versions() -> dict[str, str]:

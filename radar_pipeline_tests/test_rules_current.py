@@ -332,3 +332,91 @@ def dg_skip():
     import dagster as dg
 
     return dg.SkipReason
+
+
+# --- sites left behind a refresh: the rescoring that follows it failed ------------------------------
+
+@pytest.fixture
+def left_behind(env, sample_edition_2024):
+    """A warehouse whose three sites were scored on 2024 two hours ago, and an edition 2025 (2024's
+    country and inherent rows under 2025, its stages computed an hour ago) that nothing rescored
+    them on; an ephemeral instance that knows the sites."""
+    import dagster as dg
+
+    from radar_pipeline.cli.runs import score_sites
+    from radar_pipeline.platform.partitions import sites as sites_partitions
+    from radar_pipeline.sites import store
+
+    path = env / "w.duckdb"
+    shutil.copy(sample_edition_2024, path)
+    (env / "sites.jsonl").write_text("".join(json.dumps(s) + "\n" for s in SITES))
+    con = connect(path)
+    store.ingest(con, env / "sites.jsonl")
+    con.close()
+    ids = [s["site_id"] for s in SITES]
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(sites_partitions.name, ids)
+    assert score_sites(ids, edition=2024, warehouse=path, instance=instance).success
+    con = duckdb.connect(str(path))
+    for table in ("country_topic_risk", "inherent_risk_overall", "edition_stages"):
+        con.execute(f"insert into {table} by name select * replace (2025 as edition) from {table} where edition = 2024")
+    # 2024 computed, then its sites scored, then 2025 computed: the sites are current on 2024 only
+    con.execute("update edition_stages set computed_at = now()::timestamp - interval 3 hour where edition = 2024")
+    con.execute("update site_scores set scored_at = now()::timestamp - interval 2 hour")
+    con.execute("update edition_stages set computed_at = now()::timestamp - interval 1 hour where edition = 2025")
+    con.close()
+    return path, instance, ids
+
+
+def _methodology_tick(path, instance):
+    import dagster as dg
+
+    from radar_pipeline.definitions import defs
+    from radar_pipeline.platform.warehouse import DuckDBWarehouse
+
+    sensor = defs.resolve_sensor_def("methodology_sensor")
+    with dg.build_sensor_context(instance=instance,
+                                 resources={"warehouse": DuckDBWarehouse(database=str(path))}) as ctx:
+        return sensor(ctx)
+
+
+def test_sites_left_behind_the_latest_edition_are_rescored_on_it_and_published(left_behind):
+    """The automation rescores every site after a refresh; when that run fails (twice) nothing else
+    would, and the snapshot would stay on the older edition: the methodology sensor rescores them
+    on the latest edition and publishes, once per refresh of it."""
+    from radar_pipeline.publish.assets import sites_behind
+    from radar_pipeline.sites.assets import RANGE_END, RANGE_START
+
+    path, instance, ids = left_behind
+    with connect(path, read_only=True) as con:
+        assert sites_behind(con)[::2] == (2025, len(ids))
+    result = _methodology_tick(path, instance)
+    [request] = result.run_requests
+    assert request.job_name == "score_and_publish" and request.run_key.startswith("behind-2025-")
+    assert request.run_config["ops"]["site_scores"]["config"] == {"edition": 2025, "only_stale": False}
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (min(ids), max(ids))
+    # the same refresh state asks for the same run key: a failed catch-up is not requested again
+    assert _methodology_tick(path, instance).run_requests[0].run_key == request.run_key
+
+
+def test_sites_behind_are_left_to_the_refresh_s_own_rescoring_first(left_behind):
+    from dagster._core.test_utils import create_run_for_test
+
+    import radar_pipeline.automation as automation
+
+    path, instance, _ids = left_behind
+    con = duckdb.connect(str(path))
+    con.execute("update edition_stages set computed_at = now()::timestamp - interval 1 minute where edition = 2025")
+    con.close()
+    result = _methodology_tick(path, instance)
+    assert not getattr(result, "run_requests", None) and "left to the rescoring" in str(result), result
+    # past the grace, while any run is under way (the automation's rescoring, say): still waits
+    con = duckdb.connect(str(path))
+    con.execute("update edition_stages set computed_at = now()::timestamp - "
+                f"interval {automation.BEHIND_GRACE_SECONDS + 60} second where edition = 2025")
+    con.close()
+    import dagster as dg
+
+    create_run_for_test(instance, job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED)
+    result = _methodology_tick(path, instance)
+    assert not getattr(result, "run_requests", None) and "under way" in str(result), result

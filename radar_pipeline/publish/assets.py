@@ -48,39 +48,31 @@ def buyer_sites(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
             or "none")})
 
 
-# Sites whose score predates the latest edition's inherent stage (edition_stages, written by the
-# refresh's last step): their score on that edition was computed before it was (re)computed, or
-# they have none on it and were last scored before it (on an older edition). Sites never scored
-# (an intake whose scoring run is queued) are not counted: they are only absent; nor a site scored
-# on an older edition on purpose after the refresh (`radar sites ingest --edition`).
-SITES_BEHIND_SQL = """
-with
-latest as (select max(edition) as edition from inherent_risk_overall),
-refreshed as (
-    select s.edition, s.computed_at from edition_stages as s
-    where s.stage = 'inherent' and s.edition = (select edition from latest)
-),
-scored as (
-    select site_id, max(scored_at) as any_at,
-           max(scored_at) filter (where edition = (select edition from latest)) as latest_at
-    from site_scores
-    where site_id in (select site_id from sites) group by site_id
-)
-select (select edition from refreshed), (select computed_at from refreshed), count(*),
-       list(site_id order by site_id)[1:5]
-from scored
-where coalesce(latest_at, any_at) < (select computed_at from refreshed)
-"""
+# The sites whose latest score predates the latest edition's inherent stage, one row each
+# (sql/warehouse/sites_behind.sql, which says which sites count)
+SITES_BEHIND_FILE = settings.SQL_DIR / "warehouse" / "sites_behind.sql"
 
 
 def sites_behind(con: duckdb.DuckDBPyConnection) -> tuple[int | None, object, int, list[str]]:
     """(latest edition, when its inherent stage was computed, number of sites whose latest score
-    is older than that, the first few of them). A warehouse without these tables yet: none behind."""
+    is older than that, the first few of them); (None, None, 0, []) when none is behind or the
+    warehouse has no such tables yet."""
     try:
-        edition, computed_at, n, first = con.execute(SITES_BEHIND_SQL).fetchall()[0]
+        edition, computed_at, n, first = con.execute(
+            "select any_value(edition), any_value(computed_at), count(*), list(site_id order by site_id)[1:5] "
+            f"from ({SITES_BEHIND_FILE.read_text(encoding='utf-8')})").fetchall()[0]
     except duckdb.CatalogException:
         return None, None, 0, []
     return edition, computed_at, int(n or 0), list(first or [])
+
+
+def behind_site_ids(con: duckdb.DuckDBPyConnection) -> tuple[int | None, object, list[str]]:
+    """(latest edition, when its inherent stage was computed, every site behind it, by site_id)."""
+    try:
+        rows = con.execute(SITES_BEHIND_FILE.read_text(encoding="utf-8")).fetchall()
+    except duckdb.CatalogException:
+        return None, None, []
+    return (rows[0][0], rows[0][1], [r[2] for r in rows]) if rows else (None, None, [])
 
 
 class PublishConfig(dg.Config):
