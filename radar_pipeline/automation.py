@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -176,6 +177,16 @@ METHODOLOGY_TICK_SECONDS = 120
 BEHIND_GRACE_SECONDS = 600
 
 
+def behind_grace_seconds() -> int:
+    """BEHIND_GRACE_SECONDS, or RADAR_BEHIND_GRACE_SECONDS (whole seconds, 0 or more) when set."""
+    raw = os.environ.get("RADAR_BEHIND_GRACE_SECONDS", "").strip()
+    if not raw:
+        return BEHIND_GRACE_SECONDS
+    if not raw.isdigit():
+        raise ValueError(f"RADAR_BEHIND_GRACE_SECONDS {raw!r} is not a whole number of seconds (0 or more)")
+    return int(raw)
+
+
 def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
     """After a rule edit (the code location reloads with new stage versions) or a refresh that
     changed an edition's inputs: find the stored rows that disagree with the rules in force, by
@@ -186,9 +197,10 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
     the editions' stage times, so a failed run is not requested again for the same state.
 
     Last, sites left behind the latest edition (publish/assets.py `behind_site_ids`: their latest
-    score predates its inherent risk) for BEHIND_GRACE_SECONDS while no run or backfill is under
-    way: the rescoring that follows a refresh did not happen or failed (twice, with run retries),
-    and the published snapshot would otherwise stay on the older edition until the next change.
+    score predates its inherent risk) for BEHIND_GRACE_SECONDS (RADAR_BEHIND_GRACE_SECONDS) while
+    no run or backfill is under way: the rescoring that follows a refresh did not happen (the
+    daemon was down when the refresh landed) or failed (twice, with run retries), and the
+    published snapshot would otherwise stay on the older edition until the next change.
     They are rescored on the latest edition and published, once per refresh of it (run key)."""
     from radar_pipeline.platform.partitions import sites as sites_partitions
     from radar_pipeline.publish.assets import behind_site_ids
@@ -246,9 +258,10 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
                         behind: list[str]) -> dg.SensorResult | dg.SkipReason:
         waited = (datetime.now(UTC).replace(tzinfo=None) - since).total_seconds()  # computed_at: naive UTC
         what = f"{len(behind)} site(s) (e.g. {', '.join(behind[:3])}) scored before edition {edition}'s inherent risk"
-        if waited < BEHIND_GRACE_SECONDS:
+        grace = behind_grace_seconds()
+        if waited < grace:
             return dg.SkipReason(f"{what}, {waited:.0f} s ago: left to the rescoring that follows a refresh "
-                                 f"for {BEHIND_GRACE_SECONDS} s")
+                                 f"for {grace} s (RADAR_BEHIND_GRACE_SECONDS)")
         if _anything_under_way(context.instance):
             return dg.SkipReason(f"{what}: a run or backfill is under way; looked at again afterwards")
         context.log.warning(f"{what}, {waited / 60:.0f} min ago, and no rescoring under way: rescoring them "

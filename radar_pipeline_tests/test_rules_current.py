@@ -420,3 +420,15 @@ def test_sites_behind_are_left_to_the_refresh_s_own_rescoring_first(left_behind)
     create_run_for_test(instance, job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED)
     result = _methodology_tick(path, instance)
     assert not getattr(result, "run_requests", None) and "under way" in str(result), result
+
+
+def test_the_grace_is_a_whole_number_of_seconds(monkeypatch):
+    import radar_pipeline.automation as automation
+
+    monkeypatch.setenv("RADAR_BEHIND_GRACE_SECONDS", "30")
+    assert automation.behind_grace_seconds() == 30
+    monkeypatch.setenv("RADAR_BEHIND_GRACE_SECONDS", "ten")
+    with pytest.raises(ValueError, match="RADAR_BEHIND_GRACE_SECONDS 'ten' is not a whole number"):
+        automation.behind_grace_seconds()
+    monkeypatch.delenv("RADAR_BEHIND_GRACE_SECONDS")
+    assert automation.behind_grace_seconds() == automation.BEHIND_GRACE_SECONDS
