@@ -205,7 +205,7 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
     from radar_pipeline.platform.partitions import sites as sites_partitions
     from radar_pipeline.publish.assets import behind_site_ids
     from radar_pipeline.rules import staleness
-    from radar_pipeline.sites.assets import _scoring_in_progress, range_requests, score_and_publish_job
+    from radar_pipeline.sites.assets import _UNFINISHED, _scoring_in_progress, range_requests, score_and_publish_job
 
     @dg.sensor(jobs=[refresh_job, score_and_publish_job], name="methodology_sensor",
                minimum_interval_seconds=METHODOLOGY_TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -213,10 +213,8 @@ def build_methodology_sensor(refresh_job: dg.UnresolvedAssetJobDefinition) -> dg
                            "methodology version in every edition and stage, `radar methodology --stale`): "
                            "refreshes stale editions, then rescores the stale site scores and publishes.")
     def methodology_sensor(context: dg.SensorEvaluationContext, warehouse: DuckDBWarehouse):
-        busy = context.instance.get_run_ids(filters=dg.RunsFilter(
-            job_name=refresh_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                                                 dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]),
-            limit=1)
+        busy = context.instance.get_run_ids(filters=dg.RunsFilter(job_name=refresh_job.name, statuses=_UNFINISHED),
+                                            limit=1)
         if busy or _scoring_in_progress(context.instance):
             return dg.SkipReason("a refresh or scoring run is in progress; stale rows are looked for afterwards")
         try:
@@ -279,10 +277,11 @@ def _anything_under_way(instance: dg.DagsterInstance) -> bool:
     rescoring is one before it has started its run)."""
     from dagster._core.execution.backfill import BulkActionStatus  # not exported by dagster
 
-    return bool(instance.get_run_ids(filters=dg.RunsFilter(statuses=[
-        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]), limit=1)
-        or instance.get_backfills(status=BulkActionStatus.REQUESTED, limit=1))
+    from radar_pipeline.sites.assets import _UNFINISHED
+
+    statuses = [*_UNFINISHED, dg.DagsterRunStatus.CANCELING]  # a run still cancelling holds its slot too
+    return bool(instance.get_run_ids(filters=dg.RunsFilter(statuses=statuses), limit=1)
+                or instance.get_backfills(status=BulkActionStatus.REQUESTED, limit=1))
 
 
 def fingerprint_versions() -> dict[str, str]:

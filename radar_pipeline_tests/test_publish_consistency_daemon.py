@@ -7,7 +7,6 @@ Every process started here is stopped by process group in the fixture's finally 
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -86,29 +85,6 @@ def launch_job(ui: DagsterUI, job: str, partition: str) -> str:
     return result["run"]["runId"]
 
 
-# daemon.log lines worth reading when a snapshot does not come: what the automation requested,
-# what was submitted, published or held back, and anything that went wrong
-TELLING = ("evaluation result", "Submitted run", "published snapshot", "not published", "ERROR", "Error",
-           "WARNING - __", "WARNING - score", "Backfill iteration", "Failed", "failure")
-
-
-def diagnosis(ui: DagsterUI) -> str:
-    """Every run (job, status, partition, assets) and the telling lines of daemon.log: a failure
-    here happens under a timing CI met and a rerun may not, so the message carries the evidence."""
-    shown = ("dagster/partition", "dagster/backfill")
-    try:
-        runs = [f"  {r['runId'][:8]} {r['jobName']} {r['status']} "
-                f"{ {t['key']: t['value'] for t in r['tags'] if t['key'] in shown} } "
-                f"{[a['path'][-1] for a in r['assetSelection'] or []][:6]}" for r in ui.runs()]
-    except Exception as exc:  # noqa: BLE001 - the diagnosis must not hide the failure it explains
-        runs = [f"  (runs not readable: {exc})"]
-    log = ui.demo.root / "daemon.log"
-    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(encoding="utf-8", errors="replace")) if log.exists() else ""
-    lines = [line.strip()[:300] for line in text.splitlines() if any(t in line for t in TELLING)]
-    return ("\nruns (newest first):\n" + "\n".join(runs)
-            + f"\n{log} (telling lines, last 60):\n" + "\n".join(lines[-60:]))
-
-
 def wait_current(ui: DagsterUI, watcher: Watcher, edition: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -116,7 +92,7 @@ def wait_current(ui: DagsterUI, watcher: Watcher, edition: int, timeout: float) 
             return
         time.sleep(1)
     raise AssertionError(f"edition {edition} not published with every site after {timeout:.0f} s: {watcher.seen}"
-                         + diagnosis(ui))
+                         + ui.diagnosis())
 
 
 def test_no_snapshot_mixes_a_refreshed_edition_with_older_site_scores(ui):
@@ -127,7 +103,7 @@ def test_no_snapshot_mixes_a_refreshed_edition_with_older_site_scores(ui):
         wait_current(ui, watcher, 2024, 240)
         # 1. the refresh_edition job, launched from the UI's launchpad
         run_id = launch_job(ui, "refresh_edition", "2025")
-        assert ui.wait_run(run_id, timeout=400) == "SUCCESS", diagnosis(ui)
+        assert ui.wait_run(run_id, timeout=400) == "SUCCESS", ui.diagnosis()
         wait_current(ui, watcher, 2025, 300)
         # 2. "Materialize" of an edition's assets from the asset graph (an ad hoc run)
         from radar_pipeline.definitions import edition_assets, reference_assets
@@ -138,7 +114,7 @@ def test_no_snapshot_mixes_a_refreshed_edition_with_older_site_scores(ui):
         # in-process executor (a launchpad choice): the default multiprocess one starts a process per
         # step, and the 27 steps queue on the one-slot duckdb_write pool (> 15 min on a busy machine)
         run_id = ui.launch_assets(keys, partition="2026", run_config={"execution": {"config": {"in_process": {}}}})
-        assert ui.wait_run(run_id, timeout=600) == "SUCCESS", diagnosis(ui)
+        assert ui.wait_run(run_id, timeout=600) == "SUCCESS", ui.diagnosis()
         wait_current(ui, watcher, 2026, 300)
         time.sleep(20)  # anything the daemon still publishes after the rescoring is watched too
     finally:

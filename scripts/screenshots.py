@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -294,6 +295,29 @@ class DagsterUI:
         if result["__typename"] != "LaunchRunSuccess":
             raise RuntimeError(f"run not launched: {result}")
         return result["run"]["runId"]
+
+    # daemon.log lines worth reading when an expected run or snapshot does not come: what the
+    # automation requested, what was submitted, published or held back, and anything that went wrong
+    TELLING = ("evaluation result", "Submitted run", "published snapshot", "not published", "ERROR", "Error",
+               "WARNING - __", "WARNING - score", "Backfill iteration", "Failed", "failure",
+               "Sensor methodology_sensor skipped")
+
+    def diagnosis(self) -> str:
+        """Every run (job, status, partition, assets) and the telling lines of daemon.log, for a test's
+        failure message: a daemon test fails under a timing a rerun may not meet, so the message
+        carries the evidence."""
+        shown = ("dagster/partition", "dagster/backfill")
+        try:
+            runs = [f"  {r['runId'][:8]} {r['jobName']} {r['status']} "
+                    f"{ {t['key']: t['value'] for t in r['tags'] if t['key'] in shown} } "
+                    f"{[a['path'][-1] for a in r['assetSelection'] or []][:6]}" for r in self.runs()]
+        except Exception as exc:  # noqa: BLE001 - the diagnosis must not hide the failure it explains
+            runs = [f"  (runs not readable: {exc})"]
+        log = self.demo.root / "daemon.log"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(encoding="utf-8", errors="replace")) if log.exists() else ""
+        lines = [line.strip()[:300] for line in text.splitlines() if any(t in line for t in self.TELLING)]
+        return ("\nruns (newest first):\n" + "\n".join(runs)
+                + f"\n{log} (telling lines, last 60):\n" + "\n".join(lines[-60:]))
 
     def wait_run(self, run_id: str, timeout: float = 120.0) -> str:
         deadline = time.monotonic() + timeout
