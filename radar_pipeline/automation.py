@@ -50,6 +50,35 @@ def after_upstream_change() -> dg.AutomationCondition:
 EDITION_INPUTS = ("country_topic_risk", "inherent_risk_overall")
 
 
+def edition_input_updated() -> dg.AutomationCondition:
+    return (dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+            .allow(dg.AssetSelection.assets(*EDITION_INPUTS)).with_label("an edition input updated on this tick"))
+
+
+def rescoring_due() -> dg.AutomationCondition:
+    """site_scores' inputs changed since it was last handled (see after_new_edition)."""
+    handled = (dg.AutomationCondition.newly_requested()
+               | (dg.AutomationCondition.newly_updated() & ~edition_input_updated())
+               | dg.AutomationCondition.initial_evaluation()).with_label("handled (not by a run beside a refresh)")
+    return dg.AutomationCondition.any_deps_updated().since(handled).with_label("rescoring due")
+
+
+def after_new_edition() -> dg.AutomationCondition:
+    """site_scores' condition: after_upstream_change(), except that a scoring run landing on the
+    tick that also sees a refresh's output does not count as having handled that refresh.
+
+    Why: since_last_handled() resets when the target is newly updated, and a reset wins over a
+    trigger seen on the same tick. A site scoring run (the inbox sensor's, a CLI run) that ends
+    within the same 15 s as a refresh would then swallow the refresh: no rescoring is requested,
+    the sites stay on the old edition, and publish holds the snapshot back until the methodology
+    sensor's catch-up (RADAR_BEHIND_GRACE_SECONDS later). Here an update only counts as handled
+    when no edition input was updated on the same tick. Requests and the first evaluation still
+    do; an update with no refresh beside it too (or every intake would be scored twice)."""
+    return (rescoring_due()
+            & ~dg.AutomationCondition.any_deps_in_progress()
+            & ~dg.AutomationCondition.in_progress()).with_label("after an upstream change, refreshes never missed")
+
+
 def after_rescoring() -> dg.AutomationCondition:
     """publish's condition: after_upstream_change(), but not on the tick that first sees a
     refresh's output. That tick requests the rescoring (site_scores); publishing beside it — a
@@ -62,14 +91,12 @@ def after_rescoring() -> dg.AutomationCondition:
     sensor's backfill), and publish fires once site_scores is updated: one snapshot, with
     current scores. With no site to rescore it fires on the next tick. The publish asset checks
     the same in the warehouse (publish/assets.py, `sites_behind`)."""
-    rescoring_due = dg.AutomationCondition.any_deps_updated().since_last_handled().with_label("rescoring due")
     return (after_upstream_change()
-            & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
-            .allow(dg.AssetSelection.assets(*EDITION_INPUTS)).with_label("no edition input updated on this tick")
+            & ~edition_input_updated()
             # site_scores' inputs changed and it was not requested yet (the refresh run may still
             # be finishing on the tick its inherent risk lands): the tick that requests it is not
             # publish's either
-            & ~dg.AutomationCondition.any_deps_match(rescoring_due)
+            & ~dg.AutomationCondition.any_deps_match(rescoring_due())
             .allow(dg.AssetSelection.assets("site_scores")).with_label("no rescoring due")
             ).with_label("after an upstream change and the rescoring")
 
@@ -77,7 +104,7 @@ def after_rescoring() -> dg.AutomationCondition:
 # asset key -> its condition (applied in definitions.py through map_asset_specs)
 FOLLOWS_DATA = ("site_scores", "publish", "risk_map", "site_category_distribution", "site_explanations",
                 "benchmark_agreement_picture")
-CONDITIONS = {"publish": after_rescoring}
+CONDITIONS = {"publish": after_rescoring, "site_scores": after_new_edition}
 
 
 def with_automation(spec: dg.AssetSpec) -> dg.AssetSpec:

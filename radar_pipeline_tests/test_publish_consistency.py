@@ -188,10 +188,6 @@ def test_a_reader_during_republishes_never_sees_a_half_parquet_file(world):
     assert reads[0] > 10
 
 
-@pytest.mark.xfail(strict=True, reason="known race, open (issue 24 closing note, tenth session): a site scoring "
-                   "that lands in the same automation tick as a refresh counts as having handled it "
-                   "(since_last_handled resets on newly_updated), so the rescoring is never requested; "
-                   "the methodology sensor's catch-up rescores after RADAR_BEHIND_GRACE_SECONDS")
 def test_a_refresh_landing_in_the_same_tick_as_a_scoring_run_still_gets_its_rescoring(tmp_path, monkeypatch,
                                                                                      sample_edition_2024):
     """What failed the daemon consistency test now and then: the inbox sensor's scoring run ends,
@@ -216,3 +212,10 @@ def test_a_refresh_landing_in_the_same_tick_as_a_scoring_run_still_gets_its_resc
     assert refresh_edition(2025, warehouse=wh, instance=instance).success  # then the refresh, same tick
     tick = dg.evaluate_automation_conditions(defs, instance, cursor=cursor)
     assert tick.get_num_requested(dg.AssetKey("site_scores")) == len(keys)
+    assert tick.get_num_requested(dg.AssetKey("publish")) == 0  # not beside the rescoring
+
+    # what the daemon's next ticks do (here in-process): rescore, then publish once, on 2025
+    follow_data(instance, cursor, warehouse=wh, log=lambda *_: None)
+    published = tmp_path / "published" / "radar.duckdb"
+    assert one(published, "select distinct edition from site_scores_latest") == [(2025,)]
+    assert one(published, "select count(*) from site_scores_latest") == [(len(keys),)]
