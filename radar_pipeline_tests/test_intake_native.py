@@ -203,6 +203,30 @@ def test_the_workers_check_gives_the_same_counts(tmp_path, monkeypatch):
         assert pool.check(questions) == (40, 1, 1)
 
 
+@pytest.mark.parametrize("end", [b"\n", b"", b"\r\n", b"\n\n"])
+def test_the_whole_piece_check_counts_as_the_line_by_line_check(end):
+    """native.check_bytes (split, decode, look again only at what fails) against check_lines over
+    reader._iter_lines (the reference): blank, whitespace-only and CR lines, lines at and over the
+    size cap with and without CRs, a bad last line without newline."""
+    import io
+
+    from radar_pipeline.sites.intake.fields import MAX_LINE_BYTES
+    from radar_pipeline.sites.intake.reader import _iter_lines
+
+    questions = native.questions_of(load_saq_fields())
+    good = _good(3)
+    padded = good[0][:-1] + " " * (MAX_LINE_BYTES - len(good[0])) + "}"  # valid, exactly at the cap
+    assert len(padded) == MAX_LINE_BYTES
+    lines = [good[0], "", "   ", "\t", "\x0c", good[1] + "\r", good[2] + "\r\r", "\r", "{", "[]", "null",
+             '{"site_id": "X", "country": "BGD", "isic": "1410", "zz": 1}', padded, padded + "\r",
+             padded + "\r\r", padded + " ", good[0] + ",", "\ufeff" + good[1]]
+    for last in ["", good[0], "{", padded, padded + "\r", "  "]:
+        data = "\n".join([*lines, last]).encode() + end
+        expected = native.check_lines(_iter_lines(io.BytesIO(data)), questions)
+        assert native.check_bytes(data, questions) == expected, (last, end)
+    assert native.check_bytes(("\n".join(lines) + "\n").encode(), questions) == (18, 5, 8)
+
+
 def test_an_empty_file_loads_no_sites(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
