@@ -227,6 +227,52 @@ def test_the_whole_piece_check_counts_as_the_line_by_line_check(end):
     assert native.check_bytes(("\n".join(lines) + "\n").encode(), questions) == (18, 5, 8)
 
 
+@pytest.mark.parametrize("kernel_copy", [True, False])
+@pytest.mark.parametrize("end", [b"\n", b""])
+def test_split_parts_cuts_a_file_at_line_ends_into_parts_of_at_most_n_lines(tmp_path, monkeypatch, end,
+                                                                            kernel_copy):
+    """Each part the file's own bytes, ending after a newline (or at the file's end), with the
+    lines check_bytes counts; copied by the kernel or, where it cannot, through Python."""
+    if not kernel_copy:
+        import os
+
+        def refused(*_a):
+            raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(os, "copy_file_range", refused)
+    lines = [f'{{"n": {i}}}' + ("x" * (i % 7)) for i in range(23)]
+    path = _write(tmp_path, lines, end=end)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for max_lines, block in ((5, 64), (5, 1 << 20), (23, 7), (100, 64), (1, 3)):
+        got, starts = [], []
+        for part in native.split_parts(path, max_lines, folder, block_bytes=block):
+            data = part.path.read_bytes()
+            assert path.read_bytes()[part.start:part.end] == data
+            assert part.lines == len(data.split(b"\n")) - data.endswith(b"\n") <= max_lines
+            got.append(data)
+            starts.append(part.first_line)
+            part.path.unlink()
+        assert b"".join(got) == path.read_bytes()
+        assert all(d.endswith(b"\n") for d in got[:-1])
+        assert starts == list(range(0, 23, max_lines)), (max_lines, block)
+        assert not list(folder.iterdir())
+
+
+def test_a_part_of_a_bigger_file_keeps_that_files_name_and_line_numbers(tmp_path):
+    path = _write(tmp_path, _good(4), name="part_00001.jsonl")
+    questions = native.questions_of(load_saq_fields())
+    con = _connection()
+    try:
+        assert native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS,
+                           saq_fields=load_saq_fields(), check=lambda: native.check_file(path, questions),
+                           max_sites=10, file_name="all_sites.jsonl", first_line=250) == 4
+        assert con.sql("select source_file, source_line from sites order by source_line").fetchall() == [
+            ("all_sites.jsonl", 251), ("all_sites.jsonl", 252), ("all_sites.jsonl", 253), ("all_sites.jsonl", 254)]
+    finally:
+        con.close()
+
+
 def test_an_empty_file_loads_no_sites(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")

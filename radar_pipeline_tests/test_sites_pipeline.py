@@ -107,6 +107,55 @@ def test_cli_score_reports_bad_override_rows_like_every_other_path(warehouse, tm
     assert "override rejected: team.csv line 3 reason: an override needs a reason" in err
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_clean_file_larger_than_a_batch_is_read_natively_batch_by_batch(warehouse, tmp_path, monkeypatch,
+                                                                           workers):
+    """More sites than RADAR_SCORE_BATCH_SITES, every line valid: the native intake reads the file a
+    part at a time (native.split_parts; the workers check the file's own bytes of each part) and
+    the parts' scores are merged: the rows of one pass. A site_id repeated in a later part (each
+    part alone is clean), or a bad line in the last part, sends the file to the line-exact reader,
+    with nothing of the parts already scored left over: the same scores and rejects as that reader
+    gives without the native intake."""
+    from radar_pipeline.sites.intake import native
+
+    countries, classes = reference(warehouse)
+    sites = generate_sites(700, 3, countries, classes)
+    sites.reverse()  # the file out of site_id order: the merge must order it
+    clean = tmp_path / "sites.jsonl"
+    write_sites(sites, clean)
+    clean.write_bytes(clean.read_bytes().rstrip(b"\n"))  # and no final newline
+    one_pass, _ = score_file(clean, 2024, warehouse)
+    assert one_pass.height == 700 and one_pass["site_id"].is_sorted()
+
+    loads = []
+    real_load = native.load
+
+    def spy(*args, **kwargs):
+        loads.append(real_load(*args, **kwargs))
+        return loads[-1]
+
+    monkeypatch.setattr(native, "load", spy)
+    monkeypatch.setenv("RADAR_INTAKE_WORKERS", workers)
+    monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "250")
+    scores, rejects = score_file(clean, 2024, warehouse)
+    assert loads == [250, 250, 200]  # natively, three parts
+    assert scores.equals(one_pass) and rejects.is_empty()
+
+    lines = clean.read_bytes().split(b"\n")
+    for name, bad in (("repeated", [*lines, lines[3]]), ("bad last line", [*lines, b'{"site_id": "BAD"}'])):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"\n".join(bad) + b"\n")
+        loads.clear()
+        monkeypatch.setenv("RADAR_NATIVE_INTAKE", "1")
+        scores, rejects = score_file(path, 2024, warehouse)
+        assert loads[:2] == [250, 250] and loads[2:] in ([None], [201]), (name, loads)  # then the line-exact reader
+        monkeypatch.setenv("RADAR_NATIVE_INTAKE", "0")
+        exact_scores, exact_rejects = score_file(path, 2024, warehouse)
+        assert scores.equals(exact_scores) and rejects.equals(exact_rejects), name
+        assert rejects["line"].to_list() and set(rejects["line"]) <= {701}, name
+    monkeypatch.delenv("RADAR_NATIVE_INTAKE")
+
+
 def test_cli_score_of_a_file_larger_than_a_batch_equals_one_pass(warehouse, tmp_path, monkeypatch):
     """A file of more valid sites than RADAR_SCORE_BATCH_SITES is scored in batches (the memory of
     any file is bounded: issue 24 item 6) and merged by site_id: the same rows as one pass."""

@@ -195,7 +195,8 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     # the warehouse is read here
     n_workers = intake_workers(sites_file.stat().st_size)
     # the native intake (intake/native.py) first, for a file scored at once: all its sites or none
-    native_first = explain_out is None and _native_intake() and native.fits(sites_file, _batch_sites())
+    native_first = explain_out is None and _native_intake()
+    at_once = native_first and native.fits(sites_file, _batch_sites())
     pool = (IntakePool(sites_file, n_workers, native=native_first) if n_workers > 0 and exists(warehouse)
             else None)
     try:
@@ -221,7 +222,14 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
             con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
             con.execute(f"set memory_limit = '{settings.memory_limit()}'")  # checked there: a size DuckDB takes
-            if native_first:
+            if native_first and not at_once:  # more sites than a batch: natively, batch by batch
+                n_native = _score_native_batches(con, sites_file, edition, version, out, Path(tmp), pool=pool,
+                                                 reference=(countries, isic, controls), saq_fields=saq_fields,
+                                                 bar=bar)
+                if n_native is not None:
+                    result.n_scored = n_native
+                    return result
+            elif native_first:
                 questions = native.questions_of(saq_fields)
                 check = ((lambda: pool.check(questions)) if pool is not None
                          else (lambda: native.check_file(sites_file, questions)))
@@ -332,6 +340,73 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
     return result
 
 
+def _score_native_batches(con: duckdb.DuckDBPyConnection, sites_file: Path, edition: int, version: str,
+                          out: Path, tmp: Path, *, pool, reference: tuple, saq_fields: pl.DataFrame,
+                          bar) -> int | None:
+    """A file of more than RADAR_SCORE_BATCH_SITES sites through the native intake, a batch at a
+    time: each part of the file (native.split_parts, copied to `tmp`) checked (by the workers, on
+    the file's own bytes), loaded, scored to a Parquet part and cleared; the parts merged by
+    site_id into `out`. The number of sites scored; or None, with nothing left loaded, when any
+    part is one the native intake does not accept or a site_id comes back in a later part (each
+    part checks its own): the caller then reads the whole file with the line-exact reader, which
+    names the lines. Before this, such a file took the chunked path whatever its content: 3M
+    sites ~10x the time of 1M (bench/README.md, eleventh session)."""
+    from radar_pipeline.sites.intake import native
+
+    countries, isic, controls = reference
+    questions = native.questions_of(saq_fields)
+    batch = _batch_sites()
+    controls_ddl = con.sql("select sql from duckdb_tables() where table_name = 'site_controls'").fetchone()[0]
+    # a site_id once per file across parts: each part's ids, hashed (a collision only costs the
+    # line-exact reader's time)
+    con.execute("create or replace temp table score_batch_ids (id ubigint)")
+    parts: list[Path] = []
+    n_scored = 0
+    whole = False
+    split = native.split_parts(sites_file, batch, tmp)
+    try:
+        for part in split:
+            check = ((lambda span=(part.start, part.end): pool.check(questions, span)) if pool is not None
+                     else (lambda path=part.path: native.check_file(path, questions)))
+            n = native.load(con, part.path, countries=countries, isic=isic, controls=controls,
+                            saq_fields=saq_fields, check=check, max_sites=batch, file_name=sites_file.name,
+                            first_line=part.first_line)
+            part.path.unlink()
+            if n is None or con.sql("select count(*) from sites where hash(site_id) in "
+                                    "(select id from score_batch_ids)").fetchone()[0]:
+                return None
+            con.execute("insert into score_batch_ids select hash(site_id) from sites")
+            parts.append(tmp / f"scores_{len(parts):06d}.parquet")
+            n_scored += _score_to(con, edition, version, parts[-1])
+            _reset_native(con, controls_ddl)
+            bar.update(n, rejected=0)
+        whole = bool(parts)
+    finally:
+        split.close()  # the file it reads, if it stopped before the end
+        for path in tmp.glob("part_*.jsonl"):
+            path.unlink()
+        con.execute("drop table if exists score_batch_ids")
+        if not whole:  # the caller reads the file again: the site tables as they were
+            _reset_native(con, controls_ddl)
+            for path in parts:
+                path.unlink(missing_ok=True)
+    if pool is not None:  # the workers' memory back before the merge
+        pool.close(wait=False)
+    con.close()
+    _write_sorted(parts, out)
+    return n_scored
+
+
+def _reset_native(con: duckdb.DuckDBPyConnection, controls_ddl: str) -> None:
+    """The site tables as _scoring_connection left them, after the native intake (load_sites.sql
+    makes site_controls a view over the file's rows)."""
+    con.execute("drop view if exists temp.site_controls")
+    con.execute("drop table if exists intake_read")
+    if not con.sql("select count(*) from duckdb_tables() where table_name = 'site_controls'").fetchone()[0]:
+        con.execute(controls_ddl)
+    _clear_sites(con)
+
+
 def _score_whole(con: duckdb.DuckDBPyConnection, edition: int, version: str, out: Path, tmp: Path) -> int:
     """The held sites scored at once and written to `out` (.parquet by DuckDB; .csv by polars from a
     Parquet file in `tmp`, as the batched path writes it); the connection closed; their number."""
@@ -352,28 +427,55 @@ def _score_to(con: duckdb.DuckDBPyConnection, edition: int, version: str, path: 
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
-# Memory DuckDB may use to merge the parts (beyond it, it spills to the parts' folder): the merge of
-# 3M sites' scores peaked at 2.0 GiB as a polars sort, 1.3 GiB in DuckDB with 1GB, 0.9 GiB with 500MB.
-MERGE_MEMORY = "500MB"
+# Rows of all the parts held at once by the merge (_write_sorted): ~64 MiB of scores.
+MERGE_ROWS = 256_000
 
 
 def _write_sorted(parts: list[Path], out: Path) -> None:
-    """The parts' scores as one file ordered by site_id (as a whole-file scoring writes them), merged
-    by DuckDB under MERGE_MEMORY, spilling to the parts' (temporary) folder. A CSV is written by
-    polars from the merged Parquet, as the whole-file path writes it (number formatting)."""
+    """The parts' scores, each ordered by site_id (scoring.score_sites and score_sites_to order
+    them; a site_id is in one part only: the intake rejects a repeated one), as one file ordered by
+    site_id, as a whole-file scoring writes it. A k-way merge of the parts read a batch at a time
+    (MERGE_ROWS in all): rows up to the smallest last site_id of the parts still being read are
+    written, sorted, and the rest held for the next round; Arrow tables throughout, so the
+    columns keep the types DuckDB wrote. It replaced an ORDER BY over every part in DuckDB (3M
+    sites: 6-7 s at 0.9 GiB under a 500MB limit; this: bench/README.md, eleventh session). A CSV
+    is written by polars from the merged Parquet, as the whole-file path writes it (number formatting)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    folder = parts[0].parent
-    merged = out if out.suffix == ".parquet" else folder / "merged.parquet"
-    files = ", ".join(sql_literal(p) for p in parts)
-    con = duckdb.connect()
-    try:
-        con.execute(f"set memory_limit = '{MERGE_MEMORY}'")
-        con.execute(f"set temp_directory = {sql_literal(folder / 'merge-spill')}")
-        con.execute("set preserve_insertion_order = false")  # the ORDER BY orders; nothing else needs it
-        con.execute(f"copy (select * from read_parquet([{files}]) order by site_id) to {sql_literal(merged)} "
-                    "(format parquet, compression zstd)")
-    finally:
-        con.close()
+    merged = out if out.suffix == ".parquet" else parts[0].parent / "merged.parquet"
+    files = [pq.ParquetFile(p) for p in parts]
+    schema = files[0].schema_arrow
+    batches = [f.iter_batches(batch_size=max(1024, MERGE_ROWS // len(files))) for f in files]
+    held: list[pa.Table | None] = [None] * len(files)  # each part's rows read and not yet written
+
+    def refill(i: int) -> None:  # the part's next batch; None once it is read to the end
+        while (batch := next(batches[i], None)) is not None and not batch.num_rows:
+            pass
+        held[i] = None if batch is None else pa.Table.from_batches([batch], schema)
+
+    for i in range(len(files)):
+        refill(i)
+    with pq.ParquetWriter(merged, schema, compression="zstd") as writer:
+        while any(t is not None for t in held):
+            # every row up to the smallest last site_id among the parts' held rows can be written:
+            # the later rows of each part are greater
+            frontier = min(t["site_id"][-1].as_py() for t in held if t is not None)
+            ready, drained = [], []
+            for i, table in enumerate(held):
+                if table is None:
+                    continue
+                up_to = pc.less_equal(table["site_id"], frontier)
+                ready.append(table.filter(up_to))
+                held[i] = table.filter(pc.invert(up_to))
+                if not held[i].num_rows:
+                    drained.append(i)
+            rows = pa.concat_tables(ready)
+            writer.write_table(rows.take(pc.sort_indices(rows, [("site_id", "ascending")])))
+            for i in drained:
+                refill(i)
     if merged != out:
         pl.scan_parquet(merged).sink_csv(out)
 

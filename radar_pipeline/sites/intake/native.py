@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,14 +106,16 @@ def check_lines(lines, questions: tuple[tuple[str, str], ...]) -> tuple[int, int
 PIECE_BYTES = 32 << 20
 
 
-def pieces(path: Path, piece_bytes: int | None = None) -> list[tuple[int, int]]:
-    """The file as (start, end) byte ranges of about `piece_bytes` (PIECE_BYTES), each starting at a
-    line's start: a cut moved to just after the next newline (a line belongs to the piece it starts in)."""
+def pieces(path: Path, piece_bytes: int | None = None,
+           span: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The file (or its bytes `span`, starting at a line's start: a split_parts part) as (start, end)
+    byte ranges of about `piece_bytes` (PIECE_BYTES), each starting at a line's start: a cut moved
+    to just after the next newline (a line belongs to the piece it starts in)."""
     piece_bytes = piece_bytes or PIECE_BYTES
-    size = path.stat().st_size
-    cuts = [0]
+    first, size = span or (0, path.stat().st_size)
+    cuts = [first]
     with open(path, "rb") as fh:
-        for at in range(piece_bytes, size, piece_bytes):
+        for at in range(first + piece_bytes, size, piece_bytes):
             if at <= cuts[-1]:
                 continue
             fh.seek(at - 1)
@@ -180,6 +184,74 @@ def check_file(path: Path, questions: tuple[tuple[str, str], ...]) -> tuple[int,
         return added(check_piece(fh, start, end, questions) for start, end in pieces(path))
 
 
+@dataclass(frozen=True)
+class Part:
+    """Lines of a file too big to load at once, copied to a file of their own (split_parts)."""
+    path: Path  # the copy
+    start: int  # its bytes in the file: start..end
+    end: int
+    first_line: int  # the file's lines before it
+    lines: int
+
+
+def split_parts(path: Path, max_lines: int, folder: Path, block_bytes: int = 64 << 20) -> Iterator[Part]:
+    """The file `path` as consecutive parts of at most `max_lines` lines, each copied to a file in
+    `folder` when the caller asks for the next one (one part on disk at a time if the caller deletes
+    each before that). A part ends just after a newline, or at the end of the file; its lines are
+    counted as check_bytes counts them (a last line without newline is one).
+    Why copies: DuckDB's JSON reader reads whole files, and `radar score` keeps to a batch of
+    RADAR_SCORE_BATCH_SITES (1M) sites at a time (~1.3 GiB; 3M read at once would take ~3 GiB).
+    The newlines are counted in one reused buffer and the bytes copied by the kernel
+    (os.copy_file_range): a part of 1M sites took 2.5 s read and written through Python, ~1 s so."""
+    import numpy as np
+
+    size = path.stat().st_size
+    buffer = np.empty(min(block_bytes, max(size, 1)), dtype=np.uint8)
+    with open(path, "rb", buffering=0) as src:
+        start = first_line = k = 0
+        while start < size:
+            end, lines, last = start, 0, 10
+            src.seek(start)
+            while end < size and lines < max_lines:
+                block = buffer[:src.readinto(buffer)]
+                if not len(block):
+                    raise OSError(f"{path}: ended at byte {end} of {size} while being read")
+                is_newline = block == 10
+                newlines = int(np.count_nonzero(is_newline))
+                if lines + newlines >= max_lines:  # the part ends in this block
+                    cut = int(np.flatnonzero(is_newline)[max_lines - lines - 1]) + 1
+                    end, lines, last = end + cut, max_lines, 10
+                else:
+                    end, lines, last = end + len(block), lines + newlines, int(block[-1])
+            lines += last != 10  # the file's last line, without newline
+            copy = folder / f"part_{k:05d}.jsonl"
+            _copy_range(src, copy, start, end - start)
+            yield Part(copy, start, end, first_line, lines)
+            start, first_line, k = end, first_line + lines, k + 1
+
+
+def _copy_range(src, dest: Path, offset: int, count: int) -> None:
+    """`count` bytes of the open file `src` from `offset` into a new file `dest`: by the kernel where
+    it can (Linux), else through a buffer."""
+    import os
+
+    with open(dest, "wb", buffering=0) as dst:
+        copied = 0
+        try:
+            while copied < count and (n := os.copy_file_range(src.fileno(), dst.fileno(), count - copied,
+                                                               offset + copied)):
+                copied += n
+        except (AttributeError, OSError):  # none here (macOS, some file systems): through Python
+            dst.seek(0)
+            dst.truncate()
+            src.seek(offset)
+            copied = 0
+            while copied < count and (chunk := src.read(min(count - copied, 16 << 20))):
+                copied += dst.write(chunk)
+        if copied != count:
+            raise OSError(f"{dest}: copied {copied} of {count} bytes of {src.name}")
+
+
 def fits(path: Path, max_sites: int) -> bool:
     """Whether the file looks like at most `max_sites` lines (from its first MiB's line length): the
     native intake loads the whole file at once, so a bigger one keeps the chunked path's batches."""
@@ -239,14 +311,17 @@ def _question_checks(specs: list[tuple]) -> str:
 
 
 def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isic: pl.DataFrame,
-         controls: set[str], saq_fields: pl.DataFrame, check, max_sites: int) -> int | None:
+         controls: set[str], saq_fields: pl.DataFrame, check, max_sites: int,
+         file_name: str | None = None, first_line: int = 0) -> int | None:
     """Load every site of `path` into the (empty) site tables of `con`, `radar score`'s in-memory
     scoring connection — sites, site_saq, site_nonconformities, and site_controls as a view over the
     file's rows (load_sites.sql) — as the line-exact reader would, and return their number; or load
     nothing and return None when any line is one this intake does not accept.
     `check()` runs msgspec's check of every line (check_bytes, here or in worker processes) and
     returns (lines, blank lines, failed lines): it is called while DuckDB reads the file in a
-    thread. None as well when the file has more than `max_sites` lines."""
+    thread. None as well when the file has more than `max_sites` lines.
+    `file_name`, `first_line`: when `path` is a part of a bigger file (split_parts), that file's
+    name and the number of its lines before the part (the sites' source_file and source_line)."""
     import duckdb
 
     specs = saq_specs(saq_fields)
@@ -281,7 +356,8 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
         if failure or blank or failed or n_lines > max_sites:
             return None
         # each row's line: its rowid (the file's order, kept by the read), + 1
-        con.execute("create or replace temp view intake_lines as select rowid + 1 as line, * from intake_read")
+        con.execute(f"create or replace temp view intake_lines as select rowid + {int(first_line) + 1} as line, * "
+                    "from intake_read")
         _run_file(con, "intake_date")
         n, bad = con.execute("select count(*), count(*) filter (where answers_break_rules) from intake_read").fetchone()
         if n != n_lines or bad:
@@ -291,7 +367,7 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
             return None
         if not _resolve(con, countries, isic):
             return None
-        _insert(con, path.name, specs)
+        _insert(con, file_name or path.name, specs)
         loaded = n
         return n
     finally:

@@ -222,15 +222,16 @@ class IntakePool:
             for _, future in pending:
                 future.cancel()
 
-    def check(self, questions: tuple) -> tuple[int, int, int]:
-        """The native intake's check of every line of the file (native.check_piece), in the workers:
-        (lines, blank lines, failed lines). Every piece (native.pieces) is submitted at once (a
-        result is three numbers; a worker holds one piece at a time)."""
+    def check(self, questions: tuple, span: tuple[int, int] | None = None) -> tuple[int, int, int]:
+        """The native intake's check of every line of the file, or of its bytes `span` (a part of
+        a file scored in batches, native.split_parts), by native.check_piece in the workers: (lines,
+        blank lines, failed lines). Every piece (native.pieces) is submitted at once (a result is
+        three numbers; a worker holds one piece at a time)."""
         from pathlib import Path
 
         from radar_pipeline.sites.intake.native import added, pieces
 
-        futures = [self._pool.submit(_check, questions, *piece) for piece in pieces(Path(self.path))]
+        futures = [self._pool.submit(_check, questions, *piece) for piece in pieces(Path(self.path), span=span)]
         try:
             return added(future.result() for future in futures)
         finally:
