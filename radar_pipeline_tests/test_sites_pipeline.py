@@ -155,6 +155,14 @@ def test_a_clean_file_larger_than_a_batch_is_read_natively_batch_by_batch(wareho
         assert rejects["line"].to_list() and set(rejects["line"]) <= {701}, name
     monkeypatch.delenv("RADAR_NATIVE_INTAKE")
 
+    def no_room(_src, dest, *_a):
+        raise OSError(28, "No space left on device", str(dest))
+
+    monkeypatch.setattr(native, "_copy_range", no_room)  # a temp folder too small for a part
+    loads.clear()
+    scores, rejects = score_file(clean, 2024, warehouse)
+    assert loads == [] and scores.equals(one_pass) and rejects.is_empty()  # read line by line instead
+
 
 def test_cli_score_of_a_file_larger_than_a_batch_equals_one_pass(warehouse, tmp_path, monkeypatch):
     """A file of more valid sites than RADAR_SCORE_BATCH_SITES is scored in batches (the memory of

@@ -5,6 +5,7 @@ locked for writing. No content hash is computed: nothing is stored."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -365,7 +366,15 @@ def _score_native_batches(con: duckdb.DuckDBPyConnection, sites_file: Path, edit
     whole = False
     split = native.split_parts(sites_file, batch, tmp)
     try:
-        for part in split:
+        while True:
+            try:
+                part = next(split, None)
+            except OSError as exc:  # no room in the temp folder for a part's copy, say: the chunked path
+                print(f"radar score: {sites_file.name} is read line by line: its part could not be "
+                      f"copied ({exc})", file=sys.stderr)
+                return None
+            if part is None:
+                break
             check = ((lambda span=(part.start, part.end): pool.check(questions, span)) if pool is not None
                      else (lambda path=part.path: native.check_file(path, questions)))
             n = native.load(con, part.path, countries=countries, isic=isic, controls=controls,
