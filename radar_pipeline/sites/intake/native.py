@@ -402,11 +402,16 @@ def _resolve(con: duckdb.DuckDBPyConnection, countries: set[str], isic: pl.DataF
     if parsed.filter(pl.col("day").is_null() | pl.col("polars_day").is_null()
                      | (pl.col("day") != pl.col("polars_day"))).height:
         return False
-    con.register("_intake_places", known.select("country", "isic", "iso3", "isic_code", "isic_level"))
-    try:
-        con.execute("create or replace temp table intake_places as select * from _intake_places")
-    finally:
-        con.unregister("_intake_places")
+    # through a Parquet file, not con.register: DuckDB scans a registered polars frame through
+    # pyarrow.dataset, whose first import (pandas under it) cost `radar score` ~1.2 s of its 1M-site
+    # run, on the critical path; nothing else in the native path needs them
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="radar-places-") as tmp:
+        places_file = Path(tmp) / "places.parquet"
+        known.select("country", "isic", "iso3", "isic_code", "isic_level").write_parquet(places_file)
+        con.execute("create or replace temp table intake_places as select * from "
+                    f"read_parquet({sql_literal(places_file)})")
     _run_file(con, "check_dates")
     return not con.sql("select count(*) from intake_bad").fetchone()[0]
 

@@ -161,13 +161,24 @@ class IntakePool:
                                          initializer=_init, initargs=(self.path,))
         # a process is spawned per submitted task while none is idle: one warm-up task each
         self._warming = [self._pool.submit(_warm, native) for _ in range(workers)]
-        # the country converter's tables (~0.3-0.5 s, pandas under them), loaded meanwhile for parts()
-        import threading
+        # the country converter's tables (~0.3-0.5 s, pandas under them), loaded meanwhile for parts();
+        # not for the native intake (native.load resolves the few distinct names itself): on two
+        # cores that import took CPU from DuckDB's read and the workers' check
         from concurrent.futures import Future
+
+        self._names: Future = Future()
+        self._names_loading = False
+        if not native:
+            self._load_names()
+
+    def _load_names(self) -> None:
+        import threading
 
         from radar_pipeline.sites.intake.fields import _country_names
 
-        self._names: Future = Future()
+        if self._names_loading:
+            return
+        self._names_loading = True
 
         def load() -> None:
             try:
@@ -192,6 +203,7 @@ class IntakePool:
         # converter's tables take ~0.5 s to load): to_iso3 is a function of the text alone
         missing = sorted(c for c in reader.countries if c not in reader.iso3_cache)
         if missing:
+            self._load_names()  # started at once unless the pool was made for the native intake
             self._names.result()  # the converter's tables, loaded meanwhile by a thread
             reader.iso3_cache.update(to_iso3(missing))
         frames = tuple(f.write_ipc(None).getvalue() for f in (reader.isic, reader.saq_fields))
