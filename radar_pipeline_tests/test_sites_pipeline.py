@@ -164,6 +164,38 @@ def test_a_clean_file_larger_than_a_batch_is_read_natively_batch_by_batch(wareho
     assert loads == [] and scores.equals(one_pass) and rejects.is_empty()  # read line by line instead
 
 
+def test_the_merge_of_sorted_parts_writes_every_row_once_in_site_id_order(tmp_path, monkeypatch):
+    """score_file._write_sorted over parts of different sizes (one empty), read a few batches at a
+    time (MERGE_ROWS small): each round writes the rows up to the smallest last site_id held."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from radar_pipeline.sites import score_file as score_file_module
+
+    rng = random.Random(5)
+    ids = rng.sample([f"S-{i:05d}" for i in range(5000)], 1500)
+    sizes = [700, 0, 500, 299, 1]
+    parts, at = [], 0
+    for k, size in enumerate(sizes):
+        chunk = sorted(ids[at:at + size])
+        at += size
+        path = tmp_path / f"scores_{k}.parquet"
+        pq.write_table(pa.table({"site_id": pa.array(chunk, pa.string()),
+                                 "final_score": pa.array([float(len(x) + k) for x in chunk])}), path,
+                       row_group_size=50)
+        parts.append(path)
+    monkeypatch.setattr(score_file_module, "MERGE_ROWS", 10)  # batches of 64 rows: many rounds
+    for out in (tmp_path / "merged.parquet", tmp_path / "merged.csv"):
+        score_file_module._write_sorted(parts, out)
+        merged = pl.read_parquet(out) if out.suffix == ".parquet" else pl.read_csv(out)
+        assert merged["site_id"].to_list() == sorted(ids)
+        expected = pl.concat([pl.read_parquet(p) for p in parts]).sort("site_id")
+        assert merged.equals(expected)
+    assert pq.read_schema(tmp_path / "merged.parquet").field("site_id").type == pa.string()  # the parts' types
+
+
 def test_cli_score_of_a_file_larger_than_a_batch_equals_one_pass(warehouse, tmp_path, monkeypatch):
     """A file of more valid sites than RADAR_SCORE_BATCH_SITES is scored in batches (the memory of
     any file is bounded: issue 24 item 6) and merged by site_id: the same rows as one pass."""

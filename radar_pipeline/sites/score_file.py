@@ -4,6 +4,7 @@ tables and the edition's inherent risk, scored once for the whole file; the ware
 locked for writing. No content hash is computed: nothing is stored."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -389,7 +390,7 @@ def _score_native_batches(con: duckdb.DuckDBPyConnection, sites_file: Path, edit
             n_scored += _score_to(con, edition, version, parts[-1])
             _reset_native(con, controls_ddl)
             bar.update(n, rejected=0)
-        whole = bool(parts)
+        whole = bool(parts)  # a file too big for one batch has a part at least
     finally:
         split.close()  # the file it reads, if it stopped before the end
         for path in tmp.glob("part_*.jsonl"):
@@ -399,6 +400,8 @@ def _score_native_batches(con: duckdb.DuckDBPyConnection, sites_file: Path, edit
             _reset_native(con, controls_ddl)
             for path in parts:
                 path.unlink(missing_ok=True)
+    if not whole:
+        return None
     if pool is not None:  # the workers' memory back before the merge
         pool.close(wait=False)
     con.close()
@@ -455,19 +458,22 @@ def _write_sorted(parts: list[Path], out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     merged = out if out.suffix == ".parquet" else parts[0].parent / "merged.parquet"
-    files = [pq.ParquetFile(p) for p in parts]
-    schema = files[0].schema_arrow
-    batches = [f.iter_batches(batch_size=max(1024, MERGE_ROWS // len(files))) for f in files]
-    held: list[pa.Table | None] = [None] * len(files)  # each part's rows read and not yet written
+    with contextlib.ExitStack() as opened:
+        files = [pq.ParquetFile(p) for p in parts]
+        for f in files:
+            opened.callback(f.close)
+        schema = files[0].schema_arrow
+        batches = [f.iter_batches(batch_size=max(64, MERGE_ROWS // len(files))) for f in files]
+        held: list[pa.Table | None] = [None] * len(files)  # each part's rows read and not yet written
 
-    def refill(i: int) -> None:  # the part's next batch; None once it is read to the end
-        while (batch := next(batches[i], None)) is not None and not batch.num_rows:
-            pass
-        held[i] = None if batch is None else pa.Table.from_batches([batch], schema)
+        def refill(i: int) -> None:  # the part's next batch; None once it is read to the end
+            while (batch := next(batches[i], None)) is not None and not batch.num_rows:
+                pass
+            held[i] = None if batch is None else pa.Table.from_batches([batch], schema)
 
-    for i in range(len(files)):
-        refill(i)
-    with pq.ParquetWriter(merged, schema, compression="zstd") as writer:
+        for i in range(len(files)):
+            refill(i)
+        writer = opened.enter_context(pq.ParquetWriter(merged, schema, compression="zstd"))
         while any(t is not None for t in held):
             # every row up to the smallest last site_id among the parts' held rows can be written:
             # the later rows of each part are greater
