@@ -141,6 +141,14 @@ def test_a_clean_file_larger_than_a_batch_is_read_natively_batch_by_batch(wareho
     assert loads == [250, 250, 200]  # natively, three parts
     assert scores.equals(one_pass) and rejects.is_empty()
 
+    # a batch just short of the file (the estimate says it fits): at once refused (too many lines),
+    # then part by part, not the chunked path
+    loads.clear()
+    monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "680")
+    scores, rejects = score_file(clean, 2024, warehouse)
+    assert loads == [None, 680, 20] and scores.equals(one_pass) and rejects.is_empty()
+    monkeypatch.setenv("RADAR_SCORE_BATCH_SITES", "250")
+
     lines = clean.read_bytes().split(b"\n")
     for name, bad in (("repeated", [*lines, lines[3]]), ("bad last line", [*lines, b'{"site_id": "BAD"}'])):
         path = tmp_path / f"{name}.jsonl"

@@ -224,17 +224,14 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
             # default), spilling to this temp folder beyond it: 1M sites would take ~2 GiB
             con.execute(f"set temp_directory = {sql_literal(Path(tmp) / 'duckdb')}")
             con.execute(f"set memory_limit = '{settings.memory_limit()}'")  # checked there: a size DuckDB takes
-            if native_first and not at_once:  # more sites than a batch: natively, batch by batch
-                n_native = _score_native_batches(con, sites_file, edition, version, out, Path(tmp), pool=pool,
-                                                 reference=(countries, isic, controls), saq_fields=saq_fields,
-                                                 bar=bar)
-                if n_native is not None:
-                    result.n_scored = n_native
-                    return result
-            elif native_first:
+            counts = (0, 0, 0)  # (lines, blank, failed) of the at-once check, when it ran
+            if native_first and at_once:
                 questions = native.questions_of(saq_fields)
-                check = ((lambda: pool.check(questions)) if pool is not None
-                         else (lambda: native.check_file(sites_file, questions)))
+
+                def check() -> tuple[int, int, int]:
+                    nonlocal counts
+                    counts = pool.check(questions) if pool is not None else native.check_file(sites_file, questions)
+                    return counts
                 n_native = native.load(con, sites_file, countries=countries, isic=isic, controls=controls,
                                        saq_fields=saq_fields, check=check, max_sites=_batch_sites())
                 if n_native is not None:
@@ -243,7 +240,17 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
                     bar.update(n_native, rejected=0)
                     result.n_scored = _score_whole(con, edition, version, out, Path(tmp))
                     return result
-                # the file has a line the native intake does not accept: the chunked path names it
+            # more sites than a batch: natively, batch by batch. Also when the estimate (native.fits)
+            # was short and the at-once check found clean lines but too many of them: a file of 1.05M
+            # lines for a batch of 1M would otherwise take the chunked path, ~4x slower
+            if native_first and (not at_once or (counts[0] > _batch_sites() and not any(counts[1:]))):
+                n_native = _score_native_batches(con, sites_file, edition, version, out, Path(tmp), pool=pool,
+                                                 reference=(countries, isic, controls), saq_fields=saq_fields,
+                                                 bar=bar)
+                if n_native is not None:
+                    result.n_scored = n_native
+                    return result
+            # the file has a line the native intake does not accept: the chunked path names it
             # the chunked path: every line through the line-exact reader (intake/reader.py). With
             # workers, its first chunks are submitted by iter_sites_jsonl: they are parsed while the
             # rest of the file's chunk ranges are found (once: they give the progress total too), and
