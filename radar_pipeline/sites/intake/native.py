@@ -247,7 +247,10 @@ def _copy_range(src, dest: Path, offset: int, count: int) -> None:
             src.seek(offset)
             copied = 0
             while copied < count and (chunk := src.read(min(count - copied, 16 << 20))):
-                copied += dst.write(chunk)
+                view = memoryview(chunk)
+                while view:  # an unbuffered write may take part of it
+                    view = view[dst.write(view):]
+                copied += len(chunk)
         if copied != count:
             raise OSError(f"{dest}: copied {copied} of {count} bytes of {src.name}")
 
