@@ -230,7 +230,7 @@ def score_file_to(sites_file: Path, edition: int, warehouse: Path, out: Path, *,
 
                 def check() -> tuple[int, int, int]:
                     nonlocal counts
-                    counts = pool.check(questions) if pool is not None else native.check_file(sites_file, questions)
+                    counts = native.check(pool, sites_file, questions)
                     return counts
                 n_native = native.load(con, sites_file, countries=countries, isic=isic, controls=controls,
                                        saq_fields=saq_fields, check=check, max_sites=_batch_sites())
@@ -383,10 +383,9 @@ def _score_native_batches(con: duckdb.DuckDBPyConnection, sites_file: Path, edit
                 return None
             if part is None:
                 break
-            check = ((lambda span=(part.start, part.end): pool.check(questions, span)) if pool is not None
-                     else (lambda path=part.path: native.check_file(path, questions)))
-            n = native.load(con, part.path, countries=countries, isic=isic, controls=controls,
-                            saq_fields=saq_fields, check=check, max_sites=batch, file_name=sites_file.name,
+            n = native.load(con, part.path, countries=countries, isic=isic, controls=controls, saq_fields=saq_fields,
+                            check=lambda span=(part.start, part.end): native.check(pool, sites_file, questions, span),
+                            max_sites=batch, file_name=sites_file.name,
                             first_line=part.first_line)
             part.path.unlink()
             if n is None or con.sql("select count(*) from sites where hash(site_id) in "

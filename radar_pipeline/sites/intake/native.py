@@ -178,10 +178,18 @@ def added(counts) -> tuple[int, int, int]:
     return lines, blank, failed
 
 
-def check_file(path: Path, questions: tuple[tuple[str, str], ...]) -> tuple[int, int, int]:
-    """check_bytes over the whole file, here (a file too small for worker processes)."""
+def check_file(path: Path, questions: tuple[tuple[str, str], ...],
+               span: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """check_bytes over the whole file, or its bytes `span` (a split_parts part), here (a file too
+    small for worker processes)."""
     with open(path, "rb") as fh:
-        return added(check_piece(fh, start, end, questions) for start, end in pieces(path))
+        return added(check_piece(fh, start, end, questions) for start, end in pieces(path, span=span))
+
+
+def check(pool, path: Path, questions: tuple[tuple[str, str], ...],
+          span: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """check_file in the IntakePool `pool`'s workers when there is one, else here."""
+    return pool.check(questions, span) if pool is not None else check_file(path, questions, span)
 
 
 @dataclass(frozen=True)
