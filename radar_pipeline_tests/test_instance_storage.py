@@ -239,3 +239,110 @@ def test_sqlite_warning_predicts_with_the_rate_of_the_storage_in_use(tmp_path, m
         monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
         assert "event by event" in partitions.sqlite_partition_warning(radar, 400_000)
         assert partitions.sqlite_partition_warning(radar, 50_000) is None
+
+
+# ---- engines kept per shard (issue 24 item 3: `radar refresh` on its own instance) --------------
+
+@dg.asset
+def plain_asset():
+    return dg.MaterializeResult(metadata={"rows": 1})
+
+
+def _materialize(instance) -> str:
+    result = dg.materialize([plain_asset], instance=instance)
+    assert result.success
+    return result.run_id
+
+
+_OTHER_PROCESS = """
+import sys
+import dagster as dg
+from radar_pipeline_tests.test_instance_storage import _materialize
+with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+    print(_materialize(instance))
+"""
+
+
+def test_kept_connections_neither_block_another_process_nor_hide_its_events(tmp_path):
+    """The instance `radar` opens keeps a connection per shard between statements. Another process
+    on the same DAGSTER_HOME (the daemon, the webserver, a second `radar`) must still write at once,
+    and what it wrote must be seen by this process's next read: an idle kept connection holds no
+    lock and no snapshot."""
+    import subprocess
+    import sys
+    import time
+
+    with _instance(tmp_path / "home", batching=True) as instance:
+        storage = instance.event_log_storage
+        mine = _materialize(instance)
+        assert storage._engines(), "no engine kept: the test would prove nothing"
+        # a read leaves the index shard's kept connection checked in, holding nothing
+        assert instance.get_latest_materialization_event(plain_asset.key).run_id == mine
+        started = time.monotonic()
+        other = subprocess.run([sys.executable, "-c", _OTHER_PROCESS, str(tmp_path / "home")],
+                               capture_output=True, text=True, timeout=120)
+        assert other.returncode == 0, other.stderr[-2000:]
+        # the other process waited on no lock of ours (sqlite's busy timeout is 30 s)
+        assert time.monotonic() - started < 25
+        theirs = other.stdout.strip().splitlines()[-1]
+        assert theirs != mine
+        assert instance.get_latest_materialization_event(plain_asset.key).run_id == theirs
+        assert [e.run_id for e in instance.fetch_materializations(plain_asset.key, limit=10).records] == [theirs, mine]
+        # and this process writes after it, on its kept connections
+        again = _materialize(instance)
+        assert instance.get_latest_materialization_event(plain_asset.key).run_id == again
+
+
+def test_kept_engines_are_bounded_and_wipe_and_dispose_close_them(tmp_path):
+    """A process that reads or writes many runs (the webserver) keeps the index shard and the last
+    ENGINES_KEPT run shards open, no more; every run stays readable. `wipe` deletes the run shards'
+    files: a run written after it is stored in a new file, not in a deleted one still open."""
+    from radar_pipeline.platform.instance_storage import ENGINES_KEPT
+
+    with _instance(tmp_path / "home", batching=True) as instance:
+        storage = instance.event_log_storage
+        runs = [_materialize(instance) for _ in range(ENGINES_KEPT + 3)]
+        assert set(storage._engines()) == {"index", *runs[-ENGINES_KEPT:]}
+        for run_id in runs:  # the closed ones reopen on demand
+            assert any(e.dagster_event and e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+                       for e in instance.all_logs(run_id))
+        assert len(storage._engines()) == ENGINES_KEPT + 1
+
+        last = runs[-1]
+        event = instance.all_logs(last)[0]
+        storage.wipe()
+        assert list(storage._engines()) == ["index"]
+        shard = tmp_path / "home" / "history" / "runs" / f"{last}.db"
+        assert not shard.exists()
+        # an event of a run whose shard was open before the wipe goes to a new file on disk
+        storage.store_event(event)
+        assert shard.exists() and len(instance.all_logs(last)) == 1
+        after = _materialize(instance)
+        assert [e.run_id for e in instance.fetch_materializations(plain_asset.key, limit=10).records] == [after]
+    assert storage._engines() == {}  # disposed with the instance
+
+
+def test_a_forked_child_opens_its_own_connections(tmp_path):
+    """sqlite connections must not cross a fork: a child forked after the parent stored events uses
+    connections of its own (the engines are keyed by process id), and both processes' events land."""
+    import multiprocessing
+
+    with _instance(tmp_path / "home", batching=True) as instance:
+        storage = instance.event_log_storage
+        mine = _materialize(instance)
+        assert storage._engines()
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+
+        def child() -> None:
+            inherited = len(storage._engines())  # the parent's dict, as the fork copied it
+            queue.put((inherited, _materialize(instance)))
+
+        proc = ctx.Process(target=child)
+        proc.start()
+        proc.join(120)
+        assert proc.exitcode == 0
+        inherited, theirs = queue.get(timeout=5)
+        assert inherited == 0
+        assert {e.run_id for e in instance.fetch_materializations(plain_asset.key, limit=10).records} == {mine, theirs}
+        assert _materialize(instance)

@@ -18,6 +18,19 @@ Within a batch, the partition materializations' JSON and tag rows are filled int
 event (`_RowTemplate`) instead of serialised one by one: 0.42-0.47 -> 0.28-0.31 ms per event
 end to end on 100k sites (bench/README.md, eighth session).
 
+Engines kept per shard (`_connect`): Dagster's sqlite event log makes an SQLAlchemy engine, opens
+a sqlite connection, and closes and disposes both for every statement it runs (NullPool). Closing
+the last connection of a WAL database checkpoints it. On the instance `radar refresh` opens, the
+257 events of a sample refresh cost 3.4 s of store_event (13 ms each: 1146 engines made, 1151
+connections opened and closed), and the data-version lookups of its 31 asset steps 1.4 s. Here an
+engine, with one pooled connection, is kept per shard: the index shard and the last
+ENGINES_KEPT run shards, closed beyond that, by `wipe` (which deletes the run shards' files) and
+`dispose`, and not shared with a forked child (keyed by process id). Statements, transactions and
+the lock around them are Dagster's: one connection in use at a time per storage, a transaction per
+`_connect`, and the pool rolls back whatever a connection left open when it is returned, so an
+idle kept connection holds no lock or snapshot and other processes' commits are seen by the next
+statement (test_instance_storage.py).
+
 `RadarSqliteStorage` is Dagster's DagsterSqliteStorage (same folders under base_dir, so an
 existing instance keeps its runs and partitions) with this event log. dagster.yaml selects it
 with `storage: custom:`.
@@ -26,7 +39,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import _check as check
@@ -34,15 +50,87 @@ from dagster._core.definitions.events import AssetMaterialization
 from dagster._core.events import DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEventLogStorageTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from sqlalchemy.pool import QueuePool
 
 _BATCHED = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 
 
+# Run shards whose engine (and pooled connection) is kept besides the index shard's: a process
+# writes one run's events at a time; a webserver reading many runs closes the oldest.
+ENGINES_KEPT = 8
+
+
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """SqliteEventLogStorage whose store_event_batch writes a batch of asset events in one
-    transaction per shard (see the module docstring)."""
+    transaction per shard, and which keeps an engine per shard (see the module docstring)."""
+
+    def _engines(self) -> OrderedDict:
+        # made on first use: SqliteEventLogStorage.__init__ may connect (a new index shard is
+        # reindexed) before a subclass's __init__ body could run. A forked child starts with none:
+        # the parent's connections are the parent's (sqlite connections must not cross a fork).
+        pid = os.getpid()
+        if self.__dict__.get("_radar_engines_pid") != pid:
+            self.__dict__["_radar_engines"] = OrderedDict()
+            self.__dict__["_radar_engines_pid"] = pid
+        return self.__dict__["_radar_engines"]
+
+    def _engine(self, shard: str):
+        engines = self._engines()
+        engine = engines.get(shard)
+        if engine is not None:
+            engines.move_to_end(shard)
+            return engine
+        # Dagster's own engine for the shard (its connect timeout), with one kept connection instead
+        # of NullPool (overflow, closed when returned: _initdb inspects with a second one); used
+        # under _db_lock, one thread at a time, hence check_same_thread off
+        engine = create_engine(self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1,
+                               max_overflow=2, pool_reset_on_return="rollback",
+                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+        engines[shard] = engine
+        runs = [s for s in engines if s != INDEX_SHARD_NAME]
+        for old in runs[:max(0, len(runs) - ENGINES_KEPT)]:
+            engines.pop(old).dispose()
+        return engine
+
+    def _close_engines(self, keep_index: bool = False) -> None:
+        engines = self._engines()
+        for shard in [s for s in engines if not (keep_index and s == INDEX_SHARD_NAME)]:
+            engines.pop(shard).dispose()
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator:
+        # as SqliteEventLogStorage._connect (lock, first-use init, one transaction), on a kept engine
+        with self._db_lock:
+            check.str_param(shard, "shard")
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # Dagster's makes an engine per call, and is asked for every asset event stored, also
+        # inside an index transaction (so not through the locked kept engine); a table found stays
+        known = self.__dict__.setdefault("_radar_tables", set())
+        if table_name not in known and super().has_table(table_name):
+            known.add(table_name)
+        return table_name in known
+
+    def wipe(self) -> None:
+        # the run shards' files are deleted: their kept connections would write into deleted files
+        with self._db_lock:
+            self._close_engines(keep_index=True)
+        super().wipe()
+
+    def dispose(self) -> None:
+        with self._db_lock:
+            self._close_engines()
+        super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not _batchable(events):
