@@ -1,7 +1,7 @@
 """`radar score` as a user runs it, beside its floor: wall time, CPU and peak RSS of whole cold
 processes.
 
-    python bench/bench_cli_score.py --n 200000 1000000 [--explain] [--chunk-lines 50000]
+    python bench/bench_cli_score.py --n 200000 1000000 [--explain] [--chunk-lines 50000] [--parts]
 
 For each N: generates N SYNTHETIC sites once (`radar sites generate`, cached in
 $RADAR_BENCH_CACHE), then, in this order and each in a fresh child process (Python start,
@@ -17,11 +17,14 @@ parses a big file in 2 worker processes when the load allows (intake/workers.py)
 RADAR_INTAKE_WORKERS=0 or 2 fixes it (on a machine loaded by other work, fix it: the automatic
 choice follows the load average). The peak RSS is the main process's (the target's figure); "with
 workers" is the peak of the sum of the process tree's RSS (the workers, ~0.2 GiB each, peak during
-the intake, before the scoring's peak). CPU seconds include the workers' (reaped children)."""
+the intake, before the scoring's peak). CPU seconds include the workers' (reaped children).
+--parts adds, per N, two cold children that time parts of the native intake alone (STRICT_READ,
+MSGSPEC_CHECK below): how much of the 2.0x they take before any scoring."""
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +33,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 RATIO = 2.0  # radar score <= 2.0x read_json -> parquet of the same file (wall)
+# --parts: two of the things `radar score`'s native intake cannot leave out, each alone in a cold
+# child: DuckDB's read of the file with the format's types declared and the answers' rules checked,
+# into a table (what native.load's reader thread runs, sql/intake/read_sites.sql), and msgspec's
+# strict check of every line on one core (native.check_file; `radar score` runs it in its workers
+# while DuckDB reads). They say how much of the 2.0x the intake alone takes before any scoring.
+STRICT_READ = """import sys, duckdb
+from pathlib import Path
+from radar_pipeline.platform.warehouse import sql_literal
+from radar_pipeline.sites.intake import native
+from radar_pipeline.sites.intake.fields import load_saq_fields, saq_specs
+specs = saq_specs(load_saq_fields())
+con = duckdb.connect()
+con.execute("set memory_limit = '1GB'")  # as radar score's connection (RADAR_MEMORY_LIMIT's default)
+con.execute(f"set temp_directory = {sql_literal(sys.argv[2])}")
+con.execute(f"set variable intake_file = {sql_literal(sys.argv[1])}")
+con.execute(f"set variable intake_columns = {native._columns(specs)}")
+read = (native.SQL / 'read_sites.sql').read_text(encoding='utf-8')
+con.execute(f"create temp table intake_read as select *, {native._question_checks(specs)} as answers_break_rules "
+            f"from ({read})")
+"""
+MSGSPEC_CHECK = """import sys
+from pathlib import Path
+from radar_pipeline.sites.intake import native
+from radar_pipeline.sites.intake.fields import load_saq_fields
+n, blank, failed = native.check_file(Path(sys.argv[1]), native.questions_of(load_saq_fields()))
+assert not blank and not failed, (n, blank, failed)
+"""
 TARGETS = {200_000: (5.0, 1536.0), 1_000_000: (None, 1536.0)}  # n -> (seconds or None, MiB)
 RADAR = [C.PYTHON, "-m", "radar_pipeline.cli"]
 READ_JSON = ("import duckdb, sys; duckdb.connect().execute(f\"copy (select * from read_json('{sys.argv[1]}')) "
@@ -120,6 +150,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[200_000])
     ap.add_argument("--explain", action="store_true", help="also write the explanation rows")
     ap.add_argument("--chunk-lines", type=int, default=None)
+    ap.add_argument("--parts", action="store_true",
+                    help="also time the native intake's DuckDB read alone and msgspec's check alone")
     args = ap.parse_args()
     warehouse = C.sample_warehouse(2024)
     print(f"machine: {C.machine()}, duckdb {duckdb.__version__}")
@@ -152,6 +184,15 @@ def main() -> None:
               f"{wall / f_wall:.2f}x wall, {cpu / f_cpu:.2f}x CPU (target {target}) {verdict}; "
               f"load {load:.1f}", flush=True)
         out.unlink(missing_ok=True)
+        if args.parts:
+            spill = C.CACHE / f"cli_score_parts_spill_{n}"
+            r_wall, r_cpu, r_rss, _, _ = run_measured([C.PYTHON, "-c", STRICT_READ, str(file), str(spill)])
+            shutil.rmtree(spill, ignore_errors=True)
+            c_wall, c_cpu, _, _, _ = run_measured([C.PYTHON, "-c", MSGSPEC_CHECK, str(file)])
+            print(f"n={n} parts (cold processes, after the pair above): DuckDB's typed read into a table "
+                  f"{r_wall:.1f} s wall, {r_cpu:.1f} s CPU, {r_rss:.0f} MiB = {r_wall / f_wall:.2f}x the floor's "
+                  f"wall; msgspec's check on one core {c_wall:.1f} s wall, {c_cpu:.1f} s CPU; the two together "
+                  f"{(r_cpu + c_cpu) / f_cpu:.2f}x the floor's CPU (radar score's: {cpu / f_cpu:.2f}x)", flush=True)
     print(f"\nuptime at the end: {uptime()}")
     print("\n| sites | read_json wall s | CPU s | MiB | radar score wall s | CPU s | peak RSS MiB | with workers MiB "
           "| ratio wall | ratio CPU | target | | load |\n"

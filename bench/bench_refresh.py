@@ -1,7 +1,7 @@
 """Edition refresh (all sources -> country risk -> inherent risk tables) through Dagster, beside
 its SQL floor from the same run (issue 24 items 3 and 4).
 
-    python bench/bench_refresh.py [--runs 3] [--edition 2024] [--shared-edition 2024]
+    python bench/bench_refresh.py [--runs 3] [--edition 2024] [--shared-edition 2024] [--instance home]
 
 Cases: `sample` = the packaged SYNTHETIC sample mirror (radar_pipeline/sample_mirror), edition
 --edition; `shared` = ../shared/data/sources (the real publisher files), if present, edition
@@ -15,7 +15,7 @@ cache that one left (warm: a backfill's next edition, a rerun, a refresh after a
 read the same files; RADAR_CACHE, registry.parse_vintage) and the floor; medians shown:
 
   refresh  `radar_pipeline.cli.runs.refresh_edition` (what `radar refresh --edition E` runs) into
-           a fresh warehouse file on an ephemeral Dagster instance. Its Dagster event timestamps
+           a fresh warehouse file on the Dagster instance --instance names. Its Dagster event timestamps
            split the wall into: before the first step starts (Python start, imports, definitions,
            instance, run creation and plan), the steps, after the last step ends (run end,
            edition commit, interpreter exit) = the measured fixed part.
@@ -34,8 +34,15 @@ read the same files; RADAR_CACHE, registry.parse_vintage) and the floor; medians
   fixed    what every refresh pays whatever the edition's data, measured in the same round: a
            process that starts Python, imports radar_pipeline.definitions and the libraries the
            refresh's steps load (polars, pandera.polars and with it pandas, country_converter
-           and its country table, fastexcel), executes a one-op Dagster job in process on an
-           ephemeral instance (run record, plan, events, resource set-up) and exits.
+           and its country table, fastexcel), executes a one-op Dagster job in process on the
+           same kind of instance (run record, plan, events, resource set-up) and exits.
+
+--instance: the refresh and fixed processes run on the instance `radar refresh` itself opens (`home`,
+the default since the twelfth session: the project's sqlite storage in a DAGSTER_HOME, dagster.yaml
+as radar writes it; one folder per mirror, emptied at its start and kept across its rounds, as a
+user's keeps its runs), or on an ephemeral one (`ephemeral`: in memory, as every figure before the
+twelfth session was measured: until the event log kept its connections, the instance `radar
+refresh` opens cost a sample refresh 2-3 s more than this one).
 
 Target (issue 24 item 3): refresh wall <= 2 x floor wall + fixed wall (medians of the same run).
 Until this session the fixed cost was a stated constant, FIXED_S = 2.5 s, without the imports of
@@ -98,13 +105,33 @@ def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str, cache: 
     from radar_pipeline.platform.collector import raise_threshold
 
     raise_threshold()  # as the `radar` console script starts (radar_pipeline.cli.console)
-    import dagster as dg
-
     from radar_pipeline.cli.runs import refresh_edition
 
-    instance = dg.DagsterInstance.ephemeral()
-    outcome = refresh_edition(edition, allow_missing_topics=allow, warehouse=wh, instance=instance)
-    ended = time.time()
+    with _instance() as instance:
+        outcome = refresh_edition(edition, allow_missing_topics=allow, warehouse=wh, instance=instance)
+        ended = time.time()
+        _emit_refresh(instance, outcome, started, ended)
+    _as_radar_exits()
+
+
+def _instance():
+    """The Dagster instance of a worker: an ephemeral one (in memory), or with --instance home the
+    instance `radar refresh` uses, Dagster's sqlite storage under DAGSTER_HOME as radar writes its
+    dagster.yaml (cli.dagster_home), in the folder RADAR_BENCH_DAGSTER_HOME (one per mirror, kept
+    across the rounds as a user's instance keeps its runs)."""
+    import dagster as dg
+
+    home = os.environ.get("RADAR_BENCH_DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    os.environ["DAGSTER_HOME"] = home
+    from radar_pipeline.cli import dagster_home
+
+    dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _emit_refresh(instance, outcome, started: float, ended: float) -> None:
     steps = {}
     for e in instance.all_logs(outcome.result.run_id):
         if e.is_dagster_event and e.dagster_event.step_key:
@@ -117,7 +144,6 @@ def worker_refresh(mirror: str, edition: int, allow: list[str], wh: str, cache: 
             "returned": ended, "first_step": min(s for s, _ in steps.values()),
             "last_step_end": max(x for _, x in steps.values() if x is not None),
             "steps": {k: x - s for k, (s, x) in steps.items() if x is not None}, "rss": C.peak_rss_mib()})
-    _as_radar_exits()
 
 
 def worker_fixed() -> None:
@@ -142,7 +168,8 @@ def worker_fixed() -> None:
     def one_op() -> None:
         nothing()
 
-    ok = one_op.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+    with _instance() as instance:
+        ok = one_op.execute_in_process(instance=instance).success
     C.emit({"success": ok, "rss": C.peak_rss_mib()})
     _as_radar_exits()
 
@@ -292,9 +319,13 @@ def main() -> None:
     ap.add_argument("--shared-allow-missing", default="", help="comma list of topics allowed missing")
     ap.add_argument("--shared", type=Path, default=SHARED, help=f"the real files (default {SHARED})")
     ap.add_argument("--only", choices=("sample", "shared"), help="run one case only")
+    ap.add_argument("--instance", choices=("home", "ephemeral"), default="home",
+                    help="the Dagster instance of the refresh and fixed processes: `radar refresh`'s own "
+                         "(default: sqlite under a DAGSTER_HOME, one per mirror kept across rounds) or in memory")
     args = ap.parse_args()
     load0 = os.getloadavg()
-    print(f"machine: {C.machine()}; duckdb {duckdb.__version__}; load average at the start {load0}", flush=True)
+    print(f"machine: {C.machine()}; duckdb {duckdb.__version__}; load average at the start {load0}; "
+          f"Dagster instance: {args.instance}", flush=True)
     cases = [("sample", str(C.REPO / "radar_pipeline/sample_mirror"), args.edition, [])]
     if args.shared.is_dir():
         cases.append(("shared", str(args.shared), args.shared_edition,
@@ -308,6 +339,12 @@ def main() -> None:
         refreshes: dict[str, list[dict]] = {"cold": [], "warm": []}
         floors, fixed, same, rows, first = [], [], "", {}, C.CACHE / f"refresh_{name}_first.duckdb"
         parse_cache = C.CACHE / f"refresh_{name}_parse_cache"
+        home = C.CACHE / f"refresh_{name}_dagster_home"
+        shutil.rmtree(home, ignore_errors=True)
+        if args.instance == "home":
+            os.environ["RADAR_BENCH_DAGSTER_HOME"] = str(home)
+        else:
+            os.environ.pop("RADAR_BENCH_DAGSTER_HOME", None)
         for i in range(args.runs):
             wh = C.CACHE / f"refresh_{name}_{i}.duckdb"
             # cold: an empty parse cache (the publishers' files parsed, as at the first refresh after
@@ -364,7 +401,8 @@ def main() -> None:
         print(f"{name:<7} {edition} rows {rows}", flush=True)
         table.append((name, edition, med, fmed, same))
     load1 = os.getloadavg()
-    print(f"\nload average at the end {load1} on {os.cpu_count()} cores; duckdb {duckdb.__version__}")
+    print(f"\nload average at the end {load1} on {os.cpu_count()} cores; duckdb {duckdb.__version__}; "
+          f"Dagster instance of the refresh and fixed processes: {args.instance}")
     print(f"target: refresh wall <= {RATIO_TARGET} x floor wall + fixed wall (measured); with the earlier "
           f"stated FIXED_S = {FIXED_S} s in brackets\n")
     print("| mirror | edition | step | wall s | CPU s | peak RSS MiB | ratio wall (CPU) | fixed, measured | "
@@ -384,7 +422,8 @@ def main() -> None:
                   f"{med['before_steps'] + med['after_steps']:.2f} (before {med['before_steps']:.2f}, after "
                   f"{med['after_steps']:.2f}) | <= {limit:.2f} s ({stated:.2f}) | {verdict} |")
         print(f"| {name} | {edition} | floor rows = refresh rows | {same} | | | | | | |")
-    print(json.dumps({"load_start": load0, "load_end": load1, "duckdb": duckdb.__version__}))
+    print(json.dumps({"load_start": load0, "load_end": load1, "duckdb": duckdb.__version__,
+                      "instance": args.instance}))
 
 
 if __name__ == "__main__":
