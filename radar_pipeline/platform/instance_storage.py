@@ -20,9 +20,10 @@ end to end on 100k sites (bench/README.md, eighth session).
 
 Engines kept per shard (`_connect`): Dagster's sqlite event log makes an SQLAlchemy engine, opens
 a sqlite connection, and closes and disposes both for every statement it runs (NullPool). Closing
-the last connection of a WAL database checkpoints it. On the instance `radar refresh` opens, the
-257 events of a sample refresh cost 3.4 s of store_event (13 ms each: 1146 engines made, 1151
-connections opened and closed), and the data-version lookups of its 31 asset steps 1.4 s. Here an
+the last connection of a WAL database checkpoints it. On the instance `radar refresh` opens, a
+cProfile of a sample refresh gave 3.4 s to storing its 257 events (1146 engines made, 1151
+connections opened and closed) and 1.4 s to the data-version lookups of its 31 asset steps; a
+sample refresh took 8.3-9.2 s, 5.4-5.8 s with the engines kept (bench/README.md). Here an
 engine, with one pooled connection, is kept per shard: the index shard and the last
 ENGINES_KEPT run shards, closed beyond that, by `wipe` (which deletes the run shards' files) and
 `dispose`, and not shared with a forked child (keyed by process id). Statements, transactions and
