@@ -35,7 +35,7 @@ import _common as C
 RATIO = 2.0  # radar score <= 2.0x read_json -> parquet of the same file (wall)
 # --parts: two of the things `radar score`'s native intake cannot leave out, each alone in a cold
 # child: DuckDB's read of the file with the format's types declared and the answers' rules checked,
-# into a table (what native.load's reader thread runs, sql/intake/read_sites.sql), and msgspec's
+# into a table (native.read_statement, what native.load's reader thread runs), and msgspec's
 # strict check of every line on one core (native.check_file; `radar score` runs it in its workers
 # while DuckDB reads). They say how much of the 2.0x the intake alone takes before any scoring.
 STRICT_READ = """import sys, duckdb
@@ -43,15 +43,10 @@ from pathlib import Path
 from radar_pipeline.platform.warehouse import sql_literal
 from radar_pipeline.sites.intake import native
 from radar_pipeline.sites.intake.fields import load_saq_fields, saq_specs
-specs = saq_specs(load_saq_fields())
 con = duckdb.connect()
 con.execute("set memory_limit = '1GB'")  # as radar score's connection (RADAR_MEMORY_LIMIT's default)
 con.execute(f"set temp_directory = {sql_literal(sys.argv[2])}")
-con.execute(f"set variable intake_file = {sql_literal(sys.argv[1])}")
-con.execute(f"set variable intake_columns = {native._columns(specs)}")
-read = (native.SQL / 'read_sites.sql').read_text(encoding='utf-8')
-con.execute(f"create temp table intake_read as select *, {native._question_checks(specs)} as answers_break_rules "
-            f"from ({read})")
+con.execute(native.read_statement(con, Path(sys.argv[1]), saq_specs(load_saq_fields())))
 """
 MSGSPEC_CHECK = """import sys
 from pathlib import Path

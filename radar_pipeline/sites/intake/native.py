@@ -321,6 +321,17 @@ def _question_checks(specs: list[tuple]) -> str:
     return " or ".join(f"coalesce({w}, false)" for w in wrong) or "false"
 
 
+def read_statement(con: duckdb.DuckDBPyConnection, path: Path, specs: list[tuple]) -> str:
+    """The statement that reads `path` into the temp table intake_read (sql/intake/read_sites.sql,
+    with the answers' rules checked as the rows are read: one pass, on every core), its variables
+    set on `con`. `load` runs it while msgspec checks the lines; bench_cli_score.py --parts alone."""
+    con.execute(f"set variable intake_file = {sql_literal(path)}")
+    con.execute(f"set variable intake_columns = {_columns(specs)}")
+    read = (SQL / "read_sites.sql").read_text(encoding="utf-8")
+    return (f"create or replace temp table intake_read as select *, {_question_checks(specs)} "
+            f"as answers_break_rules from ({read})")
+
+
 def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isic: pl.DataFrame,
          controls: set[str], saq_fields: pl.DataFrame, check, max_sites: int,
          file_name: str | None = None, first_line: int = 0) -> int | None:
@@ -336,20 +347,16 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
     import duckdb
 
     specs = saq_specs(saq_fields)
-    con.execute(f"set variable intake_file = {sql_literal(path)}")
-    con.execute(f"set variable intake_columns = {_columns(specs)}")
+    read = read_statement(con, path, specs)
     con.execute(f"set variable intake_controls = {_list(sorted(controls))}")
     con.execute(f"set variable intake_limits = {{'items': {MAX_ITEMS}, 'finding_keys': {MAX_KEYS * 10}}}")
     con.execute(f"set variable intake_severities = {_list(SEVERITIES)}")
     con.execute(f"set variable intake_statuses = {_list(STATUSES)}")
-    read = (SQL / "read_sites.sql").read_text(encoding="utf-8")
     failure: list[BaseException] = []
 
     def read_file() -> None:  # DuckDB releases the GIL: msgspec checks the lines meanwhile
         try:
-            # the answers' rules checked as the rows are read (one pass, on every core)
-            con.execute(f"create or replace temp table intake_read as select *, {_question_checks(specs)} "
-                        f"as answers_break_rules from ({read})")
+            con.execute(read)
         except duckdb.Error as exc:  # a repeated key, a malformed line: the line-exact reader names it
             failure.append(exc)
 
