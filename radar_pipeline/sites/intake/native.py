@@ -364,13 +364,14 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, *, countries: set[str], isi
     reader = threading.Thread(target=read_file, name="radar-native-read")
     reader.start()
     try:
-        n_lines, blank, failed = check()
-    except BaseException:  # Ctrl-C, a worker lost: DuckDB's read is stopped rather than waited for
-        con.interrupt()
-        raise
-    finally:
-        reader.join()
-    try:
+        try:
+            n_lines, blank, failed = check()
+        except BaseException:  # Ctrl-C, a worker lost: DuckDB's read is stopped rather than waited for
+            con.interrupt()
+            raise
+        finally:
+            reader.join()
+        # a read that finished before the interrupt left intake_read: the finally below drops it
         if failure or blank or failed or n_lines > max_sites:
             return None
         # each row's line: its rowid (the file's order, kept by the read), + 1
