@@ -346,3 +346,25 @@ def test_a_forked_child_opens_its_own_connections(tmp_path):
         assert inherited == 0
         assert {e.run_id for e in instance.fetch_materializations(plain_asset.key, limit=10).records} == {mine, theirs}
         assert _materialize(instance)
+
+
+def test_asset_key_columns_found_are_not_inspected_again(tmp_path, monkeypatch):
+    """Dagster asks, for each asset record a step's data-version lookup reads, whether migrations
+    added columns to asset_keys (a PRAGMA on a connection each time). A column found is remembered;
+    a column not found is asked again (a migration may add it), and answers stay Dagster's."""
+    with _instance(tmp_path / "home", batching=True) as instance:
+        storage = instance.event_log_storage
+        _materialize(instance)
+        assert storage.has_asset_key_col("cached_status_data")
+        assert storage.can_read_asset_status_cache() and storage.has_asset_key_index_cols()
+        inspected = []
+        parent = SqliteEventLogStorage._has_asset_key_col_on_connection
+        monkeypatch.setattr(SqliteEventLogStorage, "_has_asset_key_col_on_connection",
+                            lambda self, conn, name: inspected.append(name) or parent(self, conn, name))
+        for _ in range(3):
+            assert storage.has_asset_key_col("cached_status_data")
+            assert instance.get_asset_records([plain_asset.key])[0].asset_entry.last_materialization
+        assert inspected == []
+        assert not storage.has_asset_key_col("no_such_column")
+        assert not storage.has_asset_key_col("no_such_column")
+        assert inspected == ["no_such_column", "no_such_column"]

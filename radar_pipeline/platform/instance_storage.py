@@ -122,6 +122,21 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             known.add(table_name)
         return table_name in known
 
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        # Dagster inspects asset_keys' columns (a PRAGMA) each time it asks whether a migration
+        # added one: three times for every asset record a step's data-version lookup reads. A
+        # column found stays (migrations add columns; none drops one).
+        known = self.__dict__.setdefault("_radar_asset_key_cols", set())
+        if column_name not in known and super()._has_asset_key_col_on_connection(conn, column_name):
+            known.add(column_name)
+        return column_name in known
+
+    def has_asset_key_col(self, column_name: str) -> bool:
+        # answered from the columns found without opening a connection
+        if column_name in self.__dict__.get("_radar_asset_key_cols", ()):
+            return True
+        return super().has_asset_key_col(column_name)
+
     def wipe(self) -> None:
         # the run shards' files are deleted: their kept connections would write into deleted files
         with self._db_lock:
