@@ -283,40 +283,29 @@ def test_an_empty_file_loads_no_sites(tmp_path):
     assert n == 0 and all(not r for r in rows.values())
 
 
-def test_a_check_failing_after_the_read_finished_leaves_nothing(tmp_path):
-    """The read may finish before the check fails (a worker lost late, a loaded machine): its
-    temp table must be dropped all the same."""
-    path = _write(tmp_path, _good())
-    con = _connection()
-
-    def late_failure():
-        deadline = time.monotonic() + 30
-        while any(t.name == "radar-native-read" for t in threading.enumerate()):
-            assert time.monotonic() < deadline, "the read did not finish"
-            time.sleep(0.01)
-        raise RuntimeError("a worker died late")
-    try:
-        with pytest.raises(RuntimeError, match="worker died late"):
-            native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, saq_fields=load_saq_fields(),
-                        check=late_failure, max_sites=100)
-        assert all(not r for r in _rows(con).values())
-        assert not con.sql("select * from duckdb_tables() where table_name like 'intake_%'").fetchall()
-    finally:
-        con.close()
+def _fails_at_once():
+    raise RuntimeError("a worker died")
 
 
-def test_a_failing_check_stops_the_load_and_leaves_nothing(tmp_path):
+def _fails_after_the_read():
+    deadline = time.monotonic() + 30
+    while any(t.name == "radar-native-read" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the read did not finish"
+        time.sleep(0.01)
+    raise RuntimeError("a worker died")
+
+
+@pytest.mark.parametrize("check", [_fails_at_once, _fails_after_the_read], ids=["during the read", "after it"])
+def test_a_failing_check_stops_the_load_and_leaves_nothing(tmp_path, check):
     """A worker lost or Ctrl-C while msgspec checks: the error reaches the caller, DuckDB's read is
-    interrupted rather than waited for, and no site is loaded."""
+    interrupted rather than waited for, and no site is loaded. The read may also have finished
+    before the check fails (a worker lost late, a loaded machine): its temp table is dropped too."""
     path = _write(tmp_path, _good())
     con = _connection()
-
-    def broken():
-        raise RuntimeError("a worker died")
     try:
         with pytest.raises(RuntimeError, match="worker died"):
             native.load(con, path, countries=COUNTRIES, isic=ISIC, controls=CONTROLS, saq_fields=load_saq_fields(),
-                        check=broken, max_sites=100)
+                        check=check, max_sites=100)
         assert all(not r for r in _rows(con).values())
         assert not con.sql("select * from duckdb_tables() where table_name like 'intake_%'").fetchall()
     finally:
