@@ -114,28 +114,29 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def _found(self, kind: str, name: str, probe=None) -> bool:
+        """Whether the table or column `name` was found before, else whether `probe()` finds it
+        now. Migrations add tables and columns and none drops one, so what was found stays found;
+        what was not is asked again (a migration may add it)."""
+        known = self.__dict__.setdefault(f"_radar_found_{kind}", set())
+        if name not in known and probe is not None and probe():
+            known.add(name)
+        return name in known
+
     def has_table(self, table_name: str) -> bool:
         # Dagster's makes an engine per call, and is asked for every asset event stored, also
-        # inside an index transaction (so not through the locked kept engine); a table found stays
-        known = self.__dict__.setdefault("_radar_tables", set())
-        if table_name not in known and super().has_table(table_name):
-            known.add(table_name)
-        return table_name in known
+        # inside an index transaction (so not through the locked kept engine)
+        return self._found("tables", table_name, lambda: SqliteEventLogStorage.has_table(self, table_name))
 
     def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
         # Dagster inspects asset_keys' columns (a PRAGMA) each time it asks whether a migration
-        # added one: three times for every asset record a step's data-version lookup reads. A
-        # column found stays (migrations add columns; none drops one).
-        known = self.__dict__.setdefault("_radar_asset_key_cols", set())
-        if column_name not in known and super()._has_asset_key_col_on_connection(conn, column_name):
-            known.add(column_name)
-        return column_name in known
+        # added one: three times for every asset record a step's data-version lookup reads
+        return self._found("asset_key_cols", column_name,
+                           lambda: SqliteEventLogStorage._has_asset_key_col_on_connection(self, conn, column_name))
 
     def has_asset_key_col(self, column_name: str) -> bool:
-        # answered from the columns found without opening a connection
-        if column_name in self.__dict__.get("_radar_asset_key_cols", ()):
-            return True
-        return super().has_asset_key_col(column_name)
+        # a column found is answered without opening a connection
+        return self._found("asset_key_cols", column_name) or super().has_asset_key_col(column_name)
 
     def wipe(self) -> None:
         # the run shards' files are deleted: their kept connections would write into deleted files
