@@ -153,11 +153,12 @@ def _emit_refresh(instance, outcome, started: float, ended: float) -> None:
             "steps": {k: x - s for k, (s, x) in steps.items() if x is not None}, "rss": C.peak_rss_mib()})
 
 
-def worker_fixed() -> None:
+def _start_as_the_refresh() -> None:
+    """What a refresh's process pays whatever its data, before its run: started as `radar` is, the
+    definitions and the libraries the refresh's steps load imported (the fixed and replica workers)."""
     from radar_pipeline.platform.collector import raise_threshold
 
     raise_threshold()  # started and ended as the refresh's worker is, i.e. as `radar` is
-    import dagster as dg
     import fastexcel  # noqa: F401
     import pandera.polars  # noqa: F401 — the steps' validation (imports pandas)
     import polars  # noqa: F401
@@ -166,6 +167,11 @@ def worker_fixed() -> None:
     from radar_pipeline.sources.reference.countries import converter
 
     converter()  # country_converter's table, built by the first country name a source maps
+
+
+def worker_fixed() -> None:
+    _start_as_the_refresh()
+    import dagster as dg
 
     @dg.op
     def nothing() -> int:
@@ -202,48 +208,32 @@ def replica_job():
     import dagster as dg
 
     from radar_pipeline.definitions import defs
-    from radar_pipeline.platform.lake import POOL
 
     real = defs.resolve_job_def("refresh_edition")
-    replicas = []
+    assets, checks = [], []
     for ad in real.asset_layer.asset_graph.assets_defs:
-        checks = list(ad.check_specs)
-        body = _no_op(list(ad.keys), checks)
-
+        body = _no_op(list(ad.keys), list(ad.check_specs))
         if ad.keys:
-            replicas.append(dg.multi_asset(specs=list(ad.specs), check_specs=checks, name=ad.node_def.name,
-                                           partitions_def=ad.partitions_def,
-                                           pool=getattr(ad.node_def, "pool", None))(body))
+            assets.append(dg.multi_asset(specs=list(ad.specs), check_specs=list(ad.check_specs),
+                                         name=ad.node_def.name, partitions_def=ad.partitions_def,
+                                         pool=ad.node_def.pool)(body))
         else:
-            replicas.append(dg.multi_asset_check(specs=checks, name=ad.node_def.name)(body))
+            checks.append(dg.multi_asset_check(specs=list(ad.check_specs), name=ad.node_def.name)(body))
     job = dg.define_asset_job("refresh_edition_replica", executor_def=dg.in_process_executor)
-    return dg.Definitions(assets=[r for r in replicas if isinstance(r, dg.AssetsDefinition)
-                                  and not isinstance(r, dg.AssetChecksDefinition)],
-                          asset_checks=[r for r in replicas if isinstance(r, dg.AssetChecksDefinition)],
-                          jobs=[job]).resolve_job_def("refresh_edition_replica"), POOL
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job]).resolve_job_def("refresh_edition_replica")
 
 
-def worker_replica(edition: int) -> None:
-    """A whole process as worker_refresh's, running replica_job instead of the refresh."""
+def worker_replica(edition: int, wh: str) -> None:
+    """A whole process as worker_refresh's, running replica_job instead of the refresh, with the
+    pool limit refresh_edition sets for the warehouse `wh`."""
     started = time.time()
-    from radar_pipeline.platform.collector import raise_threshold
-
-    raise_threshold()
-    import fastexcel  # noqa: F401 — what the refresh's steps import, as worker_fixed does
-    import pandera.polars  # noqa: F401
-    import polars  # noqa: F401
-
-    from radar_pipeline.sources.reference.countries import converter
-
-    converter()
+    _start_as_the_refresh()
     from radar_pipeline.cli.runs import QUIET
+    from radar_pipeline.platform import lake
 
-    job, pool = replica_job()
+    job = replica_job()
     with _instance() as instance:
-        try:
-            instance.event_log_storage.set_concurrency_slots(pool, 1)  # as refresh_edition's apply_pool_limit
-        except NotImplementedError:
-            pass
+        lake.apply_pool_limit(instance, wh)
         result = job.execute_in_process(partition_key=str(edition), run_config=QUIET, instance=instance)
         ended = time.time()
         steps = sum(1 for e in result.all_events if e.is_step_success)
@@ -389,7 +379,7 @@ def main() -> None:
         if sys.argv[2] == "fixed":
             return worker_fixed()
         if sys.argv[2] == "replica":
-            return worker_replica(int(sys.argv[3]))
+            return worker_replica(int(sys.argv[3]), sys.argv[4])
         return worker_floor(sys.argv[3], sys.argv[4])
     import duckdb
 
@@ -467,7 +457,7 @@ def main() -> None:
             fixed.append(xm)
             print(f"{name:<7} {edition} fixed   {i + 1}: {xm['wall']:6.2f} s wall {xm['cpu']:6.2f} s CPU "
                   f"{xm['rss']:5.0f} MiB  (load {os.getloadavg()[0]:.1f})", flush=True)
-            rm, rr = run_child(["replica", str(edition)])
+            rm, rr = run_child(["replica", str(edition), str(wh)])
             if not rr["success"]:
                 raise SystemExit(f"{name}: the replica job FAILED")
             replica.append(rm)
