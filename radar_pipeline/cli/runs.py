@@ -110,6 +110,21 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = None,
                     warehouse: Path | str | None = None,
                     instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    from radar_pipeline.sources import prefetch
+
+    # the publisher files parsed on a thread while the definitions load and the run starts
+    # (sources/prefetch.py); stopped below whatever the run's outcome
+    ahead = prefetch.start(edition)
+    try:
+        return _refresh_edition(edition, allow_missing_topics=allow_missing_topics, warehouse=warehouse,
+                                instance=instance)
+    finally:
+        if ahead is not None:
+            ahead.stop()
+
+
+def _refresh_edition(edition: int, *, allow_missing_topics: list[str] | None,
+                     warehouse: Path | str | None, instance: dg.DagsterInstance | None) -> RunOutcome:
     from radar_pipeline.definitions import defs
     from radar_pipeline.platform.run_settings import allowed_missing_topics, environment
 

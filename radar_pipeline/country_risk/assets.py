@@ -53,9 +53,13 @@ GROUP = "country_risk"
 def countries(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     import polars as pl
 
+    from radar_pipeline.sources import prefetch
     from radar_pipeline.sources.reference import un_m49
 
     edition = int(context.partition_key)
+    # the run's publisher files parsed on a thread while this step and the next run (a no-op under
+    # `radar refresh`, which started it before the run): sources/prefetch.py
+    prefetch.start_for_run(context.run)
     files = registry.collect_files("un_m49", mirror=settings.sources_mirror(),
                                    landing=settings.landing_dir(), user_dir=settings.user_files_dir(),
                                    log=context.log.info)

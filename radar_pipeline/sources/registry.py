@@ -61,7 +61,7 @@ from radar_pipeline.sources.toolkit import (
     load_indicator_specs,
     specs_for,
 )
-from radar_pipeline.sources.toolkit.cached import parsed_vintage
+from radar_pipeline.sources.toolkit.cached import PARSE_LOCK, parsed_vintage
 from radar_pipeline.sources.toolkit.fetch import HttpClient, fetch_entry, load_catalogue, mirror_files
 
 if TYPE_CHECKING:
@@ -304,7 +304,8 @@ def parse_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSpe
     user source caches per file itself (parsed_once)."""
     mod = adapter(source)
     if source in user_sources():
-        return mod.parse(files, specs, **(kwargs or {}))
+        with PARSE_LOCK:  # one parser at a time in the process (toolkit/cached.py)
+            return mod.parse(files, specs, **(kwargs or {}))
     return parsed_vintage(source, files, specs, purpose=purpose, kwargs=kwargs, parse=mod.parse)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +67,14 @@ def names_to_iso3(names: list[str]) -> dict[str, str | None]:
     """Map distinct names with country_converter; None where it finds nothing."""
     if not names:
         return {}
+    with _NAMES_LOCK:  # a refresh's steps and its prefetch thread (sources/prefetch.py) both map names
+        return _names_to_iso3(names)
+
+
+_NAMES_LOCK = threading.Lock()
+
+
+def _names_to_iso3(names: list[str]) -> dict[str, str | None]:
     new = list(dict.fromkeys(n for n in names if n not in _NAMES))
     if new:
         result = converter().convert(names=new, to="ISO3", not_found=None)

@@ -4,6 +4,7 @@ code stay the same. Used by registry.parse_vintage (observations, benchmark valu
 adapters' readers of standard errors."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,13 @@ from radar_pipeline.sources.toolkit.contract import IndicatorSpec, LandedFile
 
 if TYPE_CHECKING:
     import polars as pl
+
+# One parse at a time in a process: a refresh's prefetch thread (sources/prefetch.py) parses beside
+# the steps, and the adapters keep per-process memos (tables._SHEETS) that are not made for two
+# parsers at once. Held across the cache lookup, so a step whose vintage is being parsed ahead waits
+# for that parse and reads its entry instead of parsing it a second time. Reentrant: a parse may
+# read another adapter's parse (worldbank_wgi reads API pages with worldbank_wdi's).
+PARSE_LOCK = threading.RLock()
 
 
 @lru_cache(maxsize=1)
@@ -51,12 +59,17 @@ def parsed_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSp
     WGI workbook alone took ~0.4 s a read. Kept between processes in the parse cache
     (platform/parse_cache.py, RADAR_CACHE), one entry per (source, purpose, vintage folder). A
     parse that raises is never cached. (The user source caches per file itself: parsed_once.)"""
+    with PARSE_LOCK:
+        return _parsed_vintage(source, files, specs, parse=parse, purpose=purpose, kwargs=kwargs or {})
+
+
+def _parsed_vintage(source: str, files: list[LandedFile], specs: list[IndicatorSpec], *, parse: Callable,
+                    purpose: str, kwargs: dict) -> pl.DataFrame:
     import hashlib
 
     from radar_pipeline.platform import parse_cache
     from radar_pipeline.sources.toolkit.tables import _packed, _unpacked
 
-    kwargs = kwargs or {}
     if not files:
         return parse(files, specs, **kwargs)
     contents = hashlib.sha256()
