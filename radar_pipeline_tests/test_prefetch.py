@@ -63,8 +63,10 @@ def test_the_steps_read_what_the_prefetch_parsed(mirror, monkeypatch):
 def test_a_step_waits_for_the_parse_under_way_instead_of_parsing_again(mirror, monkeypatch):
     calls = _counting(monkeypatch, "worldbank_wgi", delay=0.5)
     ahead = prefetch.start(2024, ["worldbank_wgi"])
-    while not calls:  # the thread is inside the parse
+    deadline = time.monotonic() + 60
+    while not calls and time.monotonic() < deadline:  # the thread is inside the parse
         time.sleep(0.01)
+    assert calls, ahead.failed
     rows = registry.parse_all("worldbank_wgi", _files("worldbank_wgi"), 2024)
     ahead.stop()
     assert calls == ["radar-prefetch-2024"] * len(_files("worldbank_wgi"))
@@ -98,8 +100,9 @@ def test_stop_ends_it_after_the_parse_under_way(mirror, monkeypatch):
     ahead.stop()
     assert not ahead.thread.is_alive()
     assert len(ahead.parsed) <= 1
-    assert prefetch.start(2024) is not None  # a stopped prefetch no longer counts as running
-    prefetch._RUNNING[2024].stop()
+    again = prefetch.start(2024)  # a stopped prefetch no longer counts as running
+    assert again is not None
+    again.stop()
 
 
 def _run(tags: dict, selection=None, job: str = "refresh_edition"):
@@ -127,3 +130,36 @@ def test_refresh_leaves_no_prefetch_running(mirror, tmp_path):
     outcome = refresh_edition(2024, warehouse=tmp_path / "w.duckdb")
     assert outcome.success, outcome.failures
     assert not [t for t in threading.enumerate() if t.name.startswith("radar-prefetch")]
+
+
+def test_a_process_that_exits_mid_prefetch_finishes_the_parse_under_way(mirror, tmp_path):
+    # a run process whose run failed early exits while the thread parses: the parse under way ends
+    # and its cache entry is written whole, nothing half-written is left (atexit before the daemon
+    # threads stop), and no further source is started
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import time
+from radar_pipeline.sources import prefetch, registry
+mod = registry.adapter("fao_aquastat")
+original = mod.parse
+def slow(*a, **k):
+    print("parsing", flush=True)
+    time.sleep(1.0)
+    return original(*a, **k)
+mod.parse = slow
+prefetch.start(2024, ["fao_aquastat", "worldbank_wgi"])
+time.sleep(0.3)
+print("exiting", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["parsing", "exiting"]
+    parsed = tmp_path / "cache" / "parsed"
+    kinds = sorted(p.name for p in parsed.iterdir())
+    assert kinds == ["source-fao_aquastat-observations"]  # WGI never started
+    entries = list((parsed / kinds[0]).iterdir())
+    assert entries and not [e for e in entries if e.name.startswith(".tmp-")]

@@ -23,6 +23,7 @@ run's settings have set its mirror), for the sources the run materializes; it en
 them, or with the run's process."""
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Iterable
@@ -38,6 +39,17 @@ logger = logging.getLogger(__name__)
 
 _RUNNING: dict[int, Prefetch] = {}  # edition -> the prefetch of this process
 _GUARD = threading.Lock()
+
+
+@atexit.register
+def _stop_all() -> None:
+    # a run process that ends while its prefetch still parses (a run that failed early) ends it
+    # after the parse under way rather than in the middle of writing a cache entry (atexit runs
+    # before the interpreter stops its daemon threads)
+    with _GUARD:
+        running = list(_RUNNING.values())
+    for prefetch in running:
+        prefetch.stop()
 
 
 class Prefetch:
@@ -94,10 +106,11 @@ class Prefetch:
                         mod.standard_errors(files, specs)
                 except Exception as exc:  # noqa: BLE001 — as above
                     self._failed(f"{source} standard errors", exc)
+        users = set(registry.user_sources())
         for b in benchmarks.load_benchmarks():
             if self._stop.is_set():
                 return
-            if b.source != benchmarks.USER_FILE and b.source in registry.indicator_sources():
+            if b.source != benchmarks.USER_FILE and b.source not in users:
                 try:
                     benchmarks.read_values(b, self.edition, set(), mirror=self.mirror)
                 except Exception as exc:  # noqa: BLE001 — as above
