@@ -124,6 +124,23 @@ def test_a_run_reads_ahead_the_sources_it_materializes(mirror):
     assert prefetch.start_for_run(_run({})) is None
 
 
+def test_the_refresh_that_started_it_keeps_the_edition_until_it_stops_it(mirror):
+    # `radar refresh` starts its prefetch before the run; when that one has finished before the
+    # run's `countries` step, the step must not start a second one (parsing everything again
+    # beside the steps, and left running after the refresh)
+    ahead = prefetch.start(2024, ["ilostat"], until_stopped=True)
+    ahead.thread.join(timeout=60)
+    assert not ahead.thread.is_alive()
+    assert prefetch.start_for_run(_run({"dagster/partition": "2024"})) is None
+    ahead.stop()
+    again = prefetch.start_for_run(_run({"dagster/partition": "2024"}, ["ilostat_observations"]))
+    assert again is not None
+    again.thread.join(timeout=60)
+    third = prefetch.start_for_run(_run({"dagster/partition": "2024"}, ["ilostat_observations"]))
+    assert third is not None  # one started by a run's step is the edition's only while it parses
+    third.stop()
+
+
 def test_refresh_leaves_no_prefetch_running(mirror, tmp_path):
     from radar_pipeline.cli.runs import refresh_edition
 

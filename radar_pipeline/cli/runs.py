@@ -114,7 +114,7 @@ def refresh_edition(edition: int, *, allow_missing_topics: list[str] | None = No
 
     # the publisher files parsed on a thread while the definitions load and the run starts
     # (sources/prefetch.py); stopped below whatever the run's outcome
-    ahead = prefetch.start(edition)
+    ahead = prefetch.start(edition, until_stopped=True)
     try:
         return _refresh_edition(edition, allow_missing_topics=allow_missing_topics, warehouse=warehouse,
                                 instance=instance)

@@ -55,10 +55,14 @@ def _stop_all() -> None:
 class Prefetch:
     """The thread parsing `sources` for `edition` (see the module docstring)."""
 
-    def __init__(self, edition: int, sources: list[str], mirror: Path, later: bool = True):
+    def __init__(self, edition: int, sources: list[str], mirror: Path, later: bool = True,
+                 until_stopped: bool = False):
         # the mirror as the run started: a folder set later (another run, a test) is not read
         self.edition, self.sources, self.mirror = edition, sources, mirror
         self.later = later  # the uncertainty's and the benchmarks' parses too (a whole refresh)
+        # the edition stays this prefetch's until `stop` (its starter's run), not only while it parses:
+        # the run's `countries` step does not start a second one after it has finished
+        self.until_stopped = until_stopped
         self.parsed: list[str] = []          # sources whose vintages are in the parse cache now
         self.failed: dict[str, str] = {}     # source -> why (its step parses again and reports it)
         self._stop = threading.Event()
@@ -83,9 +87,8 @@ class Prefetch:
             if self.later and not self._stop.is_set():
                 self._later()
         finally:
-            with _GUARD:
-                if _RUNNING.get(self.edition) is self:
-                    del _RUNNING[self.edition]
+            if not self.until_stopped:
+                self._release()
 
     def _later(self) -> None:
         """What the steps after the sources parse: the stated errors the uncertainty reads
@@ -125,13 +128,20 @@ class Prefetch:
         self._stop.set()
         if self.thread.is_alive():
             self.thread.join()
+        self._release()
+
+    def _release(self) -> None:
+        with _GUARD:
+            if _RUNNING.get(self.edition) is self:
+                del _RUNNING[self.edition]
 
 
-def start(edition: int, sources: Iterable[str] | None = None, later: bool | None = None) -> Prefetch | None:
+def start(edition: int, sources: Iterable[str] | None = None, later: bool | None = None, *,
+          until_stopped: bool = False) -> Prefetch | None:
     """Parse `sources` (default: every indicator source) for `edition` on a thread, then, when
     `later` (default: a whole refresh, sources None), the standard errors and benchmark series;
     None when there is nothing to read ahead (no mirror: the steps download) or this process
-    already does it."""
+    already does it. `until_stopped`: the caller stops it when its run ends (`radar refresh`)."""
     from radar_pipeline.sources import registry
 
     mirror = settings.sources_mirror()
@@ -143,7 +153,8 @@ def start(edition: int, sources: Iterable[str] | None = None, later: bool | None
         if not wanted or edition in _RUNNING:
             return None
         prefetch = _RUNNING[edition] = Prefetch(edition, wanted, mirror,
-                                                later=sources is None if later is None else later)
+                                                later=sources is None if later is None else later,
+                                                until_stopped=until_stopped)
         prefetch.thread.start()
     return prefetch
 
